@@ -1,0 +1,175 @@
+//! Identity vocabulary shared by every crate: assurance levels and SPID attribute names.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A SPID/CIE level of assurance. Ordered: `SpidL1 < SpidL2 < SpidL3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// SPID level 1: user name and password.
+    SpidL1,
+    /// SPID level 2: two factors (also CIE).
+    SpidL2,
+    /// SPID level 3: hardware credential (also CIE).
+    SpidL3,
+}
+
+impl Level {
+    /// Every level, weakest first.
+    pub const ALL: [Level; 3] = [Level::SpidL1, Level::SpidL2, Level::SpidL3];
+
+    /// The name used in configuration and headers (`SpidL2`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::SpidL1 => "SpidL1",
+            Level::SpidL2 => "SpidL2",
+            Level::SpidL3 => "SpidL3",
+        }
+    }
+
+    /// The SAML `AuthnContextClassRef` of this level.
+    pub fn class_ref(self) -> &'static str {
+        match self {
+            Level::SpidL1 => "https://www.spid.gov.it/SpidL1",
+            Level::SpidL2 => "https://www.spid.gov.it/SpidL2",
+            Level::SpidL3 => "https://www.spid.gov.it/SpidL3",
+        }
+    }
+
+    /// What a citizen reads: "SPID livello 2 o CIE".
+    pub fn label_it(self) -> &'static str {
+        match self {
+            Level::SpidL1 => "SPID livello 1 o superiore, oppure CIE",
+            Level::SpidL2 => "SPID livello 2 o superiore, oppure CIE",
+            Level::SpidL3 => "SPID livello 3 oppure CIE",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Level {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Level::ALL.into_iter().find(|l| l.as_str() == s).ok_or(())
+    }
+}
+
+/// What a service requires before a request may reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Anyone; no identity is sent upstream.
+    Public,
+    /// A session at this level or higher.
+    Login(Level),
+}
+
+impl Access {
+    /// The configuration spelling: `public`, `SpidL1`...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Login(l) => l.as_str(),
+        }
+    }
+}
+
+macro_rules! attributes {
+    ($($variant:ident => $name:literal, $cie:literal;)*) => {
+        /// A SPID attribute name (Regole tecniche, "attributi"); CIE releases a subset.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Attribute {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant,
+            )*
+        }
+
+        impl Attribute {
+            /// Every attribute SPID defines.
+            pub const ALL: &'static [Attribute] = &[$(Attribute::$variant),*];
+
+            /// The SAML attribute `Name`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Attribute::$variant => $name),* }
+            }
+
+            /// Whether CIE releases it (eIDAS minimum data set only).
+            pub fn in_cie(self) -> bool {
+                match self { $(Attribute::$variant => $cie),* }
+            }
+        }
+    };
+}
+
+attributes! {
+    SpidCode => "spidCode", false;
+    Name => "name", true;
+    FamilyName => "familyName", true;
+    PlaceOfBirth => "placeOfBirth", false;
+    CountyOfBirth => "countyOfBirth", false;
+    DateOfBirth => "dateOfBirth", true;
+    Gender => "gender", false;
+    CompanyName => "companyName", false;
+    RegisteredOffice => "registeredOffice", false;
+    FiscalNumber => "fiscalNumber", true;
+    IvaCode => "ivaCode", false;
+    IdCard => "idCard", false;
+    MobilePhone => "mobilePhone", false;
+    Email => "email", false;
+    Address => "address", false;
+    ExpirationDate => "expirationDate", false;
+    DigitalAddress => "digitalAddress", false;
+    CompanyFiscalNumber => "companyFiscalNumber", false;
+    DomicileStreetAddress => "domicileStreetAddress", false;
+    DomicilePostalCode => "domicilePostalCode", false;
+    DomicileMunicipality => "domicileMunicipality", false;
+    DomicileProvince => "domicileProvince", false;
+    DomicileNation => "domicileNation", false;
+}
+
+impl fmt::Display for Attribute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Attribute {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Attribute::ALL
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == s)
+            .ok_or(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_ordered_and_round_trip() {
+        assert!(Level::SpidL1 < Level::SpidL2 && Level::SpidL2 < Level::SpidL3);
+        for l in Level::ALL {
+            assert_eq!(l.as_str().parse::<Level>(), Ok(l));
+        }
+        assert!("spidl2".parse::<Level>().is_err());
+        assert!("SpidL4".parse::<Level>().is_err());
+    }
+
+    #[test]
+    fn attributes_round_trip_and_cie_subset() {
+        for a in Attribute::ALL {
+            assert_eq!(a.as_str().parse::<Attribute>(), Ok(*a));
+        }
+        let cie: Vec<_> = Attribute::ALL.iter().filter(|a| a.in_cie()).collect();
+        assert_eq!(cie.len(), 4);
+        assert!("FiscalNumber".parse::<Attribute>().is_err());
+    }
+}

@@ -1,0 +1,35 @@
+//! The vocabulary of who may do what, for every crate of varco.
+//!
+//! `policies` is the leaf of the workspace: it owns the identity types ([`Level`], [`Attribute`]),
+//! the configuration and per-comune policy files (parsed from TOML, validated with precise
+//! `path:line:col` diagnostics, unknown keys rejected), the compiled [`RouteTable`] and the
+//! [`Decision`] that the gateway enforces. It does no networking and knows nothing of pingora or
+//! SAML; the only I/O it does is reading the files it is pointed at.
+//!
+//! The entry point is [`load`]: it reads the main configuration and every policy file, reports every
+//! problem at once, and on success returns an immutable [`Snapshot`] that the gateway swaps in
+//! atomically.
+
+mod category;
+mod config;
+mod decision;
+mod diag;
+mod error;
+mod identity;
+mod load;
+mod policy;
+mod reader;
+mod route;
+
+pub use category::Category;
+pub use config::{
+    AttributeSet, Config, Contact, IdpConfig, IdpKind, LogFormat, Organization, PublicUrl,
+    ServerConfig, SessionConfig, SessionStore, SpConfig, TelemetryConfig,
+};
+pub use decision::{decide, Decision, Permit};
+pub use diag::{Diagnostic, Diagnostics};
+pub use error::{Error, Result};
+pub use identity::{Access, Attribute, Level};
+pub use load::{load, Snapshot};
+pub use policy::{canonical_header_name, Comune, IpaCode, IstatCode, Route, Service, ServiceId, Upstream};
+pub use route::{normalize_host, RejectedTarget, RouteMatch, RouteTable, ServiceRef};

@@ -1,0 +1,298 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::identity::{Access, Level};
+use crate::route::RouteMatch;
+
+const MAIN: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+admin_listen = "127.0.0.1:9090"
+public_url = "http://portal.example"
+
+[sp]
+entity_id = "http://portal.example/.sso/metadata"
+key = "sp.key"
+cert = "sp.crt"
+organization = { name = "Provincia di Prova", display_name = "Prova", url = "https://prova.example" }
+contact = { ipa_code = "p_pr", email = "spid@prova.example", municipality = "046007" }
+
+[[sp.attribute_set]]
+index = 0
+name = "Identità di base"
+attributes = ["fiscalNumber", "name", "familyName"]
+"#;
+
+const GOOD: &str = r#"
+[comune]
+name = "Comune di Capannori"
+ipa_code = "c_b648"
+istat_code = "046007"
+
+[[service]]
+id = "tari"
+name = "Pagamento TARI"
+description = "Paga la TARI"
+category = "tributi-finanze-e-contravvenzioni"
+route = { host = "servizi.capannori.example", path_prefix = "/tari/" }
+upstream = "http://127.0.0.1:9001"
+level = "SpidL2"
+attributes = ["fiscalNumber", "name"]
+headers = { "X-CF" = "fiscalNumber" }
+"#;
+
+/// A configuration directory with the main file and the given policy files.
+fn setup(main: &str, policies: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("sp.key"), "key").expect("write");
+    std::fs::write(dir.path().join("sp.crt"), "crt").expect("write");
+    std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
+    for (name, text) in policies {
+        std::fs::write(dir.path().join("policies").join(name), text).expect("write");
+    }
+    let main_path = dir.path().join("varco.toml");
+    std::fs::write(&main_path, main).expect("write");
+    (dir, main_path)
+}
+
+/// `file-name:line:col: message` for every diagnostic, file names without directories.
+fn problems(main: &Path) -> Vec<String> {
+    match load(main) {
+        Ok(_) => Vec::new(),
+        Err(Error::Invalid(d)) => d
+            .iter()
+            .map(|d| {
+                let name = d.path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+                format!("{name}:{}:{}: {}", d.line, d.col, d.message)
+            })
+            .collect(),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+fn assert_problems(main: &Path, expected: &[&str]) {
+    let got = problems(main);
+    assert_eq!(got.len(), expected.len(), "got:\n{}", got.join("\n"));
+    for (g, e) in got.iter().zip(expected) {
+        assert!(g.starts_with(e), "expected a line starting with\n  {e}\ngot\n  {g}\nall:\n{}", got.join("\n"));
+    }
+}
+
+#[test]
+fn the_example_configuration_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/varco.toml");
+    let snap = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(snap.comuni.len(), 3);
+    assert_eq!(snap.services().count(), 9);
+    assert_eq!(snap.files.len(), 4);
+    let m = snap.routes.resolve("capannori.localhost:8080", "/tari/avviso").expect("valid");
+    let RouteMatch::Service(r) = m else { panic!("{m:?}") };
+    let (c, s) = snap.service(r).expect("exists");
+    assert_eq!((c.ipa_code.as_str(), s.id.as_str()), ("c_b648", "tari"));
+    assert_eq!(s.access, Access::Login(Level::SpidL2));
+}
+
+#[test]
+fn a_good_policy_compiles() {
+    let (_d, main) = setup(MAIN, &[("capannori.toml", GOOD)]);
+    let snap = load(&main).unwrap_or_else(|e| panic!("{e}"));
+    let (_, s) = snap.services().next().map(|(_, c, s)| (c, s)).expect("one service");
+    assert_eq!(s.headers, vec![("X-CF".to_string(), crate::Attribute::FiscalNumber)]);
+    assert_eq!(s.upstream.authority(), "127.0.0.1:9001");
+    assert_eq!(s.route.match_prefix, "/tari");
+    assert_eq!(snap.routes.resolve("portal.example", "/"), Ok(RouteMatch::Portal));
+    assert_eq!(snap.routes.resolve("servizi.capannori.example", "/.sso/login"), Ok(RouteMatch::Sso));
+    assert_eq!(snap.routes.resolve("other.example", "/.sso/login"), Ok(RouteMatch::NotFound));
+}
+
+#[test]
+fn every_problem_of_a_broken_file_is_reported_with_its_position() {
+    let broken = r#"[comune]
+name = "Comune di Prova"
+ipa_code = "C-B648"
+istat_code = "46007"
+colour = "red"
+
+[[service]]
+id = "tari"
+name = "TARI"
+description = "Tassa rifiuti"
+category = "tributi"
+route = { host = "a.example", path_prefix = "/tari/" }
+upstream = "ftp://files.example"
+level = "SpidL4"
+attributes = ["fiscalNumber", "codiceFiscale", "email"]
+headres = { "X-CF" = "fiscalNumber" }
+
+[[service]]
+id = "Bad Id"
+name = "Senza descrizione"
+category = "ambiente"
+route = { host = "a.example", path_prefix = "tari" }
+upstream = "http://127.0.0.1:1/app"
+level = "public"
+attributes = ["name"]
+"#;
+    let (_d, main) = setup(MAIN, &[("prova.toml", broken)]);
+    assert_problems(
+        &main,
+        &[
+            "prova.toml:3:12: [comune]: `ipa_code` must be an IPA code",
+            "prova.toml:4:14: [comune]: `istat_code` must be a 6-digit ISTAT code",
+            "prova.toml:5:1: [comune]: unknown key `colour`",
+            "prova.toml:11:12: [[service]]: `category` \"tributi\" is not an official category; did you mean \"tributi-finanze-e-contravvenzioni\"?",
+            "prova.toml:13:12: [[service]]: `upstream` must be an http:// or https:// URL",
+            "prova.toml:14:9: [[service]]: `level` must be \"public\", \"SpidL1\", \"SpidL2\" or \"SpidL3\", found \"SpidL4\" (did you mean \"SpidL3\"?)",
+            "prova.toml:15:14: [[service]]: no [[sp.attribute_set]] asks for all of [fiscalNumber, email]",
+            "prova.toml:15:31: [[service]]: unknown SPID attribute `codiceFiscale`",
+            "prova.toml:16:1: [[service]]: unknown key `headres` (did you mean `headers`?)",
+            "prova.toml:18:1: [[service]]: missing required field `description`",
+            "prova.toml:19:6: [[service]]: `id` must be 1-64 lower-case letters",
+            "prova.toml:22:45: service.route: `path_prefix` must start with `/`",
+            "prova.toml:23:12: [[service]]: `upstream` must be an origin",
+            "prova.toml:25:14: [[service]]: a public service receives no identity",
+        ],
+    );
+}
+
+#[test]
+fn syntax_errors_point_at_the_offending_spot() {
+    let (_d, main) = setup(MAIN, &[("x.toml", "[comune]\nname = \"Comune\nipa_code = 1\n")]);
+    let got = problems(&main);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].starts_with("x.toml:2:"), "{got:?}");
+    assert!(got[0].contains("invalid TOML"), "{got:?}");
+}
+
+#[test]
+fn wrong_types_and_duplicate_keys_are_reported() {
+    let text = "[comune]\nname = 3\nipa_code = \"c_b648\"\nistat_code = \"046007\"\n";
+    let (_d, main) = setup(MAIN, &[("x.toml", text)]);
+    assert_problems(&main, &["x.toml:2:8: [comune]: `name` must be a string, found an integer"]);
+    let dup = "[comune]\nname = \"a\"\nname = \"b\"\n";
+    let (_d2, main2) = setup(MAIN, &[("x.toml", dup)]);
+    let got = problems(&main2);
+    assert!(got.len() == 1 && got[0].starts_with("x.toml:3:") && got[0].contains("invalid TOML"), "{got:?}");
+}
+
+#[test]
+fn duplicate_ids_routes_and_codes_across_files_are_reported() {
+    let second = GOOD.replace("Capannori", "Altro").replace("c_b648", "c_b649");
+    let dup_id = format!("{GOOD}\n[[service]]\nid = \"tari\"\nname = \"n\"\ndescription = \"d\"\ncategory = \"ambiente\"\nroute = {{ host = \"x.example\" }}\nupstream = \"http://127.0.0.1:1\"\nlevel = \"public\"\n");
+    let (_d, main) = setup(MAIN, &[("a.toml", &dup_id), ("b.toml", &second)]);
+    assert_problems(
+        &main,
+        &[
+            "a.toml:19:6: [[service]]: duplicate service id \"tari\" (first declared on line 8)",
+            "b.toml:5:14: [comune]: ISTAT code \"046007\" is already used by",
+            "b.toml:12:9: service.route: host \"servizi.capannori.example\" and path_prefix \"/tari/\" are already claimed by service \"tari\" at ",
+        ],
+    );
+    // Case and trailing slash do not make a different route.
+    let upper = GOOD.replace("\"/tari/\"", "\"/TARI\"").replace("c_b648", "c_zzzz").replace("046007", "046099");
+    let (_d, main) = setup(MAIN, &[("a.toml", GOOD), ("b.toml", &upper)]);
+    let got = problems(&main);
+    assert!(got.len() == 1 && got[0].contains("already claimed"), "{got:?}");
+}
+
+#[test]
+fn attributes_must_be_covered_by_a_declared_set() {
+    let text = GOOD.replace("[\"fiscalNumber\", \"name\"]", "[\"fiscalNumber\", \"email\"]");
+    let (_d, main) = setup(MAIN, &[("a.toml", &text)]);
+    assert_problems(&main, &["a.toml:15:14: [[service]]: no [[sp.attribute_set]] asks for all of [fiscalNumber, email]"]);
+}
+
+#[test]
+fn headers_are_checked() {
+    let text = GOOD.replace(
+        "{ \"X-CF\" = \"fiscalNumber\" }",
+        "{ \"X-Varco-Level\" = \"name\", \"Cookie\" = \"name\", \"X-Name\" = \"familyName\", \"X-Bad Name\" = \"name\", \"x-cf\" = \"fiscalNumber\", \"X-CF\" = \"fiscalNumber\", \"X_Y\" = \"name\" }",
+    );
+    let (_d, main) = setup(MAIN, &[("a.toml", &text)]);
+    let got = problems(&main);
+    let expect = [
+        "uses the reserved `X-Varco-` prefix",
+        "\"Cookie\" is reserved for HTTP itself",
+        "carries `familyName`, which is not in this service's `attributes`",
+        "must be 1-64 letters, digits or `-`",
+        "\"X-CF\" is declared twice",
+        "\"X_Y\" must be 1-64 letters",
+    ];
+    assert_eq!(got.len(), expect.len(), "{got:#?}");
+    for e in expect {
+        assert!(got.iter().any(|g| g.contains(e) && g.starts_with("a.toml:16:")), "missing {e}: {got:#?}");
+    }
+}
+
+#[test]
+fn the_main_file_is_validated_too() {
+    let main = MAIN
+        .replace("public_url = \"http://portal.example\"", "public_url = \"ftp://portal.example/x\"\nthreads = 0\ntrusted_proxies = [\"10.0.0.0/8\", \"nonsense\"]")
+        .replace("key = \"sp.key\"", "key = \"missing.key\"")
+        .replace("municipality = \"046007\"", "municipality = \"Lucca\"")
+        .replace("index = 0", "index = 0\nindex_ = 1");
+    let (_d, path) = setup(&main, &[("a.toml", GOOD)]);
+    let got = problems(&path);
+    let expect = [
+        "varco.toml:5:14: `public_url` must be http or https",
+        "varco.toml:6:11: `threads` must be between 1 and 256",
+        "varco.toml:7:34: `trusted_proxies`: \"nonsense\" is not an IP address or CIDR range",
+        "varco.toml:11:7: `key`: file",
+        "varco.toml:14:77: sp.contact: `municipality` must be a 6-digit ISTAT code",
+        "varco.toml:18:1: [[sp.attribute_set]]: unknown key `index_`",
+    ];
+    assert_eq!(got.len(), expect.len(), "{got:#?}");
+    for (g, e) in got.iter().zip(expect) {
+        assert!(g.starts_with(e), "expected {e}\ngot {g}\n{got:#?}");
+    }
+}
+
+#[test]
+fn services_cannot_hide_portal_or_sso_paths() {
+    let on_portal = GOOD.replace("servizi.capannori.example\", path_prefix = \"/tari/\"", "portal.example\", path_prefix = \"/\"");
+    let (_d, main) = setup(MAIN, &[("a.toml", &on_portal)]);
+    assert!(problems(&main).iter().any(|p| p.contains("would hide the portal's own pages")));
+    let sso = GOOD.replace("/tari/", "/.sso/x");
+    let (_d, main) = setup(MAIN, &[("a.toml", &sso)]);
+    assert!(problems(&main).iter().any(|p| p.contains("must not be under `/.sso/`")));
+    let ok = GOOD.replace("servizi.capannori.example\", path_prefix = \"/tari/\"", "portal.example\", path_prefix = \"/tari/\"");
+    let (_d, main) = setup(MAIN, &[("a.toml", &ok)]);
+    assert_eq!(problems(&main), Vec::<String>::new());
+}
+
+#[test]
+fn hostile_files_give_errors_not_panics() {
+    let cases: &[&[u8]] = &[
+        b"\xff\xfe[comune]",
+        b"[comune]\nname = \"\x00\"",
+        b"[[comune]]\nname = 1",
+        b"comune = 1\nservice = 2",
+        b"[comune]\n[[service]]\nroute = \"x\"\nattributes = [1, {}]\nheaders = []",
+        b"[[service]]\nid = \"a\"\n[[service]]\nid = \"a\"",
+        b"[comune]\nname = \"a\"\nipa_code = \"c_b648\"\nistat_code = \"046007\"\n[[service]]\nlevel = \"public\"\nroute = { host = \"a..b\", path_prefix = \"/a/../b\" }",
+    ];
+    for (i, bytes) in cases.iter().enumerate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_d, main) = setup(MAIN, &[]);
+        let p = main.parent().expect("dir").join("policies").join(format!("h{i}.toml"));
+        std::fs::write(&p, bytes).expect("write");
+        let got = problems(&main);
+        assert!(!got.is_empty(), "case {i} was accepted");
+        drop(dir);
+    }
+    // A deeply nested document must not overflow the stack.
+    let deep = format!("x = {}1{}", "[".repeat(5000), "]".repeat(5000));
+    let (_d, main) = setup(MAIN, &[("deep.toml", &deep)]);
+    assert!(!problems(&main).is_empty());
+}
+
+#[test]
+fn missing_files_and_directories_are_reported() {
+    let got = problems(Path::new("/nonexistent/varco.toml"));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].starts_with("varco.toml:1:1: cannot read file"), "{got:?}");
+    let (d, main) = setup(MAIN, &[]);
+    std::fs::remove_dir(d.path().join("policies")).expect("rmdir");
+    let got = problems(&main);
+    assert!(got.len() == 1 && got[0].contains("policies directory"), "{got:?}");
+}
