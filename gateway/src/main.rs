@@ -1,1 +1,208 @@
-fn main() {}
+//! `varco`: the command line of the gateway (CONTRACT.md "Command line").
+//!
+//! Exit codes: 0 success; 1 invalid configuration (one `path:line:col: message` line per problem
+//! on stderr); 2 usage error; 3 the gateway could not start (address in use, unresolvable
+//! upstream...); 4 `explain`: the URL is not routed to any service.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway::error::Error;
+use gateway::server::{run, Stop};
+use policies::Level;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::EnvFilter;
+
+// glibc malloc is visible in pingora's profile (STACK.md §12); mimalloc is measurably faster.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(name = "varco", version, about = "One SPID/CIE login for every comune service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve with this configuration.
+    Run {
+        /// The main configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validate the configuration and every policy file.
+    Check {
+        /// The main configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Dry run: which comune/service, level and headers apply to a URL.
+    Explain {
+        /// The main configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The URL a citizen would open.
+        #[arg(long)]
+        url: String,
+        /// The level of the session to assume (SpidL1, SpidL2, SpidL3); none: anonymous.
+        #[arg(long)]
+        level: Option<String>,
+    },
+    /// Run a test echo back-end (for the examples and benchmarks).
+    Echo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9101")]
+        listen: std::net::SocketAddr,
+        /// Name reported in every answer.
+        #[arg(long, default_value = "echo")]
+        name: String,
+    },
+}
+
+#[allow(clippy::print_stderr, clippy::print_stdout)] // a CLI's output is its interface
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match policies::load(&config) {
+            Ok(s) => {
+                println!(
+                    "{}: valid ({} comuni, {} services)",
+                    config.display(),
+                    s.comuni.len(),
+                    s.services().count()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Explain { config, url, level } => {
+            let level = match level.as_deref().map(str::parse::<Level>) {
+                None => None,
+                Some(Ok(l)) => Some(l),
+                Some(Err(())) => {
+                    eprintln!("--level must be SpidL1, SpidL2 or SpidL3");
+                    return ExitCode::from(2);
+                }
+            };
+            match policies::load(&config) {
+                Ok(s) => {
+                    let (verdict, text) = gateway::explain::explain(&s, &url, level);
+                    print!("{text}");
+                    if verdict == gateway::explain::Verdict::NotRouted {
+                        ExitCode::from(4)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Run { config } => {
+            let _guard = init_logging(&config);
+            match run(&config, Stop::Signals) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(Error::Policy(e)) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("varco: {e}");
+                    ExitCode::from(3)
+                }
+            }
+        }
+        Command::Echo { listen, name } => {
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("varco echo: {e}");
+                    return ExitCode::from(3);
+                }
+            };
+            rt.block_on(async {
+                match gateway::echo::spawn(listen, &name).await {
+                    Ok(addr) => {
+                        println!("echo back-end \"{name}\" on http://{addr}");
+                        let _ = tokio::signal::ctrl_c().await;
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("varco echo: cannot listen on {listen}: {e}");
+                        ExitCode::from(3)
+                    }
+                }
+            })
+        }
+    }
+}
+
+/// Logs to stdout through a background writer (a slow terminal or pipe never blocks a request),
+/// text or JSON as configured, filtered by `RUST_LOG` (default `info`). Traces go to OTLP when
+/// `[telemetry] otlp_endpoint` is set.
+fn init_logging(config: &std::path::Path) -> Option<Guards> {
+    let (format, otlp) = match policies::load(config) {
+        Ok(s) => (s.config.server.log_format, s.config.telemetry.otlp_endpoint),
+        Err(_) => (policies::LogFormat::Text, None),
+    };
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let fmt_text = (format == policies::LogFormat::Text)
+        .then(|| tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer.clone()));
+    let fmt_json = (format == policies::LogFormat::Json).then(|| tracing_subscriber::fmt::layer().json().with_writer(writer));
+    let (otel_layer, provider) = match otlp {
+        Some(endpoint) => match otlp_provider(endpoint.as_str()) {
+            Ok(p) => {
+                use opentelemetry::trace::TracerProvider as _;
+                (Some(tracing_opentelemetry::layer().with_tracer(p.tracer("varco"))), Some(p))
+            }
+            Err(e) => {
+                eprintln!("varco: OTLP export disabled: {e}");
+                (None, None)
+            }
+        },
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_text)
+        .with(fmt_json)
+        .with(otel_layer)
+        .try_init();
+    Some(Guards { _log: guard, provider })
+}
+
+fn otlp_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .build()?;
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name("varco").build())
+        .build())
+}
+
+struct Guards {
+    _log: tracing_appender::non_blocking::WorkerGuard,
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for Guards {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            let _ = p.shutdown();
+        }
+    }
+}

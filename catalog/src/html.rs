@@ -1,0 +1,52 @@
+//! HTML escaping and the page shell shared by every page.
+
+use std::fmt::Write;
+
+/// Escapes text for HTML element content and double-quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The stylesheet, inline so that error pages need no second request. Colours follow the
+/// Designers Italia palette (primary blue #0066CC on white: contrast 5.6:1).
+const STYLE: &str = "\
+*{box-sizing:border-box}\
+body{margin:0;font-family:'Titillium Web',Geneva,Tahoma,sans-serif;color:#1a1a1a;background:#fff;line-height:1.5}\
+a{color:#0066cc}a:focus,button:focus{outline:3px solid #f90;outline-offset:2px}\
+.skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;padding:.5rem}\
+header{background:#0066cc;color:#fff;padding:1rem}header a{color:#fff;text-decoration:none;font-weight:700;font-size:1.25rem}\
+main{max-width:60rem;margin:0 auto;padding:1rem}\
+h1{font-size:1.75rem;margin:.5rem 0 1rem}h2{font-size:1.35rem;margin:1.5rem 0 .5rem}\
+.code{color:#5c6f82;font-size:.9rem}\
+ul.services{list-style:none;padding:0}ul.services li{border-bottom:1px solid #d9dadb;padding:.75rem 0}\
+.badge{display:inline-block;font-size:.85rem;padding:0 .5rem;border-radius:4px;background:#e6f0fa;color:#004d99;margin-left:.5rem}\
+.badge.public{background:#e8f5ec;color:#00663d}\
+footer{border-top:1px solid #d9dadb;margin-top:2rem;padding:1rem;color:#5c6f82;font-size:.9rem;text-align:center}";
+
+/// Wraps `body` in the common page: landmarks, skip link, `lang="it"`.
+pub(crate) fn shell(title: &str, body: &str) -> String {
+    let mut out = String::with_capacity(body.len() + STYLE.len() + 512);
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"it\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{title} - Varco</title><style>{STYLE}</style></head><body>\
+<a class=\"skip\" href=\"#contenuto\">Vai al contenuto</a>\
+<header><a href=\"/\">Varco · servizi on-line dei Comuni</a></header>\
+<main id=\"contenuto\">{body}</main>\
+<footer>Accesso unico ai servizi comunali con SPID e CIE</footer></body></html>\n",
+        title = escape(title),
+    );
+    out
+}

@@ -1,0 +1,141 @@
+//! The pages: the portal's service list and the error pages.
+
+use std::fmt::Write;
+
+use policies::{Access, Level, Snapshot};
+
+use crate::html::{escape, shell};
+
+/// The error pages a request can end on, each with its status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPage {
+    /// 400: a request target varco refuses to interpret.
+    BadRequest,
+    /// 404: unknown host or path.
+    NotFound,
+    /// 502: the back-end could not be reached or answered badly.
+    BadGateway,
+    /// 504: the back-end did not answer in time.
+    GatewayTimeout,
+    /// 500: something failed inside varco.
+    Internal,
+}
+
+impl ErrorPage {
+    /// The HTTP status.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorPage::BadRequest => 400,
+            ErrorPage::NotFound => 404,
+            ErrorPage::BadGateway => 502,
+            ErrorPage::GatewayTimeout => 504,
+            ErrorPage::Internal => 500,
+        }
+    }
+
+    fn text(self) -> (&'static str, &'static str) {
+        match self {
+            ErrorPage::BadRequest => (
+                "Richiesta non valida",
+                "L'indirizzo richiesto contiene caratteri o sequenze che non possiamo accettare. Controlla il link oppure torna all'elenco dei servizi.",
+            ),
+            ErrorPage::NotFound => (
+                "Pagina non trovata",
+                "Non esiste un servizio a questo indirizzo. Potrebbe essere stato spostato o l'indirizzo potrebbe contenere un errore.",
+            ),
+            ErrorPage::BadGateway => (
+                "Servizio momentaneamente non disponibile",
+                "Il servizio del Comune non risponde in questo momento. Riprova tra qualche minuto; se il problema continua, contatta il Comune.",
+            ),
+            ErrorPage::GatewayTimeout => (
+                "Il servizio non ha risposto in tempo",
+                "Il servizio del Comune sta impiegando troppo tempo a rispondere. Riprova tra qualche minuto.",
+            ),
+            ErrorPage::Internal => (
+                "Si è verificato un errore",
+                "Si è verificato un errore imprevisto. Riprova tra qualche minuto.",
+            ),
+        }
+    }
+}
+
+/// The full HTML of an error page.
+pub fn error_page(page: ErrorPage) -> String {
+    let (title, text) = page.text();
+    shell(
+        title,
+        &format!(
+            "<h1>{title}</h1><p>{text}</p><p><a href=\"/\">Vai all'elenco dei servizi</a></p><p class=\"code\">Codice errore: {}</p>",
+            page.status()
+        ),
+    )
+}
+
+/// The page for a service that needs a login the request does not have (status 401).
+pub fn login_required_page(comune: &str, service: &str, level: Level) -> String {
+    shell(
+        "Accesso richiesto",
+        &format!(
+            "<h1>Accesso richiesto</h1><p>Il servizio <strong>{service}</strong> del {comune} richiede l'accesso con <strong>{level}</strong>.</p>\
+<p>L'accesso con SPID e CIE sarà disponibile a breve su questo portale.</p><p><a href=\"/\">Vai all'elenco dei servizi</a></p>",
+            service = escape(service),
+            comune = escape(comune),
+            level = level.label_it(),
+        ),
+    )
+}
+
+/// The portal's home: every comune and its services, with the access each needs.
+pub fn home_page(snapshot: &Snapshot) -> String {
+    let mut body = String::from("<h1>Servizi on-line dei Comuni</h1>");
+    if snapshot.comuni.is_empty() {
+        body.push_str("<p>Nessun servizio è ancora pubblicato.</p>");
+    }
+    let mut comuni: Vec<_> = snapshot.comuni.iter().collect();
+    comuni.sort_by(|a, b| a.name.cmp(&b.name));
+    for c in comuni {
+        let _ = write!(body, "<section aria-labelledby=\"c-{ipa}\"><h2 id=\"c-{ipa}\">{name}</h2><ul class=\"services\">", ipa = escape(c.ipa_code.as_str()), name = escape(&c.name));
+        for s in &c.services {
+            let scheme = if snapshot.config.server.public_url.https { "https" } else { "http" };
+            let port = snapshot.config.server.public_url.url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let href = format!("{scheme}://{}{port}{}", s.route.host, s.route.path_prefix);
+            let badge = match s.access {
+                Access::Public => "<span class=\"badge public\">Accesso libero</span>".to_string(),
+                Access::Login(l) => format!("<span class=\"badge\">Accesso con {}</span>", l.label_it()),
+            };
+            let _ = write!(
+                body,
+                "<li><a href=\"{href}\">{name}</a>{badge}<br>{desc} <span class=\"code\">· {cat}</span></li>",
+                href = escape(&href),
+                name = escape(&s.name),
+                desc = escape(&s.description),
+                cat = s.category.label(),
+            );
+        }
+        body.push_str("</ul></section>");
+    }
+    shell("Servizi on-line dei Comuni", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_pages_are_italian_and_carry_their_code() {
+        for p in [ErrorPage::BadRequest, ErrorPage::NotFound, ErrorPage::BadGateway, ErrorPage::GatewayTimeout, ErrorPage::Internal] {
+            let html = error_page(p);
+            assert!(html.contains("lang=\"it\""));
+            assert!(html.contains(&format!("Codice errore: {}", p.status())));
+            assert!(html.contains("<main id=\"contenuto\">"));
+        }
+    }
+
+    #[test]
+    fn names_are_escaped() {
+        let html = login_required_page("Comune di <b>X</b>", "\"><script>alert(1)</script>", Level::SpidL2);
+        assert!(!html.contains("<script>alert"));
+        assert!(html.contains("&lt;b&gt;X&lt;/b&gt;"));
+        assert!(html.contains("SPID livello 2"));
+    }
+}

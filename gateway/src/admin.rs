@@ -1,0 +1,54 @@
+//! The admin listener: `/metrics` (Prometheus text), `/healthz`, `/readyz`, and nothing else.
+//! It runs on its own address so that none of it is reachable through the public listener.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::state::Shared;
+
+/// The admin application.
+#[derive(Debug)]
+pub struct Admin {
+    shared: Arc<Shared>,
+}
+
+impl Admin {
+    /// Serves `shared`'s metrics and health.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Vec::new()))
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+            return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"method not allowed\n".to_vec());
+        }
+        match req.uri.path() {
+            "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", self.shared.metrics.render()),
+            "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            "/readyz" => {
+                let rt = self.shared.current();
+                let body = format!("ready: policy generation {}, {} services\n", rt.generation, rt.snapshot.services().count());
+                reply(StatusCode::OK, "text/plain", body.into_bytes())
+            }
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+        }
+    }
+}

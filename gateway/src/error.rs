@@ -1,0 +1,33 @@
+//! The one error type of the `gateway` crate.
+
+/// What can stop the gateway from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration or a policy file is invalid.
+    #[error("{0}")]
+    Policy(#[from] policies::Error),
+    /// An upstream host name could not be resolved.
+    #[error("service {service}: cannot resolve upstream {authority}: {reason}")]
+    Resolve {
+        /// `ipa/id`.
+        service: String,
+        /// `host:port`.
+        authority: String,
+        /// Resolver message.
+        reason: String,
+    },
+    /// Metrics or tracing could not be set up.
+    #[error("telemetry: {0}")]
+    Telemetry(String),
+    /// A listener address is not usable.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

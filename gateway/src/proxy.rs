@@ -1,0 +1,291 @@
+//! The pingora `ProxyHttp` service: one request's way through varco.
+//!
+//! `request_filter` strips what varco owns, resolves the route and decides; only a
+//! [`policies::Decision::Allow`] leaves a [`Permit`] in the context, and `upstream_peer` refuses to
+//! pick a back-end without one. Pages varco answers itself (404, 401, 400, the portal) are written
+//! in `request_filter`; back-end failures become 502/504 pages in `fail_to_proxy`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use catalog::ErrorPage;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
+use http::Method;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::{HttpPeer, ProxyHttp, Session};
+use pingora::proxy::FailToProxy;
+use pingora::{Error, ErrorSource, ErrorType};
+use policies::{decide, Decision, Permit, RouteMatch};
+
+use crate::headers::{is_trusted, set_forwarded, strip_inbound};
+use crate::runtime::Runtime;
+use crate::state::Shared;
+
+/// The proxy service.
+#[derive(Debug)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    /// A proxy serving from `shared`'s current runtime.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+/// What the request turned out to be for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Not resolved yet (or the request failed before).
+    Unresolved,
+    /// varco's own pages and endpoints.
+    Portal,
+    /// `/.sso/*`.
+    Sso,
+    /// A service, by flat index in the runtime.
+    Service(usize),
+    /// 404 or 400.
+    Nothing,
+}
+
+/// Per-request state.
+#[derive(Debug)]
+pub struct Ctx {
+    started: Instant,
+    runtime: Option<Arc<Runtime>>,
+    target: Target,
+    permit: Option<Permit>,
+    client_ip: Option<IpAddr>,
+    status: u16,
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+
+/// Writes a complete response that varco produces itself. Returns `Ok(true)`: the request is done.
+async fn respond(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    status: u16,
+    body: &Bytes,
+    extra: Option<(http::HeaderName, &'static str)>,
+) -> pingora::Result<bool> {
+    let mut resp = ResponseHeader::build(status, Some(8))?;
+    resp.insert_header(CONTENT_TYPE, HTML)?;
+    resp.insert_header(CONTENT_LENGTH, body.len())?;
+    resp.insert_header(CACHE_CONTROL, "no-store")?;
+    resp.insert_header("x-content-type-options", "nosniff")?;
+    resp.insert_header("referrer-policy", "no-referrer")?;
+    resp.insert_header(
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    )?;
+    if let Some((name, value)) = extra {
+        resp.insert_header(name, value)?;
+    }
+    let head_only = session.req_header().method == Method::HEAD;
+    ctx.status = status;
+    session.write_response_header(Box::new(resp), head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(body.clone()), true).await?;
+    }
+    Ok(true)
+}
+
+fn authority(req: &RequestHeader) -> Option<&str> {
+    // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
+    req.uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers.get(HOST).and_then(|h| h.to_str().ok()))
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            started: Instant::now(),
+            runtime: None,
+            target: Target::Unresolved,
+            permit: None,
+            client_ip: None,
+            status: 0,
+        }
+    }
+
+    /// Runs first for every request: strips owned headers, resolves the route, decides. `Ok(true)`
+    /// means varco answered (page or error); `Ok(false)` goes on to the back-end with a permit.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        let rt = self.shared.current();
+        ctx.runtime = Some(rt.clone());
+        ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let trusted = is_trusted(ctx.client_ip, &rt.snapshot.config.server.trusted_proxies);
+        let removed = strip_inbound(session.req_header_mut(), &rt.strip, trusted);
+        if removed > 0 {
+            self.shared.metrics.stripped(removed);
+            tracing::debug!(removed, "removed inbound headers that varco owns");
+        }
+
+        let req = session.req_header();
+        let resolved = match authority(req) {
+            Some(host) => rt.snapshot.routes.resolve(host, req.uri.path()),
+            None => Err(policies::RejectedTarget::BadHost),
+        };
+        match resolved {
+            Err(reason) => {
+                tracing::debug!(%reason, "request target rejected");
+                ctx.target = Target::Nothing;
+                respond(session, ctx, 400, rt.pages.error(ErrorPage::BadRequest), None).await
+            }
+            Ok(RouteMatch::NotFound) => {
+                ctx.target = Target::Nothing;
+                respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await
+            }
+            Ok(RouteMatch::Sso) => {
+                // The login endpoints arrive with the SAML SP; until then nothing lives here.
+                ctx.target = Target::Sso;
+                respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await
+            }
+            Ok(RouteMatch::Portal) => {
+                ctx.target = Target::Portal;
+                let path = session.req_header().uri.path();
+                let is_home = path == "/" || path.eq_ignore_ascii_case("/catalog");
+                let method_ok = matches!(session.req_header().method, Method::GET | Method::HEAD);
+                if is_home && method_ok {
+                    respond(session, ctx, 200, &rt.pages.home, None).await
+                } else if is_home {
+                    respond(session, ctx, 405, rt.pages.error(ErrorPage::BadRequest), Some((http::header::ALLOW, "GET, HEAD"))).await
+                } else {
+                    respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await
+                }
+            }
+            Ok(RouteMatch::Service(r)) => {
+                let (Some(index), Some((_, service))) = (rt.index(r), rt.snapshot.service(r)) else {
+                    ctx.target = Target::Nothing;
+                    return respond(session, ctx, 500, rt.pages.error(ErrorPage::Internal), None).await;
+                };
+                ctx.target = Target::Service(index);
+                match decide(service, None) {
+                    Decision::Allow(permit) => {
+                        ctx.permit = Some(permit);
+                        Ok(false)
+                    }
+                    Decision::Login { .. } => {
+                        let page = rt
+                            .service(index)
+                            .and_then(|s| s.login_page.as_ref())
+                            .unwrap_or(rt.pages.error(ErrorPage::Internal))
+                            .clone();
+                        respond(session, ctx, 401, &page, Some((WWW_AUTHENTICATE, "SPID realm=\"varco\""))).await
+                    }
+                }
+            }
+        }
+    }
+
+    /// Picks the back-end. Without a permit there is none: the request fails closed with 500.
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Box<HttpPeer>> {
+        match (&ctx.runtime, ctx.permit, ctx.target) {
+            (Some(rt), Some(_permit), Target::Service(i)) => match rt.service(i) {
+                Some(s) => Ok(Box::new(s.peer.clone())),
+                None => Error::e_explain(ErrorType::InternalError, "service index out of range"),
+            },
+            _ => Error::e_explain(ErrorType::InternalError, "no permit for this request"),
+        }
+    }
+
+    /// Runs after pingora's hop-by-hop processing, just before the request goes upstream: the only
+    /// place varco adds headers, so no `Connection:` nomination can remove them.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        let host = session.req_header().headers.get(HOST).cloned();
+        set_forwarded(upstream, ctx.client_ip, "http", host.as_ref())
+    }
+
+    /// A fatal error before or during proxying: answer with the page for it if nothing was sent.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let page = match e.etype() {
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if e.esource() == &ErrorSource::Upstream =>
+            {
+                Some(ErrorPage::GatewayTimeout)
+            }
+            ErrorType::HTTPStatus(504) => Some(ErrorPage::GatewayTimeout),
+            ErrorType::HTTPStatus(400) => Some(ErrorPage::BadRequest),
+            ErrorType::HTTPStatus(_) => Some(ErrorPage::BadGateway),
+            _ => match e.esource() {
+                ErrorSource::Upstream => Some(ErrorPage::BadGateway),
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => None,
+                    _ => Some(ErrorPage::BadRequest),
+                },
+                ErrorSource::Internal | ErrorSource::Unset => Some(ErrorPage::Internal),
+            },
+        };
+        let Some(page) = page else {
+            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+        };
+        let status = page.status();
+        if session.response_written().is_none() {
+            let body = match &ctx.runtime {
+                Some(rt) => rt.pages.error(page).clone(),
+                None => Bytes::from(catalog::error_page(page)),
+            };
+            if let Err(err) = respond(session, ctx, status, &body, None).await {
+                tracing::debug!(%err, "could not send the error page");
+            }
+        }
+        tracing::warn!(status, error = %e, route = %route_label(ctx), "request failed");
+        ctx.status = status;
+        FailToProxy { error_code: status, can_reuse_downstream: false }
+    }
+
+    /// Runs once per request, at the very end: metrics and the access log.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map_or(ctx.status, |r| r.status.as_u16());
+        let elapsed = ctx.started.elapsed();
+        let Some(rt) = &ctx.runtime else {
+            return;
+        };
+        let attrs = match ctx.target {
+            Target::Service(i) => rt.service(i).map_or(&rt.metric_none, |s| &s.metric),
+            Target::Portal => &rt.metric_portal,
+            Target::Sso => &rt.metric_sso,
+            Target::Unresolved | Target::Nothing => &rt.metric_none,
+        };
+        self.shared.metrics.request(attrs, status, elapsed.as_secs_f64());
+        if rt.snapshot.config.server.access_log {
+            // No path, query or client address: they can carry personal data.
+            tracing::info!(
+                target: "varco::access",
+                method = %session.req_header().method,
+                route = %route_label(ctx),
+                status,
+                micros = elapsed.as_micros() as u64,
+            );
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
+        // fail_to_proxy already logged it, without the request line pingora would print.
+        true
+    }
+}
+
+fn route_label(ctx: &Ctx) -> &str {
+    match (ctx.target, &ctx.runtime) {
+        (Target::Service(i), Some(rt)) => rt.service(i).map_or("-", |s| &s.label),
+        (Target::Portal, _) => "portal",
+        (Target::Sso, _) => "sso",
+        _ => "-",
+    }
+}

@@ -1,0 +1,158 @@
+//! Hot reload: a change to the main file or to any policy file (watched), or SIGHUP, loads and
+//! validates everything again and swaps the new runtime in. Connections and requests in flight are
+//! untouched. An invalid configuration never replaces the one being served: its problems are
+//! logged (one `path:line:col` line each) and counted.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use notify::{RecursiveMode, Watcher};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::runtime::Runtime;
+use crate::state::Shared;
+
+/// Editors write a file in several steps; wait for the burst to end before reading.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// The background service that reloads.
+#[derive(Debug)]
+pub struct Reloader {
+    shared: Arc<Shared>,
+}
+
+impl Reloader {
+    /// Reloads `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+/// What happened to one reload attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Swapped in, with this generation.
+    Swapped(u64),
+    /// Refused; the previous snapshot keeps serving.
+    Refused(usize),
+}
+
+/// Loads, validates and compiles the configuration again and swaps it in if valid.
+pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
+    let path = shared.config_path().to_path_buf();
+    let built = tokio::task::spawn_blocking(move || -> crate::error::Result<Runtime> {
+        let snapshot = policies::load(&path)?;
+        Runtime::build(snapshot, 0)
+    })
+    .await;
+    let current = shared.current();
+    match built {
+        Ok(Ok(mut rt)) => {
+            let generation = shared.next_generation();
+            rt.generation = generation;
+            let (old, new) = (&current.snapshot.config.server, &rt.snapshot.config.server);
+            if old.listen != new.listen || old.admin_listen != new.admin_listen || old.threads != new.threads {
+                tracing::warn!("server.listen, server.admin_listen and server.threads changes take effect only after a restart");
+            }
+            let services = rt.snapshot.services().count();
+            shared.swap(rt);
+            shared.metrics.reload(true, generation, 0);
+            tracing::info!(trigger, generation, services, "policy reloaded");
+            Outcome::Swapped(generation)
+        }
+        Ok(Err(e)) => {
+            let count = match &e {
+                crate::error::Error::Policy(policies::Error::Invalid(d)) => {
+                    for line in d.iter() {
+                        tracing::error!(trigger, "{line}");
+                    }
+                    d.len()
+                }
+                other => {
+                    tracing::error!(trigger, "{other}");
+                    1
+                }
+            };
+            shared.metrics.reload(false, current.generation, count);
+            tracing::error!(trigger, problems = count, serving = current.generation, "policy reload refused; still serving the previous snapshot");
+            Outcome::Refused(count)
+        }
+        Err(join) => {
+            shared.metrics.reload(false, current.generation, 1);
+            tracing::error!(trigger, error = %join, "policy reload failed");
+            Outcome::Refused(1)
+        }
+    }
+}
+
+/// Directories to watch: the main file's and every policy file's. Watching directories (not
+/// files) also sees files that editors and ConfigMaps replace by renaming.
+fn watched_dirs(shared: &Shared) -> BTreeSet<PathBuf> {
+    let rt = shared.current();
+    let mut dirs: BTreeSet<PathBuf> = rt
+        .snapshot
+        .files
+        .iter()
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .collect();
+    dirs.insert(rt.snapshot.config.policies_dir.clone());
+    dirs
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
+                let _ = tx.try_send(());
+            }
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch policy files; reload with SIGHUP");
+                None
+            }
+        };
+        let mut dirs = BTreeSet::new();
+        let rewatch = |watcher: &mut Option<notify::RecommendedWatcher>, dirs: &mut BTreeSet<PathBuf>| {
+            let Some(w) = watcher.as_mut() else { return };
+            let want = watched_dirs(&self.shared);
+            for gone in dirs.difference(&want) {
+                let _ = w.unwatch(gone);
+            }
+            for new in want.difference(dirs) {
+                if let Err(e) = w.watch(new, RecursiveMode::NonRecursive) {
+                    tracing::warn!(dir = %new.display(), error = %e, "cannot watch directory");
+                }
+            }
+            *dirs = want;
+        };
+        rewatch(&mut watcher, &mut dirs);
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP");
+                None
+            }
+        };
+        loop {
+            let trigger = tokio::select! {
+                Some(()) = rx.recv() => {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while rx.try_recv().is_ok() {}
+                    "file change"
+                }
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
+                _ = shutdown.changed() => break,
+            };
+            if let Outcome::Swapped(_) = reload(&self.shared, trigger).await {
+                rewatch(&mut watcher, &mut dirs);
+            }
+        }
+    }
+}

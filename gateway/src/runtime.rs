@@ -1,0 +1,176 @@
+//! What the proxy serves from: a policy [`Snapshot`] compiled into ready-to-use values (resolved
+//! upstream peers, rendered pages, metric attributes, the strip set). One `Runtime` per snapshot,
+//! swapped atomically on reload; a request keeps the one it started with.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use catalog::ErrorPage;
+use opentelemetry::KeyValue;
+use pingora::upstreams::peer::HttpPeer;
+use policies::{Access, Comune, Service, ServiceRef, Snapshot};
+
+use crate::error::{Error, Result};
+use crate::headers::StripSet;
+use crate::telemetry::route_attributes;
+
+/// How long an idle upstream connection stays in the pool.
+const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
+
+/// One service, ready to proxy.
+#[derive(Debug)]
+pub struct ServiceRuntime {
+    /// The peer prototype: address, TLS, timeouts.
+    pub peer: HttpPeer,
+    /// `c_b648/tari`, for logs.
+    pub label: Arc<str>,
+    /// `[comune, service]` metric attributes.
+    pub metric: [KeyValue; 2],
+    /// The 401 page, for services that need a login.
+    pub login_page: Option<Bytes>,
+}
+
+/// Pre-rendered pages.
+#[derive(Debug)]
+pub struct Pages {
+    /// The portal's home page.
+    pub home: Bytes,
+    /// 400.
+    pub bad_request: Bytes,
+    /// 404.
+    pub not_found: Bytes,
+    /// 502.
+    pub bad_gateway: Bytes,
+    /// 504.
+    pub gateway_timeout: Bytes,
+    /// 500.
+    pub internal: Bytes,
+}
+
+impl Pages {
+    /// The page for an error.
+    pub fn error(&self, page: ErrorPage) -> &Bytes {
+        match page {
+            ErrorPage::BadRequest => &self.bad_request,
+            ErrorPage::NotFound => &self.not_found,
+            ErrorPage::BadGateway => &self.bad_gateway,
+            ErrorPage::GatewayTimeout => &self.gateway_timeout,
+            ErrorPage::Internal => &self.internal,
+        }
+    }
+}
+
+/// A compiled snapshot.
+#[derive(Debug)]
+pub struct Runtime {
+    /// 1 for the snapshot loaded at start, then +1 per successful reload.
+    pub generation: u64,
+    /// The validated policy.
+    pub snapshot: Arc<Snapshot>,
+    services: Vec<ServiceRuntime>,
+    /// First flat index of each comune's services.
+    offsets: Vec<u32>,
+    /// Inbound names to remove.
+    pub strip: StripSet,
+    /// Rendered pages.
+    pub pages: Pages,
+    /// Metric attributes for requests that reach no service.
+    pub metric_portal: [KeyValue; 2],
+    /// For `/.sso/*`.
+    pub metric_sso: [KeyValue; 2],
+    /// For 404s and 400s.
+    pub metric_none: [KeyValue; 2],
+}
+
+impl Runtime {
+    /// Compiles a snapshot: resolves every upstream (blocking DNS: call off the async runtime),
+    /// renders pages.
+    pub fn build(snapshot: Snapshot, generation: u64) -> Result<Self> {
+        let mut services = Vec::new();
+        let mut offsets = Vec::with_capacity(snapshot.comuni.len());
+        for comune in &snapshot.comuni {
+            offsets.push(services.len() as u32);
+            for service in &comune.services {
+                services.push(compile_service(&snapshot, comune, service)?);
+            }
+        }
+        let strip = StripSet::new(
+            snapshot
+                .comuni
+                .iter()
+                .flat_map(|c| &c.services)
+                .flat_map(|s| s.headers.iter().map(|(n, _)| n.as_str())),
+        );
+        let page = |p| Bytes::from(catalog::error_page(p));
+        let pages = Pages {
+            home: Bytes::from(catalog::home_page(&snapshot)),
+            bad_request: page(ErrorPage::BadRequest),
+            not_found: page(ErrorPage::NotFound),
+            bad_gateway: page(ErrorPage::BadGateway),
+            gateway_timeout: page(ErrorPage::GatewayTimeout),
+            internal: page(ErrorPage::Internal),
+        };
+        Ok(Self {
+            generation,
+            snapshot: Arc::new(snapshot),
+            services,
+            offsets,
+            strip,
+            pages,
+            metric_portal: route_attributes("-", "portal"),
+            metric_sso: route_attributes("-", "sso"),
+            metric_none: route_attributes("-", "none"),
+        })
+    }
+
+    /// The flat index of a service.
+    pub fn index(&self, r: ServiceRef) -> Option<usize> {
+        let base = *self.offsets.get(r.comune as usize)? as usize;
+        let i = base + r.service as usize;
+        (i < self.services.len()).then_some(i)
+    }
+
+    /// A compiled service by flat index.
+    pub fn service(&self, index: usize) -> Option<&ServiceRuntime> {
+        self.services.get(index)
+    }
+}
+
+fn compile_service(snapshot: &Snapshot, comune: &Comune, service: &Service) -> Result<ServiceRuntime> {
+    let label = format!("{}/{}", comune.ipa_code.as_str(), service.id.as_str());
+    let authority = service.upstream.authority();
+    let addr: SocketAddr = authority
+        .to_socket_addrs()
+        .map_err(|e| Error::Resolve {
+            service: label.clone(),
+            authority: authority.clone(),
+            reason: e.to_string(),
+        })?
+        .next()
+        .ok_or_else(|| Error::Resolve {
+            service: label.clone(),
+            authority: authority.clone(),
+            reason: "no address".into(),
+        })?;
+    let sni = if service.upstream.tls { service.upstream.host.clone() } else { String::new() };
+    let mut peer = HttpPeer::new(addr, service.upstream.tls, sni);
+    let server = &snapshot.config.server;
+    peer.options.connection_timeout = Some(service.connect_timeout.unwrap_or(server.upstream_connect_timeout));
+    peer.options.total_connection_timeout = Some(service.connect_timeout.unwrap_or(server.upstream_connect_timeout));
+    let read = service.read_timeout.unwrap_or(server.upstream_read_timeout);
+    peer.options.read_timeout = Some(read);
+    peer.options.write_timeout = Some(read);
+    peer.options.idle_timeout = Some(UPSTREAM_IDLE);
+    let login_page = match service.access {
+        Access::Public => None,
+        Access::Login(level) => Some(Bytes::from(catalog::login_required_page(&comune.name, &service.name, level))),
+    };
+    Ok(ServiceRuntime {
+        peer,
+        metric: route_attributes(comune.ipa_code.as_str(), service.id.as_str()),
+        label: label.into(),
+        login_page,
+    })
+}

@@ -1,0 +1,58 @@
+//! State shared by every service of one gateway: the current runtime behind an atomic swap, the
+//! metrics, and where the configuration lives (for reloads).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::error::Result;
+use crate::runtime::Runtime;
+use crate::telemetry::Metrics;
+
+/// One gateway's shared state.
+#[derive(Debug)]
+pub struct Shared {
+    config_path: PathBuf,
+    current: ArcSwap<Runtime>,
+    generations: AtomicU64,
+    /// Instruments.
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    /// Loads and compiles the configuration at `config_path` (generation 1).
+    pub fn load(config_path: &Path) -> Result<Self> {
+        let snapshot = policies::load(config_path)?;
+        let runtime = Runtime::build(snapshot, 1)?;
+        let metrics = Metrics::new()?;
+        metrics.set_generation(1);
+        Ok(Self {
+            config_path: config_path.to_path_buf(),
+            current: ArcSwap::from_pointee(runtime),
+            generations: AtomicU64::new(1),
+            metrics,
+        })
+    }
+
+    /// The runtime to serve a new request with.
+    pub fn current(&self) -> Arc<Runtime> {
+        self.current.load_full()
+    }
+
+    /// The main configuration file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The generation number the next successful reload gets.
+    pub fn next_generation(&self) -> u64 {
+        self.generations.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Makes `runtime` the one new requests use; requests in flight keep theirs.
+    pub fn swap(&self, runtime: Runtime) {
+        self.current.store(Arc::new(runtime));
+    }
+}

@@ -1,0 +1,142 @@
+//! Metrics (OpenTelemetry instruments exported in Prometheus format on the admin listener), the
+//! log subscriber, and optional OTLP trace export.
+//!
+//! Per-request recording uses attribute lists that are built once per policy snapshot, so the
+//! hot path allocates nothing for metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use prometheus::{Encoder, TextEncoder};
+
+use crate::error::{Error, Result};
+
+/// Latency buckets in seconds: sub-millisecond proxying up to slow back-ends.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The instruments varco records, and the registry `/metrics` renders.
+pub struct Metrics {
+    registry: prometheus::Registry,
+    // Kept alive: dropping the provider shuts the pipeline down.
+    _provider: SdkMeterProvider,
+    requests: Counter<u64>,
+    duration: Histogram<f64>,
+    reloads: Counter<u64>,
+    stripped: Counter<u64>,
+    generation: Arc<AtomicU64>,
+    last_reload_errors: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every instrument registered.
+    pub fn new() -> Result<Self> {
+        let registry = prometheus::Registry::new();
+        let exporter = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .without_target_info()
+            .build()
+            .map_err(|e| Error::Telemetry(e.to_string()))?;
+        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+        let meter = provider.meter("varco");
+        let requests = meter
+            .u64_counter("varco.requests")
+            .with_description("Requests answered, by comune, service and HTTP status")
+            .build();
+        let duration = meter
+            .f64_histogram("varco.request.duration")
+            .with_unit("s")
+            .with_description("Time from request headers to the end of the response")
+            .with_boundaries(LATENCY_BUCKETS.to_vec())
+            .build();
+        let reloads = meter
+            .u64_counter("varco.policy.reloads")
+            .with_description("Policy reloads, by result (success or failure)")
+            .build();
+        let stripped = meter
+            .u64_counter("varco.inbound.identity.headers.stripped")
+            .with_description("Inbound headers removed because varco owns their name (spoofing attempts or misconfigured clients)")
+            .build();
+        let generation = Arc::new(AtomicU64::new(0));
+        let g = generation.clone();
+        let _gauge = meter
+            .u64_observable_gauge("varco.policy.generation")
+            .with_description("Generation of the policy snapshot being served (1 = loaded at start)")
+            .with_callback(move |o| o.observe(g.load(Ordering::Relaxed), &[]))
+            .build();
+        let last_reload_errors = Arc::new(AtomicU64::new(0));
+        let e = last_reload_errors.clone();
+        let _errors = meter
+            .u64_observable_gauge("varco.policy.last.reload.errors")
+            .with_description("Problems found by the last reload attempt (0 when it succeeded)")
+            .with_callback(move |o| o.observe(e.load(Ordering::Relaxed), &[]))
+            .build();
+        Ok(Self {
+            registry,
+            _provider: provider,
+            requests,
+            duration,
+            reloads,
+            stripped,
+            generation,
+            last_reload_errors,
+        })
+    }
+
+    /// Records one finished request.
+    pub fn request(&self, route: &[KeyValue; 2], status: u16, seconds: f64) {
+        let [comune, service] = route;
+        self.requests.add(
+            1,
+            &[comune.clone(), service.clone(), KeyValue::new("status", i64::from(status))],
+        );
+        self.duration.record(seconds, route);
+    }
+
+    /// Counts removed inbound headers.
+    pub fn stripped(&self, n: usize) {
+        self.stripped.add(n as u64, &[]);
+    }
+
+    /// Records a reload attempt.
+    pub fn reload(&self, ok: bool, generation: u64, errors: usize) {
+        self.reloads.add(1, &[KeyValue::new("result", if ok { "success" } else { "failure" })]);
+        if ok {
+            self.generation.store(generation, Ordering::Relaxed);
+        }
+        self.last_reload_errors.store(errors as u64, Ordering::Relaxed);
+    }
+
+    /// Sets the generation served at start.
+    pub fn set_generation(&self, generation: u64) {
+        self.generation.store(generation, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+/// The `[comune, service]` attributes of a route, built once per snapshot.
+/// Values are reference-counted so that recording clones no string.
+pub fn route_attributes(comune: &str, service: &str) -> [KeyValue; 2] {
+    let comune: Arc<str> = Arc::from(comune);
+    let service: Arc<str> = Arc::from(service);
+    [
+        KeyValue::new("comune", opentelemetry::StringValue::from(comune)),
+        KeyValue::new("service", opentelemetry::StringValue::from(service)),
+    ]
+}
