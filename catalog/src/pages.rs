@@ -96,12 +96,25 @@ pub fn home_page(snapshot: &Snapshot) -> String {
     for c in comuni {
         let _ = write!(body, "<section aria-labelledby=\"c-{ipa}\"><h2 id=\"c-{ipa}\">{name}</h2><ul class=\"services\">", ipa = escape(c.ipa_code.as_str()), name = escape(&c.name));
         for s in &c.services {
-            let scheme = if snapshot.config.server.public_url.https { "https" } else { "http" };
-            let port = snapshot.config.server.public_url.url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let scheme = if snapshot.config.server.public_url.https {
+                "https"
+            } else {
+                "http"
+            };
+            let port = snapshot
+                .config
+                .server
+                .public_url
+                .url
+                .port()
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default();
             let href = format!("{scheme}://{}{port}{}", s.route.host, s.route.path_prefix);
             let badge = match s.access {
                 Access::Public => "<span class=\"badge public\">Accesso libero</span>".to_string(),
-                Access::Login(l) => format!("<span class=\"badge\">Accesso con {}</span>", l.label_it()),
+                Access::Login(l) => {
+                    format!("<span class=\"badge\">Accesso con {}</span>", l.label_it())
+                }
             };
             let _ = write!(
                 body,
@@ -123,7 +136,13 @@ mod tests {
 
     #[test]
     fn error_pages_are_italian_and_carry_their_code() {
-        for p in [ErrorPage::BadRequest, ErrorPage::NotFound, ErrorPage::BadGateway, ErrorPage::GatewayTimeout, ErrorPage::Internal] {
+        for p in [
+            ErrorPage::BadRequest,
+            ErrorPage::NotFound,
+            ErrorPage::BadGateway,
+            ErrorPage::GatewayTimeout,
+            ErrorPage::Internal,
+        ] {
             let html = error_page(p);
             assert!(html.contains("lang=\"it\""));
             assert!(html.contains(&format!("Codice errore: {}", p.status())));
@@ -133,7 +152,11 @@ mod tests {
 
     #[test]
     fn names_are_escaped() {
-        let html = login_required_page("Comune di <b>X</b>", "\"><script>alert(1)</script>", Level::SpidL2);
+        let html = login_required_page(
+            "Comune di <b>X</b>",
+            "\"><script>alert(1)</script>",
+            Level::SpidL2,
+        );
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;b&gt;X&lt;/b&gt;"));
         assert!(html.contains("SPID livello 2"));

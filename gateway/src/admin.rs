@@ -38,14 +38,26 @@ impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
         if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
-            return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"method not allowed\n".to_vec());
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                b"method not allowed\n".to_vec(),
+            );
         }
         match req.uri.path() {
-            "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", self.shared.metrics.render()),
+            "/metrics" => reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.shared.metrics.render(),
+            ),
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {
                 let rt = self.shared.current();
-                let body = format!("ready: policy generation {}, {} services\n", rt.generation, rt.snapshot.services().count());
+                let body = format!(
+                    "ready: policy generation {}, {} services\n",
+                    rt.generation,
+                    rt.snapshot.services().count()
+                );
                 reply(StatusCode::OK, "text/plain", body.into_bytes())
             }
             _ => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),

@@ -1,6 +1,7 @@
 //! A small echo back-end, for the examples, the tests and the benchmarks: it answers every request
 //! with JSON describing what it received (method, path, query, every header in order, body size
-//! and SHA-256), so that tests can check exactly what varco forwarded.
+//! and SHA-256, and the peer address, which shows whether connections are reused), so that tests
+//! can check exactly what varco forwarded.
 //!
 //! Query parameters make it misbehave on purpose: `echo_delay_ms=N` waits before answering,
 //! `echo_chunks=N` streams N chunks of 1 KiB 20 ms apart, `echo_status=N` sets the status.
@@ -28,12 +29,12 @@ type Body = BoxBody<Bytes, Infallible>;
 /// Serves echo requests on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, name: Arc<str>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let name = name.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, name.clone()));
+            let service = service_fn(move |req| handle(req, name.clone(), peer));
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
@@ -57,7 +58,11 @@ fn param(query: &str, key: &str) -> Option<u64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
-async fn handle(mut req: Request<Incoming>, name: Arc<str>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    mut req: Request<Incoming>,
+    name: Arc<str>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, Infallible> {
     let query = req.uri().query().unwrap_or("").to_string();
     if let Some(ms) = param(&query, "echo_delay_ms") {
         tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
@@ -72,7 +77,12 @@ async fn handle(mut req: Request<Incoming>, name: Arc<str>) -> Result<Response<B
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
@@ -90,9 +100,14 @@ async fn handle(mut req: Request<Incoming>, name: Arc<str>) -> Result<Response<B
             Err(_) => break,
         }
     }
-    let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let json = serde_json::json!({
         "backend": &*name,
+        "peer": peer.to_string(),
         "method": method,
         "path": path,
         "query": query,

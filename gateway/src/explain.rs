@@ -47,7 +47,11 @@ pub fn explain(snapshot: &Snapshot, url: &str, level: Option<Level>) -> (Verdict
             return (Verdict::NotRouted, out);
         }
         Ok(RouteMatch::NotFound) => {
-            let _ = writeln!(out, "answer: 404 page (no service for host \"{host}\" and path \"{}\")", parsed.path());
+            let _ = writeln!(
+                out,
+                "answer: 404 page (no service for host \"{host}\" and path \"{}\")",
+                parsed.path()
+            );
             return (Verdict::NotRouted, out);
         }
         Ok(RouteMatch::Sso) => {
@@ -61,14 +65,44 @@ pub fn explain(snapshot: &Snapshot, url: &str, level: Option<Level>) -> (Verdict
         Ok(RouteMatch::Service(r)) => r,
     };
     let Some((comune, service)) = snapshot.service(r) else {
-        return (Verdict::NotRouted, format!("internal error: route to a missing service\n"));
+        return (
+            Verdict::NotRouted,
+            "internal error: route to a missing service\n".to_string(),
+        );
     };
-    let _ = writeln!(out, "comune: {} (IPA {}, ISTAT {})", comune.name, comune.ipa_code.as_str(), comune.istat_code.as_str());
-    let _ = writeln!(out, "service: {} \"{}\" [{}]", service.id.as_str(), service.name, service.category.label());
-    let _ = writeln!(out, "route: host {}, path_prefix {}", service.route.host, service.route.path_prefix);
-    let _ = writeln!(out, "upstream: {}://{}", if service.upstream.tls { "https" } else { "http" }, service.upstream.authority());
+    let _ = writeln!(
+        out,
+        "comune: {} (IPA {}, ISTAT {})",
+        comune.name,
+        comune.ipa_code.as_str(),
+        comune.istat_code.as_str()
+    );
+    let _ = writeln!(
+        out,
+        "service: {} \"{}\" [{}]",
+        service.id.as_str(),
+        service.name,
+        service.category.label()
+    );
+    let _ = writeln!(
+        out,
+        "route: host {}, path_prefix {}",
+        service.route.host, service.route.path_prefix
+    );
+    let _ = writeln!(
+        out,
+        "upstream: {}://{}",
+        if service.upstream.tls {
+            "https"
+        } else {
+            "http"
+        },
+        service.upstream.authority()
+    );
     let _ = writeln!(out, "access: {}", service.access.as_str());
-    let who = level.map_or("an anonymous request".to_string(), |l| format!("a session at {l}"));
+    let who = level.map_or("an anonymous request".to_string(), |l| {
+        format!("a session at {l}")
+    });
     match decide(service, level) {
         Decision::Allow(_) => {
             let _ = writeln!(out, "decision for {who}: allow (proxied)");
@@ -77,7 +111,10 @@ pub fn explain(snapshot: &Snapshot, url: &str, level: Option<Level>) -> (Verdict
             let _ = writeln!(out, "decision for {who}: login required at {needed} (answered 401 until the login flow is available)");
         }
     }
-    let _ = writeln!(out, "forwarding headers: X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host");
+    let _ = writeln!(
+        out,
+        "forwarding headers: X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host"
+    );
     if let Access::Login(_) = service.access {
         let mut names: Vec<String> = service
             .attributes
@@ -86,8 +123,16 @@ pub fn explain(snapshot: &Snapshot, url: &str, level: Option<Level>) -> (Verdict
             .collect();
         names.extend(["X-Varco-Level", "X-Varco-Idp", "X-Varco-Comune"].map(String::from));
         names.extend(service.headers.iter().map(|(h, a)| format!("{h} ({a})")));
-        names.push(format!("X-Varco-Assertion (signed JWT, aud {}/{})", comune.ipa_code.as_str(), service.id.as_str()));
-        let _ = writeln!(out, "identity headers for an allowed session: {}", names.join(", "));
+        names.push(format!(
+            "X-Varco-Assertion (signed JWT, aud {}/{})",
+            comune.ipa_code.as_str(),
+            service.id.as_str()
+        ));
+        let _ = writeln!(
+            out,
+            "identity headers for an allowed session: {}",
+            names.join(", ")
+        );
     } else {
         let _ = writeln!(out, "identity headers: none (public service)");
     }
@@ -102,14 +147,28 @@ mod tests {
     fn explains_the_example_configuration() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/varco.toml");
         let snap = policies::load(&path).expect("example loads");
-        let (v, text) = explain(&snap, "http://capannori.localhost:8080/tari/avvisi", Some(Level::SpidL1));
+        let (v, text) = explain(
+            &snap,
+            "http://capannori.localhost:8080/tari/avvisi",
+            Some(Level::SpidL1),
+        );
         assert_eq!(v, Verdict::Service);
-        assert!(text.contains("comune: Comune di Capannori (IPA c_b648, ISTAT 046007)"), "{text}");
+        assert!(
+            text.contains("comune: Comune di Capannori (IPA c_b648, ISTAT 046007)"),
+            "{text}"
+        );
         assert!(text.contains("login required at SpidL2"), "{text}");
-        assert!(text.contains("X-Varco-Fiscal-Number (fiscalNumber)"), "{text}");
+        assert!(
+            text.contains("X-Varco-Fiscal-Number (fiscalNumber)"),
+            "{text}"
+        );
         assert!(text.contains("X-CF (fiscalNumber)"), "{text}");
         assert!(text.contains("X-Varco-Email (email)"), "{text}");
-        let (_, text) = explain(&snap, "http://capannori.localhost/tari/", Some(Level::SpidL3));
+        let (_, text) = explain(
+            &snap,
+            "http://capannori.localhost/tari/",
+            Some(Level::SpidL3),
+        );
         assert!(text.contains("allow"), "{text}");
         let (v, _) = explain(&snap, "http://nowhere.example/", None);
         assert_eq!(v, Verdict::NotRouted);

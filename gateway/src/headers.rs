@@ -93,9 +93,13 @@ fn sanitize_connection(req: &mut RequestHeader) {
             if token.is_empty() {
                 continue;
             }
-            let known = [("close", "close"), ("keep-alive", "keep-alive"), ("upgrade", "Upgrade")]
-                .into_iter()
-                .find(|(t, _)| token.eq_ignore_ascii_case(t.as_bytes()));
+            let known = [
+                ("close", "close"),
+                ("keep-alive", "keep-alive"),
+                ("upgrade", "Upgrade"),
+            ]
+            .into_iter()
+            .find(|(t, _)| token.eq_ignore_ascii_case(t.as_bytes()));
             match known {
                 Some((_, canonical)) => {
                     if !keep.contains(&canonical) {

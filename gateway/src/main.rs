@@ -20,7 +20,11 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
-#[command(name = "varco", version, about = "One SPID/CIE login for every comune service")]
+#[command(
+    name = "varco",
+    version,
+    about = "One SPID/CIE login for every comune service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -122,7 +126,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Echo { listen, name } => {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("varco echo: {e}");
@@ -149,6 +157,7 @@ fn main() -> ExitCode {
 /// Logs to stdout through a background writer (a slow terminal or pipe never blocks a request),
 /// text or JSON as configured, filtered by `RUST_LOG` (default `info`). Traces go to OTLP when
 /// `[telemetry] otlp_endpoint` is set.
+#[allow(clippy::print_stderr)] // logging is not set up yet when this fails
 fn init_logging(config: &std::path::Path) -> Option<Guards> {
     let (format, otlp) = match policies::load(config) {
         Ok(s) => (s.config.server.log_format, s.config.telemetry.otlp_endpoint),
@@ -157,14 +166,21 @@ fn init_logging(config: &std::path::Path) -> Option<Guards> {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let fmt_text = (format == policies::LogFormat::Text)
-        .then(|| tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer.clone()));
-    let fmt_json = (format == policies::LogFormat::Json).then(|| tracing_subscriber::fmt::layer().json().with_writer(writer));
+    let fmt_text = (format == policies::LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(writer.clone())
+    });
+    let fmt_json = (format == policies::LogFormat::Json)
+        .then(|| tracing_subscriber::fmt::layer().json().with_writer(writer));
     let (otel_layer, provider) = match otlp {
         Some(endpoint) => match otlp_provider(endpoint.as_str()) {
             Ok(p) => {
                 use opentelemetry::trace::TracerProvider as _;
-                (Some(tracing_opentelemetry::layer().with_tracer(p.tracer("varco"))), Some(p))
+                (
+                    Some(tracing_opentelemetry::layer().with_tracer(p.tracer("varco"))),
+                    Some(p),
+                )
             }
             Err(e) => {
                 eprintln!("varco: OTLP export disabled: {e}");
@@ -179,7 +195,10 @@ fn init_logging(config: &std::path::Path) -> Option<Guards> {
         .with(fmt_json)
         .with(otel_layer)
         .try_init();
-    Some(Guards { _log: guard, provider })
+    Some(Guards {
+        _log: guard,
+        provider,
+    })
 }
 
 fn otlp_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
@@ -190,7 +209,11 @@ fn otlp_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::Sdk
         .build()?;
     Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name("varco").build())
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("varco")
+                .build(),
+        )
         .build())
 }
 

@@ -88,9 +88,13 @@ async fn respond(
     }
     let head_only = session.req_header().method == Method::HEAD;
     ctx.status = status;
-    session.write_response_header(Box::new(resp), head_only).await?;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
     if !head_only {
-        session.write_response_body(Some(body.clone()), true).await?;
+        session
+            .write_response_body(Some(body.clone()), true)
+            .await?;
     }
     Ok(true)
 }
@@ -123,7 +127,10 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         let rt = self.shared.current();
         ctx.runtime = Some(rt.clone());
-        ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let trusted = is_trusted(ctx.client_ip, &rt.snapshot.config.server.trusted_proxies);
         let removed = strip_inbound(session.req_header_mut(), &rt.strip, trusted);
         if removed > 0 {
@@ -140,7 +147,14 @@ impl ProxyHttp for Proxy {
             Err(reason) => {
                 tracing::debug!(%reason, "request target rejected");
                 ctx.target = Target::Nothing;
-                respond(session, ctx, 400, rt.pages.error(ErrorPage::BadRequest), None).await
+                respond(
+                    session,
+                    ctx,
+                    400,
+                    rt.pages.error(ErrorPage::BadRequest),
+                    None,
+                )
+                .await
             }
             Ok(RouteMatch::NotFound) => {
                 ctx.target = Target::Nothing;
@@ -159,15 +173,24 @@ impl ProxyHttp for Proxy {
                 if is_home && method_ok {
                     respond(session, ctx, 200, &rt.pages.home, None).await
                 } else if is_home {
-                    respond(session, ctx, 405, rt.pages.error(ErrorPage::BadRequest), Some((http::header::ALLOW, "GET, HEAD"))).await
+                    respond(
+                        session,
+                        ctx,
+                        405,
+                        rt.pages.error(ErrorPage::BadRequest),
+                        Some((http::header::ALLOW, "GET, HEAD")),
+                    )
+                    .await
                 } else {
                     respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await
                 }
             }
             Ok(RouteMatch::Service(r)) => {
-                let (Some(index), Some((_, service))) = (rt.index(r), rt.snapshot.service(r)) else {
+                let (Some(index), Some((_, service))) = (rt.index(r), rt.snapshot.service(r))
+                else {
                     ctx.target = Target::Nothing;
-                    return respond(session, ctx, 500, rt.pages.error(ErrorPage::Internal), None).await;
+                    return respond(session, ctx, 500, rt.pages.error(ErrorPage::Internal), None)
+                        .await;
                 };
                 ctx.target = Target::Service(index);
                 match decide(service, None) {
@@ -181,7 +204,14 @@ impl ProxyHttp for Proxy {
                             .and_then(|s| s.login_page.as_ref())
                             .unwrap_or(rt.pages.error(ErrorPage::Internal))
                             .clone();
-                        respond(session, ctx, 401, &page, Some((WWW_AUTHENTICATE, "SPID realm=\"varco\""))).await
+                        respond(
+                            session,
+                            ctx,
+                            401,
+                            &page,
+                            Some((WWW_AUTHENTICATE, "SPID realm=\"varco\"")),
+                        )
+                        .await
                     }
                 }
             }
@@ -189,7 +219,11 @@ impl ProxyHttp for Proxy {
     }
 
     /// Picks the back-end. Without a permit there is none: the request fails closed with 500.
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Box<HttpPeer>> {
         match (&ctx.runtime, ctx.permit, ctx.target) {
             (Some(rt), Some(_permit), Target::Service(i)) => match rt.service(i) {
                 Some(s) => Ok(Box::new(s.peer.clone())),
@@ -225,14 +259,19 @@ impl ProxyHttp for Proxy {
             _ => match e.esource() {
                 ErrorSource::Upstream => Some(ErrorPage::BadGateway),
                 ErrorSource::Downstream => match e.etype() {
-                    ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => None,
+                    ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                        None
+                    }
                     _ => Some(ErrorPage::BadRequest),
                 },
                 ErrorSource::Internal | ErrorSource::Unset => Some(ErrorPage::Internal),
             },
         };
         let Some(page) = page else {
-            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
         };
         let status = page.status();
         if session.response_written().is_none() {
@@ -246,12 +285,17 @@ impl ProxyHttp for Proxy {
         }
         tracing::warn!(status, error = %e, route = %route_label(ctx), "request failed");
         ctx.status = status;
-        FailToProxy { error_code: status, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
     }
 
     /// Runs once per request, at the very end: metrics and the access log.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        let status = session.response_written().map_or(ctx.status, |r| r.status.as_u16());
+        let status = session
+            .response_written()
+            .map_or(ctx.status, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         let Some(rt) = &ctx.runtime else {
             return;
@@ -262,7 +306,9 @@ impl ProxyHttp for Proxy {
             Target::Sso => &rt.metric_sso,
             Target::Unresolved | Target::Nothing => &rt.metric_none,
         };
-        self.shared.metrics.request(attrs, status, elapsed.as_secs_f64());
+        self.shared
+            .metrics
+            .request(attrs, status, elapsed.as_secs_f64());
         if rt.snapshot.config.server.access_log {
             // No path, query or client address: they can carry personal data.
             tracing::info!(

@@ -55,7 +55,10 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
             let generation = shared.next_generation();
             rt.generation = generation;
             let (old, new) = (&current.snapshot.config.server, &rt.snapshot.config.server);
-            if old.listen != new.listen || old.admin_listen != new.admin_listen || old.threads != new.threads {
+            if old.listen != new.listen
+                || old.admin_listen != new.admin_listen
+                || old.threads != new.threads
+            {
                 tracing::warn!("server.listen, server.admin_listen and server.threads changes take effect only after a restart");
             }
             let services = rt.snapshot.services().count();
@@ -78,7 +81,12 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
                 }
             };
             shared.metrics.reload(false, current.generation, count);
-            tracing::error!(trigger, problems = count, serving = current.generation, "policy reload refused; still serving the previous snapshot");
+            tracing::error!(
+                trigger,
+                problems = count,
+                serving = current.generation,
+                "policy reload refused; still serving the previous snapshot"
+            );
             Outcome::Refused(count)
         }
         Err(join) => {
@@ -107,19 +115,21 @@ fn watched_dirs(shared: &Shared) -> BTreeSet<PathBuf> {
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| !e.kind.is_access()) {
-                let _ = tx.try_send(());
-            }
-        }) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot watch policy files; reload with SIGHUP");
-                None
-            }
-        };
+        let mut watcher =
+            match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok_and(|e| !e.kind.is_access()) {
+                    let _ = tx.try_send(());
+                }
+            }) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch policy files; reload with SIGHUP");
+                    None
+                }
+            };
         let mut dirs = BTreeSet::new();
-        let rewatch = |watcher: &mut Option<notify::RecommendedWatcher>, dirs: &mut BTreeSet<PathBuf>| {
+        let rewatch = |watcher: &mut Option<notify::RecommendedWatcher>,
+                       dirs: &mut BTreeSet<PathBuf>| {
             let Some(w) = watcher.as_mut() else { return };
             let want = watched_dirs(&self.shared);
             for gone in dirs.difference(&want) {

@@ -138,7 +138,11 @@ impl Runtime {
     }
 }
 
-fn compile_service(snapshot: &Snapshot, comune: &Comune, service: &Service) -> Result<ServiceRuntime> {
+fn compile_service(
+    snapshot: &Snapshot,
+    comune: &Comune,
+    service: &Service,
+) -> Result<ServiceRuntime> {
     let label = format!("{}/{}", comune.ipa_code.as_str(), service.id.as_str());
     let authority = service.upstream.authority();
     let addr: SocketAddr = authority
@@ -154,18 +158,34 @@ fn compile_service(snapshot: &Snapshot, comune: &Comune, service: &Service) -> R
             authority: authority.clone(),
             reason: "no address".into(),
         })?;
-    let sni = if service.upstream.tls { service.upstream.host.clone() } else { String::new() };
+    let sni = if service.upstream.tls {
+        service.upstream.host.clone()
+    } else {
+        String::new()
+    };
     let mut peer = HttpPeer::new(addr, service.upstream.tls, sni);
     let server = &snapshot.config.server;
-    peer.options.connection_timeout = Some(service.connect_timeout.unwrap_or(server.upstream_connect_timeout));
-    peer.options.total_connection_timeout = Some(service.connect_timeout.unwrap_or(server.upstream_connect_timeout));
+    peer.options.connection_timeout = Some(
+        service
+            .connect_timeout
+            .unwrap_or(server.upstream_connect_timeout),
+    );
+    peer.options.total_connection_timeout = Some(
+        service
+            .connect_timeout
+            .unwrap_or(server.upstream_connect_timeout),
+    );
     let read = service.read_timeout.unwrap_or(server.upstream_read_timeout);
     peer.options.read_timeout = Some(read);
     peer.options.write_timeout = Some(read);
     peer.options.idle_timeout = Some(UPSTREAM_IDLE);
     let login_page = match service.access {
         Access::Public => None,
-        Access::Login(level) => Some(Bytes::from(catalog::login_required_page(&comune.name, &service.name, level))),
+        Access::Login(level) => Some(Bytes::from(catalog::login_required_page(
+            &comune.name,
+            &service.name,
+            level,
+        ))),
     };
     Ok(ServiceRuntime {
         peer,

@@ -40,7 +40,10 @@ struct SignalStop;
 impl ShutdownSignalWatch for SignalStop {
     async fn recv(&self) -> ShutdownSignal {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return std::future::pending().await;
         };
         tokio::select! {
@@ -73,7 +76,10 @@ pub fn serve(shared: Arc<Shared>, stop: Stop) -> Result<()> {
     let server_cfg = &rt.snapshot.config.server;
     for addr in [server_cfg.listen, server_cfg.admin_listen] {
         // pingora panics on a listener it cannot bind; find out first and say why.
-        std::net::TcpListener::bind(addr).map_err(|e| Error::Listen { addr: addr.to_string(), reason: e.to_string() })?;
+        std::net::TcpListener::bind(addr).map_err(|e| Error::Listen {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
     }
     let conf = ServerConf {
         threads: server_cfg.threads,
@@ -84,10 +90,17 @@ pub fn serve(shared: Arc<Shared>, stop: Stop) -> Result<()> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, Proxy::new(shared.clone()), "varco");
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Proxy::new(shared.clone()),
+        "varco",
+    );
     proxy.add_tcp(&server_cfg.listen.to_string());
 
-    let mut admin = Service::new("varco admin".to_string(), HttpServer::new_app(Admin::new(shared.clone())));
+    let mut admin = Service::new(
+        "varco admin".to_string(),
+        HttpServer::new_app(Admin::new(shared.clone())),
+    );
     admin.add_tcp(&server_cfg.admin_listen.to_string());
     admin.threads = Some(1);
 

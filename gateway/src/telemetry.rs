@@ -71,7 +71,9 @@ impl Metrics {
         let g = generation.clone();
         let _gauge = meter
             .u64_observable_gauge("varco.policy.generation")
-            .with_description("Generation of the policy snapshot being served (1 = loaded at start)")
+            .with_description(
+                "Generation of the policy snapshot being served (1 = loaded at start)",
+            )
             .with_callback(move |o| o.observe(g.load(Ordering::Relaxed), &[]))
             .build();
         let last_reload_errors = Arc::new(AtomicU64::new(0));
@@ -98,7 +100,11 @@ impl Metrics {
         let [comune, service] = route;
         self.requests.add(
             1,
-            &[comune.clone(), service.clone(), KeyValue::new("status", i64::from(status))],
+            &[
+                comune.clone(),
+                service.clone(),
+                KeyValue::new("status", i64::from(status)),
+            ],
         );
         self.duration.record(seconds, route);
     }
@@ -110,11 +116,18 @@ impl Metrics {
 
     /// Records a reload attempt.
     pub fn reload(&self, ok: bool, generation: u64, errors: usize) {
-        self.reloads.add(1, &[KeyValue::new("result", if ok { "success" } else { "failure" })]);
+        self.reloads.add(
+            1,
+            &[KeyValue::new(
+                "result",
+                if ok { "success" } else { "failure" },
+            )],
+        );
         if ok {
             self.generation.store(generation, Ordering::Relaxed);
         }
-        self.last_reload_errors.store(errors as u64, Ordering::Relaxed);
+        self.last_reload_errors
+            .store(errors as u64, Ordering::Relaxed);
     }
 
     /// Sets the generation served at start.

@@ -237,8 +237,15 @@ pub(crate) fn read_config(
     (config, sp_ok)
 }
 
-fn socket_addr(t: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, key: &'static str, default: &str) -> SocketAddr {
-    let fallback = default.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+fn socket_addr(
+    t: &mut TableReader<'_, '_>,
+    sink: &mut Sink<'_>,
+    key: &'static str,
+    default: &str,
+) -> SocketAddr {
+    let fallback = default
+        .parse()
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
     match t.opt_str(sink, key) {
         Some(At { value, span }) => value.parse().unwrap_or_else(|_| {
             sink.error(&span, format!("`{key}` must be an IP address and port like \"127.0.0.1:8080\", found \"{value}\""));
@@ -263,7 +270,9 @@ pub(crate) fn duration(
         Err(_) => {
             sink.error(
                 &span,
-                format!("`{key}` must be a duration like \"30s\", \"5m\" or \"8h\", found \"{value}\""),
+                format!(
+                    "`{key}` must be a duration like \"30s\", \"5m\" or \"8h\", found \"{value}\""
+                ),
             );
             None
         }
@@ -295,7 +304,11 @@ fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerCon
     if listen == admin_listen && listen.port() != 0 {
         sink.error(t.span(), "[server]: `admin_listen` must differ from `listen`: metrics and health are never served on the public listener");
     }
-    let public_url = match t.str(sink, "public_url", "the portal's base URL, e.g. \"https://accesso.provincia.lucca.it\"") {
+    let public_url = match t.str(
+        sink,
+        "public_url",
+        "the portal's base URL, e.g. \"https://accesso.provincia.lucca.it\"",
+    ) {
         Some(At { value, span }) => parse_public_url(&value).unwrap_or_else(|msg| {
             sink.error(&span, format!("`public_url` {msg}"));
             fallback_url.clone()
@@ -337,7 +350,10 @@ fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerCon
         Some(At { value, .. }) if value == "text" => LogFormat::Text,
         Some(At { value, .. }) if value == "json" => LogFormat::Json,
         Some(At { value, span }) => {
-            sink.error(&span, format!("`log_format` must be \"text\" or \"json\", found \"{value}\""));
+            sink.error(
+                &span,
+                format!("`log_format` must be \"text\" or \"json\", found \"{value}\""),
+            );
             LogFormat::Text
         }
     };
@@ -387,15 +403,18 @@ fn read_telemetry(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> Teleme
     let Some(mut t) = root.opt_table(sink, "telemetry", "[telemetry]") else {
         return TelemetryConfig::default();
     };
-    let otlp_endpoint = t.opt_str(sink, "otlp_endpoint").and_then(|At { value, span }| {
-        match Url::parse(&value) {
+    let otlp_endpoint = t
+        .opt_str(sink, "otlp_endpoint")
+        .and_then(|At { value, span }| match Url::parse(&value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
             _ => {
-                sink.error(&span, format!("`otlp_endpoint` must be an http(s) URL, found \"{value}\""));
+                sink.error(
+                    &span,
+                    format!("`otlp_endpoint` must be an http(s) URL, found \"{value}\""),
+                );
                 None
             }
-        }
-    });
+        });
     t.finish(sink);
     TelemetryConfig { otlp_endpoint }
 }
@@ -403,7 +422,13 @@ fn read_telemetry(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> Teleme
 fn existing_file(sink: &mut Sink<'_>, base: &Path, key: &str, at: At<String>) -> PathBuf {
     let path = base.join(&at.value);
     if !path.is_file() {
-        sink.error(&at.span, format!("`{key}`: file \"{}\" does not exist or is not readable", path.display()));
+        sink.error(
+            &at.span,
+            format!(
+                "`{key}`: file \"{}\" does not exist or is not readable",
+                path.display()
+            ),
+        );
     }
     path
 }
@@ -413,8 +438,17 @@ fn read_sp(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> 
         entity_id: String::new(),
         key: PathBuf::new(),
         cert: PathBuf::new(),
-        organization: Organization { name: String::new(), display_name: String::new(), url: String::new() },
-        contact: Contact { ipa_code: String::new(), email: String::new(), public: true, municipality: String::new() },
+        organization: Organization {
+            name: String::new(),
+            display_name: String::new(),
+            url: String::new(),
+        },
+        contact: Contact {
+            ipa_code: String::new(),
+            email: String::new(),
+            public: true,
+            municipality: String::new(),
+        },
         attribute_sets: Vec::new(),
     };
     let Some(mut t) = root.table(sink, "sp", "[sp]") else {
@@ -422,7 +456,13 @@ fn read_sp(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> 
     };
     if let Some(e) = t.str(sink, "entity_id", "the SP entityID, an URL") {
         if Url::parse(&e.value).is_err() || e.value.len() > 1024 {
-            sink.error(&e.span, format!("`entity_id` must be an absolute URL of at most 1024 characters, found \"{}\"", e.value));
+            sink.error(
+                &e.span,
+                format!(
+                    "`entity_id` must be an absolute URL of at most 1024 characters, found \"{}\"",
+                    e.value
+                ),
+            );
         }
         sp.entity_id = e.value;
     }
@@ -433,9 +473,18 @@ fn read_sp(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> 
         sp.cert = existing_file(sink, base, "cert", c);
     }
     if let Some(mut o) = t.table(sink, "organization", "sp.organization") {
-        sp.organization.name = o.str(sink, "name", "full legal name").map(|a| a.value).unwrap_or_default();
-        sp.organization.display_name = o.str(sink, "display_name", "short name").map(|a| a.value).unwrap_or_default();
-        sp.organization.url = o.str(sink, "url", "web site").map(|a| a.value).unwrap_or_default();
+        sp.organization.name = o
+            .str(sink, "name", "full legal name")
+            .map(|a| a.value)
+            .unwrap_or_default();
+        sp.organization.display_name = o
+            .str(sink, "display_name", "short name")
+            .map(|a| a.value)
+            .unwrap_or_default();
+        sp.organization.url = o
+            .str(sink, "url", "web site")
+            .map(|a| a.value)
+            .unwrap_or_default();
         o.finish(sink);
     }
     if let Some(mut c) = t.table(sink, "contact", "sp.contact") {
@@ -447,7 +496,13 @@ fn read_sp(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> 
         }
         if let Some(email) = c.str(sink, "email", "institutional e-mail") {
             if !looks_like_email(&email.value) {
-                sink.error(&email.span, format!("sp.contact: `email` is not an e-mail address: \"{}\"", email.value));
+                sink.error(
+                    &email.span,
+                    format!(
+                        "sp.contact: `email` is not an e-mail address: \"{}\"",
+                        email.value
+                    ),
+                );
             }
             sp.contact.email = email.value;
         }
@@ -478,7 +533,10 @@ fn read_sp(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> 
                     Some(i)
                 }
                 Err(_) => {
-                    sink.error(&span, "[[sp.attribute_set]]: `index` must be between 0 and 65535");
+                    sink.error(
+                        &span,
+                        "[[sp.attribute_set]]: `index` must be between 0 and 65535",
+                    );
                     None
                 }
             },
@@ -490,17 +548,27 @@ fn read_sp(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> 
         let attributes = match attrs {
             Some(list) => {
                 if list.value.is_empty() {
-                    sink.error(&list.span, "[[sp.attribute_set]]: `attributes` must not be empty");
+                    sink.error(
+                        &list.span,
+                        "[[sp.attribute_set]]: `attributes` must not be empty",
+                    );
                 }
                 parse_attributes(sink, &list.value, "[[sp.attribute_set]]")
             }
             None => {
-                sink.error(&span, "[[sp.attribute_set]]: missing required field `attributes`");
+                sink.error(
+                    &span,
+                    "[[sp.attribute_set]]: missing required field `attributes`",
+                );
                 Vec::new()
             }
         };
         if let (Some(index), Some(name)) = (index, name) {
-            sp.attribute_sets.push(AttributeSet { index, name: name.value, attributes });
+            sp.attribute_sets.push(AttributeSet {
+                index,
+                name: name.value,
+                attributes,
+            });
         }
     }
     if sp.attribute_sets.is_empty() {
@@ -512,17 +580,26 @@ fn read_sp(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> 
 }
 
 /// Parses attribute names, reporting unknown ones with the nearest SPID name and duplicates.
-pub(crate) fn parse_attributes(sink: &mut Sink<'_>, list: &[At<String>], ctx: &str) -> Vec<Attribute> {
+pub(crate) fn parse_attributes(
+    sink: &mut Sink<'_>,
+    list: &[At<String>],
+    ctx: &str,
+) -> Vec<Attribute> {
     let mut out: Vec<Attribute> = Vec::with_capacity(list.len());
     for At { value, span } in list {
         match value.parse::<Attribute>() {
-            Ok(a) if out.contains(&a) => sink.error(span, format!("{ctx}: attribute `{value}` is listed twice")),
+            Ok(a) if out.contains(&a) => {
+                sink.error(span, format!("{ctx}: attribute `{value}` is listed twice"))
+            }
             Ok(a) => out.push(a),
             Err(()) => {
                 let hint = nearest(value, Attribute::ALL.iter().map(|a| a.as_str()))
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
-                sink.error(span, format!("{ctx}: unknown SPID attribute `{value}`{hint}"));
+                sink.error(
+                    span,
+                    format!("{ctx}: unknown SPID attribute `{value}`{hint}"),
+                );
             }
         }
     }
@@ -544,7 +621,10 @@ fn read_idp(mut t: TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> Opt
         Some(At { value, .. }) if value == "spid" => Some(IdpKind::Spid),
         Some(At { value, .. }) if value == "cie" => Some(IdpKind::Cie),
         Some(At { value, span }) => {
-            sink.error(&span, format!("[[idp]]: `kind` must be \"spid\" or \"cie\", found \"{value}\""));
+            sink.error(
+                &span,
+                format!("[[idp]]: `kind` must be \"spid\" or \"cie\", found \"{value}\""),
+            );
             None
         }
     };
@@ -552,7 +632,11 @@ fn read_idp(mut t: TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> Opt
         .opt_str(sink, "federation_cert")
         .map(|c| existing_file(sink, base, "federation_cert", c));
     t.finish(sink);
-    Some(IdpConfig { metadata: metadata?, kind: kind?, federation_cert })
+    Some(IdpConfig {
+        metadata: metadata?,
+        kind: kind?,
+        federation_cert,
+    })
 }
 
 fn read_session(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> SessionConfig {
@@ -579,7 +663,10 @@ fn read_session(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> SessionC
     }
     if let Some(At { value, span }) = t.opt_str(sink, "cookie_domain") {
         let bare = value.trim_start_matches('.');
-        if bare.is_empty() || !bare.split('.').all(crate::policy::is_dns_label) || !bare.contains('.') {
+        if bare.is_empty()
+            || !bare.split('.').all(crate::policy::is_dns_label)
+            || !bare.contains('.')
+        {
             sink.error(&span, format!("[session]: `cookie_domain` must be a domain like \".comuni.example\", found \"{value}\""));
         }
         s.cookie_domain = Some(value.to_ascii_lowercase());
@@ -591,7 +678,10 @@ fn read_session(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> SessionC
         s.absolute_timeout = d;
     }
     if s.idle_timeout > s.absolute_timeout {
-        sink.error(t.span(), "[session]: `idle_timeout` must not be longer than `absolute_timeout`");
+        sink.error(
+            t.span(),
+            "[session]: `idle_timeout` must not be longer than `absolute_timeout`",
+        );
     }
     t.finish(sink);
     s

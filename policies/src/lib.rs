@@ -31,5 +31,7 @@ pub use diag::{Diagnostic, Diagnostics};
 pub use error::{Error, Result};
 pub use identity::{Access, Attribute, Level};
 pub use load::{load, Snapshot};
-pub use policy::{canonical_header_name, Comune, IpaCode, IstatCode, Route, Service, ServiceId, Upstream};
+pub use policy::{
+    canonical_header_name, Comune, IpaCode, IstatCode, Route, Service, ServiceId, Upstream,
+};
 pub use route::{normalize_host, RejectedTarget, RouteMatch, RouteTable, ServiceRef};

@@ -80,7 +80,10 @@ fn policy_files(dir: &Path, config_path: &Path, diags: &mut Vec<Diagnostic>) -> 
                 path: config_path.to_path_buf(),
                 line: 1,
                 col: 1,
-                message: format!("policies directory \"{}\" cannot be read: {e}", dir.display()),
+                message: format!(
+                    "policies directory \"{}\" cannot be read: {e}",
+                    dir.display()
+                ),
             });
             return Vec::new();
         }
@@ -89,7 +92,9 @@ fn policy_files(dir: &Path, config_path: &Path, diags: &mut Vec<Diagnostic>) -> 
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension().is_some_and(|x| x == "toml")
-                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.'))
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with('.'))
                 && p.is_file()
         })
         .collect();
@@ -108,8 +113,15 @@ pub fn load(config_path: &Path) -> Result<Snapshot> {
         return Err(Error::Invalid(Diagnostics::from_vec(diags)));
     };
     let (config, sp_ok) = {
-        let mut sink = Sink { file: &main, diags: &mut diags };
-        read_config(config_path, TableReader::new(main_table.get_ref(), 0..0, "main configuration"), &mut sink)
+        let mut sink = Sink {
+            file: &main,
+            diags: &mut diags,
+        };
+        read_config(
+            config_path,
+            TableReader::new(main_table.get_ref(), 0..0, "main configuration"),
+            &mut sink,
+        )
     };
     let portal_host = config.server.public_url.host.clone();
 
@@ -123,8 +135,13 @@ pub fn load(config_path: &Path) -> Result<Snapshot> {
     // (file index, comune, spans)
     let mut read = Vec::with_capacity(sources.len());
     for (fi, file) in sources.iter().enumerate() {
-        let Some(table) = parse(file, &mut diags) else { continue };
-        let mut sink = Sink { file, diags: &mut diags };
+        let Some(table) = parse(file, &mut diags) else {
+            continue;
+        };
+        let mut sink = Sink {
+            file,
+            diags: &mut diags,
+        };
         let root = TableReader::new(table.get_ref(), 0..0, "policy file");
         if let Some(c) = read_comune(root, &mut sink, sp_ok.then_some(&config.sp)) {
             read.push((fi, c));
@@ -138,10 +155,24 @@ pub fn load(config_path: &Path) -> Result<Snapshot> {
         let file = &sources[*fi];
         for (fj, other) in read.iter().take(ci) {
             if other.comune.ipa_code == rc.comune.ipa_code {
-                diags.push(file.diag(&rc.ipa_span, format!("[comune]: IPA code \"{}\" is already used by {}", rc.comune.ipa_code.as_str(), sources[*fj].path.display())));
+                diags.push(file.diag(
+                    &rc.ipa_span,
+                    format!(
+                        "[comune]: IPA code \"{}\" is already used by {}",
+                        rc.comune.ipa_code.as_str(),
+                        sources[*fj].path.display()
+                    ),
+                ));
             }
             if other.comune.istat_code == rc.comune.istat_code {
-                diags.push(file.diag(&rc.istat_span, format!("[comune]: ISTAT code \"{}\" is already used by {}", rc.comune.istat_code.as_str(), sources[*fj].path.display())));
+                diags.push(file.diag(
+                    &rc.istat_span,
+                    format!(
+                        "[comune]: ISTAT code \"{}\" is already used by {}",
+                        rc.comune.istat_code.as_str(),
+                        sources[*fj].path.display()
+                    ),
+                ));
             }
         }
         for (si, (service, spans)) in rc.comune.services.iter().zip(&rc.spans).enumerate() {
@@ -153,7 +184,10 @@ pub fn load(config_path: &Path) -> Result<Snapshot> {
                 )));
                 continue;
             }
-            if let Some((_, _, owner, ofi, ospan)) = routes.iter().find(|(h, p, ..)| *h == r.host && *p == r.match_prefix) {
+            if let Some((_, _, owner, ofi, ospan)) = routes
+                .iter()
+                .find(|(h, p, ..)| *h == r.host && *p == r.match_prefix)
+            {
                 let (line, col) = sources[*ofi].locate(ospan.start);
                 let os = &read[owner.comune as usize].1.comune.services[owner.service as usize];
                 diags.push(file.diag(&spans.route, format!(
@@ -162,14 +196,26 @@ pub fn load(config_path: &Path) -> Result<Snapshot> {
                 )));
                 continue;
             }
-            routes.push((r.host.clone(), r.match_prefix.clone(), ServiceRef { comune: ci as u32, service: si as u32 }, *fi, spans.route.clone()));
+            routes.push((
+                r.host.clone(),
+                r.match_prefix.clone(),
+                ServiceRef {
+                    comune: ci as u32,
+                    service: si as u32,
+                },
+                *fi,
+                spans.route.clone(),
+            ));
         }
     }
 
     if !diags.is_empty() {
         return Err(Error::Invalid(Diagnostics::from_vec(diags)));
     }
-    let table = RouteTable::new(&portal_host, routes.into_iter().map(|(h, p, r, ..)| (h, p, r)));
+    let table = RouteTable::new(
+        &portal_host,
+        routes.into_iter().map(|(h, p, r, ..)| (h, p, r)),
+    );
     let mut files = vec![config_path.to_path_buf()];
     files.extend(sources.iter().map(|s| s.path.clone()));
     Ok(Snapshot {

@@ -136,7 +136,8 @@ pub(crate) struct ReadComune {
 pub(crate) fn check_ipa_code(s: &str) -> Result<(), String> {
     let ok = (2..=16).contains(&s.len())
         && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -148,7 +149,9 @@ pub(crate) fn check_istat_code(s: &str) -> Result<(), String> {
     if s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(format!("must be a 6-digit ISTAT code like \"046007\", found \"{s}\""))
+        Err(format!(
+            "must be a 6-digit ISTAT code like \"046007\", found \"{s}\""
+        ))
     }
 }
 
@@ -174,11 +177,14 @@ fn check_host(s: &str) -> Result<String, String> {
 fn check_service_id(s: &str) -> Result<(), String> {
     let ok = (1..=64).contains(&s.len())
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(format!("must be 1-64 lower-case letters, digits, `-` or `_`, found \"{s}\""))
+        Err(format!(
+            "must be 1-64 lower-case letters, digits, `-` or `_`, found \"{s}\""
+        ))
     }
 }
 
@@ -187,7 +193,11 @@ fn parse_upstream(s: &str) -> Result<Upstream, String> {
     let tls = match url.scheme() {
         "http" => false,
         "https" => true,
-        other => return Err(format!("must be an http:// or https:// URL, found scheme \"{other}\"")),
+        other => {
+            return Err(format!(
+                "must be an http:// or https:// URL, found scheme \"{other}\""
+            ))
+        }
     };
     let host = url
         .host_str()
@@ -203,22 +213,45 @@ fn parse_upstream(s: &str) -> Result<Upstream, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain credentials".into());
     }
-    let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
     Ok(Upstream { tls, host, port })
 }
 
 /// Header names a service may not claim: varco's own, framing and hop-by-hop, forwarding and
 /// credentials. Compared lower-case with `_` read as `-`.
 const FORBIDDEN_HEADERS: &[&str] = &[
-    "host", "cookie", "set-cookie", "authorization", "proxy-authorization", "connection",
-    "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
-    "content-type", "expect", "forwarded", "via", "x-real-ip", "proxy-connection",
+    "host",
+    "cookie",
+    "set-cookie",
+    "authorization",
+    "proxy-authorization",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "content-type",
+    "expect",
+    "forwarded",
+    "via",
+    "x-real-ip",
+    "proxy-connection",
 ];
 
 /// The canonical form used to compare header names: lower case, `_` as `-`.
 pub fn canonical_header_name(name: &str) -> String {
     name.bytes()
-        .map(|b| if b == b'_' { '-' } else { b.to_ascii_lowercase() as char })
+        .map(|b| {
+            if b == b'_' {
+                '-'
+            } else {
+                b.to_ascii_lowercase() as char
+            }
+        })
         .collect()
 }
 
@@ -227,21 +260,29 @@ fn check_header_name(name: &str) -> Result<(), String> {
         || name.len() > 64
         || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
-        return Err(format!("header name \"{name}\" must be 1-64 letters, digits or `-`"));
+        return Err(format!(
+            "header name \"{name}\" must be 1-64 letters, digits or `-`"
+        ));
     }
     let canon = canonical_header_name(name);
     if canon.starts_with("x-varco-") {
         return Err(format!("header name \"{name}\" uses the reserved `X-Varco-` prefix; the defaults are always sent"));
     }
     if canon.starts_with("x-forwarded-") || FORBIDDEN_HEADERS.contains(&canon.as_str()) {
-        return Err(format!("header name \"{name}\" is reserved for HTTP itself and cannot carry identity"));
+        return Err(format!(
+            "header name \"{name}\" is reserved for HTTP itself and cannot carry identity"
+        ));
     }
     Ok(())
 }
 
 /// Reads one policy file. `sp` is `None` when the main configuration's `[sp]` is itself invalid,
 /// so that attribute coverage is not reported twice.
-pub(crate) fn read_comune(root: TableReader<'_, '_>, sink: &mut Sink<'_>, sp: Option<&SpConfig>) -> Option<ReadComune> {
+pub(crate) fn read_comune(
+    root: TableReader<'_, '_>,
+    sink: &mut Sink<'_>,
+    sp: Option<&SpConfig>,
+) -> Option<ReadComune> {
     let mut root = root;
     let head = root.table(sink, "comune", "[comune]");
     let services_t = root.tables(sink, "service", "[[service]]");
@@ -297,8 +338,16 @@ fn read_service(
     let description = t.str(sink, "description", "what the service is for");
     let category = t.str(sink, "category", "one of the 15 official categories");
     let route_t = t.table(sink, "route", "service.route");
-    let upstream = t.str(sink, "upstream", "the back-end origin, e.g. \"http://10.0.0.5:8080\"");
-    let level = t.str(sink, "level", "\"public\", \"SpidL1\", \"SpidL2\" or \"SpidL3\"");
+    let upstream = t.str(
+        sink,
+        "upstream",
+        "the back-end origin, e.g. \"http://10.0.0.5:8080\"",
+    );
+    let level = t.str(
+        sink,
+        "level",
+        "\"public\", \"SpidL1\", \"SpidL2\" or \"SpidL3\"",
+    );
     let attributes = t.opt_str_array(sink, "attributes");
     let headers = t.opt_str_map(sink, "headers");
     let connect_timeout = duration(&mut t, sink, "connect_timeout");
@@ -310,7 +359,13 @@ fn read_service(
             sink.error(&id.span, format!("[[service]]: `id` {m}"));
         } else if let Some((_, first)) = ids.iter().find(|(v, _)| *v == id.value) {
             let (line, _) = sink.file.locate(*first);
-            sink.error(&id.span, format!("[[service]]: duplicate service id \"{}\" (first declared on line {line})", id.value));
+            sink.error(
+                &id.span,
+                format!(
+                    "[[service]]: duplicate service id \"{}\" (first declared on line {line})",
+                    id.value
+                ),
+            );
         } else {
             ids.push((id.value.clone(), id.span.start));
         }
@@ -321,7 +376,10 @@ fn read_service(
             let hint = nearest(&value, Category::ALL.iter().map(|c| c.slug()))
                 .map(|s| format!("; did you mean \"{s}\"?"))
                 .unwrap_or_else(|| "; see CATALOG.md for the 15 official categories".into());
-            sink.error(&span, format!("[[service]]: `category` \"{value}\" is not an official category{hint}"));
+            sink.error(
+                &span,
+                format!("[[service]]: `category` \"{value}\" is not an official category{hint}"),
+            );
             None
         }
     });
@@ -347,7 +405,14 @@ fn read_service(
                 }
             },
         };
-        Some((Route { host, path_prefix, match_prefix }, span))
+        Some((
+            Route {
+                host,
+                path_prefix,
+                match_prefix,
+            },
+            span,
+        ))
     });
     let upstream = upstream.and_then(|At { value, span }| match parse_upstream(&value) {
         Ok(u) => Some(u),
@@ -395,7 +460,10 @@ fn read_service(
             continue;
         }
         let canon = canonical_header_name(&name.value);
-        if header_list.iter().any(|(n, _)| canonical_header_name(n) == canon) {
+        if header_list
+            .iter()
+            .any(|(n, _)| canonical_header_name(n) == canon)
+        {
             sink.error(&name.span, format!("[[service]]: `headers`: \"{}\" is declared twice (names are compared case-insensitively, `_` as `-`)", name.value));
             continue;
         }

@@ -135,10 +135,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
                         span: v.span(),
                     }),
                     Err(_) => {
-                        sink.error(
-                            &v.span(),
-                            format!("{}: `{key}` is out of range", self.name),
-                        );
+                        sink.error(&v.span(), format!("{}: `{key}` is out of range", self.name));
                         None
                     }
                 }
@@ -306,7 +303,10 @@ impl<'t, 'i> TableReader<'t, 'i> {
 }
 
 /// The candidate closest to `word`, if it is close enough to be a plausible typo.
-pub(crate) fn nearest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = word.to_ascii_lowercase();
     candidates
         .map(|c| (strsim::jaro_winkler(&lower, &c.to_ascii_lowercase()), c))

@@ -89,7 +89,8 @@ impl fmt::Display for RejectedTarget {
 }
 
 /// Paths the portal answers itself (segment prefixes, without trailing slash). `/` is exact.
-pub(crate) const PORTAL_PREFIXES: &[&str] = &["/catalog", "/catalog.json", "/catalog.jsonld", "/assets"];
+pub(crate) const PORTAL_PREFIXES: &[&str] =
+    &["/catalog", "/catalog.json", "/catalog.jsonld", "/assets"];
 /// varco's login endpoints, on every known host.
 pub(crate) const SSO_PREFIX: &str = "/.sso";
 
@@ -109,7 +110,10 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Builds the table. The loader has already rejected duplicate and reserved prefixes.
-    pub(crate) fn new(portal_host: &str, routes: impl IntoIterator<Item = (String, String, ServiceRef)>) -> Self {
+    pub(crate) fn new(
+        portal_host: &str,
+        routes: impl IntoIterator<Item = (String, String, ServiceRef)>,
+    ) -> Self {
         let mut hosts: HashMap<Box<str>, Vec<Prefix>> = HashMap::new();
         for (host, prefix, target) in routes {
             hosts.entry(host.into()).or_default().push(Prefix {
@@ -121,7 +125,12 @@ impl RouteTable {
         let hosts = hosts
             .into_iter()
             .map(|(h, mut v)| {
-                v.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then_with(|| a.path.cmp(&b.path)));
+                v.sort_by(|a, b| {
+                    b.path
+                        .len()
+                        .cmp(&a.path.len())
+                        .then_with(|| a.path.cmp(&b.path))
+                });
                 (h, v.into_boxed_slice())
             })
             .collect();
@@ -159,7 +168,10 @@ impl RouteTable {
             return Ok(RouteMatch::Sso);
         }
         if *host == *self.portal_host
-            && (path == b"/" || PORTAL_PREFIXES.iter().any(|p| segment_prefix(path, p.as_bytes())))
+            && (path == b"/"
+                || PORTAL_PREFIXES
+                    .iter()
+                    .any(|p| segment_prefix(path, p.as_bytes())))
         {
             return Ok(RouteMatch::Portal);
         }
@@ -185,7 +197,11 @@ pub fn normalize_host(raw: &str) -> Result<std::borrow::Cow<'_, str>, RejectedTa
         if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
             return Err(RejectedTarget::BadHost);
         }
-        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return Err(RejectedTarget::BadHost);
         }
         inner
@@ -195,7 +211,11 @@ pub fn normalize_host(raw: &str) -> Result<std::borrow::Cow<'_, str>, RejectedTa
             Some(_) => return Err(RejectedTarget::BadHost),
             None => raw,
         };
-        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+        if h.is_empty()
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
             return Err(RejectedTarget::BadHost);
         }
         h
@@ -221,7 +241,10 @@ pub(crate) fn is_canonical(path: &[u8]) -> bool {
     if path.first() != Some(&b'/') {
         return false;
     }
-    if path.iter().any(|&b| matches!(b, b'%' | b';' | b'\\') || b < 0x20 || b == 0x7f) {
+    if path
+        .iter()
+        .any(|&b| matches!(b, b'%' | b';' | b'\\') || b < 0x20 || b == 0x7f)
+    {
         return false;
     }
     // Skip the leading '/'; a trailing '/' gives one final empty segment, which is fine.
@@ -313,12 +336,17 @@ pub(crate) fn normalize_prefix(raw: &str) -> Result<String, String> {
     if !raw.starts_with('/') {
         return Err(format!("must start with `/`, found \"{raw}\""));
     }
-    if raw.bytes().any(|b| matches!(b, b'%' | b';' | b'\\' | b'?' | b'#') || !b.is_ascii_graphic()) {
+    if raw
+        .bytes()
+        .any(|b| matches!(b, b'%' | b';' | b'\\' | b'?' | b'#') || !b.is_ascii_graphic())
+    {
         return Err(format!("must be a plain path (no `%`, `;`, `\\`, `?`, `#`, spaces or non-ASCII), found \"{raw}\""));
     }
     let trimmed = raw.strip_suffix('/').unwrap_or(raw);
     if !is_canonical(raw.as_bytes()) {
-        return Err(format!("must not contain `//`, `.` or `..` segments, found \"{raw}\""));
+        return Err(format!(
+            "must not contain `//`, `.` or `..` segments, found \"{raw}\""
+        ));
     }
     if segment_prefix(trimmed.as_bytes(), SSO_PREFIX.as_bytes()) {
         return Err("must not be under `/.sso/`, which varco answers on every host".into());
@@ -329,9 +357,10 @@ pub(crate) fn normalize_prefix(raw: &str) -> Result<String, String> {
 /// Whether a service prefix on the portal host would shadow a portal path.
 pub(crate) fn shadows_portal(prefix: &str) -> bool {
     prefix.is_empty()
-        || PORTAL_PREFIXES
-            .iter()
-            .any(|p| segment_prefix(p.as_bytes(), prefix.as_bytes()) || segment_prefix(prefix.as_bytes(), p.as_bytes()))
+        || PORTAL_PREFIXES.iter().any(|p| {
+            segment_prefix(p.as_bytes(), prefix.as_bytes())
+                || segment_prefix(prefix.as_bytes(), p.as_bytes())
+        })
 }
 
 #[cfg(test)]

@@ -65,7 +65,10 @@ fn connection_nominations_are_removed_and_only_safe_tokens_stay() {
     ]);
     strip_inbound(&mut req, &set, true);
     assert_eq!(names(&req), vec!["connection", "upgrade"]);
-    assert_eq!(req.headers.get("connection").map(|v| v.as_bytes()), Some(&b"keep-alive, Upgrade"[..]));
+    assert_eq!(
+        req.headers.get("connection").map(|v| v.as_bytes()),
+        Some(&b"keep-alive, Upgrade"[..])
+    );
 }
 
 #[test]
@@ -77,15 +80,25 @@ fn forwarded_headers_are_set_or_appended() {
     assert_eq!(up.headers["x-forwarded-for"], "192.0.2.7");
     assert_eq!(up.headers["x-forwarded-proto"], "http");
     assert_eq!(up.headers["x-forwarded-host"], "servizi.capannori.example");
-    let mut up = request(&[("X-Forwarded-For", "203.0.113.1"), ("X-Forwarded-For", "10.0.0.1"), ("X-Forwarded-Proto", "https")]);
+    let mut up = request(&[
+        ("X-Forwarded-For", "203.0.113.1"),
+        ("X-Forwarded-For", "10.0.0.1"),
+        ("X-Forwarded-Proto", "https"),
+    ]);
     set_forwarded(&mut up, Some(ip), "http", Some(&host)).expect("set");
-    assert_eq!(up.headers["x-forwarded-for"], "203.0.113.1, 10.0.0.1, 192.0.2.7");
+    assert_eq!(
+        up.headers["x-forwarded-for"],
+        "203.0.113.1, 10.0.0.1, 192.0.2.7"
+    );
     assert_eq!(up.headers["x-forwarded-proto"], "https");
 }
 
 #[test]
 fn trust_is_by_network() {
-    let nets: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net"), "::1/128".parse().expect("net")];
+    let nets: Vec<IpNet> = vec![
+        "10.0.0.0/8".parse().expect("net"),
+        "::1/128".parse().expect("net"),
+    ];
     assert!(is_trusted(Some("10.1.2.3".parse().expect("ip")), &nets));
     assert!(is_trusted(Some("::1".parse().expect("ip")), &nets));
     assert!(!is_trusted(Some("192.168.1.1".parse().expect("ip")), &nets));

@@ -74,7 +74,11 @@ fn assert_problems(main: &Path, expected: &[&str]) {
     let got = problems(main);
     assert_eq!(got.len(), expected.len(), "got:\n{}", got.join("\n"));
     for (g, e) in got.iter().zip(expected) {
-        assert!(g.starts_with(e), "expected a line starting with\n  {e}\ngot\n  {g}\nall:\n{}", got.join("\n"));
+        assert!(
+            g.starts_with(e),
+            "expected a line starting with\n  {e}\ngot\n  {g}\nall:\n{}",
+            got.join("\n")
+        );
     }
 }
 
@@ -85,8 +89,13 @@ fn the_example_configuration_loads() {
     assert_eq!(snap.comuni.len(), 3);
     assert_eq!(snap.services().count(), 9);
     assert_eq!(snap.files.len(), 4);
-    let m = snap.routes.resolve("capannori.localhost:8080", "/tari/avviso").expect("valid");
-    let RouteMatch::Service(r) = m else { panic!("{m:?}") };
+    let m = snap
+        .routes
+        .resolve("capannori.localhost:8080", "/tari/avviso")
+        .expect("valid");
+    let RouteMatch::Service(r) = m else {
+        panic!("{m:?}")
+    };
     let (c, s) = snap.service(r).expect("exists");
     assert_eq!((c.ipa_code.as_str(), s.id.as_str()), ("c_b648", "tari"));
     assert_eq!(s.access, Access::Login(Level::SpidL2));
@@ -96,13 +105,30 @@ fn the_example_configuration_loads() {
 fn a_good_policy_compiles() {
     let (_d, main) = setup(MAIN, &[("capannori.toml", GOOD)]);
     let snap = load(&main).unwrap_or_else(|e| panic!("{e}"));
-    let (_, s) = snap.services().next().map(|(_, c, s)| (c, s)).expect("one service");
-    assert_eq!(s.headers, vec![("X-CF".to_string(), crate::Attribute::FiscalNumber)]);
+    let (_, s) = snap
+        .services()
+        .next()
+        .map(|(_, c, s)| (c, s))
+        .expect("one service");
+    assert_eq!(
+        s.headers,
+        vec![("X-CF".to_string(), crate::Attribute::FiscalNumber)]
+    );
     assert_eq!(s.upstream.authority(), "127.0.0.1:9001");
     assert_eq!(s.route.match_prefix, "/tari");
-    assert_eq!(snap.routes.resolve("portal.example", "/"), Ok(RouteMatch::Portal));
-    assert_eq!(snap.routes.resolve("servizi.capannori.example", "/.sso/login"), Ok(RouteMatch::Sso));
-    assert_eq!(snap.routes.resolve("other.example", "/.sso/login"), Ok(RouteMatch::NotFound));
+    assert_eq!(
+        snap.routes.resolve("portal.example", "/"),
+        Ok(RouteMatch::Portal)
+    );
+    assert_eq!(
+        snap.routes
+            .resolve("servizi.capannori.example", "/.sso/login"),
+        Ok(RouteMatch::Sso)
+    );
+    assert_eq!(
+        snap.routes.resolve("other.example", "/.sso/login"),
+        Ok(RouteMatch::NotFound)
+    );
 }
 
 #[test]
@@ -157,7 +183,10 @@ attributes = ["name"]
 
 #[test]
 fn syntax_errors_point_at_the_offending_spot() {
-    let (_d, main) = setup(MAIN, &[("x.toml", "[comune]\nname = \"Comune\nipa_code = 1\n")]);
+    let (_d, main) = setup(
+        MAIN,
+        &[("x.toml", "[comune]\nname = \"Comune\nipa_code = 1\n")],
+    );
     let got = problems(&main);
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].starts_with("x.toml:2:"), "{got:?}");
@@ -168,16 +197,24 @@ fn syntax_errors_point_at_the_offending_spot() {
 fn wrong_types_and_duplicate_keys_are_reported() {
     let text = "[comune]\nname = 3\nipa_code = \"c_b648\"\nistat_code = \"046007\"\n";
     let (_d, main) = setup(MAIN, &[("x.toml", text)]);
-    assert_problems(&main, &["x.toml:2:8: [comune]: `name` must be a string, found an integer"]);
+    assert_problems(
+        &main,
+        &["x.toml:2:8: [comune]: `name` must be a string, found an integer"],
+    );
     let dup = "[comune]\nname = \"a\"\nname = \"b\"\n";
     let (_d2, main2) = setup(MAIN, &[("x.toml", dup)]);
     let got = problems(&main2);
-    assert!(got.len() == 1 && got[0].starts_with("x.toml:3:") && got[0].contains("invalid TOML"), "{got:?}");
+    assert!(
+        got.len() == 1 && got[0].starts_with("x.toml:3:") && got[0].contains("invalid TOML"),
+        "{got:?}"
+    );
 }
 
 #[test]
 fn duplicate_ids_routes_and_codes_across_files_are_reported() {
-    let second = GOOD.replace("Capannori", "Altro").replace("c_b648", "c_b649");
+    let second = GOOD
+        .replace("Capannori", "Altro")
+        .replace("c_b648", "c_b649");
     let dup_id = format!("{GOOD}\n[[service]]\nid = \"tari\"\nname = \"n\"\ndescription = \"d\"\ncategory = \"ambiente\"\nroute = {{ host = \"x.example\" }}\nupstream = \"http://127.0.0.1:1\"\nlevel = \"public\"\n");
     let (_d, main) = setup(MAIN, &[("a.toml", &dup_id), ("b.toml", &second)]);
     assert_problems(
@@ -189,15 +226,24 @@ fn duplicate_ids_routes_and_codes_across_files_are_reported() {
         ],
     );
     // Case and trailing slash do not make a different route.
-    let upper = GOOD.replace("\"/tari/\"", "\"/TARI\"").replace("c_b648", "c_zzzz").replace("046007", "046099");
+    let upper = GOOD
+        .replace("\"/tari/\"", "\"/TARI\"")
+        .replace("c_b648", "c_zzzz")
+        .replace("046007", "046099");
     let (_d, main) = setup(MAIN, &[("a.toml", GOOD), ("b.toml", &upper)]);
     let got = problems(&main);
-    assert!(got.len() == 1 && got[0].contains("already claimed"), "{got:?}");
+    assert!(
+        got.len() == 1 && got[0].contains("already claimed"),
+        "{got:?}"
+    );
 }
 
 #[test]
 fn attributes_must_be_covered_by_a_declared_set() {
-    let text = GOOD.replace("[\"fiscalNumber\", \"name\"]", "[\"fiscalNumber\", \"email\"]");
+    let text = GOOD.replace(
+        "[\"fiscalNumber\", \"name\"]",
+        "[\"fiscalNumber\", \"email\"]",
+    );
     let (_d, main) = setup(MAIN, &[("a.toml", &text)]);
     assert_problems(&main, &["a.toml:15:14: [[service]]: no [[sp.attribute_set]] asks for all of [fiscalNumber, email]"]);
 }
@@ -220,7 +266,11 @@ fn headers_are_checked() {
     ];
     assert_eq!(got.len(), expect.len(), "{got:#?}");
     for e in expect {
-        assert!(got.iter().any(|g| g.contains(e) && g.starts_with("a.toml:16:")), "missing {e}: {got:#?}");
+        assert!(
+            got.iter()
+                .any(|g| g.contains(e) && g.starts_with("a.toml:16:")),
+            "missing {e}: {got:#?}"
+        );
     }
 }
 
@@ -249,13 +299,23 @@ fn the_main_file_is_validated_too() {
 
 #[test]
 fn services_cannot_hide_portal_or_sso_paths() {
-    let on_portal = GOOD.replace("servizi.capannori.example\", path_prefix = \"/tari/\"", "portal.example\", path_prefix = \"/\"");
+    let on_portal = GOOD.replace(
+        "servizi.capannori.example\", path_prefix = \"/tari/\"",
+        "portal.example\", path_prefix = \"/\"",
+    );
     let (_d, main) = setup(MAIN, &[("a.toml", &on_portal)]);
-    assert!(problems(&main).iter().any(|p| p.contains("would hide the portal's own pages")));
+    assert!(problems(&main)
+        .iter()
+        .any(|p| p.contains("would hide the portal's own pages")));
     let sso = GOOD.replace("/tari/", "/.sso/x");
     let (_d, main) = setup(MAIN, &[("a.toml", &sso)]);
-    assert!(problems(&main).iter().any(|p| p.contains("must not be under `/.sso/`")));
-    let ok = GOOD.replace("servizi.capannori.example\", path_prefix = \"/tari/\"", "portal.example\", path_prefix = \"/tari/\"");
+    assert!(problems(&main)
+        .iter()
+        .any(|p| p.contains("must not be under `/.sso/`")));
+    let ok = GOOD.replace(
+        "servizi.capannori.example\", path_prefix = \"/tari/\"",
+        "portal.example\", path_prefix = \"/tari/\"",
+    );
     let (_d, main) = setup(MAIN, &[("a.toml", &ok)]);
     assert_eq!(problems(&main), Vec::<String>::new());
 }
@@ -274,7 +334,11 @@ fn hostile_files_give_errors_not_panics() {
     for (i, bytes) in cases.iter().enumerate() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (_d, main) = setup(MAIN, &[]);
-        let p = main.parent().expect("dir").join("policies").join(format!("h{i}.toml"));
+        let p = main
+            .parent()
+            .expect("dir")
+            .join("policies")
+            .join(format!("h{i}.toml"));
         std::fs::write(&p, bytes).expect("write");
         let got = problems(&main);
         assert!(!got.is_empty(), "case {i} was accepted");
@@ -290,9 +354,15 @@ fn hostile_files_give_errors_not_panics() {
 fn missing_files_and_directories_are_reported() {
     let got = problems(Path::new("/nonexistent/varco.toml"));
     assert_eq!(got.len(), 1);
-    assert!(got[0].starts_with("varco.toml:1:1: cannot read file"), "{got:?}");
+    assert!(
+        got[0].starts_with("varco.toml:1:1: cannot read file"),
+        "{got:?}"
+    );
     let (d, main) = setup(MAIN, &[]);
     std::fs::remove_dir(d.path().join("policies")).expect("rmdir");
     let got = problems(&main);
-    assert!(got.len() == 1 && got[0].contains("policies directory"), "{got:?}");
+    assert!(
+        got.len() == 1 && got[0].contains("policies directory"),
+        "{got:?}"
+    );
 }

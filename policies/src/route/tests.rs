@@ -3,7 +3,10 @@ use proptest::prelude::*;
 use super::*;
 
 fn r(c: u32, s: u32) -> ServiceRef {
-    ServiceRef { comune: c, service: s }
+    ServiceRef {
+        comune: c,
+        service: s,
+    }
 }
 
 fn table() -> RouteTable {
@@ -12,9 +15,17 @@ fn table() -> RouteTable {
         [
             ("a.example".to_string(), "".to_string(), r(0, 0)),
             ("a.example".to_string(), "/tari".to_string(), r(0, 1)),
-            ("a.example".to_string(), "/tari/pagamenti".to_string(), r(0, 2)),
+            (
+                "a.example".to_string(),
+                "/tari/pagamenti".to_string(),
+                r(0, 2),
+            ),
             ("a.example".to_string(), "/ta".to_string(), r(0, 3)),
-            ("portal.example".to_string(), "/servizi".to_string(), r(1, 0)),
+            (
+                "portal.example".to_string(),
+                "/servizi".to_string(),
+                r(1, 0),
+            ),
         ],
     )
 }
@@ -28,21 +39,47 @@ fn longest_prefix_at_segment_boundaries() {
     assert_eq!(svc("a.example", "/"), Ok(RouteMatch::Service(r(0, 0))));
     assert_eq!(svc("a.example", "/tari"), Ok(RouteMatch::Service(r(0, 1))));
     assert_eq!(svc("a.example", "/tari/"), Ok(RouteMatch::Service(r(0, 1))));
-    assert_eq!(svc("a.example", "/tari/x"), Ok(RouteMatch::Service(r(0, 1))));
+    assert_eq!(
+        svc("a.example", "/tari/x"),
+        Ok(RouteMatch::Service(r(0, 1)))
+    );
     assert_eq!(svc("a.example", "/tarip"), Ok(RouteMatch::Service(r(0, 0))));
-    assert_eq!(svc("a.example", "/tari/pagamenti/1"), Ok(RouteMatch::Service(r(0, 2))));
-    assert_eq!(svc("a.example", "/tari/pagamentix"), Ok(RouteMatch::Service(r(0, 1))));
+    assert_eq!(
+        svc("a.example", "/tari/pagamenti/1"),
+        Ok(RouteMatch::Service(r(0, 2)))
+    );
+    assert_eq!(
+        svc("a.example", "/tari/pagamentix"),
+        Ok(RouteMatch::Service(r(0, 1)))
+    );
     assert_eq!(svc("a.example", "/ta/x"), Ok(RouteMatch::Service(r(0, 3))));
 }
 
 #[test]
 fn hosts_ignore_port_case_and_trailing_dot() {
-    for h in ["a.example", "A.Example", "a.example:8080", "a.example.", "a.example.:443"] {
+    for h in [
+        "a.example",
+        "A.Example",
+        "a.example:8080",
+        "a.example.",
+        "a.example.:443",
+    ] {
         assert_eq!(svc(h, "/tari/x"), Ok(RouteMatch::Service(r(0, 1))), "{h}");
     }
     assert_eq!(svc("b.example", "/tari/x"), Ok(RouteMatch::NotFound));
     assert_eq!(svc("a.example.evil", "/tari/x"), Ok(RouteMatch::NotFound));
-    for bad in ["", ":80", "a.example:http", "a b", "a.example:80:80", "[::1", "[zz]:80", "a/b", "a.example:123456", "."] {
+    for bad in [
+        "",
+        ":80",
+        "a.example:http",
+        "a b",
+        "a.example:80:80",
+        "[::1",
+        "[zz]:80",
+        "a/b",
+        "a.example:123456",
+        ".",
+    ] {
         assert_eq!(svc(bad, "/"), Err(RejectedTarget::BadHost), "{bad:?}");
     }
     assert_eq!(normalize_host("[::1]:8080").as_deref(), Ok("::1"));
@@ -51,13 +88,29 @@ fn hosts_ignore_port_case_and_trailing_dot() {
 #[test]
 fn case_slashes_encoding_and_parameters_do_not_change_the_service() {
     for p in [
-        "/TARI/x", "/Tari", "//tari/x", "/tari//x", "///tari", "/%74ari/x", "/%54%41%52%49/", "/tari;jsessionid=1/x",
-        "/tari;x", "/;a/tari/x",
+        "/TARI/x",
+        "/Tari",
+        "//tari/x",
+        "/tari//x",
+        "///tari",
+        "/%74ari/x",
+        "/%54%41%52%49/",
+        "/tari;jsessionid=1/x",
+        "/tari;x",
+        "/;a/tari/x",
     ] {
         assert_eq!(svc("a.example", p), Ok(RouteMatch::Service(r(0, 1))), "{p}");
     }
-    assert_eq!(svc("a.example", "/tari%2Dx"), Ok(RouteMatch::Service(r(0, 0))), "%2D is `-`: tari-x is not tari");
-    assert_eq!(svc("a.example", "/tari%20/x"), Ok(RouteMatch::Service(r(0, 0))), "an escaped space stays part of the segment");
+    assert_eq!(
+        svc("a.example", "/tari%2Dx"),
+        Ok(RouteMatch::Service(r(0, 0))),
+        "%2D is `-`: tari-x is not tari"
+    );
+    assert_eq!(
+        svc("a.example", "/tari%20/x"),
+        Ok(RouteMatch::Service(r(0, 0))),
+        "an escaped space stays part of the segment"
+    );
 }
 
 #[test]
@@ -88,8 +141,14 @@ fn ambiguous_targets_are_rejected() {
         assert_eq!(svc("a.example", p), Err(want), "{p}");
     }
     // Dots inside names are fine.
-    assert_eq!(svc("a.example", "/tari/.well-known/x"), Ok(RouteMatch::Service(r(0, 1))));
-    assert_eq!(svc("a.example", "/tari/..x/y..."), Ok(RouteMatch::Service(r(0, 1))));
+    assert_eq!(
+        svc("a.example", "/tari/.well-known/x"),
+        Ok(RouteMatch::Service(r(0, 1)))
+    );
+    assert_eq!(
+        svc("a.example", "/tari/..x/y..."),
+        Ok(RouteMatch::Service(r(0, 1)))
+    );
 }
 
 #[test]
@@ -100,12 +159,24 @@ fn sso_and_portal_paths_belong_to_varco() {
     assert_eq!(svc("a.example", "/.ssox"), Ok(RouteMatch::Service(r(0, 0))));
     assert_eq!(svc("portal.example", "/"), Ok(RouteMatch::Portal));
     assert_eq!(svc("portal.example", "/catalog"), Ok(RouteMatch::Portal));
-    assert_eq!(svc("portal.example", "/catalog.json"), Ok(RouteMatch::Portal));
-    assert_eq!(svc("portal.example", "/assets/varco.css"), Ok(RouteMatch::Portal));
-    assert_eq!(svc("portal.example", "/servizi/x"), Ok(RouteMatch::Service(r(1, 0))));
+    assert_eq!(
+        svc("portal.example", "/catalog.json"),
+        Ok(RouteMatch::Portal)
+    );
+    assert_eq!(
+        svc("portal.example", "/assets/varco.css"),
+        Ok(RouteMatch::Portal)
+    );
+    assert_eq!(
+        svc("portal.example", "/servizi/x"),
+        Ok(RouteMatch::Service(r(1, 0)))
+    );
     assert_eq!(svc("portal.example", "/altro"), Ok(RouteMatch::NotFound));
     assert_eq!(svc("portal.example", "/.sso/metadata"), Ok(RouteMatch::Sso));
-    assert_eq!(svc("a.example", "/catalog"), Ok(RouteMatch::Service(r(0, 0))));
+    assert_eq!(
+        svc("a.example", "/catalog"),
+        Ok(RouteMatch::Service(r(0, 0)))
+    );
 }
 
 #[test]
@@ -113,14 +184,21 @@ fn configured_prefixes_are_normalised_or_refused() {
     assert_eq!(normalize_prefix("/"), Ok(String::new()));
     assert_eq!(normalize_prefix("/TARI/"), Ok("/tari".to_string()));
     assert_eq!(normalize_prefix("/a/b"), Ok("/a/b".to_string()));
-    for bad in ["tari", "/a//b", "/a/../b", "/./", "/a%20b", "/a;b", "/a b", "/à", "/.sso", "/.sso/x", "/a?b", "//"] {
+    for bad in [
+        "tari", "/a//b", "/a/../b", "/./", "/a%20b", "/a;b", "/a b", "/à", "/.sso", "/.sso/x",
+        "/a?b", "//",
+    ] {
         assert!(normalize_prefix(bad).is_err(), "{bad}");
     }
 }
 
 /// The reference: split into segments, drop empty ones, compare case-insensitively.
 fn naive_match(prefixes: &[(String, ServiceRef)], path: &str) -> Option<ServiceRef> {
-    let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(|s| s.to_ascii_lowercase()).collect();
+    let segs: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
     prefixes
         .iter()
         .filter(|(p, _)| {

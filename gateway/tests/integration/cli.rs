@@ -1,0 +1,94 @@
+use std::process::Command;
+
+use crate::harness::*;
+
+fn varco(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_varco"))
+        .args(args)
+        .output()
+        .expect("run varco");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_example_and_lists_every_problem_of_a_broken_file() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/varco.toml");
+    let (code, out, _) = varco(&["check", "--config", example]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("valid (3 comuni, 9 services)"));
+
+    let be = echo("cli");
+    let gw = Gateway::start(
+        "",
+        &[(
+            "a.toml",
+            policy_toml("c_a001", "046001", &[Svc::public("pub", "a.test", "/", be)]),
+        )],
+    );
+    let broken = gw.policy_path("a.toml");
+    let text = std::fs::read_to_string(&broken)
+        .expect("read")
+        .replace("level = \"public\"", "level = \"SpidL5\"\ncolor = 1");
+    std::fs::write(&broken, text).expect("write");
+    let config = gw.config_path();
+    let (code, _, err) = varco(&["check", "--config", config.to_str().expect("utf8")]);
+    assert_eq!(code, 1, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    let file = broken.display().to_string();
+    assert!(
+        lines[0].starts_with(&format!("{file}:13:9: [[service]]: `level`")),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{file}:14:1: [[service]]: unknown key `color`")),
+        "{err}"
+    );
+
+    // `run` refuses the same configuration with the same lines.
+    let (code, _, err2) = varco(&["run", "--config", config.to_str().expect("utf8")]);
+    assert_eq!((code, err2.trim()), (1, err.trim()));
+}
+
+#[test]
+fn explain_says_where_a_url_goes() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/varco.toml");
+    let (code, out, _) = varco(&[
+        "explain",
+        "--config",
+        example,
+        "--url",
+        "http://lucca.localhost:8080/certificati/residenza",
+        "--level",
+        "SpidL2",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("service: certificati")
+            && out.contains("allow")
+            && out.contains("X-Codice-Fiscale (fiscalNumber)"),
+        "{out}"
+    );
+    let (code, out, _) = varco(&[
+        "explain",
+        "--config",
+        example,
+        "--url",
+        "http://unknown.example/",
+    ]);
+    assert_eq!(code, 4, "{out}");
+    let (code, _, _) = varco(&[
+        "explain",
+        "--config",
+        example,
+        "--url",
+        "http://lucca.localhost/",
+        "--level",
+        "L2",
+    ]);
+    assert_eq!(code, 2);
+}

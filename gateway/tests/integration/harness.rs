@@ -1,0 +1,264 @@
+//! Starting gateways and back-ends for the tests.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use gateway::server::{serve, Stop};
+use gateway::state::Shared;
+
+/// The runtime that runs back-ends and test clients (pingora runs its own).
+pub(crate) fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+/// An echo back-end (started once per name).
+pub(crate) fn echo(name: &'static str) -> SocketAddr {
+    rt().block_on(gateway::echo::spawn(
+        "127.0.0.1:0".parse().expect("addr"),
+        name,
+    ))
+    .expect("echo")
+}
+
+/// A port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A port where nothing listens (connections are refused).
+pub(crate) fn closed_port() -> u16 {
+    free_port()
+}
+
+/// One service line-up for a test configuration.
+pub(crate) struct Svc {
+    pub(crate) id: &'static str,
+    pub(crate) host: &'static str,
+    pub(crate) prefix: &'static str,
+    pub(crate) upstream: String,
+    pub(crate) level: &'static str,
+    pub(crate) extra: &'static str,
+}
+
+impl Svc {
+    pub(crate) fn public(
+        id: &'static str,
+        host: &'static str,
+        prefix: &'static str,
+        upstream: SocketAddr,
+    ) -> Self {
+        Self {
+            id,
+            host,
+            prefix,
+            upstream: format!("http://{upstream}"),
+            level: "public",
+            extra: "",
+        }
+    }
+}
+
+pub(crate) fn policy_toml(ipa: &str, istat: &str, services: &[Svc]) -> String {
+    let mut s = format!("[comune]\nname = \"Comune di Prova {ipa}\"\nipa_code = \"{ipa}\"\nistat_code = \"{istat}\"\n");
+    for svc in services {
+        s.push_str(&format!(
+            "\n[[service]]\nid = \"{}\"\nname = \"Servizio {}\"\ndescription = \"Descrizione\"\ncategory = \"ambiente\"\nroute = {{ host = \"{}\", path_prefix = \"{}\" }}\nupstream = \"{}\"\nlevel = \"{}\"\n{}\n",
+            svc.id, svc.id, svc.host, svc.prefix, svc.upstream, svc.level, svc.extra
+        ));
+    }
+    s
+}
+
+/// A gateway running on its own ports with its own configuration directory.
+pub(crate) struct Gateway {
+    pub(crate) port: u16,
+    pub(crate) admin: u16,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) shared: Arc<Shared>,
+    stop: Arc<tokio::sync::Notify>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Writes the configuration and starts serving it.
+    pub(crate) fn start(server_extra: &str, policies: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/keys");
+        std::fs::copy(examples.join("sp.key"), dir.path().join("sp.key")).expect("key");
+        std::fs::copy(examples.join("sp.crt"), dir.path().join("sp.crt")).expect("crt");
+        std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
+        for (name, text) in policies {
+            std::fs::write(dir.path().join("policies").join(name), text).expect("write");
+        }
+        let (port, admin) = (free_port(), free_port());
+        let main = format!(
+            r#"[server]
+listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:{admin}"
+public_url = "http://portal.test:{port}"
+threads = 2
+{server_extra}
+
+[sp]
+entity_id = "http://portal.test/.sso/metadata"
+key = "sp.key"
+cert = "sp.crt"
+organization = {{ name = "Provincia di Prova", display_name = "Prova", url = "https://prova.example" }}
+contact = {{ ipa_code = "p_pr", email = "spid@prova.example", municipality = "046007" }}
+
+[[sp.attribute_set]]
+index = 0
+name = "Identità di base"
+attributes = ["fiscalNumber", "name", "familyName"]
+"#
+        );
+        std::fs::write(dir.path().join("varco.toml"), main).expect("write");
+        let shared = Arc::new(
+            Shared::load(&dir.path().join("varco.toml")).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let (s2, n2) = (shared.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            serve(s2, Stop::Notify(n2)).expect("serve");
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err()
+            || TcpStream::connect(("127.0.0.1", admin)).is_err()
+        {
+            assert!(Instant::now() < deadline, "gateway did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            port,
+            admin,
+            dir,
+            shared,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub(crate) fn policy_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join("policies").join(name)
+    }
+
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self.dir.path().join("varco.toml")
+    }
+
+    /// A client that resolves every test host to this gateway.
+    pub(crate) fn client(&self) -> reqwest::Client {
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        let mut b = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20));
+        for h in ["portal.test", "a.test", "b.test", "c.test", "nowhere.test"] {
+            b = b.resolve(h, addr);
+        }
+        b.build().expect("client")
+    }
+
+    pub(crate) fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.port)
+    }
+
+    pub(crate) fn metrics(&self) -> String {
+        rt().block_on(async {
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client")
+                .get(format!("http://127.0.0.1:{}/metrics", self.admin))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("body")
+        })
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sends raw bytes and reads the whole response (the server closes or the timeout passes).
+pub(crate) fn raw(port: u16, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(request).expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if complete(&out) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a buffered HTTP/1.1 response with Content-Length is complete.
+fn complete(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    match head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        Some(len) => buf.len() >= end + 4 + len,
+        None => false,
+    }
+}
+
+/// The JSON body of an echo response (after the head).
+pub(crate) fn echo_json(response: &str) -> serde_json::Value {
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not echo JSON ({e}): {response}"))
+}
+
+/// The header names the back-end received, lower case.
+pub(crate) fn received_headers(json: &serde_json::Value) -> Vec<(String, String)> {
+    json["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap_or("").to_ascii_lowercase(),
+                p[1].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}

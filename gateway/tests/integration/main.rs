@@ -1,0 +1,12 @@
+//! Integration tests: the real gateway on ephemeral ports in front of real local back-ends.
+//! One binary, so the shared back-ends start once.
+
+mod harness;
+
+mod admin;
+mod cli;
+mod failures;
+mod headers;
+mod reload;
+mod routing;
+mod streaming;

@@ -1,0 +1,179 @@
+use crate::harness::*;
+
+fn line_up() -> Gateway {
+    let be_a = echo("a");
+    let be_b = echo("b");
+    let mut spid = Svc::public("tari", "a.test", "/tari/", be_a);
+    spid.level = "SpidL2";
+    spid.extra = "attributes = [\"fiscalNumber\"]";
+    Gateway::start(
+        "",
+        &[(
+            "a.toml",
+            policy_toml(
+                "c_a001",
+                "046001",
+                &[
+                    Svc::public("home", "a.test", "/", be_b),
+                    Svc::public("bandi", "a.test", "/bandi/", be_a),
+                    spid,
+                    Svc::public("portale", "portal.test", "/servizi/", be_a),
+                ],
+            ),
+        )],
+    )
+}
+
+#[test]
+fn requests_reach_the_right_back_end_unchanged() {
+    let gw = line_up();
+    let c = gw.client();
+    rt().block_on(async {
+        let r = c
+            .get(gw.url("a.test", "/bandi/gara%201?x=1&y=%2F"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+        let j: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(j["backend"], "a");
+        assert_eq!(
+            j["path"], "/bandi/gara%201",
+            "path reaches the back-end as sent"
+        );
+        assert_eq!(j["query"], "x=1&y=%2F");
+        let h = received_headers(&j);
+        assert!(h.contains(&("host".into(), format!("a.test:{}", gw.port))));
+        assert!(h.contains(&("x-forwarded-for".into(), "127.0.0.1".into())));
+        assert!(h.contains(&("x-forwarded-proto".into(), "http".into())));
+        assert!(h.contains(&("x-forwarded-host".into(), format!("a.test:{}", gw.port))));
+
+        // Longest prefix, case-insensitive, duplicate slashes.
+        let j: serde_json::Value = c
+            .get(gw.url("a.test", "/BANDI"))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(j["backend"], "a");
+        let j: serde_json::Value = c
+            .get(gw.url("a.test", "/bandito"))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(j["backend"], "b");
+        let j: serde_json::Value = c
+            .get(gw.url("portal.test", "/servizi/x"))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(j["backend"], "a");
+
+        // POST bodies go through.
+        let r = c
+            .post(gw.url("a.test", "/bandi/offerta"))
+            .body("ciao")
+            .send()
+            .await
+            .expect("send");
+        let j: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(
+            (j["method"].as_str(), j["body_bytes"].as_u64()),
+            (Some("POST"), Some(4))
+        );
+    });
+}
+
+#[test]
+fn services_with_a_level_ask_for_login() {
+    let gw = line_up();
+    let c = gw.client();
+    rt().block_on(async {
+        let r = c
+            .get(gw.url("a.test", "/tari/avviso"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+        let body = r.text().await.expect("text");
+        assert!(
+            body.contains("Accesso richiesto") && body.contains("SPID livello 2"),
+            "{body}"
+        );
+        assert!(body.contains("Servizio tari"), "{body}");
+    });
+}
+
+#[test]
+fn unknown_hosts_and_paths_get_the_italian_404_page() {
+    let gw = line_up();
+    let c = gw.client();
+    rt().block_on(async {
+        for (host, path) in [
+            ("nowhere.test", "/"),
+            ("portal.test", "/altro"),
+            ("a.test", "/.sso/login"),
+            ("portal.test", "/catalog.json"),
+        ] {
+            let r = c.get(gw.url(host, path)).send().await.expect("send");
+            assert_eq!(r.status(), 404, "{host}{path}");
+            let body = r.text().await.expect("text");
+            assert!(
+                body.contains("Pagina non trovata") && body.contains("lang=\"it\""),
+                "{body}"
+            );
+        }
+        let r = c
+            .get(gw.url("portal.test", "/"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.expect("text");
+        assert!(
+            body.contains("Comune di Prova c_a001") && body.contains("Servizio bandi"),
+            "{body}"
+        );
+    });
+}
+
+#[test]
+fn ambiguous_targets_get_400_and_never_reach_a_back_end() {
+    let gw = line_up();
+    for target in [
+        "/bandi/../tari/x",
+        "/bandi/%2e%2e/tari/x",
+        "/x/..;/tari/",
+        "/bandi%2f..%2ftari",
+        "/bandi\\x",
+        "/bandi/%zz",
+    ] {
+        let resp = raw(
+            gw.port,
+            format!("GET {target} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        assert!(resp.starts_with("HTTP/1.1 400"), "{target}: {resp}");
+        assert!(resp.contains("Richiesta non valida"), "{target}");
+    }
+    // A missing or malformed Host is refused too.
+    let resp = raw(gw.port, b"GET / HTTP/1.0\r\n\r\n");
+    assert!(
+        resp.starts_with("HTTP/1.1 400") || resp.starts_with("HTTP/1.0 400"),
+        "{resp}"
+    );
+    let resp = raw(
+        gw.port,
+        b"GET / HTTP/1.1\r\nHost: user@a.test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(resp.contains(" 400 "), "{resp}");
+}
