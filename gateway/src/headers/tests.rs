@@ -32,7 +32,7 @@ fn every_spelling_of_an_owned_header_goes() {
     ]);
     let removed = strip_inbound(&mut req, &set, false);
     assert_eq!(names(&req), vec!["accept", "x-varcox"]);
-    assert_eq!(removed, 7);
+    assert_eq!(removed, 8);
 }
 
 #[test]
