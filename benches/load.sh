@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Load benchmark: requests/s of a small GET through varco (public route), through nginx as a
+# plain reverse proxy, and to the back-end directly, with the same load tool on this machine.
+#
+#   benches/load.sh [seconds per run, default 10] [rounds, default 3]
+#
+# The back-end is nginx answering "ok" (so the back-end is never what is measured). Everything
+# listens on 127.0.0.1 only and every run is bounded in time. Needs nginx and wrk (Debian
+# packages nginx-light, wrk); installs them if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+rounds=${2:-3}
+conns=${CONNS:-64}
+
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+cargo build --release --locked -p gateway >/dev/null 2>&1
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+
+BACKEND=18181 NGINX=18182 VARCO=18183 ADMIN=18184
+mkdir -p "$work/nginx-b" "$work/nginx-p" "$work/policies"
+cat > "$work/nginx-b/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $work/nginx-b/pid; error_log $work/nginx-b/error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 100000;
+  server { listen 127.0.0.1:$BACKEND; location / { return 200 "ok\n"; } } }
+CONF
+cat > "$work/nginx-p/nginx.conf" <<CONF
+worker_processes 2; daemon off; pid $work/nginx-p/pid; error_log $work/nginx-p/error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 100000;
+  upstream be { server 127.0.0.1:$BACKEND; keepalive 128; }
+  server { listen 127.0.0.1:$NGINX;
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";
+                 proxy_set_header X-Forwarded-For \$remote_addr; } } }
+CONF
+cp examples/keys/sp.key examples/keys/sp.crt "$work/"
+cat > "$work/varco.toml" <<CONF
+[server]
+listen = "127.0.0.1:$VARCO"
+admin_listen = "127.0.0.1:$ADMIN"
+public_url = "http://portal.bench"
+threads = 2
+access_log = ${ACCESS_LOG:-true}
+[sp]
+entity_id = "http://portal.bench/.sso/metadata"
+key = "sp.key"
+cert = "sp.crt"
+organization = { name = "Bench", display_name = "Bench", url = "https://bench.example" }
+contact = { ipa_code = "p_bench", email = "spid@bench.example", municipality = "046017" }
+[[sp.attribute_set]]
+index = 0
+name = "Base"
+attributes = ["fiscalNumber"]
+CONF
+cat > "$work/policies/bench.toml" <<CONF
+[comune]
+name = "Comune di Bench"
+ipa_code = "c_bench"
+istat_code = "046999"
+[[service]]
+id = "pub"
+name = "Pubblico"
+description = "bench"
+category = "ambiente"
+route = { host = "bench.localhost", path_prefix = "/" }
+upstream = "http://127.0.0.1:$BACKEND"
+level = "public"
+CONF
+
+nginx -p "$work/nginx-b" -c "$work/nginx-b/nginx.conf" & pids+=($!)
+nginx -p "$work/nginx-p" -c "$work/nginx-p/nginx.conf" & pids+=($!)
+target/release/varco run --config "$work/varco.toml" > "$work/varco.log" 2>&1 & pids+=($!)
+for port in $BACKEND $NGINX $VARCO; do
+  for _ in $(seq 50); do curl -sf -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$port/" && break; sleep 0.1; done
+done
+
+run() { # name port
+  wrk -t2 -c"$conns" -d"${secs}s" -H "Host: bench.localhost" "http://127.0.0.1:$2/" | awk -v n="$1" '/Requests\/sec/ {print n, $2} /Latency/ {lat=$2} END {}'
+}
+echo "# wrk -t2 -c$conns -d${secs}s, $rounds rounds, keep-alive GET of a 3-byte body; requests/s"
+for r in $(seq "$rounds"); do
+  run backend-direct $BACKEND
+  run nginx-proxy $NGINX
+  run varco-public $VARCO
+done | awk '{sum[$1]+=$2; n[$1]++; all[$1]=all[$1] " " int($2)} END {for (k in sum) printf "%-15s mean %8.0f   runs:%s\n", k, sum[k]/n[k], all[k]}' | sort
