@@ -30,7 +30,7 @@ pub use decision::{decide, Decision, Permit};
 pub use diag::{Diagnostic, Diagnostics};
 pub use error::{Error, Result};
 pub use identity::{Access, Attribute, Level};
-pub use load::{load, Snapshot};
+pub use load::{check_policy, load, Snapshot};
 pub use policy::{
     canonical_header_name, Comune, IpaCode, IstatCode, Route, Service, ServiceId, Upstream,
 };

@@ -226,5 +226,28 @@ pub fn load(config_path: &Path) -> Result<Snapshot> {
     })
 }
 
+/// Validates one policy file's text on its own: everything but the checks that need the main
+/// configuration or the other files (attribute coverage, duplicate codes and routes). For editor
+/// integrations and the fuzzer.
+pub fn check_policy(path: &Path, text: &str) -> Result<Comune> {
+    let file = SourceFile::new(path, text.to_string());
+    let mut diags = Vec::new();
+    let comune = parse(&file, &mut diags).and_then(|table| {
+        let mut sink = Sink {
+            file: &file,
+            diags: &mut diags,
+        };
+        read_comune(
+            TableReader::new(table.get_ref(), 0..0, "policy file"),
+            &mut sink,
+            None,
+        )
+    });
+    match comune {
+        Some(rc) if diags.is_empty() => Ok(rc.comune),
+        _ => Err(Error::Invalid(Diagnostics::from_vec(diags))),
+    }
+}
+
 #[cfg(test)]
 mod tests;
