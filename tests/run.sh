@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The test command: installs what the build needs, then runs every test of the workspace
 # (unit, property and integration tests; the integration tests start real gateways and
-# back-ends on loopback ports).
+# back-ends on loopback ports). Ends with one summary line: "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .ci/install-deps
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -61,6 +61,8 @@ pub struct Ctx {
     permit: Option<Permit>,
     client_ip: Option<IpAddr>,
     status: u16,
+    /// `varco.request`, only when traces are exported.
+    span: Option<tracing::Span>,
 }
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -119,7 +121,19 @@ impl ProxyHttp for Proxy {
             permit: None,
             client_ip: None,
             status: 0,
+            span: self.shared.trace_requests().then(|| {
+                tracing::info_span!(
+                    "varco.request",
+                    route = tracing::field::Empty,
+                    http.response.status_code = tracing::field::Empty
+                )
+            }),
         }
+    }
+
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
+        // No downstream modules: pingora's default adds a (disabled) compression module whose
+        // per-request context varco would pay for without using it.
     }
 
     /// Runs first for every request: strips owned headers, resolves the route, decides. `Ok(true)`
@@ -139,7 +153,11 @@ impl ProxyHttp for Proxy {
         }
 
         let req = session.req_header();
+        // Two Host headers have no single reading (RFC 9112 §3.2): refuse rather than pick one.
         let resolved = match authority(req) {
+            Some(_) if req.headers.get_all(HOST).iter().nth(1).is_some() => {
+                Err(policies::RejectedTarget::BadHost)
+            }
             Some(host) => rt.snapshot.routes.resolve(host, req.uri.path()),
             None => Err(policies::RejectedTarget::BadHost),
         };
@@ -309,6 +327,10 @@ impl ProxyHttp for Proxy {
         self.shared
             .metrics
             .request(attrs, status, elapsed.as_secs_f64());
+        if let Some(span) = &ctx.span {
+            span.record("route", route_label(ctx));
+            span.record("http.response.status_code", status);
+        }
         if rt.snapshot.config.server.access_log {
             // No path, query or client address: they can carry personal data.
             tracing::info!(

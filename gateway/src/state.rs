@@ -17,6 +17,7 @@ pub struct Shared {
     config_path: PathBuf,
     current: ArcSwap<Runtime>,
     generations: AtomicU64,
+    trace_requests: bool,
     /// Instruments.
     pub metrics: Metrics,
 }
@@ -25,6 +26,7 @@ impl Shared {
     /// Loads and compiles the configuration at `config_path` (generation 1).
     pub fn load(config_path: &Path) -> Result<Self> {
         let snapshot = policies::load(config_path)?;
+        let trace_requests = snapshot.config.telemetry.otlp_endpoint.is_some();
         let runtime = Runtime::build(snapshot, 1)?;
         let metrics = Metrics::new()?;
         metrics.set_generation(1);
@@ -32,6 +34,7 @@ impl Shared {
             config_path: config_path.to_path_buf(),
             current: ArcSwap::from_pointee(runtime),
             generations: AtomicU64::new(1),
+            trace_requests,
             metrics,
         })
     }
@@ -39,6 +42,12 @@ impl Shared {
     /// The runtime to serve a new request with.
     pub fn current(&self) -> Arc<Runtime> {
         self.current.load_full()
+    }
+
+    /// Whether each request gets a `varco.request` span (only when traces are exported: spans
+    /// cost an allocation each). Fixed at start, like the OTLP exporter.
+    pub fn trace_requests(&self) -> bool {
+        self.trace_requests
     }
 
     /// The main configuration file.

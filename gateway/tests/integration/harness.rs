@@ -82,30 +82,22 @@ pub(crate) fn policy_toml(ipa: &str, istat: &str, services: &[Svc]) -> String {
     s
 }
 
-/// A gateway running on its own ports with its own configuration directory.
-pub(crate) struct Gateway {
-    pub(crate) port: u16,
-    pub(crate) admin: u16,
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) shared: Arc<Shared>,
-    stop: Arc<tokio::sync::Notify>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Gateway {
-    /// Writes the configuration and starts serving it.
-    pub(crate) fn start(server_extra: &str, policies: &[(&str, String)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/keys");
-        std::fs::copy(examples.join("sp.key"), dir.path().join("sp.key")).expect("key");
-        std::fs::copy(examples.join("sp.crt"), dir.path().join("sp.crt")).expect("crt");
-        std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
-        for (name, text) in policies {
-            std::fs::write(dir.path().join("policies").join(name), text).expect("write");
-        }
-        let (port, admin) = (free_port(), free_port());
-        let main = format!(
-            r#"[server]
+/// Writes a configuration directory (main file, keys, policies) with fresh ports.
+pub(crate) fn write_config(
+    server_extra: &str,
+    policies: &[(&str, String)],
+) -> (tempfile::TempDir, u16, u16) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/keys");
+    std::fs::copy(examples.join("sp.key"), dir.path().join("sp.key")).expect("key");
+    std::fs::copy(examples.join("sp.crt"), dir.path().join("sp.crt")).expect("crt");
+    std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
+    for (name, text) in policies {
+        std::fs::write(dir.path().join("policies").join(name), text).expect("write");
+    }
+    let (port, admin) = (free_port(), free_port());
+    let main = format!(
+        r#"[server]
 listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:{admin}"
 public_url = "http://portal.test:{port}"
@@ -124,8 +116,25 @@ index = 0
 name = "Identità di base"
 attributes = ["fiscalNumber", "name", "familyName"]
 "#
-        );
-        std::fs::write(dir.path().join("varco.toml"), main).expect("write");
+    );
+    std::fs::write(dir.path().join("varco.toml"), main).expect("write");
+    (dir, port, admin)
+}
+
+/// A gateway running on its own ports with its own configuration directory.
+pub(crate) struct Gateway {
+    pub(crate) port: u16,
+    pub(crate) admin: u16,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) shared: Arc<Shared>,
+    stop: Arc<tokio::sync::Notify>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Writes the configuration and starts serving it.
+    pub(crate) fn start(server_extra: &str, policies: &[(&str, String)]) -> Self {
+        let (dir, port, admin) = write_config(server_extra, policies);
         let shared = Arc::new(
             Shared::load(&dir.path().join("varco.toml")).unwrap_or_else(|e| panic!("{e}")),
         );

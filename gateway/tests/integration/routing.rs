@@ -177,3 +177,13 @@ fn ambiguous_targets_get_400_and_never_reach_a_back_end() {
     );
     assert!(resp.contains(" 400 "), "{resp}");
 }
+
+#[test]
+fn two_host_headers_are_refused() {
+    let gw = line_up();
+    let resp = raw(
+        gw.port,
+        b"GET /bandi/ HTTP/1.1\r\nHost: a.test\r\nHost: portal.test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(resp.contains(" 400 "), "{resp}");
+}
