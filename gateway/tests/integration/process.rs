@@ -11,7 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::harness::*;
 
 /// A minimal OTLP/HTTP collector: records the path and size of every POST.
-fn collector() -> (u16, Arc<Mutex<Vec<(String, usize)>>>) {
+/// (path, body length) of every request the collector received.
+type Posts = Arc<Mutex<Vec<(String, usize)>>>;
+
+fn collector() -> (u16, Posts) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let listener = rt()
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
