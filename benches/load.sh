@@ -84,12 +84,26 @@ for port in $BACKEND $NGINX $VARCO; do
   for _ in $(seq 50); do curl -sf -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-run() { # name port
-  wrk -t2 -c"$conns" -d"${secs}s" -H "Host: bench.localhost" "http://127.0.0.1:$2/" | awk -v n="$1" '/Requests\/sec/ {print n, $2} /Latency/ {lat=$2} END {}'
+hz=$(getconf CLK_TCK)
+# CPU time (ticks) used so far by these processes and their children's threads.
+ticks() { local t=0 p; for p in "$@"; do for q in $p $(pgrep -P "$p" || true); do
+  t=$((t + $(awk '{print $14 + $15}' "/proc/$q/stat"))); done; done; echo $t; }
+nginx_b=${pids[0]} nginx_p=${pids[1]} varco=${pids[2]}
+
+run() { # name port pid-of-the-proxy-measured
+  local before after out reqs
+  before=$(ticks "$3")
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" -H "Host: bench.localhost" "http://127.0.0.1:$2/")
+  after=$(ticks "$3")
+  reqs=$(awk '/requests in/ {print $1}' <<< "$out")
+  awk -v n="$1" -v r="$reqs" -v t="$((after - before))" -v hz="$hz" \
+    '/Requests\/sec/ {printf "%s %s %.1f\n", n, $2, t * 1e6 / hz / r}' <<< "$out"
 }
-echo "# wrk -t2 -c$conns -d${secs}s, $rounds rounds, keep-alive GET of a 3-byte body; requests/s"
+echo "# wrk -t2 -c$conns -d${secs}s, $rounds rounds, keep-alive GET of a 3-byte body"
+echo "# requests/s, and CPU microseconds per request of the measured process (the proxy; the back-end for backend-direct)"
 for r in $(seq "$rounds"); do
-  run backend-direct $BACKEND
-  run nginx-proxy $NGINX
-  run varco-public $VARCO
-done | awk '{sum[$1]+=$2; n[$1]++; all[$1]=all[$1] " " int($2)} END {for (k in sum) printf "%-15s mean %8.0f   runs:%s\n", k, sum[k]/n[k], all[k]}' | sort
+  run backend-direct $BACKEND "$nginx_b"
+  run nginx-proxy $NGINX "$nginx_p"
+  run varco-public $VARCO "$varco"
+done | awk '{sum[$1]+=$2; cpu[$1]+=$3; n[$1]++; all[$1]=all[$1] " " int($2)}
+  END {for (k in sum) printf "%-15s %8.0f req/s  %5.1f us CPU/req   runs:%s\n", k, sum[k]/n[k], cpu[k]/n[k], all[k]}' | sort

@@ -163,7 +163,7 @@ fn init_logging(config: &std::path::Path) -> Option<Guards> {
         Ok(s) => (s.config.server.log_format, s.config.telemetry.otlp_endpoint),
         Err(_) => (policies::LogFormat::Text, None),
     };
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let (writer, guard) = tracing_appender::non_blocking(log_output());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let fmt_text = (format == policies::LogFormat::Text).then(|| {
@@ -199,6 +199,16 @@ fn init_logging(config: &std::path::Path) -> Option<Guards> {
         _log: guard,
         provider,
     })
+}
+
+/// Standard output, buffered: the log worker flushes whenever its queue drains, so under load many
+/// lines go out in one write. `Stdout` itself flushes at every newline; a second descriptor of the
+/// same file, opened for appending, does not.
+fn log_output() -> Box<dyn std::io::Write + Send> {
+    match std::fs::OpenOptions::new().append(true).open("/dev/stdout") {
+        Ok(f) => Box::new(std::io::BufWriter::with_capacity(64 * 1024, f)),
+        Err(_) => Box::new(std::io::stdout()),
+    }
 }
 
 fn otlp_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {

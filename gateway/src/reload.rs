@@ -111,13 +111,66 @@ fn watched_dirs(shared: &Shared) -> BTreeSet<PathBuf> {
     dirs
 }
 
+/// Which changed paths matter: the main file, and `*.toml` files of the policies directory
+/// (new ones included). Anything else in those directories (a log file next to the
+/// configuration, keys, editor backups) must not trigger reloads.
+#[derive(Debug, Clone)]
+struct Relevant {
+    main: PathBuf,
+    policies_dir: PathBuf,
+}
+
+impl Relevant {
+    fn of(shared: &Shared) -> Self {
+        Self {
+            main: shared.config_path().to_path_buf(),
+            policies_dir: shared.current().snapshot.config.policies_dir.clone(),
+        }
+    }
+
+    fn matches(&self, path: &Path) -> bool {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        same_file_name(path, &self.main)
+            || (path.parent().is_some_and(|d| same_dir(d, &self.policies_dir))
+                && name.ends_with(".toml")
+                && !name.starts_with('.'))
+            // ConfigMap volumes swap a `..data` symlink; editors may write `name.toml~` first.
+            || name.starts_with("..")
+    }
+}
+
+fn same_file_name(a: &Path, b: &Path) -> bool {
+    a.file_name() == b.file_name()
+        && a.parent()
+            .zip(b.parent())
+            .is_some_and(|(x, y)| same_dir(x, y))
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b
+        || a.canonicalize()
+            .ok()
+            .zip(b.canonicalize().ok())
+            .is_some_and(|(x, y)| x == y)
+}
+
 #[async_trait]
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        let relevant = Arc::new(std::sync::RwLock::new(Relevant::of(&self.shared)));
+        let filter = relevant.clone();
         let mut watcher =
             match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok_and(|e| !e.kind.is_access()) {
+                let Ok(event) = event else { return };
+                if event.kind.is_access() {
+                    return;
+                }
+                let wanted = filter
+                    .read()
+                    .map(|r| event.paths.iter().any(|p| r.matches(p)))
+                    .unwrap_or(true);
+                if wanted {
                     let _ = tx.try_send(());
                 }
             }) {
@@ -162,6 +215,9 @@ impl BackgroundService for Reloader {
             };
             if let Outcome::Swapped(_) = reload(&self.shared, trigger).await {
                 rewatch(&mut watcher, &mut dirs);
+                if let Ok(mut r) = relevant.write() {
+                    *r = Relevant::of(&self.shared);
+                }
             }
         }
     }

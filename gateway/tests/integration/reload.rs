@@ -169,3 +169,36 @@ fn an_invalid_reload_keeps_serving_the_previous_policy() {
     let outcome = rt().block_on(gateway::reload::reload(&gw.shared, "test"));
     assert_eq!(outcome, gateway::reload::Outcome::Swapped(3));
 }
+
+#[test]
+fn files_that_are_not_policy_do_not_trigger_reloads() {
+    let be = echo("quiet");
+    let gw = Gateway::start("", &[("a.toml", policy(be, None))]);
+    // A log file next to the configuration, keys, notes and hidden files in the policies dir.
+    for (i, name) in [
+        "varco.log",
+        "sp.key.bak",
+        "policies/README.md",
+        "policies/.a.toml.swp",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(gw.dir.path().join(name), format!("{i}")).expect("write");
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        gw.shared.current().generation,
+        1,
+        "an unrelated file change reloaded the policy"
+    );
+    // A new policy file does.
+    std::fs::write(
+        gw.policy_path("b.toml"),
+        policy_toml("c_b001", "046002", &[Svc::public("b", "b.test", "/", be)]),
+    )
+    .expect("write");
+    wait_for(&gw, "the new file to load", || {
+        gw.shared.current().generation == 2
+    });
+}
