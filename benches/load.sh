@@ -49,7 +49,7 @@ cat > "$work/varco.toml" <<CONF
 listen = "127.0.0.1:$VARCO"
 admin_listen = "127.0.0.1:$ADMIN"
 public_url = "http://portal.bench"
-threads = 2
+threads = ${VARCO_THREADS:-2}
 access_log = ${ACCESS_LOG:-true}
 [sp]
 entity_id = "http://portal.bench/.sso/metadata"

@@ -154,7 +154,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stdout through a background writer (a slow terminal or pipe never blocks a request),
+/// Logs to stdout through a batching writer thread (a slow terminal or pipe never blocks a request),
 /// text or JSON as configured, filtered by `RUST_LOG` (default `info`). Traces go to OTLP when
 /// `[telemetry] otlp_endpoint` is set.
 #[allow(clippy::print_stderr)] // logging is not set up yet when this fails
@@ -163,7 +163,13 @@ fn init_logging(config: &std::path::Path) -> Option<Guards> {
         Ok(s) => (s.config.server.log_format, s.config.telemetry.otlp_endpoint),
         Err(_) => (policies::LogFormat::Text, None),
     };
-    let (writer, guard) = tracing_appender::non_blocking(log_output());
+    let (writer, guard) = match gateway::logsink::start(log_output()) {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("varco: cannot start the log writer: {e}");
+            return None;
+        }
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let fmt_text = (format == policies::LogFormat::Text).then(|| {
@@ -201,12 +207,11 @@ fn init_logging(config: &std::path::Path) -> Option<Guards> {
     })
 }
 
-/// Standard output, buffered: the log worker flushes whenever its queue drains, so under load many
-/// lines go out in one write. `Stdout` itself flushes at every newline; a second descriptor of the
-/// same file, opened for appending, does not.
+/// Standard output without `Stdout`'s flush at every newline: a second descriptor of the same
+/// file, opened for appending, so that the log writer decides when to write.
 fn log_output() -> Box<dyn std::io::Write + Send> {
     match std::fs::OpenOptions::new().append(true).open("/dev/stdout") {
-        Ok(f) => Box::new(std::io::BufWriter::with_capacity(64 * 1024, f)),
+        Ok(f) => Box::new(f),
         Err(_) => Box::new(std::io::stdout()),
     }
 }
@@ -228,7 +233,7 @@ fn otlp_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::Sdk
 }
 
 struct Guards {
-    _log: tracing_appender::non_blocking::WorkerGuard,
+    _log: gateway::logsink::LogGuard,
     provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 

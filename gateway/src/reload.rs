@@ -113,7 +113,9 @@ fn watched_dirs(shared: &Shared) -> BTreeSet<PathBuf> {
 
 /// Which changed paths matter: the main file, and `*.toml` files of the policies directory
 /// (new ones included). Anything else in those directories (a log file next to the
-/// configuration, keys, editor backups) must not trigger reloads.
+/// configuration, keys, editor backups) must not trigger reloads. Events carry the watched
+/// directory's path joined with the file name, so plain comparisons suffice: this runs for
+/// every event in those directories and must stay cheap.
 #[derive(Debug, Clone)]
 struct Relevant {
     main: PathBuf,
@@ -130,28 +132,19 @@ impl Relevant {
 
     fn matches(&self, path: &Path) -> bool {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        same_file_name(path, &self.main)
-            || (path.parent().is_some_and(|d| same_dir(d, &self.policies_dir))
-                && name.ends_with(".toml")
-                && !name.starts_with('.'))
-            // ConfigMap volumes swap a `..data` symlink; editors may write `name.toml~` first.
+        let in_policies = path.parent() == Some(self.policies_dir.as_path())
+            || path
+                .parent()
+                .zip(self.policies_dir.file_name())
+                .is_some_and(|(p, d)| {
+                    // `policies` written as `./policies` or with a trailing slash.
+                    p.file_name() == Some(d)
+                });
+        path.file_name() == self.main.file_name()
+            || (in_policies && name.ends_with(".toml") && !name.starts_with('.'))
+            // ConfigMap volumes swap a `..data` symlink.
             || name.starts_with("..")
     }
-}
-
-fn same_file_name(a: &Path, b: &Path) -> bool {
-    a.file_name() == b.file_name()
-        && a.parent()
-            .zip(b.parent())
-            .is_some_and(|(x, y)| same_dir(x, y))
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    a == b
-        || a.canonicalize()
-            .ok()
-            .zip(b.canonicalize().ok())
-            .is_some_and(|(x, y)| x == y)
 }
 
 #[async_trait]
