@@ -30,17 +30,24 @@ pub enum Verdict {
 /// Explains `url` against `snapshot` for a session at `level` (none: anonymous).
 pub fn explain(snapshot: &Snapshot, url: &str, level: Option<Level>) -> (Verdict, String) {
     let mut out = String::new();
-    let parsed = match url::Url::parse(url) {
+    // `http::Uri` keeps the path exactly as written (dot segments, escapes), as a client sends it.
+    let uri: http::Uri = match url.parse() {
         Ok(u) => u,
         Err(e) => return (Verdict::NotRouted, format!("not a URL ({e}): {url}\n")),
     };
-    let Some(host) = parsed.host_str() else {
-        return (Verdict::NotRouted, format!("the URL has no host: {url}\n"));
+    let (Some(authority), Some(scheme)) = (uri.authority(), uri.scheme_str()) else {
+        return (
+            Verdict::NotRouted,
+            format!("not an absolute http(s) URL: {url}\n"),
+        );
     };
-    // Url normalises the path already (dot segments, case of escapes); what varco sees from a
-    // browser is the same.
+    if !matches!(scheme, "http" | "https") {
+        return (Verdict::NotRouted, format!("not an http(s) URL: {url}\n"));
+    }
+    let host = authority.as_str();
+    let path = uri.path();
     let _ = writeln!(out, "URL: {url}");
-    let m = snapshot.routes.resolve(host, parsed.path());
+    let m = snapshot.routes.resolve(host, path);
     let r = match m {
         Err(reason) => {
             let _ = writeln!(out, "answer: 400 Bad Request page ({reason})");
@@ -49,8 +56,7 @@ pub fn explain(snapshot: &Snapshot, url: &str, level: Option<Level>) -> (Verdict
         Ok(RouteMatch::NotFound) => {
             let _ = writeln!(
                 out,
-                "answer: 404 page (no service for host \"{host}\" and path \"{}\")",
-                parsed.path()
+                "answer: 404 page (no service for host \"{host}\" and path \"{path}\")"
             );
             return (Verdict::NotRouted, out);
         }
@@ -174,5 +180,11 @@ mod tests {
         assert_eq!(v, Verdict::NotRouted);
         let (v, text) = explain(&snap, "http://127.0.0.1:8080/", None);
         assert_eq!(v, Verdict::Varco, "{text}");
+        let (v, text) = explain(&snap, "http://lucca.localhost/eventi/../certificati/", None);
+        assert_eq!(v, Verdict::NotRouted, "{text}");
+        assert!(
+            text.contains("400") && text.contains("dot segment"),
+            "{text}"
+        );
     }
 }
