@@ -288,11 +288,17 @@ pub(crate) fn read_comune(
     let services_t = root.tables(sink, "service", "[[service]]");
     root.finish(sink);
 
-    let mut head = head?;
-    let name = head.str(sink, "name", "e.g. \"Comune di Capannori\"");
-    let ipa = head.str(sink, "ipa_code", "e.g. \"c_b648\"");
-    let istat = head.str(sink, "istat_code", "6 digits, e.g. \"046007\"");
-    head.finish(sink);
+    // Without `[comune]` the services are still checked, so that every problem shows at once.
+    let (name, ipa, istat) = match head {
+        Some(mut head) => {
+            let name = head.str(sink, "name", "e.g. \"Comune di Capannori\"");
+            let ipa = head.str(sink, "ipa_code", "e.g. \"c_b648\"");
+            let istat = head.str(sink, "istat_code", "6 digits, e.g. \"046007\"");
+            head.finish(sink);
+            (name, ipa, istat)
+        }
+        None => (None, None, None),
+    };
     if let Some(i) = &ipa {
         if let Err(m) = check_ipa_code(&i.value) {
             sink.error(&i.span, format!("[comune]: `ipa_code` {m}"));

@@ -366,3 +366,16 @@ fn missing_files_and_directories_are_reported() {
         "{got:?}"
     );
 }
+
+#[test]
+fn services_are_checked_even_without_the_comune_table() {
+    let text = GOOD.replace("[comune]\nname = \"Comune di Capannori\"\nipa_code = \"c_b648\"\nistat_code = \"046007\"\n", "").replace("level = \"SpidL2\"", "level = \"alto\"");
+    let (_d, main) = setup(MAIN, &[("a.toml", &text)]);
+    let got = problems(&main);
+    assert!(
+        got.iter()
+            .any(|p| p.contains("missing required field `comune`")),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|p| p.contains("`level` must be")), "{got:?}");
+}
