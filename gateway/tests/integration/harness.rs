@@ -271,3 +271,14 @@ pub(crate) fn received_headers(json: &serde_json::Value) -> Vec<(String, String)
         })
         .collect()
 }
+
+/// GET `url` and parse the echo back-end's JSON answer.
+pub(crate) async fn get_json(c: &reqwest::Client, url: String) -> serde_json::Value {
+    c.get(url)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json")
+}

@@ -131,14 +131,7 @@ fn upstream_connections_are_reused() {
     let peers: std::collections::HashSet<String> = rt().block_on(async {
         let mut peers = std::collections::HashSet::new();
         for _ in 0..30 {
-            let j: serde_json::Value = c
-                .get(gw.url("a.test", "/k"))
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
+            let j = get_json(&c, gw.url("a.test", "/k")).await;
             peers.insert(j["peer"].as_str().expect("peer").to_string());
         }
         peers
