@@ -16,6 +16,9 @@ pub enum Error {
         /// Resolver message.
         reason: String,
     },
+    /// The SP keys or an IdP metadata file are unusable (one message per problem).
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Identity(Vec<idp_bridge::Error>),
     /// Metrics or tracing could not be set up.
     #[error("telemetry: {0}")]
     Telemetry(String),

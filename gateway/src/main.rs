@@ -56,6 +56,15 @@ enum Command {
         #[arg(long)]
         level: Option<String>,
     },
+    /// Print the signed SAML SP metadata (SPID profile, or CIE with --cie).
+    Metadata {
+        /// The main configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The CIE federation's profile instead of SPID's.
+        #[arg(long)]
+        cie: bool,
+    },
     /// Run a test echo back-end (for the examples and benchmarks).
     Echo {
         /// Address to listen on.
@@ -71,21 +80,46 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match policies::load(&config) {
-            Ok(s) => {
-                println!(
-                    "{}: valid ({} comuni, {} services)",
-                    config.display(),
-                    s.comuni.len(),
-                    s.services().count()
-                );
-                ExitCode::SUCCESS
+        Command::Check { config } => {
+            match policies::load(&config).map_err(Error::from).and_then(|s| {
+                gateway::runtime::Identity::build(&s)?;
+                Ok(s)
+            }) {
+                Ok(s) => {
+                    println!(
+                        "{}: valid ({} comuni, {} services)",
+                        config.display(),
+                        s.comuni.len(),
+                        s.services().count()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(1)
+        }
+        Command::Metadata { config, cie } => {
+            let identity = policies::load(&config)
+                .map_err(Error::from)
+                .and_then(|s| gateway::runtime::Identity::build(&s));
+            match identity {
+                Ok(id) => {
+                    let xml = if cie {
+                        &id.metadata_cie
+                    } else {
+                        &id.metadata_spid
+                    };
+                    print!("{}", String::from_utf8_lossy(xml));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
             }
-        },
+        }
         Command::Explain { config, url, level } => {
             let level = match level.as_deref().map(str::parse::<Level>) {
                 None => None,
@@ -115,7 +149,7 @@ fn main() -> ExitCode {
             let _guard = init_logging(&config);
             match run(&config, Stop::Signals) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(Error::Policy(e)) => {
+                Err(e @ (Error::Policy(_) | Error::Identity(_))) => {
                     eprintln!("{e}");
                     ExitCode::from(1)
                 }

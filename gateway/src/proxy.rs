@@ -109,6 +109,64 @@ fn authority(req: &RequestHeader) -> Option<&str> {
         .or_else(|| req.headers.get(HOST).and_then(|h| h.to_str().ok()))
 }
 
+impl Proxy {
+    /// `/.sso/*`: varco's own SAML endpoints.
+    async fn sso(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        rt: &Runtime,
+    ) -> pingora::Result<bool> {
+        let path = session.req_header().uri.path();
+        let body = match path {
+            "/.sso/metadata" => Some(&rt.identity.metadata_spid),
+            "/.sso/metadata/cie" => Some(&rt.identity.metadata_cie),
+            _ => None,
+        };
+        match body {
+            Some(xml) if matches!(session.req_header().method, Method::GET | Method::HEAD) => {
+                respond_typed(session, ctx, 200, xml, "application/samlmetadata+xml").await
+            }
+            Some(_) => {
+                respond(
+                    session,
+                    ctx,
+                    405,
+                    rt.pages.error(ErrorPage::BadRequest),
+                    Some((http::header::ALLOW, "GET, HEAD")),
+                )
+                .await
+            }
+            None => respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await,
+        }
+    }
+}
+
+/// Writes a complete non-HTML response (metadata, JSON).
+async fn respond_typed(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    status: u16,
+    body: &Bytes,
+    content_type: &'static str,
+) -> pingora::Result<bool> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header(CONTENT_TYPE, content_type)?;
+    resp.insert_header(CONTENT_LENGTH, body.len())?;
+    resp.insert_header("x-content-type-options", "nosniff")?;
+    let head_only = session.req_header().method == Method::HEAD;
+    ctx.status = status;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session
+            .write_response_body(Some(body.clone()), true)
+            .await?;
+    }
+    Ok(true)
+}
+
 #[async_trait]
 impl ProxyHttp for Proxy {
     type CTX = Ctx;
@@ -179,9 +237,8 @@ impl ProxyHttp for Proxy {
                 respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await
             }
             Ok(RouteMatch::Sso) => {
-                // The login endpoints arrive with the SAML SP; until then nothing lives here.
                 ctx.target = Target::Sso;
-                respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await
+                self.sso(session, ctx, &rt).await
             }
             Ok(RouteMatch::Portal) => {
                 ctx.target = Target::Portal;

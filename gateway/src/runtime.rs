@@ -62,6 +62,50 @@ impl Pages {
     }
 }
 
+/// What the SAML side needs from a snapshot: keys, trusted IdPs, the signed metadata.
+#[derive(Debug)]
+pub struct Identity {
+    /// The SP key pair.
+    pub keys: idp_bridge::SpKeys,
+    /// Trusted IdPs.
+    pub idps: idp_bridge::IdpRegistry,
+    /// Signed SP metadata, SPID profile.
+    pub metadata_spid: Bytes,
+    /// Signed SP metadata, CIE profile.
+    pub metadata_cie: Bytes,
+}
+
+impl Identity {
+    /// Loads keys and IdP metadata and signs the SP metadata; every problem is returned.
+    pub fn build(snapshot: &Snapshot) -> Result<Self> {
+        let config = &snapshot.config;
+        let mut errors = Vec::new();
+        let keys = idp_bridge::SpKeys::load(&config.sp.key, &config.sp.cert)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let idps = idp_bridge::IdpRegistry::load(&config.idps)
+            .map_err(|e| errors.extend(e))
+            .ok();
+        let (Some(keys), Some(idps)) = (keys, idps) else {
+            return Err(Error::Identity(errors));
+        };
+        let sign = |p| idp_bridge::signed_metadata(config, &keys, p).map(Bytes::from);
+        let (spid, cie) = match (
+            sign(idp_bridge::Profile::Spid),
+            sign(idp_bridge::Profile::Cie),
+        ) {
+            (Ok(s), Ok(c)) => (s, c),
+            (Err(e), _) | (_, Err(e)) => return Err(Error::Identity(vec![e])),
+        };
+        Ok(Self {
+            keys,
+            idps,
+            metadata_spid: spid,
+            metadata_cie: cie,
+        })
+    }
+}
+
 /// A compiled snapshot.
 #[derive(Debug)]
 pub struct Runtime {
@@ -74,6 +118,8 @@ pub struct Runtime {
     offsets: Vec<u32>,
     /// Inbound names to remove.
     pub strip: StripSet,
+    /// SP keys, IdPs, metadata.
+    pub identity: Identity,
     /// Rendered pages.
     pub pages: Pages,
     /// Metric attributes for requests that reach no service.
@@ -88,6 +134,7 @@ impl Runtime {
     /// Compiles a snapshot: resolves every upstream (blocking DNS: call off the async runtime),
     /// renders pages.
     pub fn build(snapshot: Snapshot, generation: u64) -> Result<Self> {
+        let identity = Identity::build(&snapshot)?;
         let mut services = Vec::new();
         let mut offsets = Vec::with_capacity(snapshot.comuni.len());
         for comune in &snapshot.comuni {
@@ -118,6 +165,7 @@ impl Runtime {
             services,
             offsets,
             strip,
+            identity,
             pages,
             metric_portal: route_attributes("-", "portal"),
             metric_sso: route_attributes("-", "sso"),

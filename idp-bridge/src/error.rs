@@ -1,14 +1,32 @@
 //! The one error type of the `idp-bridge` crate.
 
-/// What can go wrong while talking to an identity provider.
+use std::path::PathBuf;
+
+/// What can go wrong while setting up or talking to identity providers.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The IdP metadata file is unusable.
-    #[error("IdP metadata {path}: {reason}")]
-    Metadata {
+    /// The SP key or certificate is unusable.
+    #[error("{path}: {reason}")]
+    SpKey {
         /// The file.
-        path: String,
+        path: PathBuf,
         /// Why it is refused.
+        reason: String,
+    },
+    /// An IdP metadata file is unusable.
+    #[error("{path}: {reason}")]
+    IdpMetadata {
+        /// The file.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Signing with xmlsec failed.
+    #[error("cannot sign {what}: {reason}")]
+    Sign {
+        /// What was being signed.
+        what: &'static str,
+        /// xmlsec's message.
         reason: String,
     },
 }

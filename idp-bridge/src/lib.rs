@@ -1,11 +1,19 @@
-//! The identity bridge: varco's SAML Service Provider for SPID and CIE, and its OpenID Connect
-//! relying party. It turns what an identity provider sends into a verified principal, or a typed
-//! error, and never lets raw XML or JSON reach the rest of the gateway.
+//! The identity bridge: varco's SAML Service Provider for SPID and CIE (and, later, its OpenID
+//! Connect relying party). It turns what an identity provider sends into a verified principal, or
+//! a typed error, and never lets raw XML or JSON reach the rest of the gateway.
 //!
-//! The SAML SP (metadata, AuthnRequest, ACS validation, single logout) lands with the SP issue;
-//! until then the gateway answers services that need a login with a "login required" page, and
-//! this crate only carries the error type that its API will return.
+//! Today: the SP's keys ([`SpKeys`]), the registry of trusted IdPs from their metadata
+//! ([`IdpRegistry`]) and the signed SP metadata for the SPID and CIE federations
+//! ([`signed_metadata`]). AuthnRequest, ACS validation and single logout come next; until then
+//! the gateway answers services that need a login with a "login required" page.
 
 mod error;
+mod keys;
+mod metadata;
+mod registry;
+mod xml;
 
 pub use error::{Error, Result};
+pub use keys::SpKeys;
+pub use metadata::{signed_metadata, unsigned_metadata, Profile, SpEndpoints};
+pub use registry::{Idp, IdpRegistry};

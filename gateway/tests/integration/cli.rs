@@ -92,3 +92,37 @@ fn explain_says_where_a_url_goes() {
     ]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn metadata_prints_the_signed_document_and_refuses_bad_keys() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/varco.toml");
+    let (code, out, err) = varco(&["metadata", "--config", example]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("<md:EntityDescriptor") && out.contains("<ds:SignatureValue>"));
+    let (code, out, _) = varco(&["metadata", "--config", example, "--cie"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("cie:Municipality"));
+
+    let be = echo("cli-keys");
+    let gw = Gateway::start(
+        "",
+        &[(
+            "a.toml",
+            policy_toml("c_a001", "046001", &[Svc::public("pub", "a.test", "/", be)]),
+        )],
+    );
+    std::fs::write(
+        gw.dir.path().join("sp.key"),
+        "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    let config = gw.config_path();
+    for cmd in ["metadata", "check"] {
+        let (code, _, err) = varco(&[cmd, "--config", config.to_str().expect("utf8")]);
+        assert_eq!(code, 1, "{cmd}: {err}");
+        assert!(
+            err.contains("sp.key: not a PEM private key"),
+            "{cmd}: {err}"
+        );
+    }
+}

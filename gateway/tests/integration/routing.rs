@@ -171,3 +171,51 @@ fn two_host_headers_are_refused() {
     );
     assert!(resp.contains(" 400 "), "{resp}");
 }
+
+#[test]
+fn sp_metadata_is_served_on_every_known_host() {
+    let gw = line_up();
+    let c = gw.client();
+    rt().block_on(async {
+        for (host, path, needle) in [
+            (
+                "portal.test",
+                "/.sso/metadata",
+                "<spid:IPACode>p_pr</spid:IPACode>",
+            ),
+            ("a.test", "/.sso/metadata", "<spid:Public/>"),
+            (
+                "portal.test",
+                "/.sso/metadata/cie",
+                "<cie:Municipality>046007</cie:Municipality>",
+            ),
+        ] {
+            let r = c.get(gw.url(host, path)).send().await.expect("send");
+            assert_eq!(r.status(), 200, "{host}{path}");
+            assert_eq!(r.headers()["content-type"], "application/samlmetadata+xml");
+            let xml = r.text().await.expect("text");
+            assert!(
+                xml.contains("<ds:SignatureValue>") && xml.contains(needle),
+                "{xml}"
+            );
+        }
+        let r = c
+            .post(gw.url("portal.test", "/.sso/metadata"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 405);
+        let r = c
+            .get(gw.url("portal.test", "/.sso/nothing"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 404);
+        let r = c
+            .get(gw.url("nowhere.test", "/.sso/metadata"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 404);
+    });
+}

@@ -1,0 +1,216 @@
+//! The trusted identity providers, from the metadata files of the configuration.
+//!
+//! An IdP whose metadata has no signing certificate is refused: samael skips signature
+//! verification entirely when it has no certificate to verify with (STACK.md §7, gap 1). Only the
+//! certificates of the metadata are ever used to verify responses, never a `KeyInfo` sent along.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use policies::{IdpConfig, IdpKind};
+use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
+use samael::metadata::EntityDescriptor;
+
+use crate::error::{Error, Result};
+
+const REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+const POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+
+/// One trusted IdP.
+#[derive(Debug)]
+pub struct Idp {
+    /// entityID.
+    pub entity_id: String,
+    /// SPID or CIE rules.
+    pub kind: IdpKind,
+    /// Name to show citizens (OrganizationDisplayName, Italian first).
+    pub display_name: String,
+    /// SingleSignOnService, HTTP-Redirect binding.
+    pub sso_redirect: Option<String>,
+    /// SingleSignOnService, HTTP-POST binding.
+    pub sso_post: Option<String>,
+    /// SingleLogoutService, HTTP-Redirect binding.
+    pub slo_redirect: Option<String>,
+    /// SingleLogoutService, HTTP-POST binding.
+    pub slo_post: Option<String>,
+    /// Certificates that may sign its responses.
+    pub signing_certs: Vec<CertificateDer>,
+}
+
+/// Every trusted IdP, in configuration order.
+#[derive(Debug, Default)]
+pub struct IdpRegistry {
+    idps: Vec<Arc<Idp>>,
+}
+
+impl IdpRegistry {
+    /// Loads every `[[idp]]`, reporting every refused file.
+    pub fn load(configs: &[IdpConfig]) -> Result<Self, Vec<Error>> {
+        let mut idps = Vec::new();
+        let mut errors = Vec::new();
+        for c in configs {
+            match load_idp(c) {
+                Ok(idp) if idps.iter().any(|i: &Arc<Idp>| i.entity_id == idp.entity_id) => errors
+                    .push(Error::IdpMetadata {
+                        path: c.metadata.clone(),
+                        reason: format!(
+                            "entityID {} is already configured by another [[idp]]",
+                            idp.entity_id
+                        ),
+                    }),
+                Ok(idp) => idps.push(Arc::new(idp)),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { idps })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The IdP with this entityID.
+    pub fn get(&self, entity_id: &str) -> Option<&Arc<Idp>> {
+        self.idps.iter().find(|i| i.entity_id == entity_id)
+    }
+
+    /// Every IdP.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Idp>> {
+        self.idps.iter()
+    }
+}
+
+fn refuse(path: &Path, reason: impl Into<String>) -> Error {
+    Error::IdpMetadata {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn decode_cert(path: &Path, text: &str) -> Result<CertificateDer> {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| refuse(path, "a signing certificate is not valid base64"))?;
+    openssl::x509::X509::from_der(&der).map_err(|_| {
+        refuse(
+            path,
+            "a signing certificate is not a valid X.509 certificate",
+        )
+    })?;
+    Ok(CertificateDer::from(der))
+}
+
+fn load_idp(c: &IdpConfig) -> Result<Idp> {
+    let path = &c.metadata;
+    let xml =
+        std::fs::read_to_string(path).map_err(|e| refuse(path, format!("cannot read: {e}")))?;
+    if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
+        return Err(refuse(path, "metadata with a DTD or entities is refused"));
+    }
+    if let Some(fed) = &c.federation_cert {
+        let pem = std::fs::read(fed).map_err(|e| refuse(fed, format!("cannot read: {e}")))?;
+        let cert = openssl::x509::X509::from_pem(&pem)
+            .map_err(|_| refuse(fed, "not a PEM certificate"))?;
+        let der = cert.to_der().map_err(|e| refuse(fed, e.to_string()))?;
+        if !xml.contains("Signature") {
+            return Err(refuse(
+                path,
+                "federation_cert is set but the metadata is not signed",
+            ));
+        }
+        Crypto::verify_signed_xml(xml.as_bytes(), &CertificateDer::from(der), Some("ID")).map_err(
+            |e| {
+                refuse(
+                    path,
+                    format!(
+                        "metadata signature does not verify with {}: {e}",
+                        fed.display()
+                    ),
+                )
+            },
+        )?;
+    }
+    let ed: EntityDescriptor = xml.parse().map_err(|e| {
+        refuse(
+            path,
+            format!("not SAML metadata (one EntityDescriptor): {e}"),
+        )
+    })?;
+    let entity_id = ed
+        .entity_id
+        .clone()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| refuse(path, "EntityDescriptor has no entityID"))?;
+    let idp = ed
+        .idp_sso_descriptors
+        .as_ref()
+        .and_then(|d| d.first())
+        .ok_or_else(|| {
+            refuse(
+                path,
+                "no IDPSSODescriptor: this is not an identity provider",
+            )
+        })?;
+    let mut signing_certs = Vec::new();
+    for kd in idp
+        .key_descriptors
+        .iter()
+        .filter(|k| k.key_use.as_deref().is_none_or(|u| u == "signing"))
+    {
+        if let Some(x509) = &kd.key_info.x509_data {
+            for cert in &x509.certificates {
+                signing_certs.push(decode_cert(path, cert)?);
+            }
+        }
+    }
+    if signing_certs.is_empty() {
+        return Err(refuse(
+            path,
+            "the IdP metadata has no signing certificate, so its responses could not be verified",
+        ));
+    }
+    let endpoint = |list: &[samael::metadata::Endpoint], binding: &str| {
+        list.iter()
+            .find(|e| e.binding == binding)
+            .map(|e| e.location.clone())
+    };
+    let sso_redirect = endpoint(&idp.single_sign_on_services, REDIRECT);
+    let sso_post = endpoint(&idp.single_sign_on_services, POST);
+    if sso_redirect.is_none() && sso_post.is_none() {
+        return Err(refuse(
+            path,
+            "no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding",
+        ));
+    }
+    let names = ed
+        .organization
+        .as_ref()
+        .and_then(|o| {
+            o.organization_display_names
+                .clone()
+                .or_else(|| o.organization_names.clone())
+        })
+        .unwrap_or_default();
+    let display_name = names
+        .iter()
+        .find(|n| n.lang.as_deref() == Some("it"))
+        .or_else(|| names.first())
+        .map(|n| n.value.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| entity_id.clone());
+    Ok(Idp {
+        entity_id,
+        kind: c.kind,
+        display_name,
+        sso_redirect,
+        sso_post,
+        slo_redirect: endpoint(&idp.single_logout_services, REDIRECT),
+        slo_post: endpoint(&idp.single_logout_services, POST),
+        signing_certs,
+    })
+}
+
+#[cfg(test)]
+mod tests;

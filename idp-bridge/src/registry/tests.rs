@@ -1,0 +1,132 @@
+use std::path::PathBuf;
+
+use super::*;
+
+fn vectors() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test_vectors")
+}
+
+fn config(path: PathBuf) -> IdpConfig {
+    IdpConfig {
+        metadata: path,
+        kind: IdpKind::Spid,
+        federation_cert: None,
+    }
+}
+
+fn variant(dir: &tempfile::TempDir, name: &str, edit: impl Fn(&str) -> String) -> IdpConfig {
+    let good = std::fs::read_to_string(vectors().join("spid-sp-test-idp.xml")).expect("fixture");
+    let path = dir.path().join(name);
+    std::fs::write(&path, edit(&good)).expect("write");
+    config(path)
+}
+
+fn reason(r: Result<IdpRegistry, Vec<Error>>) -> String {
+    match r {
+        Ok(_) => panic!("accepted"),
+        Err(errors) => errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+#[test]
+fn the_spid_sp_test_idp_loads() {
+    let reg = IdpRegistry::load(&[config(vectors().join("spid-sp-test-idp.xml"))]).expect("loads");
+    let idp = reg.get("https://localhost:8443").expect("registered");
+    assert_eq!(
+        idp.sso_redirect.as_deref(),
+        Some("https://localhost:8443/samlsso")
+    );
+    assert_eq!(
+        idp.sso_post.as_deref(),
+        Some("https://localhost:8443/samlsso")
+    );
+    assert_eq!(idp.signing_certs.len(), 1);
+    assert!(!idp.display_name.is_empty());
+    assert!(reg.get("https://other.example").is_none());
+}
+
+#[test]
+fn an_idp_without_signing_certificate_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = variant(&dir, "no-signing-cert.xml", |x| {
+        let start = x.find("<ns0:KeyDescriptor").expect("key descriptor");
+        let end = x.find("</ns0:KeyDescriptor>").expect("end") + "</ns0:KeyDescriptor>".len();
+        format!("{}{}", &x[..start], &x[end..])
+    });
+    assert!(reason(IdpRegistry::load(&[c])).contains("no signing certificate"));
+    let c = variant(&dir, "encryption-only.xml", |x| {
+        x.replace("use=\"signing\"", "use=\"encryption\"")
+    });
+    assert!(reason(IdpRegistry::load(&[c])).contains("no signing certificate"));
+}
+
+#[test]
+fn dtds_garbage_and_duplicates_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dtd = variant(&dir, "dtd-entity.xml", |x| {
+        format!("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\">]>{x}")
+    });
+    assert!(reason(IdpRegistry::load(&[dtd])).contains("DTD"));
+    let garbage = variant(&dir, "garbage.xml", |_| "<not-metadata/>".to_string());
+    assert!(reason(IdpRegistry::load(&[garbage])).contains("garbage.xml"));
+    let bad_cert = variant(&dir, "bad-cert.xml", |x| {
+        x.replace("<ns1:X509Certificate>MII", "<ns1:X509Certificate>!!")
+    });
+    assert!(reason(IdpRegistry::load(&[bad_cert])).contains("base64"));
+    let good = config(vectors().join("spid-sp-test-idp.xml"));
+    let twice = reason(IdpRegistry::load(&[good.clone(), good]));
+    assert!(twice.contains("already configured"), "{twice}");
+    let missing = reason(IdpRegistry::load(&[config(dir.path().join("missing.xml"))]));
+    assert!(missing.contains("cannot read"), "{missing}");
+}
+
+#[test]
+fn a_federation_certificate_must_have_signed_the_metadata() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Unsigned metadata with a federation certificate configured: refused.
+    let mut c = config(vectors().join("spid-sp-test-idp.xml"));
+    c.federation_cert = Some(vectors().join("spid-sp-test-idp/public.cert"));
+    assert!(reason(IdpRegistry::load(&[c])).contains("not signed"));
+    // Signed by the federation key: accepted; tampered after signing: refused.
+    let xml = std::fs::read_to_string(vectors().join("spid-sp-test-idp.xml")).expect("fixture");
+    let cert_b64 = {
+        let pem = std::fs::read(vectors().join("spid-sp-test-idp/public.cert")).expect("cert");
+        let der = openssl::x509::X509::from_pem(&pem)
+            .expect("pem")
+            .to_der()
+            .expect("der");
+        base64::engine::general_purpose::STANDARD.encode(der)
+    };
+    let with_id = xml.replacen(
+        "entityID=\"https://localhost:8443\"",
+        "entityID=\"https://localhost:8443\" ID=\"_fed1\"",
+        1,
+    );
+    let close = with_id.find('>').expect("root") + 1;
+    let template = crate::xml::signature_template("_fed1", &cert_b64);
+    let unsigned = format!("{}{}{}", &with_id[..close], template, &with_id[close..]);
+    let key = std::fs::read(vectors().join("spid-sp-test-idp/private.key")).expect("key");
+    let key_der = openssl::pkey::PKey::private_key_from_pem(&key)
+        .expect("pem")
+        .private_key_to_der()
+        .expect("der");
+    let signed = Crypto::sign_xml(unsigned.as_bytes(), &key_der).expect("sign");
+    let signed_path = dir.path().join("signed.xml");
+    std::fs::write(&signed_path, &signed).expect("write");
+    let mut c = config(signed_path);
+    c.federation_cert = Some(vectors().join("spid-sp-test-idp/public.cert"));
+    IdpRegistry::load(std::slice::from_ref(&c)).expect("signed metadata loads");
+    std::fs::write(
+        &c.metadata,
+        signed.replace(
+            "https://localhost:8443/samlsso",
+            "https://evil.example/samlsso",
+        ),
+    )
+    .expect("write");
+    assert!(reason(IdpRegistry::load(&[c])).contains("does not verify"));
+}

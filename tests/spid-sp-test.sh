@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# SPID/CIE conformance with spid-sp-test, the official tool (PyPI), fully offline on loopback.
+# Starts varco with a configuration that trusts the spid-sp-test IdP (test vectors of idp-bridge),
+# then checks the SP metadata for the spid-sp-public and cie-sp-public profiles (--extra).
+# Guards against the tool's silent skips: each JSON report must hold the expected categories,
+# every check in it must have succeeded, and the counts are printed as
+#   spid-sp-test PROFILE: N passed, M failed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+venv=target/spid-sp-test-venv
+if [ ! -x "$venv/bin/spid_sp_test" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "spid-sp-test==1.2.18"
+fi
+cargo build --locked -p gateway --bin varco >/dev/null 2>&1 || cargo build --locked -p gateway --bin varco
+
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/policies"
+cp examples/keys/sp.key examples/keys/sp.crt "$work/"
+cp examples/policies/*.toml "$work/policies/"
+cat > "$work/varco.toml" <<CONF
+[server]
+listen = "127.0.0.1:$port"
+admin_listen = "127.0.0.1:$admin"
+public_url = "http://localhost:$port"
+access_log = false
+
+[sp]
+entity_id = "http://localhost:$port/.sso/metadata"
+key = "sp.key"
+cert = "sp.crt"
+organization = { name = "Provincia di Lucca", display_name = "Provincia di Lucca", url = "https://www.provincia.lucca.it" }
+contact = { ipa_code = "p_lu", email = "spid@provincia.lucca.it", public = true, municipality = "046017" }
+
+[[sp.attribute_set]]
+index = 0
+name = "Identità di base"
+attributes = ["fiscalNumber", "name", "familyName"]
+
+[[sp.attribute_set]]
+index = 1
+name = "Identità e contatti"
+attributes = ["fiscalNumber", "name", "familyName", "email", "mobilePhone"]
+
+[[idp]]
+metadata = "$root/idp-bridge/test_vectors/spid-sp-test-idp.xml"
+kind = "spid"
+CONF
+target/debug/varco run --config "$work/varco.toml" > "$work/varco.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/.sso/metadata" && break; sleep 0.1; done
+
+export IDP_CERT_PATH=$root/idp-bridge/test_vectors/spid-sp-test-idp
+failed_any=0
+run() { # profile metadata-path
+  local profile=$1 path=$2 report="$work/$1.json"
+  (cd "$work" && "$root/$venv/bin/spid_sp_test" --metadata-url "http://localhost:$port$path" \
+      --profile "$profile" --extra -rf json -o "$report" -d ERROR >"$work/$profile.out" 2>&1) || true
+  python3 - "$report" "$profile" <<'PY' || failed_any=1
+import json, sys
+report, profile = sys.argv[1], sys.argv[2]
+try:
+    sp = json.load(open(report))["test"]["sp"]
+except Exception as e:
+    print(f"spid-sp-test {profile}: no report ({e}): 0 passed, 1 failed"); sys.exit(1)
+results = [r for cat in sp.values() for checks in cat.values() for r in checks]
+ok = sum(r["result"] == "success" for r in results)
+bad = [r for r in results if r["result"] != "success"]
+missing = [c for c in ("metadata_extra",) if c not in sp]
+for r in bad:
+    print(f"  FAILED {r.get('test')}: {r.get('value')}")
+for c in missing:
+    print(f"  MISSING category {c}: the tool skipped it")
+print(f"spid-sp-test {profile}: {ok} passed, {len(bad) + len(missing)} failed")
+sys.exit(1 if bad or missing or not results else 0)
+PY
+}
+run spid-sp-public /.sso/metadata
+run cie-sp-public /.sso/metadata/cie
+exit $failed_any
