@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPID/CIE conformance with spid-sp-test, the official tool (PyPI), fully offline on loopback.
 # Starts varco with a configuration that trusts the spid-sp-test IdP (test vectors of idp-bridge),
-# then checks the SP metadata for the spid-sp-public and cie-sp-public profiles (--extra).
+# then checks the SP metadata and the AuthnRequest (HTTP-Redirect, from /.sso/login) for the
+# spid-sp-public and cie-sp-public profiles (--extra).
 # Guards against the tool's silent skips: each JSON report must hold the expected categories,
 # every check in it must have succeeded, and the counts are printed as
 #   spid-sp-test PROFILE: N passed, M failed
@@ -58,10 +59,11 @@ for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/.sso/metad
 
 export IDP_CERT_PATH=$root/idp-bridge/test_vectors/spid-sp-test-idp
 failed_any=0
+authn="http://localhost:$port/.sso/login?idp=https%3A%2F%2Flocalhost%3A8443"
 run() { # profile metadata-path
   local profile=$1 path=$2 report="$work/$1.json"
   (cd "$work" && "$root/$venv/bin/spid_sp_test" --metadata-url "http://localhost:$port$path" \
-      --profile "$profile" --extra -rf json -o "$report" -d ERROR >"$work/$profile.out" 2>&1) || true
+      --authn-url "$authn" --profile "$profile" --extra -rf json -o "$report" -d ERROR >"$work/$profile.out" 2>&1) || true
   python3 - "$report" "$profile" <<'PY' || failed_any=1
 import json, sys
 report, profile = sys.argv[1], sys.argv[2]
@@ -72,7 +74,7 @@ except Exception as e:
 results = [r for cat in sp.values() for checks in cat.values() for r in checks]
 ok = sum(r["result"] == "success" for r in results)
 bad = [r for r in results if r["result"] != "success"]
-missing = [c for c in ("metadata_extra",) if c not in sp]
+missing = [c for c in ("metadata_extra", "authnrequest_extra") if c not in sp]
 for r in bad:
     print(f"  FAILED {r.get('test')}: {r.get('value')}")
 for c in missing:

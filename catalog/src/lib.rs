@@ -11,4 +11,6 @@ mod pages;
 
 pub use error::{Error, Result};
 pub use html::escape;
-pub use pages::{error_page, home_page, login_required_page, ErrorPage};
+pub use pages::{
+    error_page, home_page, login_choice_page, login_required_page, ErrorPage, IdpChoice,
+};

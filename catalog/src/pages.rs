@@ -85,6 +85,72 @@ pub fn login_required_page(comune: &str, service: &str, level: Level) -> String 
     )
 }
 
+/// One identity provider on the choice page.
+#[derive(Debug, Clone)]
+pub struct IdpChoice {
+    /// Name shown.
+    pub name: String,
+    /// The link that starts the login with it.
+    pub href: String,
+    /// Shown behind "Entra con CIE" rather than in the SPID list.
+    pub cie: bool,
+}
+
+/// The SPID/CIE choice page: the SPID providers (in the order given: the caller shuffles them,
+/// as AgID requires a random order) and the CIE entry, with what the service needs.
+pub fn login_choice_page(idps: &[IdpChoice], service: Option<&str>, level: Level) -> String {
+    let mut body = String::from("<h1>Accedi</h1>");
+    match service {
+        Some(name) => {
+            let _ = write!(
+                body,
+                "<p>Per usare <strong>{}</strong> serve l'accesso con <strong>{}</strong>.</p>",
+                escape(name),
+                level.label_it()
+            );
+        }
+        None => {
+            let _ = write!(
+                body,
+                "<p>Accedi con <strong>{}</strong>.</p>",
+                level.label_it()
+            );
+        }
+    }
+    let spid: Vec<_> = idps.iter().filter(|i| !i.cie).collect();
+    let cie: Vec<_> = idps.iter().filter(|i| i.cie).collect();
+    if !spid.is_empty() {
+        body.push_str("<section aria-labelledby=\"spid\"><h2 id=\"spid\">Entra con SPID</h2><ul class=\"services\">");
+        for i in spid {
+            let _ = write!(
+                body,
+                "<li><a href=\"{}\">{}</a></li>",
+                escape(&i.href),
+                escape(&i.name)
+            );
+        }
+        body.push_str("</ul></section>");
+    }
+    if !cie.is_empty() {
+        body.push_str("<section aria-labelledby=\"cie\"><h2 id=\"cie\">Entra con CIE</h2><ul class=\"services\">");
+        for i in cie {
+            let _ = write!(
+                body,
+                "<li><a href=\"{}\">{}</a></li>",
+                escape(&i.href),
+                escape(&i.name)
+            );
+        }
+        body.push_str("</ul></section>");
+    }
+    if idps.is_empty() {
+        body.push_str(
+            "<p>Nessun gestore di identità è configurato: contatta l'amministrazione.</p>",
+        );
+    }
+    shell("Accedi", &body)
+}
+
 /// The portal's home: every comune and its services, with the access each needs.
 pub fn home_page(snapshot: &Snapshot) -> String {
     let mut body = String::from("<h1>Servizi on-line dei Comuni</h1>");

@@ -110,59 +110,45 @@ fn authority(req: &RequestHeader) -> Option<&str> {
 }
 
 impl Proxy {
-    /// `/.sso/*`: varco's own SAML endpoints.
+    /// `/.sso/*`: varco's own endpoints.
     async fn sso(
         &self,
         session: &mut Session,
         ctx: &mut Ctx,
         rt: &Runtime,
     ) -> pingora::Result<bool> {
-        let path = session.req_header().uri.path();
-        let body = match path {
-            "/.sso/metadata" => Some(&rt.identity.metadata_spid),
-            "/.sso/metadata/cie" => Some(&rt.identity.metadata_cie),
-            _ => None,
-        };
-        match body {
-            Some(xml) if matches!(session.req_header().method, Method::GET | Method::HEAD) => {
-                respond_typed(session, ctx, 200, xml, "application/samlmetadata+xml").await
-            }
-            Some(_) => {
-                respond(
-                    session,
-                    ctx,
-                    405,
-                    rt.pages.error(ErrorPage::BadRequest),
-                    Some((http::header::ALLOW, "GET, HEAD")),
-                )
-                .await
-            }
-            None => respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await,
-        }
+        let reply = crate::sso::handle(rt, &self.shared.logins, session.req_header());
+        write_reply(session, ctx, reply).await
     }
 }
 
-/// Writes a complete non-HTML response (metadata, JSON).
-async fn respond_typed(
+/// Writes a reply that varco produced itself.
+async fn write_reply(
     session: &mut Session,
     ctx: &mut Ctx,
-    status: u16,
-    body: &Bytes,
-    content_type: &'static str,
+    reply: crate::sso::Reply,
 ) -> pingora::Result<bool> {
-    let mut resp = ResponseHeader::build(status, Some(4))?;
-    resp.insert_header(CONTENT_TYPE, content_type)?;
-    resp.insert_header(CONTENT_LENGTH, body.len())?;
+    let mut resp = ResponseHeader::build(reply.status, Some(6 + reply.headers.len()))?;
+    resp.insert_header(CONTENT_TYPE, reply.content_type)?;
+    resp.insert_header(CONTENT_LENGTH, reply.body.len())?;
     resp.insert_header("x-content-type-options", "nosniff")?;
-    let head_only = session.req_header().method == Method::HEAD;
-    ctx.status = status;
+    if reply.content_type.starts_with("text/html") {
+        resp.insert_header("referrer-policy", "no-referrer")?;
+        resp.insert_header(
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        )?;
+    }
+    for (name, value) in reply.headers {
+        resp.append_header(name, value)?;
+    }
+    let head_only = session.req_header().method == Method::HEAD || reply.body.is_empty();
+    ctx.status = reply.status;
     session
         .write_response_header(Box::new(resp), head_only)
         .await?;
     if !head_only {
-        session
-            .write_response_body(Some(body.clone()), true)
-            .await?;
+        session.write_response_body(Some(reply.body), true).await?;
     }
     Ok(true)
 }

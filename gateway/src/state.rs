@@ -18,6 +18,8 @@ pub struct Shared {
     current: ArcSwap<Runtime>,
     generations: AtomicU64,
     trace_requests: bool,
+    /// Logins in flight; outlives policy reloads.
+    pub logins: Arc<dyn idp_bridge::LoginStore>,
     /// Instruments.
     pub metrics: Metrics,
 }
@@ -35,6 +37,7 @@ impl Shared {
             current: ArcSwap::from_pointee(runtime),
             generations: AtomicU64::new(1),
             trace_requests,
+            logins: Arc::new(idp_bridge::MemoryLoginStore::new(1_000_000)),
             metrics,
         })
     }

@@ -21,6 +21,14 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+    /// The IdP offers no endpoint for the binding varco uses.
+    #[error("IdP {idp} has no SingleSignOnService for the {binding} binding")]
+    Binding {
+        /// entityID.
+        idp: String,
+        /// Binding name.
+        binding: &'static str,
+    },
     /// Signing with xmlsec failed.
     #[error("cannot sign {what}: {reason}")]
     Sign {

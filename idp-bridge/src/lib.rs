@@ -7,13 +7,21 @@
 //! ([`signed_metadata`]). AuthnRequest, ACS validation and single logout come next; until then
 //! the gateway answers services that need a login with a "login required" page.
 
+mod authn;
 mod error;
 mod keys;
 mod metadata;
+mod pending;
 mod registry;
+mod secret;
 mod xml;
 
+pub use authn::{
+    authn_request_xml, new_request_id, redirect_request, LoginRequest, OutgoingRequest,
+};
 pub use error::{Error, Result};
 pub use keys::SpKeys;
 pub use metadata::{signed_metadata, unsigned_metadata, Profile, SpEndpoints};
+pub use pending::{LoginStore, MemoryLoginStore, PendingLogin, LOGIN_TTL};
 pub use registry::{Idp, IdpRegistry};
+pub use secret::{random_token, BrowserBinding, RelayState};

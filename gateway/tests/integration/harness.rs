@@ -115,7 +115,13 @@ contact = {{ ipa_code = "p_pr", email = "spid@prova.example", municipality = "04
 index = 0
 name = "Identità di base"
 attributes = ["fiscalNumber", "name", "familyName"]
-"#
+
+[[idp]]
+metadata = "{idp}"
+"#,
+        idp = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../idp-bridge/test_vectors/spid-sp-test-idp.xml")
+            .display()
     );
     std::fs::write(dir.path().join("varco.toml"), main).expect("write");
     (dir, port, admin)

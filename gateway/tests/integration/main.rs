@@ -7,6 +7,7 @@ mod admin;
 mod cli;
 mod failures;
 mod headers;
+mod login;
 mod process;
 mod reload;
 mod routing;

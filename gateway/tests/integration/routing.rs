@@ -105,7 +105,7 @@ fn unknown_hosts_and_paths_get_the_italian_404_page() {
         for (host, path) in [
             ("nowhere.test", "/"),
             ("portal.test", "/altro"),
-            ("a.test", "/.sso/login"),
+            ("a.test", "/.sso/nothing"),
             ("portal.test", "/catalog.json"),
         ] {
             let r = c.get(gw.url(host, path)).send().await.expect("send");

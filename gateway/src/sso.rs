@@ -1,0 +1,325 @@
+//! varco's own endpoints under `/.sso/`: SP metadata and the start of a login. Pure request →
+//! [`Reply`] functions; `proxy` writes the reply.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use catalog::{ErrorPage, IdpChoice};
+use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE};
+use http::Method;
+use idp_bridge::{BrowserBinding, LoginRequest, LoginStore, PendingLogin};
+use pingora::http::RequestHeader;
+use policies::{Access, IdpKind, Level, RouteMatch, ServiceRef, Snapshot};
+
+use crate::runtime::Runtime;
+
+/// Cookie that binds pending logins to the browser (over http; `__Secure-` prefixed over https).
+pub const LOGIN_COOKIE: &str = "varco_login";
+
+/// A response varco produces itself.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// Body.
+    pub body: Bytes,
+    /// Further headers.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+
+impl Reply {
+    fn page(status: u16, body: Bytes) -> Self {
+        Self {
+            status,
+            content_type: HTML,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    fn error(rt: &Runtime, page: ErrorPage) -> Self {
+        Self::page(page.status(), rt.pages.error(page).clone())
+    }
+}
+
+/// Answers a request under `/.sso/`.
+pub fn handle(rt: &Runtime, store: &Arc<dyn LoginStore>, req: &RequestHeader) -> Reply {
+    let get = matches!(req.method, Method::GET | Method::HEAD);
+    match req.uri.path() {
+        "/.sso/metadata" | "/.sso/metadata/cie" if !get => method_not_allowed(rt),
+        "/.sso/metadata" => xml(&rt.identity.metadata_spid),
+        "/.sso/metadata/cie" => xml(&rt.identity.metadata_cie),
+        "/.sso/login" if !get => method_not_allowed(rt),
+        "/.sso/login" => login(rt, store, req),
+        _ => Reply::error(rt, ErrorPage::NotFound),
+    }
+}
+
+fn xml(body: &Bytes) -> Reply {
+    Reply {
+        status: 200,
+        content_type: "application/samlmetadata+xml",
+        body: body.clone(),
+        headers: Vec::new(),
+    }
+}
+
+fn method_not_allowed(rt: &Runtime) -> Reply {
+    let mut r = Reply::page(405, rt.pages.error(ErrorPage::BadRequest).clone());
+    r.headers
+        .push((http::header::ALLOW, HeaderValue::from_static("GET, HEAD")));
+    r
+}
+
+/// The validated place a login returns to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnTarget {
+    /// Absolute URL on the public origin.
+    pub url: String,
+    /// The service there, if any.
+    pub service: Option<ServiceRef>,
+}
+
+/// Accepts only URLs that varco itself serves, on the portal's scheme and port: the portal's
+/// pages or a configured service. Anything else (other hosts, `//evil`, `/\evil`, `https:evil`,
+/// credentials, control characters, `/.sso/` itself) is refused: no open redirect.
+pub fn return_target(snapshot: &Snapshot, raw: &str) -> Option<ReturnTarget> {
+    if raw.is_empty()
+        || raw.len() > 2048
+        || raw.bytes().any(|b| b < 0x21 || b == 0x7f || b == b'\\')
+    {
+        return None;
+    }
+    let public = &snapshot.config.server.public_url;
+    let origin = public.url.origin().ascii_serialization();
+    let absolute = if raw.starts_with('/') {
+        if raw.starts_with("//") {
+            return None;
+        }
+        format!("{origin}{raw}")
+    } else {
+        raw.to_string()
+    };
+    let uri: http::Uri = absolute.parse().ok()?;
+    let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
+    if authority.as_str().contains('@') || scheme != public.url.scheme() {
+        return None;
+    }
+    if authority.port_u16().or(match scheme {
+        "https" => Some(443),
+        _ => Some(80),
+    }) != public.url.port_or_known_default()
+    {
+        return None;
+    }
+    let service = match snapshot.routes.resolve(authority.as_str(), uri.path()) {
+        Ok(RouteMatch::Portal) => None,
+        Ok(RouteMatch::Service(r)) => Some(r),
+        _ => return None,
+    };
+    Some(ReturnTarget {
+        url: absolute,
+        service,
+    })
+}
+
+fn query(req: &RequestHeader) -> Vec<(String, String)> {
+    let q = req.uri.query().unwrap_or("");
+    url::form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .take(16)
+        .collect()
+}
+
+fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The browser-binding cookie's name for this portal.
+fn cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Secure-varco_login"
+    } else {
+        LOGIN_COOKIE
+    }
+}
+
+/// The binding token the browser already has, if well formed.
+pub fn presented_binding(req: &RequestHeader, https: bool) -> Option<BrowserBinding> {
+    let name = cookie_name(https);
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, v)| {
+            *k == name
+                && v.len() == 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(|(_, v)| BrowserBinding::from_untrusted(v))
+}
+
+fn shuffled<T>(mut v: Vec<T>) -> Vec<T> {
+    // Fisher-Yates with the CSPRNG: AgID asks for the IdPs in random order.
+    for i in (1..v.len()).rev() {
+        let r = u64::from_str_radix(&idp_bridge::random_token(8, false), 16).unwrap_or(0);
+        v.swap(i, (r % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+fn login(rt: &Runtime, store: &Arc<dyn LoginStore>, req: &RequestHeader) -> Reply {
+    let snapshot = &rt.snapshot;
+    let q = query(req);
+    let target = match param(&q, "return_to") {
+        None => ReturnTarget {
+            url: format!(
+                "{}/",
+                snapshot
+                    .config
+                    .server
+                    .public_url
+                    .url
+                    .origin()
+                    .ascii_serialization()
+            ),
+            service: None,
+        },
+        Some(raw) => match return_target(snapshot, raw) {
+            Some(t) => t,
+            None => return Reply::error(rt, ErrorPage::BadRequest),
+        },
+    };
+    let service = target.service.and_then(|r| snapshot.service(r));
+    let asked = match param(&q, "level").map(str::parse::<Level>) {
+        None => None,
+        Some(Ok(l)) => Some(l),
+        Some(Err(())) => return Reply::error(rt, ErrorPage::BadRequest),
+    };
+    let needed = match service.map(|(_, s)| s.access) {
+        Some(Access::Login(l)) => Some(l),
+        _ => None,
+    };
+    let level = asked.max(needed).unwrap_or(Level::SpidL1);
+
+    let Some(idp_id) = param(&q, "idp") else {
+        let choices = shuffled(
+            rt.identity
+                .idps
+                .iter()
+                .map(|i| IdpChoice {
+                    name: i.display_name.clone(),
+                    href: format!(
+                        "/.sso/login?{}",
+                        url::form_urlencoded::Serializer::new(String::new())
+                            .append_pair("idp", &i.entity_id)
+                            .append_pair("level", level.as_str())
+                            .append_pair("return_to", &target.url)
+                            .finish()
+                    ),
+                    cie: i.kind == IdpKind::Cie,
+                })
+                .collect(),
+        );
+        let mut r = Reply::page(
+            200,
+            Bytes::from(catalog::login_choice_page(
+                &choices,
+                service.map(|(_, s)| s.name.as_str()),
+                level,
+            )),
+        );
+        r.headers
+            .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        return r;
+    };
+    let Some(idp) = rt.identity.idps.get(idp_id) else {
+        return Reply::error(rt, ErrorPage::BadRequest);
+    };
+    let wanted: Vec<_> = service
+        .map(|(_, s)| {
+            s.attributes
+                .iter()
+                .copied()
+                .filter(|a| idp.kind == IdpKind::Spid || a.in_cie())
+                .collect()
+        })
+        .unwrap_or_default();
+    let attribute_set = snapshot
+        .config
+        .sp
+        .attribute_sets
+        .iter()
+        .filter(|s| {
+            s.covers(&wanted)
+                && (idp.kind == IdpKind::Spid || s.attributes.iter().any(|a| a.in_cie()))
+        })
+        .min_by_key(|s| (s.attributes.len(), s.index))
+        .map_or(0, |s| s.index);
+    let out = match idp_bridge::redirect_request(
+        &snapshot.config.sp.entity_id,
+        &rt.identity.keys,
+        &LoginRequest {
+            idp,
+            level,
+            attribute_set,
+        },
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the AuthnRequest");
+            return Reply::error(rt, ErrorPage::Internal);
+        }
+    };
+    let https = snapshot.config.server.public_url.https;
+    let (binding, fresh) = match presented_binding(req, https) {
+        Some(b) => (b, false),
+        None => (BrowserBinding::new(), true),
+    };
+    store.put(PendingLogin {
+        request_id: out.id.clone(),
+        issue_instant: out.issue_instant,
+        idp: idp.entity_id.clone(),
+        level,
+        attribute_set,
+        return_to: target.url,
+        binding: binding.digest(),
+        relay_state: out.relay_state.digest(),
+    });
+    tracing::info!(idp = %idp.entity_id, level = %level, attribute_set, "login started");
+    let mut r = Reply::page(302, Bytes::new());
+    if let Ok(loc) = HeaderValue::from_str(&out.redirect_url) {
+        r.headers.push((LOCATION, loc));
+    }
+    r.headers
+        .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    if fresh {
+        // The IdP answers with a cross-site POST: over https the cookie must be SameSite=None
+        // to come back with it; over plain http (loopback, the demo) Secure would drop it.
+        let attrs = if https {
+            "; Secure; SameSite=None"
+        } else {
+            "; SameSite=Lax"
+        };
+        let cookie = format!(
+            "{}={}; Path=/.sso/; HttpOnly; Max-Age={}{attrs}",
+            cookie_name(https),
+            binding.secret(),
+            idp_bridge::LOGIN_TTL.as_secs()
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers.push((SET_COOKIE, v));
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests;
