@@ -85,6 +85,39 @@ pub fn login_required_page(comune: &str, service: &str, level: Level) -> String 
     )
 }
 
+/// Why a login did not complete, as the citizen is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// A SPID error code sent by the identity provider (19 for nr19...).
+    Spid(u8),
+    /// The login took too long, was already used, or was started in another browser.
+    Expired,
+    /// The identity provider's answer could not be accepted.
+    Rejected,
+}
+
+/// The page for a login that did not complete (SPID "messaggi di errore": each user code has its
+/// own explanation and what to do next).
+pub fn login_failed_page(failure: LoginFailure) -> String {
+    let (title, text) = match failure {
+        LoginFailure::Spid(19) => ("Troppi tentativi di accesso", "Hai inserito credenziali errate troppe volte. Attendi qualche minuto, oppure recupera le credenziali presso il tuo gestore di identità digitale, poi riprova."),
+        LoginFailure::Spid(20) => ("Credenziali non adatte", "Il servizio richiede un livello di sicurezza più alto di quello delle credenziali che hai usato. Attiva presso il tuo gestore le credenziali di livello richiesto (ad esempio l'app o l'OTP) e riprova."),
+        LoginFailure::Spid(21) => ("Tempo scaduto", "È passato troppo tempo durante l'accesso e la sessione è scaduta. Riprova."),
+        LoginFailure::Spid(22) => ("Consenso negato", "Non hai dato il consenso a trasmettere i tuoi dati al servizio, quindi non è possibile accedere. Se vuoi usare il servizio, riprova e acconsenti all'invio dei dati."),
+        LoginFailure::Spid(23) => ("Identità sospesa o revocata", "La tua identità digitale risulta sospesa o revocata. Contatta il tuo gestore di identità digitale."),
+        LoginFailure::Spid(25) => ("Accesso annullato", "Hai annullato l'accesso. Se vuoi usare il servizio, riprova."),
+        LoginFailure::Spid(30) => ("Tipo di identità non ammesso", "Il servizio non accetta il tipo di identità digitale che hai usato (ad esempio un'identità professionale). Riprova con la tua identità personale."),
+        LoginFailure::Spid(_) => ("Accesso non riuscito", "Il gestore di identità digitale non ha completato l'accesso. Riprova; se il problema continua, contatta il tuo gestore."),
+        LoginFailure::Expired => ("Accesso non completato", "L'accesso è scaduto, è già stato usato oppure è stato avviato in un'altra finestra o in un altro browser. Riprova dall'inizio."),
+        LoginFailure::Rejected => ("Accesso non riuscito", "La risposta del gestore di identità digitale non è valida, per questo non possiamo farti accedere. Riprova; se il problema continua, contatta l'assistenza."),
+    };
+    let code = match failure {
+        LoginFailure::Spid(c) => format!("<p class=\"code\">Codice errore SPID: nr{c}</p>"),
+        _ => String::new(),
+    };
+    shell(title, &format!("<h1>{title}</h1><p>{text}</p><p><a href=\"/.sso/login\">Riprova ad accedere</a> · <a href=\"/\">Vai all'elenco dei servizi</a></p>{code}"))
+}
+
 /// One identity provider on the choice page.
 #[derive(Debug, Clone)]
 pub struct IdpChoice {

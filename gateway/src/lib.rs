@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod reload;
 pub mod runtime;
 pub mod server;
+pub mod session;
 pub mod sso;
 pub mod state;
 pub mod telemetry;

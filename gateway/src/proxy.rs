@@ -117,7 +117,25 @@ impl Proxy {
         ctx: &mut Ctx,
         rt: &Runtime,
     ) -> pingora::Result<bool> {
-        let reply = crate::sso::handle(rt, &self.shared.logins, session.req_header());
+        if crate::sso::is_acs(session.req_header()) {
+            let mut body = Vec::new();
+            while let Some(chunk) = session.read_request_body().await? {
+                if body.len() + chunk.len() > crate::sso::MAX_ACS_BODY {
+                    return respond(
+                        session,
+                        ctx,
+                        413,
+                        rt.pages.error(ErrorPage::BadRequest),
+                        None,
+                    )
+                    .await;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let reply = crate::sso::acs(rt, &self.shared, session.req_header(), &body);
+            return write_reply(session, ctx, reply).await;
+        }
+        let reply = crate::sso::handle(rt, &self.shared, session.req_header());
         write_reply(session, ctx, reply).await
     }
 }

@@ -1,10 +1,10 @@
-//! varco's own endpoints under `/.sso/`: SP metadata and the start of a login. Pure request →
-//! [`Reply`] functions; `proxy` writes the reply.
+//! varco's own endpoints under `/.sso/`: SP metadata, the start of a login, the ACS and the
+//! current session. Pure request → [`Reply`] functions; `proxy` reads bodies and writes replies.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use catalog::{ErrorPage, IdpChoice};
+use catalog::{ErrorPage, IdpChoice, LoginFailure};
 use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE};
 use http::Method;
 use idp_bridge::{BrowserBinding, LoginRequest, LoginStore, PendingLogin};
@@ -12,6 +12,8 @@ use pingora::http::RequestHeader;
 use policies::{Access, IdpKind, Level, RouteMatch, ServiceRef, Snapshot};
 
 use crate::runtime::Runtime;
+use crate::session::{Session, SessionId, SESSION_COOKIE};
+use crate::state::Shared;
 
 /// Cookie that binds pending logins to the browser (over http; `__Secure-` prefixed over https).
 pub const LOGIN_COOKIE: &str = "varco_login";
@@ -46,17 +48,165 @@ impl Reply {
     }
 }
 
-/// Answers a request under `/.sso/`.
-pub fn handle(rt: &Runtime, store: &Arc<dyn LoginStore>, req: &RequestHeader) -> Reply {
+/// Answers a request under `/.sso/` (the ACS, which needs the body, is [`acs`]).
+pub fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
     let get = matches!(req.method, Method::GET | Method::HEAD);
     match req.uri.path() {
-        "/.sso/metadata" | "/.sso/metadata/cie" if !get => method_not_allowed(rt),
+        "/.sso/metadata" | "/.sso/metadata/cie" | "/.sso/login" | "/.sso/session" if !get => {
+            method_not_allowed(rt, "GET, HEAD")
+        }
         "/.sso/metadata" => xml(&rt.identity.metadata_spid),
         "/.sso/metadata/cie" => xml(&rt.identity.metadata_cie),
-        "/.sso/login" if !get => method_not_allowed(rt),
-        "/.sso/login" => login(rt, store, req),
+        "/.sso/login" => login(rt, &shared.logins, req),
+        "/.sso/session" => session_json(rt, shared, req),
+        "/.sso/acs" => method_not_allowed(rt, "POST"),
         _ => Reply::error(rt, ErrorPage::NotFound),
     }
+}
+
+/// Whether this request is a POST to the ACS (whose body the proxy must read first).
+pub fn is_acs(req: &RequestHeader) -> bool {
+    req.method == Method::POST && req.uri.path() == "/.sso/acs"
+}
+
+/// Largest ACS form body read (a base64 response form-encoded grows by a few percent).
+pub const MAX_ACS_BODY: usize = idp_bridge::MAX_RESPONSE + 16 * 1024;
+
+fn session_cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-varco_session"
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The session the request's cookie names, if live.
+pub fn current_session(
+    rt: &Runtime,
+    shared: &Shared,
+    req: &RequestHeader,
+) -> Option<(SessionId, Arc<Session>)> {
+    let https = rt.snapshot.config.server.public_url.https;
+    let id = SessionId::from_untrusted(cookie_value(req, session_cookie_name(https))?)?;
+    let s = shared.sessions.get(&id)?;
+    Some((id, s))
+}
+
+/// `POST /.sso/acs`: validates the IdP's answer; on success a new session and a redirect to
+/// where the citizen was going, otherwise the page for what went wrong (4xx, never 404).
+pub fn acs(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> Reply {
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .take(8)
+        .collect();
+    let https = rt.snapshot.config.server.public_url.https;
+    let binding = presented_binding(req, https);
+    let endpoints = idp_bridge::SpEndpoints::of(&rt.snapshot.config);
+    let result = match param(&form, "SAMLResponse") {
+        None => Err(idp_bridge::AcsError::Malformed("no SAMLResponse field")),
+        Some(response) => idp_bridge::consume(
+            &idp_bridge::AcsContext {
+                entity_id: &rt.snapshot.config.sp.entity_id,
+                acs_url: &endpoints.acs,
+                idps: &rt.identity.idps,
+                store: shared.logins.as_ref(),
+            },
+            &idp_bridge::AcsRequest {
+                saml_response: response,
+                relay_state: param(&form, "RelayState"),
+                binding: binding.as_ref(),
+            },
+        ),
+    };
+    match result {
+        Ok(accepted) => {
+            if let Some((old, _)) = current_session(rt, shared, req) {
+                // A new login replaces the browser's session: never promote a presented ID.
+                shared.sessions.remove(&old);
+            }
+            let id = SessionId::new();
+            tracing::info!(idp = %accepted.principal.idp(), level = %accepted.principal.level(), "login completed");
+            shared.sessions.insert(
+                &id,
+                Session {
+                    principal: accepted.principal,
+                    created: std::time::Instant::now(),
+                },
+            );
+            let mut r = Reply::page(302, Bytes::new());
+            if let Ok(loc) = HeaderValue::from_str(&accepted.return_to) {
+                r.headers.push((LOCATION, loc));
+            }
+            r.headers
+                .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+            let secure = if https { "; Secure" } else { "" };
+            let cookie = format!(
+                "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
+                session_cookie_name(https),
+                id.secret()
+            );
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers.push((SET_COOKIE, v));
+            }
+            r
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SAML response refused");
+            let failure = match e.page() {
+                idp_bridge::RefusalPage::Spid(c) => LoginFailure::Spid(c),
+                idp_bridge::RefusalPage::LoginExpired => LoginFailure::Expired,
+                idp_bridge::RefusalPage::Rejected => LoginFailure::Rejected,
+            };
+            let mut r = Reply::page(e.status(), Bytes::from(catalog::login_failed_page(failure)));
+            r.headers
+                .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+            r
+        }
+    }
+}
+
+/// `GET /.sso/session`: the current identity as JSON (no session ID, no tokens), or 401.
+fn session_json(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
+    let (status, value) = match current_session(rt, shared, req) {
+        Some((_, s)) => {
+            let p = &s.principal;
+            let attributes: serde_json::Map<String, serde_json::Value> = p
+                .attributes()
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            (
+                200,
+                serde_json::json!({
+                    "idp": p.idp(),
+                    "level": p.level().as_str(),
+                    "authn_instant": p.authn_instant().map(|t| t.to_rfc3339()),
+                    "attributes": attributes,
+                }),
+            )
+        }
+        None => (401, serde_json::json!({ "error": "no session" })),
+    };
+    let mut r = Reply {
+        status,
+        content_type: "application/json",
+        body: Bytes::from(value.to_string()),
+        headers: Vec::new(),
+    };
+    r.headers
+        .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    r
 }
 
 fn xml(body: &Bytes) -> Reply {
@@ -68,10 +218,10 @@ fn xml(body: &Bytes) -> Reply {
     }
 }
 
-fn method_not_allowed(rt: &Runtime) -> Reply {
+fn method_not_allowed(rt: &Runtime, allow: &'static str) -> Reply {
     let mut r = Reply::page(405, rt.pages.error(ErrorPage::BadRequest).clone());
     r.headers
-        .push((http::header::ALLOW, HeaderValue::from_static("GET, HEAD")));
+        .push((http::header::ALLOW, HeaderValue::from_static(allow)));
     r
 }
 

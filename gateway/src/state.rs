@@ -20,6 +20,8 @@ pub struct Shared {
     trace_requests: bool,
     /// Logins in flight; outlives policy reloads.
     pub logins: Arc<dyn idp_bridge::LoginStore>,
+    /// Sessions; outlive policy reloads.
+    pub sessions: Arc<dyn crate::session::SessionStore>,
     /// Instruments.
     pub metrics: Metrics,
 }
@@ -30,6 +32,8 @@ impl Shared {
         let snapshot = policies::load(config_path)?;
         let trace_requests = snapshot.config.telemetry.otlp_endpoint.is_some();
         let runtime = Runtime::build(snapshot, 1)?;
+        let session = &runtime.snapshot.config.session;
+        let (idle, absolute) = (session.idle_timeout, session.absolute_timeout);
         let metrics = Metrics::new()?;
         metrics.set_generation(1);
         Ok(Self {
@@ -38,6 +42,7 @@ impl Shared {
             generations: AtomicU64::new(1),
             trace_requests,
             logins: Arc::new(idp_bridge::MemoryLoginStore::new(1_000_000)),
+            sessions: Arc::new(crate::session::MemorySessions::new(idle, absolute)),
             metrics,
         })
     }

@@ -7,6 +7,7 @@
 //! ([`signed_metadata`]). AuthnRequest, ACS validation and single logout come next; until then
 //! the gateway answers services that need a login with a "login required" page.
 
+mod acs;
 mod authn;
 mod error;
 mod keys;
@@ -16,6 +17,13 @@ mod registry;
 mod secret;
 mod xml;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use acs::{
+    consume, Accepted, AcsContext, AcsError, AcsRequest, RefusalPage, VerifiedPrincipal,
+    CLOCK_SKEW, MAX_RESPONSE,
+};
 pub use authn::{
     authn_request_xml, new_request_id, redirect_request, LoginRequest, OutgoingRequest,
 };

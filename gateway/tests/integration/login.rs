@@ -126,3 +126,203 @@ fn the_choice_page_lists_the_idps_and_bad_parameters_are_refused() {
         }
     });
 }
+
+mod full {
+    use std::io::Read as _;
+
+    use base64::Engine as _;
+    use idp_bridge::testing::{ResponseBuilder, TestIdpKey};
+
+    use super::*;
+
+    fn test_idp_key() -> TestIdpKey {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../idp-bridge/test_vectors/spid-sp-test-idp");
+        TestIdpKey::from_pem(
+            &std::fs::read(dir.join("private.key")).expect("key"),
+            &std::fs::read(dir.join("public.cert")).expect("cert"),
+        )
+        .expect("key pair")
+    }
+
+    /// Starts a login; returns (AuthnRequest ID, binding cookie pair, RelayState).
+    async fn start(gw: &Gateway, c: &reqwest::Client, return_to: &str) -> (String, String, String) {
+        let url = gw.url(
+            "portal.test",
+            &format!(
+                "/.sso/login?idp={}&return_to={}",
+                enc("https://localhost:8443"),
+                enc(return_to)
+            ),
+        );
+        let r = c.get(url).send().await.expect("send");
+        assert_eq!(r.status(), 302);
+        let location = r.headers()["location"].to_str().expect("ascii").to_string();
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_string();
+        let query = location.split_once('?').expect("query").1;
+        let param = |name: &str| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .expect("param")
+        };
+        let deflated = base64::engine::general_purpose::STANDARD
+            .decode(param("SAMLRequest"))
+            .expect("b64");
+        let mut xml = String::new();
+        flate2::read::DeflateDecoder::new(&deflated[..])
+            .read_to_string(&mut xml)
+            .expect("inflate");
+        let id = xml
+            .split("ID=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("ID")
+            .to_string();
+        (id, cookie, param("RelayState"))
+    }
+
+    async fn post_acs(
+        gw: &Gateway,
+        c: &reqwest::Client,
+        cookie: &str,
+        response: &str,
+        relay: &str,
+    ) -> reqwest::Response {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("SAMLResponse", response)
+            .append_pair("RelayState", relay)
+            .finish();
+        c.post(gw.url("portal.test", "/.sso/acs"))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("send")
+    }
+
+    #[test]
+    fn a_signed_answer_creates_a_session_once() {
+        let gw = gateway();
+        let c = gw.client();
+        let key = test_idp_key();
+        let acs = gw.url("portal.test", "/.sso/acs");
+        rt().block_on(async {
+            let back = gw.url("a.test", "/tari/avviso");
+            let (id, cookie, relay) = start(&gw, &c, &back).await;
+            let response = ResponseBuilder::new(
+                "https://localhost:8443",
+                "http://portal.test/.sso/metadata",
+                &acs,
+                &id,
+            )
+            .to_base64(&key)
+            .expect("sign");
+            let r = post_acs(&gw, &c, &cookie, &response, &relay).await;
+            assert_eq!(r.status(), 302);
+            assert_eq!(r.headers()["location"], back.as_str());
+            let session = r.headers()["set-cookie"]
+                .to_str()
+                .expect("ascii")
+                .to_string();
+            assert!(
+                session.starts_with("varco_session=")
+                    && session.contains("HttpOnly")
+                    && session.contains("SameSite=Lax"),
+                "{session}"
+            );
+            let session_pair = session.split(';').next().expect("pair").to_string();
+
+            let r = c
+                .get(gw.url("a.test", "/.sso/session"))
+                .header("cookie", &session_pair)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 200);
+            let j: serde_json::Value = r.json().await.expect("json");
+            assert_eq!(j["level"], "SpidL2");
+            assert_eq!(j["idp"], "https://localhost:8443");
+            assert_eq!(j["attributes"]["fiscalNumber"], "TINIT-RSSMRA80A01H501U");
+            assert!(
+                !j.to_string()
+                    .contains(session_pair.split('=').nth(1).expect("id")),
+                "the session ID is never echoed"
+            );
+
+            // The same response again: refused, with a page, never a 404 or a 200.
+            let r = post_acs(&gw, &c, &cookie, &response, &relay).await;
+            assert_eq!(r.status(), 403);
+            assert!(r
+                .text()
+                .await
+                .expect("text")
+                .contains("Accesso non completato"));
+
+            let r = c
+                .get(gw.url("portal.test", "/.sso/session"))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 401);
+            let r = c
+                .get(gw.url("portal.test", "/.sso/session"))
+                .header("cookie", "varco_session=forged")
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 401);
+        });
+    }
+
+    #[test]
+    fn spid_error_codes_get_their_page() {
+        let gw = gateway();
+        let c = gw.client();
+        let key = test_idp_key();
+        let acs = gw.url("portal.test", "/.sso/acs");
+        rt().block_on(async {
+            for (code, text) in [
+                (19, "Troppi tentativi"),
+                (20, "Credenziali non adatte"),
+                (21, "Tempo scaduto"),
+                (22, "Consenso negato"),
+                (23, "sospesa o revocata"),
+                (25, "Accesso annullato"),
+                (30, "Tipo di identità non ammesso"),
+            ] {
+                let (id, cookie, relay) = start(&gw, &c, &gw.url("portal.test", "/")).await;
+                let mut b = ResponseBuilder::new(
+                    "https://localhost:8443",
+                    "http://portal.test/.sso/metadata",
+                    &acs,
+                    &id,
+                );
+                b.error_code = Some(code);
+                let r = post_acs(&gw, &c, &cookie, &b.to_base64(&key).expect("sign"), &relay).await;
+                assert_eq!(r.status(), 403, "nr{code}");
+                let page = r.text().await.expect("text");
+                assert!(
+                    page.contains(text) && page.contains(&format!("nr{code}")),
+                    "nr{code}: {page}"
+                );
+            }
+            // No cookie, garbage, wrong method.
+            let r = post_acs(&gw, &c, "", "PGZvbz4=", "").await;
+            assert_eq!(r.status(), 400);
+            let r = c
+                .get(gw.url("portal.test", "/.sso/acs"))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 405);
+        });
+    }
+}

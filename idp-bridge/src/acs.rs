@@ -1,0 +1,581 @@
+//! The AssertionConsumerService: turns a posted SAML Response into a [`VerifiedPrincipal`], or a
+//! typed [`AcsError`]. Every check of SPID-CIE.md §4.3, in this order of concern:
+//!
+//! 1. bounded size, base64, UTF-8; no DTD or entity declaration; only the XML-DSig transforms
+//!    SPID uses (no XSLT, no XPath);
+//! 2. the login it answers: `InResponseTo` must name a pending login, which is taken at once
+//!    (one-shot: a replay finds nothing) and must belong to this browser;
+//! 3. status: anything but Success is a refusal, with the SPID code (nr19…nr30) when given;
+//! 4. signatures, verified by xmlsec with the IdP metadata's certificates only (never `KeyInfo`),
+//!    RSA/ECDSA with SHA-256 or stronger; the document is reduced to the signed content and only
+//!    that is read afterwards (no signature wrapping); the Assertion itself must be signed;
+//! 5. every field: versions, IDs, issuers and formats, destinations and recipients, audience,
+//!    timestamps with [`CLOCK_SKEW`], NameID, bearer confirmation, level and comparison,
+//!    attributes.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use libxml::parser::Parser;
+use libxml::tree::{Document, Node};
+use policies::{IdpKind, Level};
+use samael::crypto::{AllowedSignatureAlgorithm, Crypto, CryptoProvider, ReduceMode};
+
+use crate::pending::LoginStore;
+use crate::registry::IdpRegistry;
+use crate::secret::{BrowserBinding, RelayState};
+
+/// Largest SAMLResponse accepted, base64 as posted.
+pub const MAX_RESPONSE: usize = 256 * 1024;
+/// Tolerated clock difference with the IdP.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(90);
+
+const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+const ENTITY: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity";
+const TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
+const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+const ALLOWED_TRANSFORMS: &[&str] = &[
+    "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+    "http://www.w3.org/2001/10/xml-exc-c14n#",
+    "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
+    "http://www.w3.org/2006/12/xml-c14n11",
+];
+const ALLOWED_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
+    AllowedSignatureAlgorithm::RsaSha256,
+    AllowedSignatureAlgorithm::RsaSha384,
+    AllowedSignatureAlgorithm::RsaSha512,
+    AllowedSignatureAlgorithm::EcdsaSha256,
+    AllowedSignatureAlgorithm::EcdsaSha384,
+    AllowedSignatureAlgorithm::EcdsaSha512,
+];
+
+/// Why a response was refused. `Display` is the internal message for the log; the citizen sees
+/// the page of [`AcsError::page`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AcsError {
+    /// Not a well-formed, bounded, base64 SAML Response.
+    #[error("malformed response: {0}")]
+    Malformed(&'static str),
+    /// A DTD, entity or forbidden transform.
+    #[error("dangerous XML construct: {0}")]
+    Dangerous(&'static str),
+    /// No pending login with that ID (unsolicited, replayed, expired or for another SP).
+    #[error("no pending login for this response (unsolicited, replayed or expired)")]
+    NoPendingLogin,
+    /// The pending login was started by another browser.
+    #[error("the login was started in another browser")]
+    WrongBrowser,
+    /// The IdP answered with an error status.
+    #[error("IdP refused the authentication: {status} ({message})")]
+    IdpRefused {
+        /// The SPID code (19 for nr19...), when the message carries one.
+        code: Option<u8>,
+        /// Status code URI.
+        status: String,
+        /// StatusMessage.
+        message: String,
+    },
+    /// A signature is missing, invalid, by another key or with a weak algorithm.
+    #[error("signature: {0}")]
+    Signature(String),
+    /// A field is missing or wrong.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What the citizen is shown for a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalPage {
+    /// A SPID user error with its own page.
+    Spid(u8),
+    /// The login could not be completed (expired, other browser, replay).
+    LoginExpired,
+    /// The answer of the identity provider is not acceptable.
+    Rejected,
+}
+
+impl AcsError {
+    /// The HTTP status for it (never 404, never a 2xx).
+    pub fn status(&self) -> u16 {
+        match self {
+            AcsError::Malformed(_) | AcsError::Dangerous(_) => 400,
+            _ => 403,
+        }
+    }
+
+    /// The page for the citizen.
+    pub fn page(&self) -> RefusalPage {
+        match self {
+            AcsError::IdpRefused { code: Some(c), .. } => RefusalPage::Spid(*c),
+            AcsError::NoPendingLogin | AcsError::WrongBrowser => RefusalPage::LoginExpired,
+            _ => RefusalPage::Rejected,
+        }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> AcsError {
+    AcsError::Invalid(msg.into())
+}
+
+/// An identity that an IdP asserted and this validator checked. Only [`consume`] builds one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPrincipal {
+    idp: String,
+    name_id: String,
+    session_index: Option<String>,
+    level: Level,
+    authn_instant: Option<DateTime<Utc>>,
+    attributes: Vec<(String, String)>,
+}
+
+impl VerifiedPrincipal {
+    /// entityID of the IdP.
+    pub fn idp(&self) -> &str {
+        &self.idp
+    }
+    /// The transient NameID (needed for logout).
+    pub fn name_id(&self) -> &str {
+        &self.name_id
+    }
+    /// SessionIndex (SPID sends it for level 1).
+    pub fn session_index(&self) -> Option<&str> {
+        self.session_index.as_deref()
+    }
+    /// The level the IdP authenticated at.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+    /// When the citizen authenticated.
+    pub fn authn_instant(&self) -> Option<DateTime<Utc>> {
+        self.authn_instant
+    }
+    /// Released attributes (SAML name, value), in the order received.
+    pub fn attributes(&self) -> &[(String, String)] {
+        &self.attributes
+    }
+    /// One attribute's value.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a successful ACS yields.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The verified identity.
+    pub principal: VerifiedPrincipal,
+    /// Where the citizen was going.
+    pub return_to: String,
+    /// The IdP's federation.
+    pub kind: IdpKind,
+}
+
+/// What the ACS checks against.
+#[derive(Debug)]
+pub struct AcsContext<'a> {
+    /// SP entityID (the Audience).
+    pub entity_id: &'a str,
+    /// ACS URL (Destination and Recipient).
+    pub acs_url: &'a str,
+    /// Trusted IdPs.
+    pub idps: &'a IdpRegistry,
+    /// Pending logins.
+    pub store: &'a dyn LoginStore,
+}
+
+/// One posted response.
+#[derive(Debug)]
+pub struct AcsRequest<'a> {
+    /// `SAMLResponse` form field, base64.
+    pub saml_response: &'a str,
+    /// `RelayState` form field.
+    pub relay_state: Option<&'a str>,
+    /// The browser-binding cookie, if the browser sent one.
+    pub binding: Option<&'a BrowserBinding>,
+}
+
+fn local(n: &Node) -> String {
+    n.get_name()
+}
+
+fn ns(n: &Node) -> Option<String> {
+    n.get_namespace().map(|x| x.get_href())
+}
+
+fn is(n: &Node, name: &str, namespace: &str) -> bool {
+    local(n) == name && ns(n).as_deref() == Some(namespace)
+}
+
+fn children<'a>(n: &Node, name: &'a str, namespace: &'a str) -> Vec<Node> {
+    n.get_child_elements()
+        .into_iter()
+        .filter(|c| is(c, name, namespace))
+        .collect()
+}
+
+fn one(n: &Node, name: &str, namespace: &str, what: &str) -> Result<Node, AcsError> {
+    let mut v = children(n, name, namespace);
+    match v.len() {
+        1 => Ok(v.remove(0)),
+        0 => Err(invalid(format!("{what} is missing"))),
+        _ => Err(invalid(format!("{what} appears more than once"))),
+    }
+}
+
+fn attr(n: &Node, name: &str, what: &str) -> Result<String, AcsError> {
+    match n.get_attribute(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        Some(_) => Err(invalid(format!("{what} is empty"))),
+        None => Err(invalid(format!("{what} is missing"))),
+    }
+}
+
+fn instant(n: &Node, name: &str, what: &str) -> Result<DateTime<Utc>, AcsError> {
+    let v = attr(n, name, what)?;
+    // xs:dateTime in UTC, with or without fractions of a second.
+    if !v.ends_with('Z') {
+        return Err(invalid(format!("{what} is not a UTC instant: {v}")));
+    }
+    DateTime::parse_from_rfc3339(&v)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| invalid(format!("{what} is not a valid instant: {v}")))
+}
+
+fn text(n: &Node) -> String {
+    n.get_content().trim().to_string()
+}
+
+/// The SPID code in a StatusMessage such as `ErrorCode nr22`.
+fn spid_code(message: &str) -> Option<u8> {
+    let digits: String = message
+        .split("nr")
+        .nth(1)?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok().filter(|c| (1..=99).contains(c))
+}
+
+fn parse(xml: &str) -> Result<Document, AcsError> {
+    Parser::default()
+        .parse_string(xml)
+        .map_err(|_| AcsError::Malformed("not well-formed XML"))
+}
+
+/// Every `ds:Transform` of the document must be one SPID uses.
+fn check_transforms(node: &Node) -> Result<(), AcsError> {
+    if is(node, "Transform", NS_DSIG) || local(node) == "Transform" {
+        let alg = node.get_attribute("Algorithm").unwrap_or_default();
+        if !ALLOWED_TRANSFORMS.contains(&alg.as_str()) {
+            return Err(AcsError::Dangerous(
+                "signature transform other than enveloped-signature and c14n (XSLT, XPath...)",
+            ));
+        }
+    }
+    for c in node.get_child_elements() {
+        check_transforms(&c)?;
+    }
+    Ok(())
+}
+
+/// Whether `el` carries a ds:Signature child referencing its own ID.
+fn signs_itself(el: &Node) -> bool {
+    let Some(id) = el.get_attribute("ID") else {
+        return false;
+    };
+    children(el, "Signature", NS_DSIG).iter().any(|sig| {
+        children(sig, "SignedInfo", NS_DSIG)
+            .iter()
+            .flat_map(|si| children(si, "Reference", NS_DSIG))
+            .any(|r| r.get_attribute("URI").as_deref() == Some(&format!("#{id}")))
+    })
+}
+
+/// Validates a posted response and consumes its pending login.
+pub fn consume(ctx: &AcsContext<'_>, req: &AcsRequest<'_>) -> Result<Accepted, AcsError> {
+    // 1. Shape.
+    if req.saml_response.len() > MAX_RESPONSE {
+        return Err(AcsError::Malformed("response too large"));
+    }
+    let compact: String = req
+        .saml_response
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| AcsError::Malformed("SAMLResponse is not base64"))?;
+    let xml = String::from_utf8(raw).map_err(|_| AcsError::Malformed("response is not UTF-8"))?;
+    if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
+        return Err(AcsError::Dangerous("DTD or entity declaration"));
+    }
+    let raw_doc = parse(&xml)?;
+    let raw_root = raw_doc
+        .get_root_element()
+        .ok_or(AcsError::Malformed("empty document"))?;
+    if !is(&raw_root, "Response", NS_PROTOCOL) {
+        return Err(AcsError::Malformed("the document is not a samlp:Response"));
+    }
+    check_transforms(&raw_root)?;
+
+    // 2. The login it answers (unsigned value, used only to find the login; checked again below).
+    let in_response_to = raw_root
+        .get_attribute("InResponseTo")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| invalid("Response InResponseTo is missing"))?;
+    let pending = ctx
+        .store
+        .take(&in_response_to)
+        .ok_or(AcsError::NoPendingLogin)?;
+    match req.binding {
+        Some(b) if b.digest() == pending.binding => {}
+        _ => return Err(AcsError::WrongBrowser),
+    }
+    if let Some(rs) = req.relay_state {
+        if RelayState::from_untrusted(rs).digest() != pending.relay_state {
+            return Err(invalid("RelayState does not match the request"));
+        }
+    }
+    let idp = ctx.idps.get(&pending.idp).ok_or(AcsError::NoPendingLogin)?;
+
+    // 3. Status.
+    let status = one(&raw_root, "Status", NS_PROTOCOL, "Status")?;
+    let code = one(&status, "StatusCode", NS_PROTOCOL, "StatusCode")?;
+    let code_value = attr(&code, "Value", "StatusCode Value")?;
+    if code_value != SUCCESS {
+        let message = children(&status, "StatusMessage", NS_PROTOCOL)
+            .first()
+            .map(text)
+            .unwrap_or_default();
+        return Err(AcsError::IdpRefused {
+            code: spid_code(&message),
+            status: code_value,
+            message,
+        });
+    }
+
+    // 4. Signatures: verify, then keep only what was signed.
+    let signed_xml = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+        &xml,
+        &idp.signing_certs,
+        ReduceMode::ValidateAndMarkNoAncestors,
+        Some(ALLOWED_ALGORITHMS),
+    )
+    .map_err(|e| AcsError::Signature(e.to_string()))?;
+    let signed_doc = parse(&signed_xml)?;
+    let signed_root = signed_doc
+        .get_root_element()
+        .ok_or_else(|| AcsError::Signature("nothing is signed".into()))?;
+    let (response, assertion) = if is(&signed_root, "Response", NS_PROTOCOL) {
+        let a = one(&signed_root, "Assertion", NS_ASSERTION, "Assertion")?;
+        // The Response is signed; the Assertion inside must carry its own (verified) signature.
+        if !signs_itself(&a) {
+            return Err(AcsError::Signature("the Assertion is not signed".into()));
+        }
+        (signed_root.clone(), a)
+    } else if is(&signed_root, "Assertion", NS_ASSERTION) {
+        // Only the Assertion is signed (the verified reference is the Assertion itself, whose
+        // enveloped signature the reduction removed): Response-level fields come from the raw
+        // document, the identity only from the signed Assertion.
+        let raw_assertions = children(&raw_root, "Assertion", NS_ASSERTION);
+        if raw_assertions.len() != 1 {
+            return Err(invalid("the Response must contain exactly one Assertion"));
+        }
+        // The signed Assertion must be that one, not one hidden elsewhere in the document.
+        if raw_assertions[0].get_attribute("ID") != signed_root.get_attribute("ID") {
+            return Err(AcsError::Signature(
+                "the signed Assertion is not the Response's Assertion".into(),
+            ));
+        }
+        (raw_root.clone(), signed_root.clone())
+    } else {
+        return Err(AcsError::Signature(
+            "the signed element is neither Response nor Assertion".into(),
+        ));
+    };
+
+    // 5. Fields.
+    let now = Utc::now();
+    let skew = chrono::Duration::from_std(CLOCK_SKEW).unwrap_or_default();
+    let not_before_request = pending.issue_instant - skew;
+    let check_instant = |n: &Node, what: &str| -> Result<(), AcsError> {
+        let t = instant(n, "IssueInstant", what)?;
+        if t < not_before_request {
+            return Err(invalid(format!("{what} is before the request")));
+        }
+        if t > now + skew {
+            return Err(invalid(format!("{what} is in the future")));
+        }
+        Ok(())
+    };
+    attr(&response, "ID", "Response ID")?;
+    if response.get_attribute("Version").as_deref() != Some("2.0") {
+        return Err(invalid("Response Version is not 2.0"));
+    }
+    check_instant(&response, "Response IssueInstant")?;
+    if response.get_attribute("InResponseTo").as_deref() != Some(pending.request_id.as_str()) {
+        return Err(invalid("Response InResponseTo does not match the request"));
+    }
+    if attr(&response, "Destination", "Response Destination")? != ctx.acs_url {
+        return Err(invalid("Response Destination is not this ACS"));
+    }
+    let issuer = one(&response, "Issuer", NS_ASSERTION, "Response Issuer")?;
+    if text(&issuer) != idp.entity_id {
+        return Err(invalid("Response Issuer is not the IdP"));
+    }
+    if issuer.get_attribute("Format").is_some_and(|f| f != ENTITY) {
+        return Err(invalid("Response Issuer Format is not entity"));
+    }
+
+    attr(&assertion, "ID", "Assertion ID")?;
+    if assertion.get_attribute("Version").as_deref() != Some("2.0") {
+        return Err(invalid("Assertion Version is not 2.0"));
+    }
+    check_instant(&assertion, "Assertion IssueInstant")?;
+    let a_issuer = one(&assertion, "Issuer", NS_ASSERTION, "Assertion Issuer")?;
+    if text(&a_issuer) != idp.entity_id {
+        return Err(invalid("Assertion Issuer is not the IdP"));
+    }
+    match (a_issuer.get_attribute("Format"), idp.kind) {
+        (Some(f), _) if f == ENTITY => {}
+        (None, IdpKind::Cie) => {}
+        (None, IdpKind::Spid) => return Err(invalid("Assertion Issuer Format is missing")),
+        (Some(_), _) => return Err(invalid("Assertion Issuer Format is not entity")),
+    }
+
+    let subject = one(&assertion, "Subject", NS_ASSERTION, "Subject")?;
+    let name_id = one(&subject, "NameID", NS_ASSERTION, "NameID")?;
+    let name_id_value = text(&name_id);
+    if name_id_value.is_empty() {
+        return Err(invalid("NameID is empty"));
+    }
+    if attr(&name_id, "Format", "NameID Format")? != TRANSIENT {
+        return Err(invalid("NameID Format is not transient"));
+    }
+    attr(&name_id, "NameQualifier", "NameID NameQualifier")?;
+    let confirmation = one(
+        &subject,
+        "SubjectConfirmation",
+        NS_ASSERTION,
+        "SubjectConfirmation",
+    )?;
+    if attr(&confirmation, "Method", "SubjectConfirmation Method")? != BEARER {
+        return Err(invalid("SubjectConfirmation Method is not bearer"));
+    }
+    let data = one(
+        &confirmation,
+        "SubjectConfirmationData",
+        NS_ASSERTION,
+        "SubjectConfirmationData",
+    )?;
+    if attr(&data, "Recipient", "SubjectConfirmationData Recipient")? != ctx.acs_url {
+        return Err(invalid("SubjectConfirmationData Recipient is not this ACS"));
+    }
+    if attr(
+        &data,
+        "InResponseTo",
+        "SubjectConfirmationData InResponseTo",
+    )? != pending.request_id
+    {
+        return Err(invalid(
+            "SubjectConfirmationData InResponseTo does not match the request",
+        ));
+    }
+    if instant(
+        &data,
+        "NotOnOrAfter",
+        "SubjectConfirmationData NotOnOrAfter",
+    )? <= now - skew
+    {
+        return Err(invalid("SubjectConfirmationData has expired"));
+    }
+
+    let conditions = one(&assertion, "Conditions", NS_ASSERTION, "Conditions")?;
+    if instant(&conditions, "NotBefore", "Conditions NotBefore")? > now + skew {
+        return Err(invalid("Conditions are not valid yet"));
+    }
+    if instant(&conditions, "NotOnOrAfter", "Conditions NotOnOrAfter")? <= now - skew {
+        return Err(invalid("Conditions have expired"));
+    }
+    let restriction = one(
+        &conditions,
+        "AudienceRestriction",
+        NS_ASSERTION,
+        "AudienceRestriction",
+    )?;
+    let audiences = children(&restriction, "Audience", NS_ASSERTION);
+    if audiences.is_empty() {
+        return Err(invalid("Audience is missing"));
+    }
+    if !audiences.iter().any(|a| text(a) == ctx.entity_id) {
+        return Err(invalid("Audience is not this SP"));
+    }
+
+    let authn = one(&assertion, "AuthnStatement", NS_ASSERTION, "AuthnStatement")?;
+    let context = one(&authn, "AuthnContext", NS_ASSERTION, "AuthnContext")?;
+    let class = one(
+        &context,
+        "AuthnContextClassRef",
+        NS_ASSERTION,
+        "AuthnContextClassRef",
+    )?;
+    let class = text(&class);
+    let level = Level::ALL
+        .into_iter()
+        .find(|l| l.class_ref() == class)
+        .ok_or_else(|| invalid(format!("AuthnContextClassRef is not a SPID level: {class}")))?;
+    if level < pending.level {
+        return Err(invalid(format!(
+            "authenticated at {level}, {} was required",
+            pending.level
+        )));
+    }
+    let authn_instant = authn
+        .get_attribute("AuthnInstant")
+        .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+        .map(|d| d.with_timezone(&Utc));
+    let session_index = authn
+        .get_attribute("SessionIndex")
+        .filter(|s| !s.is_empty());
+
+    let mut attributes = Vec::new();
+    let statements = children(&assertion, "AttributeStatement", NS_ASSERTION);
+    for st in &statements {
+        let list = children(st, "Attribute", NS_ASSERTION);
+        if list.is_empty() {
+            return Err(invalid("AttributeStatement without Attribute"));
+        }
+        for a in list {
+            let name = attr(&a, "Name", "Attribute Name")?;
+            let values = children(&a, "AttributeValue", NS_ASSERTION);
+            let Some(first) = values.first() else {
+                return Err(invalid(format!("Attribute {name} has no AttributeValue")));
+            };
+            attributes.push((name, text(first)));
+        }
+    }
+
+    Ok(Accepted {
+        principal: VerifiedPrincipal {
+            idp: idp.entity_id.clone(),
+            name_id: name_id_value,
+            session_index,
+            level,
+            authn_instant,
+            attributes,
+        },
+        return_to: pending.return_to,
+        kind: idp.kind,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,357 @@
+//! Hostile responses against the ACS. Each is built from a valid response signed with the test
+//! IdP key (`test_vectors/spid-sp-test-idp/`) and then altered the way the attack alters it; see
+//! `test_vectors/README.md`.
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::pending::{MemoryLoginStore, PendingLogin};
+use crate::testing::{sign_all, ResponseBuilder, TestIdpKey};
+
+const SP: &str = "https://sp.example/metadata";
+const ACS: &str = "https://sp.example/.sso/acs";
+const IDP: &str = "https://localhost:8443";
+
+fn vectors() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test_vectors")
+}
+
+struct Fixture {
+    idps: IdpRegistry,
+    store: MemoryLoginStore,
+    key: TestIdpKey,
+    binding: BrowserBinding,
+    request_id: String,
+}
+
+impl Fixture {
+    fn new(level: Level) -> Self {
+        let idps = IdpRegistry::load(&[policies::IdpConfig {
+            metadata: vectors().join("spid-sp-test-idp.xml"),
+            kind: IdpKind::Spid,
+            federation_cert: None,
+        }])
+        .expect("idp");
+        let key = TestIdpKey::from_pem(
+            &std::fs::read(vectors().join("spid-sp-test-idp/private.key")).expect("key"),
+            &std::fs::read(vectors().join("spid-sp-test-idp/public.cert")).expect("cert"),
+        )
+        .expect("key pair");
+        let store = MemoryLoginStore::new(100);
+        let binding = BrowserBinding::new();
+        let request_id = crate::authn::new_request_id();
+        store.put(PendingLogin {
+            request_id: request_id.clone(),
+            issue_instant: Utc::now() - chrono::Duration::seconds(5),
+            idp: IDP.into(),
+            level,
+            attribute_set: 0,
+            return_to: "https://portal.example/".into(),
+            binding: binding.digest(),
+            relay_state: [0; 32],
+        });
+        Self {
+            idps,
+            store,
+            key,
+            binding,
+            request_id,
+        }
+    }
+
+    fn response(&self) -> ResponseBuilder {
+        ResponseBuilder::new(IDP, SP, ACS, &self.request_id)
+    }
+
+    fn post_xml(&self, xml: &str) -> Result<Accepted, AcsError> {
+        self.post_b64(
+            &base64::engine::general_purpose::STANDARD.encode(xml),
+            Some(&self.binding),
+        )
+    }
+
+    fn post_b64(&self, b64: &str, binding: Option<&BrowserBinding>) -> Result<Accepted, AcsError> {
+        let ctx = AcsContext {
+            entity_id: SP,
+            acs_url: ACS,
+            idps: &self.idps,
+            store: &self.store,
+        };
+        consume(
+            &ctx,
+            &AcsRequest {
+                saml_response: b64,
+                relay_state: None,
+                binding,
+            },
+        )
+    }
+
+    fn signed(&self, b: &ResponseBuilder) -> String {
+        b.signed_xml(&self.key).expect("sign")
+    }
+}
+
+fn signature_error(r: Result<Accepted, AcsError>) {
+    match r {
+        Err(AcsError::Signature(_)) => {}
+        other => panic!("expected a signature error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_valid_response_gives_a_verified_principal() {
+    let f = Fixture::new(Level::SpidL2);
+    let ok = f.post_xml(&f.signed(&f.response())).expect("accepted");
+    assert_eq!(ok.principal.level(), Level::SpidL2);
+    assert_eq!(ok.principal.idp(), IDP);
+    assert_eq!(
+        ok.principal.attribute("fiscalNumber"),
+        Some("TINIT-RSSMRA80A01H501U")
+    );
+    assert_eq!(ok.return_to, "https://portal.example/");
+}
+
+#[test]
+fn a_response_is_accepted_once() {
+    let f = Fixture::new(Level::SpidL2);
+    let xml = f.signed(&f.response());
+    assert!(f.post_xml(&xml).is_ok());
+    assert_eq!(f.post_xml(&xml).map(|_| ()), Err(AcsError::NoPendingLogin));
+}
+
+#[test]
+fn unsolicited_and_foreign_browser_responses_are_refused() {
+    let f = Fixture::new(Level::SpidL2);
+    let mut other = f.response();
+    other.in_response_to = "_never_requested".into();
+    assert_eq!(
+        f.post_xml(&f.signed(&other)).map(|_| ()),
+        Err(AcsError::NoPendingLogin)
+    );
+    let b64 = f.response().to_base64(&f.key).expect("sign");
+    assert_eq!(
+        f.post_b64(&b64, Some(&BrowserBinding::new())).map(|_| ()),
+        Err(AcsError::WrongBrowser)
+    );
+}
+
+#[test]
+fn a_response_for_another_sp_is_refused() {
+    let f = Fixture::new(Level::SpidL2);
+    let mut r = f.response();
+    r.audience = "https://other-sp.example/metadata".into();
+    assert!(
+        matches!(f.post_xml(&f.signed(&r)), Err(AcsError::Invalid(m)) if m.contains("Audience"))
+    );
+    let f = Fixture::new(Level::SpidL2);
+    let mut r = f.response();
+    r.acs_url = "https://other-sp.example/acs".into();
+    assert!(
+        matches!(f.post_xml(&f.signed(&r)), Err(AcsError::Invalid(m)) if m.contains("Destination"))
+    );
+}
+
+#[test]
+fn the_assertion_itself_must_be_signed() {
+    let f = Fixture::new(Level::SpidL2);
+    let mut r = f.response();
+    r.sign_assertion = false;
+    signature_error(f.post_xml(&f.signed(&r)));
+    // Only the Assertion signed is enough.
+    let f = Fixture::new(Level::SpidL2);
+    let mut r = f.response();
+    r.sign_response = false;
+    assert!(f.post_xml(&f.signed(&r)).is_ok());
+    // Nothing signed.
+    let f = Fixture::new(Level::SpidL2);
+    let mut r = f.response();
+    r.sign_response = false;
+    r.sign_assertion = false;
+    signature_error(f.post_xml(&r.unsigned_xml(&f.key)));
+}
+
+#[test]
+fn a_signature_by_another_key_is_refused_even_with_its_certificate_embedded() {
+    let f = Fixture::new(Level::SpidL2);
+    let rsa = openssl::rsa::Rsa::generate(2048).expect("rsa");
+    let pkey = openssl::pkey::PKey::from_rsa(rsa).expect("pkey");
+    let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("CN", "attacker").expect("cn");
+    let name = name.build();
+    let mut b = openssl::x509::X509Builder::new().expect("builder");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&pkey).expect("pubkey");
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).expect("t"))
+        .expect("nb");
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).expect("t"))
+        .expect("na");
+    b.sign(&pkey, openssl::hash::MessageDigest::sha256())
+        .expect("sign");
+    let cert = b.build();
+    let attacker = TestIdpKey::from_pem(
+        &pkey.private_key_to_pem_pkcs8().expect("pem"),
+        &cert.to_pem().expect("pem"),
+    )
+    .expect("key");
+    signature_error(f.post_xml(&f.response().signed_xml(&attacker).expect("sign")));
+}
+
+#[test]
+fn signature_wrapping_never_yields_the_unsigned_identity() {
+    let f = Fixture::new(Level::SpidL2);
+    let genuine = f.signed(&f.response());
+    let start = genuine.find("<saml:Assertion").expect("assertion");
+    let end = genuine.find("</saml:Assertion>").expect("end") + "</saml:Assertion>".len();
+    let signed_assertion = &genuine[start..end];
+    let evil_assertion = signed_assertion
+        .replace("TINIT-RSSMRA80A01H501U", "TINIT-VRDGPP80A01H501X")
+        .replacen("ID=\"_a", "ID=\"_evil", 1);
+    // XSW1: an evil unsigned assertion before the signed one, in the signed Response.
+    let xsw1 = genuine.replacen(
+        "<saml:Assertion",
+        &format!("{evil_assertion}<saml:Assertion"),
+        1,
+    );
+    // XSW2: the evil assertion replaces the signed one, which moves into the evil one.
+    let xsw2 = format!(
+        "{}{}{}",
+        &genuine[..start],
+        evil_assertion.replacen(
+            "</saml:Assertion>",
+            &format!("{signed_assertion}</saml:Assertion>"),
+            1
+        ),
+        &genuine[end..]
+    );
+    // XSW3: same ID twice.
+    let dup = signed_assertion.replace("TINIT-RSSMRA80A01H501U", "TINIT-VRDGPP80A01H501X");
+    let xsw3 = genuine.replacen("<saml:Assertion", &format!("{dup}<saml:Assertion"), 1);
+    for (name, xml) in [("xsw1", xsw1), ("xsw2", xsw2), ("xsw3-duplicate-id", xsw3)] {
+        let f2 = Fixture {
+            request_id: f.request_id.clone(),
+            ..Fixture::new(Level::SpidL2)
+        };
+        f2.store.put(PendingLogin {
+            request_id: f.request_id.clone(),
+            issue_instant: Utc::now() - chrono::Duration::seconds(5),
+            idp: IDP.into(),
+            level: Level::SpidL2,
+            attribute_set: 0,
+            return_to: "https://portal.example/".into(),
+            binding: f2.binding.digest(),
+            relay_state: [0; 32],
+        });
+        match f2.post_xml(&xml) {
+            Err(_) => {}
+            Ok(a) => assert_eq!(
+                a.principal.attribute("fiscalNumber"),
+                Some("TINIT-RSSMRA80A01H501U"),
+                "{name} returned the unsigned identity"
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_comment_inside_a_signed_value_does_not_truncate_it() {
+    let f = Fixture::new(Level::SpidL2);
+    let xml = f
+        .signed(&f.response())
+        .replace("TINIT-RSSMRA80A01H501U", "TINIT-RSSMRA<!---->80A01H501U");
+    match f.post_xml(&xml) {
+        Ok(a) => assert_eq!(
+            a.principal.attribute("fiscalNumber"),
+            Some("TINIT-RSSMRA80A01H501U")
+        ),
+        Err(e) => assert!(matches!(e, AcsError::Signature(_)), "{e}"),
+    }
+}
+
+#[test]
+fn dtds_entities_and_xslt_are_refused_before_anything_else() {
+    let f = Fixture::new(Level::SpidL2);
+    let signed = f.signed(&f.response());
+    let dtd = format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY a \"{}\">]>{}",
+        "x".repeat(10),
+        signed
+    );
+    assert!(matches!(f.post_xml(&dtd), Err(AcsError::Dangerous(_))));
+    let xslt = signed.replacen(
+        "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>",
+        "<ds:Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xslt-19991116\"/>",
+        1,
+    );
+    assert!(matches!(f.post_xml(&xslt), Err(AcsError::Dangerous(_))));
+}
+
+#[test]
+fn sha1_signatures_are_refused() {
+    let f = Fixture::new(Level::SpidL2);
+    let unsigned = f
+        .response()
+        .unsigned_xml(&f.key)
+        .replace(
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+        )
+        .replace(
+            "http://www.w3.org/2001/04/xmlenc#sha256",
+            "http://www.w3.org/2000/09/xmldsig#sha1",
+        );
+    signature_error(f.post_xml(&sign_all(&unsigned, &f.key).expect("sign")));
+}
+
+#[test]
+fn levels_times_and_idp_errors() {
+    let f = Fixture::new(Level::SpidL2);
+    let mut r = f.response();
+    r.level = Level::SpidL1;
+    assert!(matches!(f.post_xml(&f.signed(&r)), Err(AcsError::Invalid(m)) if m.contains("SpidL1")));
+
+    let f = Fixture::new(Level::SpidL2);
+    let mut r = f.response();
+    r.level = Level::SpidL3;
+    assert_eq!(
+        f.post_xml(&f.signed(&r))
+            .expect("higher level is fine")
+            .principal
+            .level(),
+        Level::SpidL3
+    );
+
+    let f = Fixture::new(Level::SpidL2);
+    let mut r = f.response();
+    r.issue_instant = Utc::now() - chrono::Duration::hours(1);
+    assert!(
+        f.post_xml(&f.signed(&r)).is_err(),
+        "an old response is refused"
+    );
+
+    let f = Fixture::new(Level::SpidL2);
+    let mut r = f.response();
+    r.error_code = Some(22);
+    let e = f.post_xml(&f.signed(&r)).map(|_| ()).expect_err("refused");
+    assert_eq!(e.page(), RefusalPage::Spid(22));
+    assert_eq!(e.status(), 403);
+}
+
+#[test]
+fn garbage_is_a_400_never_a_panic() {
+    let f = Fixture::new(Level::SpidL2);
+    for b64 in [
+        "",
+        "!!!!",
+        "PGZvbz4=",
+        &"A".repeat(MAX_RESPONSE + 4),
+        &base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe, 0x00]),
+    ] {
+        let e = f
+            .post_b64(b64, Some(&f.binding))
+            .map(|_| ())
+            .expect_err("refused");
+        assert_eq!(e.status(), 400, "{b64:.20}: {e}");
+    }
+}

@@ -1,0 +1,171 @@
+//! A SAML IdP's side of the protocol, for tests and for the demo: builds and signs Responses the
+//! way SPID IdPs do. Behind the `testing` feature, never in a production build of the gateway.
+
+use base64::Engine as _;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use policies::Level;
+use samael::crypto::{Crypto, CryptoProvider};
+
+use crate::xml::{escape, signature_template};
+
+/// An IdP key pair for signing responses.
+#[derive(Debug, Clone)]
+pub struct TestIdpKey {
+    key_der: Vec<u8>,
+    cert_b64: String,
+}
+
+impl TestIdpKey {
+    /// From PEM key and certificate.
+    pub fn from_pem(key_pem: &[u8], cert_pem: &[u8]) -> Result<Self, String> {
+        let key = openssl::pkey::PKey::private_key_from_pem(key_pem).map_err(|e| e.to_string())?;
+        let cert = openssl::x509::X509::from_pem(cert_pem).map_err(|e| e.to_string())?;
+        Ok(Self {
+            key_der: key.private_key_to_der().map_err(|e| e.to_string())?,
+            cert_b64: base64::engine::general_purpose::STANDARD
+                .encode(cert.to_der().map_err(|e| e.to_string())?),
+        })
+    }
+}
+
+/// One Response to build.
+#[derive(Debug, Clone)]
+pub struct ResponseBuilder {
+    /// IdP entityID (both Issuers).
+    pub idp: String,
+    /// SP entityID (Audience).
+    pub audience: String,
+    /// ACS URL (Destination, Recipient).
+    pub acs_url: String,
+    /// The AuthnRequest ID.
+    pub in_response_to: String,
+    /// IssueInstant of Response and Assertion.
+    pub issue_instant: DateTime<Utc>,
+    /// Level asserted.
+    pub level: Level,
+    /// Attributes released.
+    pub attributes: Vec<(String, String)>,
+    /// `None`: Success; `Some(22)`: AuthnFailed with "ErrorCode nr22".
+    pub error_code: Option<u8>,
+    /// Sign the Response element.
+    pub sign_response: bool,
+    /// Sign the Assertion element.
+    pub sign_assertion: bool,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl ResponseBuilder {
+    /// A successful response to `in_response_to`, both elements signed.
+    pub fn new(idp: &str, audience: &str, acs_url: &str, in_response_to: &str) -> Self {
+        Self {
+            idp: idp.into(),
+            audience: audience.into(),
+            acs_url: acs_url.into(),
+            in_response_to: in_response_to.into(),
+            issue_instant: Utc::now(),
+            level: Level::SpidL2,
+            attributes: vec![
+                ("fiscalNumber".into(), "TINIT-RSSMRA80A01H501U".into()),
+                ("name".into(), "Mario".into()),
+                ("familyName".into(), "Rossi".into()),
+            ],
+            error_code: None,
+            sign_response: true,
+            sign_assertion: true,
+        }
+    }
+
+    /// The unsigned XML, with signature templates where signatures go.
+    pub fn unsigned_xml(&self, key: &TestIdpKey) -> String {
+        let now = ts(self.issue_instant);
+        let later = ts(self.issue_instant + Duration::minutes(5));
+        let rid = format!("_r{}", crate::secret::random_token(16, false));
+        let aid = format!("_a{}", crate::secret::random_token(16, false));
+        let issuer = format!(
+            "<saml:Issuer Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:entity\">{}</saml:Issuer>",
+            escape(&self.idp)
+        );
+        let status = match self.error_code {
+            None => "<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>".to_string(),
+            Some(c) => format!(
+                "<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Responder\"><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:AuthnFailed\"/></samlp:StatusCode><samlp:StatusMessage>ErrorCode nr{c}</samlp:StatusMessage></samlp:Status>"
+            ),
+        };
+        let mut attrs = String::new();
+        for (n, v) in &self.attributes {
+            attrs.push_str(&format!(
+                "<saml:Attribute Name=\"{}\"><saml:AttributeValue xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"xs:string\">{}</saml:AttributeValue></saml:Attribute>",
+                escape(n),
+                escape(v)
+            ));
+        }
+        let assertion = if self.error_code.is_some() {
+            String::new()
+        } else {
+            format!(
+                "<saml:Assertion ID=\"{aid}\" Version=\"2.0\" IssueInstant=\"{now}\">{issuer}{sig}\
+<saml:Subject><saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\" NameQualifier=\"{idp}\">_{nid}</saml:NameID>\
+<saml:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\"><saml:SubjectConfirmationData InResponseTo=\"{irt}\" NotOnOrAfter=\"{later}\" Recipient=\"{acs}\"/></saml:SubjectConfirmation></saml:Subject>\
+<saml:Conditions NotBefore=\"{now}\" NotOnOrAfter=\"{later}\"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
+<saml:AuthnStatement AuthnInstant=\"{now}\"><saml:AuthnContext><saml:AuthnContextClassRef>{class}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>\
+<saml:AttributeStatement>{attrs}</saml:AttributeStatement></saml:Assertion>",
+                sig = if self.sign_assertion { signature_template(&aid, &key.cert_b64) } else { String::new() },
+                idp = escape(&self.idp),
+                nid = crate::secret::random_token(8, false),
+                irt = escape(&self.in_response_to),
+                acs = escape(&self.acs_url),
+                aud = escape(&self.audience),
+                class = self.level.class_ref(),
+            )
+        };
+        format!(
+            "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" \
+ID=\"{rid}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{acs}\" InResponseTo=\"{irt}\">{issuer}{sig}{status}{assertion}</samlp:Response>",
+            acs = escape(&self.acs_url),
+            irt = escape(&self.in_response_to),
+            sig = if self.sign_response { signature_template(&rid, &key.cert_b64) } else { String::new() },
+        )
+    }
+
+    /// The signed XML. The Assertion is signed first, then the Response over it.
+    pub fn signed_xml(&self, key: &TestIdpKey) -> Result<String, String> {
+        sign_all(&self.unsigned_xml(key), key)
+    }
+
+    /// The signed response, base64 as posted to the ACS.
+    pub fn to_base64(&self, key: &TestIdpKey) -> Result<String, String> {
+        Ok(base64::engine::general_purpose::STANDARD.encode(self.signed_xml(key)?))
+    }
+}
+
+/// Signs every signature template of `xml`, innermost (last in document order) first.
+pub fn sign_all(xml: &str, key: &TestIdpKey) -> Result<String, String> {
+    // xmlsec signs the first template it finds; hide the others until their turn.
+    const MARK: &str = "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">";
+    let count = xml.matches(MARK).count();
+    let mut doc = xml.to_string();
+    for n in (0..count).rev() {
+        // Template n is signed now; the earlier, outer ones are renamed out of the way (the later,
+        // inner ones are already signed and stay as they are).
+        let mut parts: Vec<&str> = doc.split(MARK).collect();
+        let mut rebuilt = String::from(parts.remove(0));
+        for (i, p) in parts.iter().enumerate() {
+            rebuilt.push_str(if i >= n {
+                MARK
+            } else {
+                "<ds:Signature xmlns:ds=\"urn:varco:hidden\">"
+            });
+            rebuilt.push_str(p);
+        }
+        let signed =
+            Crypto::sign_xml(rebuilt.as_bytes(), &key.key_der).map_err(|e| e.to_string())?;
+        doc = signed.replace(
+            "xmlns:ds=\"urn:varco:hidden\"",
+            "xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"",
+        );
+    }
+    Ok(doc)
+}
