@@ -19,6 +19,9 @@ pub enum Error {
     /// The SP keys or an IdP metadata file are unusable (one message per problem).
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Identity(Vec<idp_bridge::Error>),
+    /// The SAML audit trail cannot be opened (or its chain is broken).
+    #[error("audit trail: {0}")]
+    Audit(idp_bridge::AuditError),
     /// Metrics or tracing could not be set up.
     #[error("telemetry: {0}")]
     Telemetry(String),

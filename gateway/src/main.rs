@@ -65,6 +65,11 @@ enum Command {
         #[arg(long)]
         cie: bool,
     },
+    /// The SAML audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run a test echo back-end (for the examples and benchmarks).
     Echo {
         /// Address to listen on.
@@ -73,6 +78,15 @@ enum Command {
         /// Name reported in every answer.
         #[arg(long, default_value = "echo")]
         name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check the hash chain of an audit file; prints the first broken record.
+    Verify {
+        /// The audit file (`[sp] audit_log`).
+        file: PathBuf,
     },
 }
 
@@ -100,6 +114,18 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Audit {
+            command: AuditCommand::Verify { file },
+        } => match idp_bridge::verify_audit(&file) {
+            Ok((records, _)) => {
+                println!("{}: chain intact, {records} records", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Metadata { config, cie } => {
             let identity = policies::load(&config)
                 .map_err(Error::from)
@@ -149,7 +175,7 @@ fn main() -> ExitCode {
             let _guard = init_logging(&config);
             match run(&config, Stop::Signals) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e @ (Error::Policy(_) | Error::Identity(_))) => {
+                Err(e @ (Error::Policy(_) | Error::Identity(_) | Error::Audit(_))) => {
                     eprintln!("{e}");
                     ExitCode::from(1)
                 }

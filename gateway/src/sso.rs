@@ -57,7 +57,7 @@ pub fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         }
         "/.sso/metadata" => xml(&rt.identity.metadata_spid),
         "/.sso/metadata/cie" => xml(&rt.identity.metadata_cie),
-        "/.sso/login" => login(rt, &shared.logins, req),
+        "/.sso/login" => login(rt, &shared.logins, &shared.audit, req),
         "/.sso/session" => session_json(rt, shared, req),
         "/.sso/acs" => method_not_allowed(rt, "POST"),
         _ => Reply::error(rt, ErrorPage::NotFound),
@@ -129,7 +129,32 @@ pub fn acs(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> R
             },
         ),
     };
+    // SPID requires the SP to keep every response: the message as received, with the outcome.
+    let message = param(&form, "SAMLResponse")
+        .and_then(|r| {
+            base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                r.split_ascii_whitespace().collect::<String>(),
+            )
+            .ok()
+        })
+        .unwrap_or_else(|| body.to_vec());
+    let (idp, outcome) = match &result {
+        Ok(a) => (a.principal.idp().to_string(), "accepted".to_string()),
+        Err(e) => ("-".to_string(), format!("refused: {e}")),
+    };
+    let recorded = shared.audit.record(
+        idp_bridge::AuditKind::Response,
+        &idp,
+        "-",
+        &outcome,
+        &message,
+    );
+    if let Err(e) = &recorded {
+        tracing::error!(error = %e, "cannot write the SAML audit trail");
+    }
     match result {
+        Ok(_) if recorded.is_err() => Reply::error(rt, ErrorPage::Internal),
         Ok(accepted) => {
             if let Some((old, _)) = current_session(rt, shared, req) {
                 // A new login replaces the browser's session: never promote a presented ID.
@@ -325,7 +350,12 @@ fn shuffled<T>(mut v: Vec<T>) -> Vec<T> {
     v
 }
 
-fn login(rt: &Runtime, store: &Arc<dyn LoginStore>, req: &RequestHeader) -> Reply {
+fn login(
+    rt: &Runtime,
+    store: &Arc<dyn LoginStore>,
+    audit: &idp_bridge::AuditLog,
+    req: &RequestHeader,
+) -> Reply {
     let snapshot = &rt.snapshot;
     let q = query(req);
     let target = match param(&q, "return_to") {
@@ -433,6 +463,17 @@ fn login(rt: &Runtime, store: &Arc<dyn LoginStore>, req: &RequestHeader) -> Repl
         Some(b) => (b, false),
         None => (BrowserBinding::new(), true),
     };
+    if let Err(e) = audit.record(
+        idp_bridge::AuditKind::AuthnRequest,
+        &idp.entity_id,
+        &out.id,
+        "sent",
+        out.xml.as_bytes(),
+    ) {
+        // SPID requires every request to be kept: no record, no login.
+        tracing::error!(error = %e, "cannot write the SAML audit trail");
+        return Reply::error(rt, ErrorPage::Internal);
+    }
     store.put(PendingLogin {
         request_id: out.id.clone(),
         issue_instant: out.issue_instant,

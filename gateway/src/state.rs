@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 use crate::telemetry::Metrics;
 
@@ -20,6 +20,8 @@ pub struct Shared {
     trace_requests: bool,
     /// Logins in flight; outlives policy reloads.
     pub logins: Arc<dyn idp_bridge::LoginStore>,
+    /// The SAML audit trail (its path is fixed at start).
+    pub audit: idp_bridge::AuditLog,
     /// Sessions; outlive policy reloads.
     pub sessions: Arc<dyn crate::session::SessionStore>,
     /// Instruments.
@@ -34,6 +36,8 @@ impl Shared {
         let runtime = Runtime::build(snapshot, 1)?;
         let session = &runtime.snapshot.config.session;
         let (idle, absolute) = (session.idle_timeout, session.absolute_timeout);
+        let audit = idp_bridge::AuditLog::open(&runtime.snapshot.config.sp.audit_log)
+            .map_err(Error::Audit)?;
         let metrics = Metrics::new()?;
         metrics.set_generation(1);
         Ok(Self {
@@ -42,6 +46,7 @@ impl Shared {
             generations: AtomicU64::new(1),
             trace_requests,
             logins: Arc::new(idp_bridge::MemoryLoginStore::new(1_000_000)),
+            audit,
             sessions: Arc::new(crate::session::MemorySessions::new(idle, absolute)),
             metrics,
         })

@@ -46,6 +46,8 @@ pub struct OutgoingRequest {
     pub relay_state: RelayState,
     /// Whether `ForceAuthn="true"` was sent.
     pub force_authn: bool,
+    /// The AuthnRequest XML, for the audit trail.
+    pub xml: String,
 }
 
 /// A fresh request ID: `_` and 32 hex digits (128 random bits), an NCName as SAML requires.
@@ -145,6 +147,7 @@ pub fn redirect_request(
         redirect_url,
         relay_state,
         force_authn,
+        xml,
     })
 }
 

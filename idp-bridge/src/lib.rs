@@ -8,6 +8,7 @@
 //! the gateway answers services that need a login with a "login required" page.
 
 mod acs;
+mod audit;
 mod authn;
 mod error;
 mod keys;
@@ -24,6 +25,7 @@ pub use acs::{
     consume, Accepted, AcsContext, AcsError, AcsRequest, RefusalPage, VerifiedPrincipal,
     CLOCK_SKEW, MAX_RESPONSE,
 };
+pub use audit::{verify as verify_audit, AuditError, AuditKind, AuditLog};
 pub use authn::{
     authn_request_xml, new_request_id, redirect_request, LoginRequest, OutgoingRequest,
 };

@@ -99,6 +99,9 @@ pub struct SpConfig {
     pub contact: Contact,
     /// The registered AttributeConsumingService entries, by index.
     pub attribute_sets: Vec<AttributeSet>,
+    /// The append-only, hash-chained record of every AuthnRequest and Response (SPID requires
+    /// SPs to keep them). Default `audit/saml-audit.log` next to the configuration.
+    pub audit_log: PathBuf,
 }
 
 /// `sp.organization`.
@@ -450,6 +453,7 @@ fn read_sp(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> 
             municipality: String::new(),
         },
         attribute_sets: Vec::new(),
+        audit_log: base.join("audit/saml-audit.log"),
     };
     let Some(mut t) = root.table(sink, "sp", "[sp]") else {
         return sp;
@@ -465,6 +469,12 @@ fn read_sp(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> 
             );
         }
         sp.entity_id = e.value;
+    }
+    if let Some(a) = t.opt_str(sink, "audit_log") {
+        if a.value.trim().is_empty() {
+            sink.error(&a.span, "[sp]: `audit_log` must be a file path");
+        }
+        sp.audit_log = base.join(a.value);
     }
     if let Some(k) = t.str(sink, "key", "PEM private key file") {
         sp.key = existing_file(sink, base, "key", k);
