@@ -12,6 +12,6 @@ mod pages;
 pub use error::{Error, Result};
 pub use html::escape;
 pub use pages::{
-    error_page, home_page, login_choice_page, login_failed_page, login_required_page, ErrorPage,
-    IdpChoice, LoginFailure,
+    error_page, home_page, logged_out_page, login_choice_page, login_failed_page,
+    login_required_page, ErrorPage, IdpChoice, LoginFailure,
 };

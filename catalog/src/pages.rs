@@ -118,6 +118,14 @@ pub fn login_failed_page(failure: LoginFailure) -> String {
     shell(title, &format!("<h1>{title}</h1><p>{text}</p><p><a href=\"/.sso/login\">Riprova ad accedere</a> · <a href=\"/\">Vai all'elenco dei servizi</a></p>{code}"))
 }
 
+/// The page after a logout.
+pub fn logged_out_page() -> String {
+    shell(
+        "Sei uscito",
+        "<h1>Sei uscito</h1><p>La tua sessione è terminata su tutti i servizi dei Comuni. Per motivi di sicurezza, chiudi il browser se usi un computer condiviso.</p><p><a href=\"/\">Vai all'elenco dei servizi</a></p>",
+    )
+}
+
 /// One identity provider on the choice page.
 #[derive(Debug, Clone)]
 pub struct IdpChoice {

@@ -117,7 +117,7 @@ impl Proxy {
         ctx: &mut Ctx,
         rt: &Runtime,
     ) -> pingora::Result<bool> {
-        if crate::sso::is_acs(session.req_header()) {
+        if crate::sso::needs_body(session.req_header()) {
             let mut body = Vec::new();
             while let Some(chunk) = session.read_request_body().await? {
                 if body.len() + chunk.len() > crate::sso::MAX_ACS_BODY {
@@ -132,7 +132,7 @@ impl Proxy {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let reply = crate::sso::acs(rt, &self.shared, session.req_header(), &body);
+            let reply = crate::sso::with_body(rt, &self.shared, session.req_header(), &body);
             return write_reply(session, ctx, reply).await;
         }
         let reply = crate::sso::handle(rt, &self.shared, session.req_header());

@@ -66,6 +66,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     fn get(&self, id: &SessionId) -> Option<Arc<Session>>;
     /// Ends a session.
     fn remove(&self, id: &SessionId);
+    /// Ends every session of this subject at this IdP (IdP-initiated logout); how many ended.
+    fn remove_subject(&self, idp: &str, name_id: &str) -> usize;
 }
 
 /// In-process sessions.
@@ -105,5 +107,20 @@ impl SessionStore for MemorySessions {
 
     fn remove(&self, id: &SessionId) {
         self.cache.invalidate(&id.key());
+    }
+
+    fn remove_subject(&self, idp: &str, name_id: &str) -> usize {
+        // A scan: IdP-initiated logouts are rare, and a second index would have to be kept in
+        // step with moka's expiries.
+        let doomed: Vec<Arc<[u8; 32]>> = self
+            .cache
+            .iter()
+            .filter(|(_, s)| s.principal.idp() == idp && s.principal.name_id() == name_id)
+            .map(|(k, _)| k)
+            .collect();
+        for k in &doomed {
+            self.cache.invalidate(k.as_ref());
+        }
+        doomed.len()
     }
 }

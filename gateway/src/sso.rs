@@ -52,7 +52,10 @@ impl Reply {
 pub fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
     let get = matches!(req.method, Method::GET | Method::HEAD);
     match req.uri.path() {
-        "/.sso/metadata" | "/.sso/metadata/cie" | "/.sso/login" | "/.sso/session" if !get => {
+        "/.sso/metadata" | "/.sso/metadata/cie" | "/.sso/login" | "/.sso/session"
+        | "/.sso/logout" | "/.sso/slo"
+            if !get =>
+        {
             method_not_allowed(rt, "GET, HEAD")
         }
         "/.sso/metadata" => xml(&rt.identity.metadata_spid),
@@ -60,13 +63,159 @@ pub fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         "/.sso/login" => login(rt, &shared.logins, &shared.audit, req),
         "/.sso/session" => session_json(rt, shared, req),
         "/.sso/acs" => method_not_allowed(rt, "POST"),
+        "/.sso/logout" => logout(rt, shared, req),
+        "/.sso/slo" => slo(rt, shared, req, None),
         _ => Reply::error(rt, ErrorPage::NotFound),
     }
 }
 
-/// Whether this request is a POST to the ACS (whose body the proxy must read first).
-pub fn is_acs(req: &RequestHeader) -> bool {
-    req.method == Method::POST && req.uri.path() == "/.sso/acs"
+/// Whether this request is a POST whose form body the proxy must read first (ACS, SLO).
+pub fn needs_body(req: &RequestHeader) -> bool {
+    req.method == Method::POST && matches!(req.uri.path(), "/.sso/acs" | "/.sso/slo")
+}
+
+/// Answers a POST that [`needs_body`], with its body.
+pub fn with_body(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> Reply {
+    match req.uri.path() {
+        "/.sso/slo" => slo(rt, shared, req, Some(body)),
+        _ => acs(rt, shared, req, body),
+    }
+}
+
+fn clear_session_cookie(https: bool) -> HeaderValue {
+    let secure = if https { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}",
+        session_cookie_name(https)
+    ))
+    .unwrap_or(HeaderValue::from_static(
+        "varco_session=; Path=/; Max-Age=0",
+    ))
+}
+
+fn redirect(to: &str) -> Reply {
+    let mut r = Reply::page(302, Bytes::new());
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers.push((LOCATION, v));
+    }
+    r.headers
+        .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    r
+}
+
+/// `GET /.sso/logout`: ends the session here at once, then asks its IdP to end its own (SAML
+/// SLO); without a session (or an IdP without SLO) straight to the "logged out" page.
+fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
+    let https = rt.snapshot.config.server.public_url.https;
+    let mut reply = match current_session(rt, shared, req) {
+        Some((id, session)) => {
+            shared.sessions.remove(&id);
+            let p = &session.principal;
+            let slo = rt.identity.idps.get(p.idp()).and_then(|idp| {
+                idp_bridge::logout_request(
+                    &rt.snapshot.config.sp.entity_id,
+                    &rt.identity.keys,
+                    idp,
+                    p.name_id(),
+                    p.session_index(),
+                )
+                .map_err(|e| tracing::warn!(error = %e, "no SAML logout with the IdP"))
+                .ok()
+            });
+            tracing::info!(idp = %p.idp(), "logout");
+            match slo {
+                Some((request_id, url)) => {
+                    shared.logouts.insert(request_id, ());
+                    redirect(&url)
+                }
+                None => Reply::page(200, Bytes::from(catalog::logged_out_page())),
+            }
+        }
+        None => Reply::page(200, Bytes::from(catalog::logged_out_page())),
+    };
+    reply
+        .headers
+        .push((SET_COOKIE, clear_session_cookie(https)));
+    reply
+        .headers
+        .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    reply
+}
+
+/// `/.sso/slo`: the IdP's LogoutResponse to our request, or its own LogoutRequest (HTTP-Redirect
+/// with `body == None`, HTTP-POST with the form body). Only signed messages are believed.
+fn slo(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: Option<&[u8]>) -> Reply {
+    let slo_url = idp_bridge::SpEndpoints::of(&rt.snapshot.config).slo;
+    let verified = match body {
+        None => {
+            idp_bridge::verify_redirect(req.uri.query().unwrap_or(""), &rt.identity.idps, &slo_url)
+        }
+        Some(body) => {
+            let form: Vec<(String, String)> = url::form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .take(8)
+                .collect();
+            match param(&form, "SAMLRequest").or_else(|| param(&form, "SAMLResponse")) {
+                Some(m) => idp_bridge::verify_post(m, &rt.identity.idps, &slo_url),
+                None => Err(idp_bridge::SloError::Malformed(
+                    "no SAMLRequest or SAMLResponse",
+                )),
+            }
+        }
+    };
+    let https = rt.snapshot.config.server.public_url.https;
+    match verified {
+        Ok(idp_bridge::LogoutMessage::Request {
+            idp, id, name_id, ..
+        }) => {
+            let ended = shared.sessions.remove_subject(&idp, &name_id);
+            tracing::info!(%idp, ended, "logout requested by the IdP");
+            let answer = rt.identity.idps.get(&idp).map(|i| {
+                idp_bridge::logout_response(
+                    &rt.snapshot.config.sp.entity_id,
+                    &rt.identity.keys,
+                    i,
+                    &id,
+                )
+            });
+            match answer {
+                Some(Ok(url)) => {
+                    let mut r = redirect(&url);
+                    r.headers.push((SET_COOKIE, clear_session_cookie(https)));
+                    r
+                }
+                _ => Reply::error(rt, ErrorPage::Internal),
+            }
+        }
+        Ok(idp_bridge::LogoutMessage::Response {
+            in_response_to,
+            success,
+            ..
+        }) => {
+            if shared.logouts.remove(&in_response_to).is_none() {
+                tracing::warn!("LogoutResponse to no LogoutRequest of ours");
+                return Reply::page(
+                    403,
+                    Bytes::from(catalog::login_failed_page(LoginFailure::Rejected)),
+                );
+            }
+            if !success {
+                tracing::warn!("the IdP did not confirm the logout");
+            }
+            Reply::page(200, Bytes::from(catalog::logged_out_page()))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SLO message refused");
+            let status = match e {
+                idp_bridge::SloError::Malformed(_) => 400,
+                idp_bridge::SloError::Untrusted(_) => 403,
+            };
+            Reply::page(
+                status,
+                Bytes::from(catalog::login_failed_page(LoginFailure::Rejected)),
+            )
+        }
+    }
 }
 
 /// Largest ACS form body read (a base64 response form-encoded grows by a few percent).

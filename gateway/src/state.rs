@@ -22,6 +22,8 @@ pub struct Shared {
     pub logins: Arc<dyn idp_bridge::LoginStore>,
     /// The SAML audit trail (its path is fixed at start).
     pub audit: idp_bridge::AuditLog,
+    /// IDs of LogoutRequests sent and not answered yet.
+    pub logouts: moka::sync::Cache<String, ()>,
     /// Sessions; outlive policy reloads.
     pub sessions: Arc<dyn crate::session::SessionStore>,
     /// Instruments.
@@ -47,6 +49,10 @@ impl Shared {
             trace_requests,
             logins: Arc::new(idp_bridge::MemoryLoginStore::new(1_000_000)),
             audit,
+            logouts: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(600))
+                .build(),
             sessions: Arc::new(crate::session::MemorySessions::new(idle, absolute)),
             metrics,
         })

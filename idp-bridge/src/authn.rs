@@ -115,32 +115,14 @@ pub fn redirect_request(
         force_authn,
     );
 
-    let mut deflater =
-        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    deflater
-        .write_all(xml.as_bytes())
-        .map_err(|e| Error::Sign {
-            what: "AuthnRequest",
-            reason: e.to_string(),
-        })?;
-    let deflated = deflater.finish().map_err(|e| Error::Sign {
-        what: "AuthnRequest",
-        reason: e.to_string(),
-    })?;
-    let saml_request = base64::engine::general_purpose::STANDARD.encode(deflated);
     let relay_state = RelayState::new();
-    let signed_part = format!(
-        "SAMLRequest={}&RelayState={}&SigAlg={}",
-        form_encode(&saml_request),
-        form_encode(relay_state.secret()),
-        form_encode(RSA_SHA256)
-    );
-    let signature = sign_sha256(keys, signed_part.as_bytes())?;
-    let sep = if destination.contains('?') { '&' } else { '?' };
-    let redirect_url = format!(
-        "{destination}{sep}{signed_part}&Signature={}",
-        form_encode(&signature)
-    );
+    let redirect_url = signed_redirect(
+        keys,
+        destination,
+        "SAMLRequest",
+        &xml,
+        Some(relay_state.secret()),
+    )?;
     Ok(OutgoingRequest {
         id,
         issue_instant,
@@ -149,6 +131,39 @@ pub fn redirect_request(
         force_authn,
         xml,
     })
+}
+
+/// The HTTP-Redirect binding of a SAML message: `destination?PARAM=…[&RelayState=…]&SigAlg=…&Signature=…`,
+/// the message raw-DEFLATEd and base64-encoded, the signature over the query as sent.
+pub(crate) fn signed_redirect(
+    keys: &SpKeys,
+    destination: &str,
+    param: &str,
+    xml: &str,
+    relay_state: Option<&str>,
+) -> Result<String> {
+    let fail = |e: std::io::Error| Error::Sign {
+        what: "SAML message",
+        reason: e.to_string(),
+    };
+    let mut deflater =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    deflater.write_all(xml.as_bytes()).map_err(fail)?;
+    let deflated = deflater.finish().map_err(fail)?;
+    let message = base64::engine::general_purpose::STANDARD.encode(deflated);
+    let mut signed_part = format!("{param}={}", form_encode(&message));
+    if let Some(rs) = relay_state {
+        signed_part.push_str("&RelayState=");
+        signed_part.push_str(&form_encode(rs));
+    }
+    signed_part.push_str("&SigAlg=");
+    signed_part.push_str(&form_encode(RSA_SHA256));
+    let signature = sign_sha256(keys, signed_part.as_bytes())?;
+    let sep = if destination.contains('?') { '&' } else { '?' };
+    Ok(format!(
+        "{destination}{sep}{signed_part}&Signature={}",
+        form_encode(&signature)
+    ))
 }
 
 /// Base64 RSA-SHA256 signature of `data` with the SP key.

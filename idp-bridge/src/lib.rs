@@ -16,6 +16,7 @@ mod metadata;
 mod pending;
 mod registry;
 mod secret;
+mod slo;
 mod xml;
 
 #[cfg(any(test, feature = "testing"))]
@@ -35,3 +36,6 @@ pub use metadata::{signed_metadata, unsigned_metadata, Profile, SpEndpoints};
 pub use pending::{LoginStore, MemoryLoginStore, PendingLogin, LOGIN_TTL};
 pub use registry::{Idp, IdpRegistry};
 pub use secret::{random_token, BrowserBinding, RelayState};
+pub use slo::{
+    logout_request, logout_response, verify_post, verify_redirect, LogoutMessage, SloError,
+};

@@ -51,6 +51,8 @@ pub struct ResponseBuilder {
     pub sign_response: bool,
     /// Sign the Assertion element.
     pub sign_assertion: bool,
+    /// The transient NameID.
+    pub name_id: String,
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -75,6 +77,7 @@ impl ResponseBuilder {
             error_code: None,
             sign_response: true,
             sign_assertion: true,
+            name_id: format!("_{}", crate::secret::random_token(8, false)),
         }
     }
 
@@ -107,14 +110,14 @@ impl ResponseBuilder {
         } else {
             format!(
                 "<saml:Assertion ID=\"{aid}\" Version=\"2.0\" IssueInstant=\"{now}\">{issuer}{sig}\
-<saml:Subject><saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\" NameQualifier=\"{idp}\">_{nid}</saml:NameID>\
+<saml:Subject><saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\" NameQualifier=\"{idp}\">{nid}</saml:NameID>\
 <saml:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\"><saml:SubjectConfirmationData InResponseTo=\"{irt}\" NotOnOrAfter=\"{later}\" Recipient=\"{acs}\"/></saml:SubjectConfirmation></saml:Subject>\
 <saml:Conditions NotBefore=\"{now}\" NotOnOrAfter=\"{later}\"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
 <saml:AuthnStatement AuthnInstant=\"{now}\"><saml:AuthnContext><saml:AuthnContextClassRef>{class}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>\
 <saml:AttributeStatement>{attrs}</saml:AttributeStatement></saml:Assertion>",
                 sig = if self.sign_assertion { signature_template(&aid, &key.cert_b64) } else { String::new() },
                 idp = escape(&self.idp),
-                nid = crate::secret::random_token(8, false),
+                nid = escape(&self.name_id),
                 irt = escape(&self.in_response_to),
                 acs = escape(&self.acs_url),
                 aud = escape(&self.audience),
@@ -168,4 +171,17 @@ pub fn sign_all(xml: &str, key: &TestIdpKey) -> Result<String, String> {
         );
     }
     Ok(doc)
+}
+
+/// A SAML message signed for the HTTP-Redirect binding with an IdP's key (PEM files), as an IdP
+/// sends its LogoutRequest or LogoutResponse.
+pub fn idp_redirect(
+    key_pem: &std::path::Path,
+    cert_pem: &std::path::Path,
+    destination: &str,
+    param: &str,
+    xml: &str,
+) -> Result<String, String> {
+    let keys = crate::keys::SpKeys::load(key_pem, cert_pem).map_err(|e| e.to_string())?;
+    crate::authn::signed_redirect(&keys, destination, param, xml, None).map_err(|e| e.to_string())
 }

@@ -326,3 +326,154 @@ mod full {
         });
     }
 }
+
+mod logout {
+    use std::io::Read as _;
+
+    use base64::Engine as _;
+    use idp_bridge::testing::{idp_redirect, ResponseBuilder, TestIdpKey};
+
+    use super::*;
+
+    const IDP: &str = "https://localhost:8443";
+
+    fn key_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../idp-bridge/test_vectors/spid-sp-test-idp")
+    }
+
+    fn inflate_param(url: &str, name: &str) -> String {
+        let query = url.split_once('?').expect("query").1;
+        let v = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .expect("param");
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(v)
+            .expect("b64");
+        let mut xml = String::new();
+        flate2::read::DeflateDecoder::new(&raw[..])
+            .read_to_string(&mut xml)
+            .expect("inflate");
+        xml
+    }
+
+    fn attr(xml: &str, name: &str) -> String {
+        xml.split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("attribute")
+            .to_string()
+    }
+
+    /// Logs in; returns the session cookie pair and the NameID.
+    async fn login(gw: &Gateway, c: &reqwest::Client) -> (String, String) {
+        let url = gw.url("portal.test", &format!("/.sso/login?idp={}", enc(IDP)));
+        let r = c.get(url).send().await.expect("send");
+        let location = r.headers()["location"].to_str().expect("ascii").to_string();
+        let binding = r.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_string();
+        let id = attr(&inflate_param(&location, "SAMLRequest"), "ID");
+        let key = TestIdpKey::from_pem(
+            &std::fs::read(key_dir().join("private.key")).expect("key"),
+            &std::fs::read(key_dir().join("public.cert")).expect("cert"),
+        )
+        .expect("key");
+        let b = ResponseBuilder::new(
+            IDP,
+            "http://portal.test/.sso/metadata",
+            &gw.url("portal.test", "/.sso/acs"),
+            &id,
+        );
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("SAMLResponse", &b.to_base64(&key).expect("sign"))
+            .finish();
+        let r = c
+            .post(gw.url("portal.test", "/.sso/acs"))
+            .header("cookie", binding)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 302);
+        let session = r.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_string();
+        (session, b.name_id)
+    }
+
+    async fn session_status(gw: &Gateway, c: &reqwest::Client, cookie: &str) -> u16 {
+        c.get(gw.url("portal.test", "/.sso/session"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16()
+    }
+
+    #[test]
+    fn logout_ends_the_session_here_and_at_the_idp() {
+        let gw = gateway();
+        let c = gw.client();
+        rt().block_on(async {
+            let (session, name_id) = login(&gw, &c).await;
+            assert_eq!(session_status(&gw, &c, &session).await, 200);
+            let r = c.get(gw.url("portal.test", "/.sso/logout")).header("cookie", &session).send().await.expect("send");
+            assert_eq!(r.status(), 302);
+            assert!(r.headers()["set-cookie"].to_str().expect("ascii").contains("Max-Age=0"));
+            let location = r.headers()["location"].to_str().expect("ascii").to_string();
+            assert!(location.starts_with("https://localhost:8443/") && location.contains("Signature="), "{location}");
+            let request = inflate_param(&location, "SAMLRequest");
+            assert!(request.contains(&format!(">{name_id}</saml:NameID>")), "{request}");
+            assert_eq!(session_status(&gw, &c, &session).await, 401, "the session ends before the IdP answers");
+
+            // The IdP's signed LogoutResponse comes back to /.sso/slo.
+            let slo = gw.url("portal.test", "/.sso/slo");
+            let response = format!(
+                "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_lo\" Version=\"2.0\" IssueInstant=\"2026-11-26T08:00:00.000Z\" Destination=\"{slo}\" InResponseTo=\"{}\"><saml:Issuer>{IDP}</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status></samlp:LogoutResponse>",
+                attr(&request, "ID")
+            );
+            let url = idp_redirect(&key_dir().join("private.key"), &key_dir().join("public.cert"), &slo, "SAMLResponse", &response).expect("sign");
+            let r = c.get(&url).send().await.expect("send");
+            assert_eq!(r.status(), 200);
+            assert!(r.text().await.expect("text").contains("Sei uscito"));
+            assert_eq!(c.get(&url).send().await.expect("send").status(), 403, "an answer is accepted once");
+            // Unsigned: refused.
+            let unsigned = url.split("&SigAlg=").next().expect("message").to_string();
+            assert_eq!(c.get(&unsigned).send().await.expect("send").status(), 403);
+        });
+    }
+
+    #[test]
+    fn an_idp_initiated_logout_ends_the_session_and_is_answered() {
+        let gw = gateway();
+        let c = gw.client();
+        rt().block_on(async {
+            let (session, name_id) = login(&gw, &c).await;
+            let (other, _) = login(&gw, &c).await;
+            let slo = gw.url("portal.test", "/.sso/slo");
+            let request = format!(
+                "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_idp1\" Version=\"2.0\" IssueInstant=\"2026-11-26T08:00:00.000Z\" Destination=\"{slo}\"><saml:Issuer>{IDP}</saml:Issuer><saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\" NameQualifier=\"{IDP}\">{name_id}</saml:NameID></samlp:LogoutRequest>"
+            );
+            let url = idp_redirect(&key_dir().join("private.key"), &key_dir().join("public.cert"), &slo, "SAMLRequest", &request).expect("sign");
+            let r = c.get(&url).send().await.expect("send");
+            assert_eq!(r.status(), 302);
+            let location = r.headers()["location"].to_str().expect("ascii").to_string();
+            let answer = inflate_param(&location, "SAMLResponse");
+            assert!(answer.contains("InResponseTo=\"_idp1\"") && answer.contains("status:Success"), "{answer}");
+            assert_eq!(session_status(&gw, &c, &session).await, 401);
+            assert_eq!(session_status(&gw, &c, &other).await, 200, "only that subject's sessions end");
+        });
+    }
+}

@@ -1,0 +1,188 @@
+use std::path::PathBuf;
+
+use super::*;
+use crate::authn::signed_redirect;
+use crate::testing::{sign_all, TestIdpKey};
+use crate::xml::signature_template;
+
+const SLO: &str = "https://sp.example/.sso/slo";
+const IDP: &str = "https://localhost:8443";
+
+fn vectors() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test_vectors")
+}
+
+fn registry() -> IdpRegistry {
+    IdpRegistry::load(&[policies::IdpConfig {
+        metadata: vectors().join("spid-sp-test-idp.xml"),
+        kind: policies::IdpKind::Spid,
+        federation_cert: None,
+    }])
+    .expect("idp")
+}
+
+fn idp_keys() -> SpKeys {
+    SpKeys::load(
+        &vectors().join("spid-sp-test-idp/private.key"),
+        &vectors().join("spid-sp-test-idp/public.cert"),
+    )
+    .expect("keys")
+}
+
+fn idp_logout_request(destination: &str) -> String {
+    format!(
+        "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_lr1\" Version=\"2.0\" IssueInstant=\"2026-11-26T08:00:00.000Z\" Destination=\"{destination}\">\
+<saml:Issuer Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:entity\">{IDP}</saml:Issuer>\
+<saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\" NameQualifier=\"{IDP}\">_abc</saml:NameID><samlp:SessionIndex>_s1</samlp:SessionIndex></samlp:LogoutRequest>"
+    )
+}
+
+fn query(url: &str) -> &str {
+    url.split_once('?').expect("query").1
+}
+
+#[test]
+fn an_idp_initiated_request_verifies_over_the_raw_query() {
+    let url = signed_redirect(
+        &idp_keys(),
+        SLO,
+        "SAMLRequest",
+        &idp_logout_request(SLO),
+        Some("rs1"),
+    )
+    .expect("sign");
+    let m = verify_redirect(query(&url), &registry(), SLO).expect("verified");
+    assert_eq!(
+        m,
+        LogoutMessage::Request {
+            idp: IDP.into(),
+            id: "_lr1".into(),
+            name_id: "_abc".into(),
+            session_index: Some("_s1".into())
+        }
+    );
+}
+
+#[test]
+fn tampered_unsigned_weak_or_foreign_redirects_are_refused() {
+    let reg = registry();
+    let url = signed_redirect(
+        &idp_keys(),
+        SLO,
+        "SAMLRequest",
+        &idp_logout_request(SLO),
+        None,
+    )
+    .expect("sign");
+    let q = query(&url);
+    // Tampered message.
+    let value = form_field(q, "SAMLRequest").expect("param");
+    let flipped = if value.starts_with('f') {
+        value.replacen('f', "g", 1)
+    } else {
+        format!("f{}", &value[1..])
+    };
+    assert!(verify_redirect(&q.replacen(value, &flipped, 1), &reg, SLO).is_err());
+    // No signature, SHA-1, garbage.
+    let unsigned = q.split("&SigAlg=").next().expect("message");
+    assert!(matches!(
+        verify_redirect(unsigned, &reg, SLO),
+        Err(SloError::Untrusted(_))
+    ));
+    let sha1 = q.replace("xmldsig-more%23rsa-sha256", "xmldsig%23rsa-sha1");
+    assert!(matches!(
+        verify_redirect(&sha1, &reg, SLO),
+        Err(SloError::Untrusted(_))
+    ));
+    for junk in [
+        "",
+        "SAMLRequest=%%%",
+        "SAMLRequest=AAAA&SigAlg=x&Signature=y",
+        "SAMLRequest=a&SAMLResponse=b",
+    ] {
+        assert!(verify_redirect(junk, &reg, SLO).is_err(), "{junk}");
+    }
+    // Signed by another key (the SP's own).
+    let ex = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/keys");
+    let other = SpKeys::load(&ex.join("sp.key"), &ex.join("sp.crt")).expect("keys");
+    let forged =
+        signed_redirect(&other, SLO, "SAMLRequest", &idp_logout_request(SLO), None).expect("sign");
+    assert!(matches!(
+        verify_redirect(query(&forged), &reg, SLO),
+        Err(SloError::Untrusted(_))
+    ));
+    // For another SP.
+    let elsewhere = signed_redirect(
+        &idp_keys(),
+        SLO,
+        "SAMLRequest",
+        &idp_logout_request("https://other.example/slo"),
+        None,
+    )
+    .expect("sign");
+    assert!(matches!(
+        verify_redirect(query(&elsewhere), &reg, SLO),
+        Err(SloError::Untrusted(_))
+    ));
+}
+
+#[test]
+fn post_binding_needs_an_enveloped_signature() {
+    let reg = registry();
+    let key = TestIdpKey::from_pem(
+        &std::fs::read(vectors().join("spid-sp-test-idp/private.key")).expect("key"),
+        &std::fs::read(vectors().join("spid-sp-test-idp/public.cert")).expect("cert"),
+    )
+    .expect("key");
+    let cert_b64 = idp_keys().cert_b64().to_string();
+    let response = format!(
+        "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_lo1\" Version=\"2.0\" IssueInstant=\"2026-11-26T08:00:00.000Z\" Destination=\"{SLO}\" InResponseTo=\"_req\">\
+<saml:Issuer>{IDP}</saml:Issuer>{}<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status></samlp:LogoutResponse>",
+        signature_template("_lo1", &cert_b64)
+    );
+    let signed = sign_all(&response, &key).expect("sign");
+    let b64 = |x: &str| base64::engine::general_purpose::STANDARD.encode(x);
+    assert_eq!(
+        verify_post(&b64(&signed), &reg, SLO).expect("verified"),
+        LogoutMessage::Response {
+            idp: IDP.into(),
+            in_response_to: "_req".into(),
+            success: true
+        }
+    );
+    assert!(
+        verify_post(&b64(&signed.replace("_req", "_other")), &reg, SLO).is_err(),
+        "tampered"
+    );
+    let unsigned = response.replace(&signature_template("_lo1", &cert_b64), "");
+    assert!(matches!(
+        verify_post(&b64(&unsigned), &reg, SLO),
+        Err(SloError::Untrusted(_))
+    ));
+    assert!(verify_post("!!", &reg, SLO).is_err());
+}
+
+#[test]
+fn the_sp_request_names_the_subject_and_is_signed() {
+    let reg = registry();
+    let idp = reg.get(IDP).expect("idp");
+    let ex = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/keys");
+    let sp = SpKeys::load(&ex.join("sp.key"), &ex.join("sp.crt")).expect("keys");
+    let (id, url) = logout_request("https://sp.example/metadata", &sp, idp, "_abc", Some("_s1"))
+        .expect("request");
+    assert!(
+        url.starts_with("https://localhost:8443/samlsso?SAMLRequest=")
+            || url.starts_with("https://localhost:8443/"),
+        "{url}"
+    );
+    let xml = inflate(&decode_form(
+        form_field(query(&url), "SAMLRequest").expect("param"),
+    ))
+    .expect("inflate");
+    assert!(
+        xml.contains(&format!("ID=\"{id}\""))
+            && xml.contains(">_abc</saml:NameID>")
+            && xml.contains("<samlp:SessionIndex>_s1</samlp:SessionIndex>")
+    );
+    assert!(form_field(query(&url), "Signature").is_some());
+}
