@@ -60,14 +60,15 @@ for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/.sso/metad
 export IDP_CERT_PATH=$root/idp-bridge/test_vectors/spid-sp-test-idp
 failed_any=0
 authn="http://localhost:$port/.sso/login?idp=https%3A%2F%2Flocalhost%3A8443"
-run() { # profile metadata-path expected-responses [extra args]
-  local profile=$1 path=$2 expected=$3 report="$work/$1.json"
-  local extra=${4:-}
+run() { # profile metadata-path expected-responses [extra args] [login URL]
+  local profile=$1 path=$2 expected=$3 report="$work/$1${report_name:+-$report_name}.json"
+  local extra=${4:-} url=${5:-$authn}
   (cd "$work" && "$root/$venv/bin/spid_sp_test" --metadata-url "http://localhost:$port$path" \
-      --authn-url "$authn" --profile "$profile" --extra -tr $extra -rf json -o "$report" -d ERROR >"$work/$profile.out" 2>&1) || true
-  python3 - "$report" "$profile" "$expected" <<'PY' || failed_any=1
+      --authn-url "$url" --profile "$profile" --extra -tr $extra -rf json -o "$report" -d ERROR >"$work/$profile.out" 2>&1) || true
+  python3 - "$report" "$profile" "$expected" "${report_name:-}" <<'PY' || failed_any=1
 import json, sys
 report, profile, expected = sys.argv[1], sys.argv[2], int(sys.argv[3])
+label = sys.argv[4] if len(sys.argv) > 4 else ""
 try:
     sp = json.load(open(report))["test"]["sp"]
 except Exception as e:
@@ -83,11 +84,13 @@ for r in bad:
     print(f"  FAILED {r.get('test')}: {r.get('value')}")
 for c in missing:
     print(f"  MISSING category {c}: the tool skipped it")
-print(f"spid-sp-test {profile}: {ok} passed, {len(bad) + len(missing)} failed")
+print(f"spid-sp-test {profile}{' (' + label + ')' if label else ''}: {ok} passed, {len(bad) + len(missing)} failed")
 sys.exit(1 if bad or missing or not results else 0)
 PY
 }
 run spid-sp-public /.sso/metadata 111
+# The same with the HTTP-POST binding for the AuthnRequest (an auto-submitting form).
+report_name=post run spid-sp-public /.sso/metadata 111 "" "$authn&binding=post"
 # spid-sp-test 1.2.18 crashes on the CIE profile unless 70 and 71 are named (SPID-CIE.md §1.5).
 run cie-sp-public /.sso/metadata/cie 109
 exit $failed_any

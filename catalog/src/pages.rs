@@ -118,6 +118,30 @@ pub fn login_failed_page(failure: LoginFailure) -> String {
     shell(title, &format!("<h1>{title}</h1><p>{text}</p><p><a href=\"/.sso/login\">Riprova ad accedere</a> · <a href=\"/\">Vai all'elenco dei servizi</a></p>{code}"))
 }
 
+/// The inline script of [`post_binding_page`]; its CSP hash is computed from this text.
+pub const POST_BINDING_SCRIPT: &str = "document.getElementById('saml').submit();";
+
+/// The page that sends the browser on with a SAML message by HTTP-POST: a form submitted at once
+/// by a one-line script, with a button for browsers without JavaScript.
+pub fn post_binding_page(action: &str, fields: &[(&str, &str)]) -> String {
+    let mut inputs = String::new();
+    for (name, value) in fields {
+        let _ = write!(
+            inputs,
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            escape(name),
+            escape(value)
+        );
+    }
+    shell(
+        "Accesso in corso",
+        &format!(
+            "<h1>Accesso in corso</h1><form id=\"saml\" method=\"post\" action=\"{}\">{inputs}<p>Se la pagina non prosegue da sola, premi il pulsante.</p><button type=\"submit\">Continua</button></form><script>{POST_BINDING_SCRIPT}</script>",
+            escape(action)
+        ),
+    )
+}
+
 /// The page after a logout.
 pub fn logged_out_page() -> String {
     shell(

@@ -152,10 +152,10 @@ async fn write_reply(
     resp.insert_header("x-content-type-options", "nosniff")?;
     if reply.content_type.starts_with("text/html") {
         resp.insert_header("referrer-policy", "no-referrer")?;
-        resp.insert_header(
-            "content-security-policy",
+        let csp = reply.csp.as_deref().unwrap_or(
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        )?;
+        );
+        resp.insert_header("content-security-policy", csp)?;
     }
     for (name, value) in reply.headers {
         resp.append_header(name, value)?;

@@ -29,6 +29,8 @@ pub struct Reply {
     pub body: Bytes,
     /// Further headers.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// A Content-Security-Policy other than the default for pages.
+    pub csp: Option<String>,
 }
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -40,6 +42,7 @@ impl Reply {
             content_type: HTML,
             body,
             headers: Vec::new(),
+            csp: None,
         }
     }
 
@@ -91,6 +94,16 @@ fn clear_session_cookie(https: bool) -> HeaderValue {
     .unwrap_or(HeaderValue::from_static(
         "varco_session=; Path=/; Max-Age=0",
     ))
+}
+
+/// `'sha256-…'` of the POST-binding page's inline script, for its CSP.
+fn script_hash() -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(catalog::POST_BINDING_SCRIPT.as_bytes());
+    format!(
+        "sha256-{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest)
+    )
 }
 
 fn redirect(to: &str) -> Reply {
@@ -377,6 +390,7 @@ fn session_json(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         content_type: "application/json",
         body: Bytes::from(value.to_string()),
         headers: Vec::new(),
+        csp: None,
     };
     r.headers
         .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
@@ -389,6 +403,7 @@ fn xml(body: &Bytes) -> Reply {
         content_type: "application/samlmetadata+xml",
         body: body.clone(),
         headers: Vec::new(),
+        csp: None,
     }
 }
 
@@ -592,16 +607,33 @@ fn login(
         })
         .min_by_key(|s| (s.attributes.len(), s.index))
         .map_or(0, |s| s.index);
-    let out = match idp_bridge::redirect_request(
-        &snapshot.config.sp.entity_id,
-        &rt.identity.keys,
-        &LoginRequest {
-            idp,
-            level,
-            attribute_set,
-        },
-    ) {
-        Ok(o) => o,
+    let request = LoginRequest {
+        idp,
+        level,
+        attribute_set,
+    };
+    let entity_id = &snapshot.config.sp.entity_id;
+    // HTTP-Redirect unless `binding=post` is asked for (or the IdP has only HTTP-POST).
+    let use_post = param(&q, "binding") == Some("post") || idp.sso_redirect.is_none();
+    let sent = if use_post {
+        idp_bridge::post_request(entity_id, &rt.identity.keys, &request).map(|o| {
+            let page = catalog::post_binding_page(&o.action, &[("SAMLRequest", &o.saml_request), ("RelayState", o.relay_state.secret())]);
+            let mut r = Reply::page(200, Bytes::from(page));
+            let origin = url::Url::parse(&o.action).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+            r.csp = Some(format!(
+                "default-src 'none'; style-src 'unsafe-inline'; script-src '{}'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'",
+                script_hash()
+            ));
+            (o.id, o.issue_instant, o.xml, o.relay_state.digest(), r)
+        })
+    } else {
+        idp_bridge::redirect_request(entity_id, &rt.identity.keys, &request).map(|o| {
+            let r = redirect(&o.redirect_url);
+            (o.id, o.issue_instant, o.xml, o.relay_state.digest(), r)
+        })
+    };
+    let (id, issue_instant, xml, relay_digest, mut r) = match sent {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the AuthnRequest");
             return Reply::error(rt, ErrorPage::Internal);
@@ -615,29 +647,25 @@ fn login(
     if let Err(e) = audit.record(
         idp_bridge::AuditKind::AuthnRequest,
         &idp.entity_id,
-        &out.id,
+        &id,
         "sent",
-        out.xml.as_bytes(),
+        xml.as_bytes(),
     ) {
         // SPID requires every request to be kept: no record, no login.
         tracing::error!(error = %e, "cannot write the SAML audit trail");
         return Reply::error(rt, ErrorPage::Internal);
     }
     store.put(PendingLogin {
-        request_id: out.id.clone(),
-        issue_instant: out.issue_instant,
+        request_id: id,
+        issue_instant,
         idp: idp.entity_id.clone(),
         level,
         attribute_set,
         return_to: target.url,
         binding: binding.digest(),
-        relay_state: out.relay_state.digest(),
+        relay_state: relay_digest,
     });
-    tracing::info!(idp = %idp.entity_id, level = %level, attribute_set, "login started");
-    let mut r = Reply::page(302, Bytes::new());
-    if let Ok(loc) = HeaderValue::from_str(&out.redirect_url) {
-        r.headers.push((LOCATION, loc));
-    }
+    tracing::info!(idp = %idp.entity_id, level = %level, attribute_set, post = use_post, "login started");
     r.headers
         .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
     if fresh {

@@ -13,6 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use openssl::hash::MessageDigest;
 use openssl::sign::Signer;
 use policies::{IdpKind, Level};
+use samael::crypto::CryptoProvider as _;
 
 use crate::error::{Error, Result};
 use crate::keys::SpKeys;
@@ -128,6 +129,61 @@ pub fn redirect_request(
         issue_instant,
         redirect_url,
         relay_state,
+        force_authn,
+        xml,
+    })
+}
+
+/// A signed request for the HTTP-POST binding: the browser posts it with an auto-submitting form.
+#[derive(Debug, Clone)]
+pub struct OutgoingPost {
+    /// `ID` of the AuthnRequest.
+    pub id: String,
+    /// Its `IssueInstant`.
+    pub issue_instant: DateTime<Utc>,
+    /// The IdP's HTTP-POST SingleSignOnService.
+    pub action: String,
+    /// `SAMLRequest` form value: the signed XML, base64.
+    pub saml_request: String,
+    /// The opaque RelayState.
+    pub relay_state: RelayState,
+    /// Whether `ForceAuthn="true"` was sent.
+    pub force_authn: bool,
+    /// The signed XML, for the audit trail.
+    pub xml: String,
+}
+
+/// Builds and signs (enveloped signature, after the Issuer) a login for the HTTP-POST binding.
+pub fn post_request(
+    entity_id: &str,
+    keys: &SpKeys,
+    req: &LoginRequest<'_>,
+) -> Result<OutgoingPost> {
+    let action = req.idp.sso_post.as_deref().ok_or(Error::Binding {
+        idp: req.idp.entity_id.clone(),
+        binding: "HTTP-POST",
+    })?;
+    let id = new_request_id();
+    let issue_instant = Utc::now();
+    let force_authn = req.level >= Level::SpidL2 || req.idp.kind == IdpKind::Cie;
+    let unsigned = authn_request_xml(entity_id, &id, &issue_instant, action, req, force_authn);
+    // The signature goes right after the Issuer (SAML schema order).
+    let template = crate::xml::signature_template(&id, keys.cert_b64());
+    let with_template =
+        unsigned.replacen("</saml:Issuer>", &format!("</saml:Issuer>{template}"), 1);
+    let xml = samael::crypto::Crypto::sign_xml(with_template.as_bytes(), keys.key_der()).map_err(
+        |e| Error::Sign {
+            what: "AuthnRequest",
+            reason: e.to_string(),
+        },
+    )?;
+    let saml_request = base64::engine::general_purpose::STANDARD.encode(xml.as_bytes());
+    Ok(OutgoingPost {
+        id,
+        issue_instant,
+        action: action.to_string(),
+        saml_request,
+        relay_state: RelayState::new(),
         force_authn,
         xml,
     })

@@ -28,7 +28,8 @@ pub use acs::{
 };
 pub use audit::{verify as verify_audit, AuditError, AuditKind, AuditLog};
 pub use authn::{
-    authn_request_xml, new_request_id, redirect_request, LoginRequest, OutgoingRequest,
+    authn_request_xml, new_request_id, post_request, redirect_request, LoginRequest, OutgoingPost,
+    OutgoingRequest,
 };
 pub use error::{Error, Result};
 pub use keys::SpKeys;

@@ -477,3 +477,53 @@ mod logout {
         });
     }
 }
+
+#[test]
+fn the_post_binding_sends_a_signed_request_with_an_auto_submitting_form() {
+    let gw = gateway();
+    let c = gw.client();
+    rt().block_on(async {
+        let url = gw.url(
+            "portal.test",
+            &format!(
+                "/.sso/login?idp={}&binding=post",
+                enc("https://localhost:8443")
+            ),
+        );
+        let r = c.get(url).send().await.expect("send");
+        assert_eq!(r.status(), 200);
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(
+            csp.contains("script-src 'sha256-")
+                && csp.contains("form-action https://localhost:8443"),
+            "{csp}"
+        );
+        assert!(r.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("varco_login="));
+        let page = r.text().await.expect("text");
+        assert!(
+            page.contains("action=\"https://localhost:8443/samlsso\"")
+                && page.contains("name=\"RelayState\""),
+            "{page}"
+        );
+        let value = page
+            .split("name=\"SAMLRequest\" value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("SAMLRequest");
+        let xml = String::from_utf8(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, value).expect("b64"),
+        )
+        .expect("utf8");
+        assert!(
+            xml.contains("<ds:SignatureValue>")
+                && xml.contains("Destination=\"https://localhost:8443/samlsso\""),
+            "{xml}"
+        );
+    });
+}
