@@ -182,23 +182,19 @@ pub fn login_choice_page(idps: &[IdpChoice], service: Option<&str>, level: Level
             );
         }
     }
-    let spid: Vec<_> = idps.iter().filter(|i| !i.cie).collect();
-    let cie: Vec<_> = idps.iter().filter(|i| i.cie).collect();
-    if !spid.is_empty() {
-        body.push_str("<section aria-labelledby=\"spid\"><h2 id=\"spid\">Entra con SPID</h2><ul class=\"services\">");
-        for i in spid {
-            let _ = write!(
-                body,
-                "<li><a href=\"{}\">{}</a></li>",
-                escape(&i.href),
-                escape(&i.name)
-            );
+    for (cie, id, title) in [
+        (false, "spid", "Entra con SPID"),
+        (true, "cie", "Entra con CIE"),
+    ] {
+        let group: Vec<_> = idps.iter().filter(|i| i.cie == cie).collect();
+        if group.is_empty() {
+            continue;
         }
-        body.push_str("</ul></section>");
-    }
-    if !cie.is_empty() {
-        body.push_str("<section aria-labelledby=\"cie\"><h2 id=\"cie\">Entra con CIE</h2><ul class=\"services\">");
-        for i in cie {
+        let _ = write!(
+            body,
+            "<section aria-labelledby=\"{id}\"><h2 id=\"{id}\">{title}</h2><ul class=\"services\">"
+        );
+        for i in group {
             let _ = write!(
                 body,
                 "<li><a href=\"{}\">{}</a></li>",

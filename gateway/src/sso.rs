@@ -489,20 +489,13 @@ fn cookie_name(https: bool) -> &'static str {
 
 /// The binding token the browser already has, if well formed.
 pub fn presented_binding(req: &RequestHeader, https: bool) -> Option<BrowserBinding> {
-    let name = cookie_name(https);
-    req.headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, v)| {
-            *k == name
-                && v.len() == 43
+    cookie_value(req, cookie_name(https))
+        .filter(|v| {
+            v.len() == 43
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
-        .map(|(_, v)| BrowserBinding::from_untrusted(v))
+        .map(BrowserBinding::from_untrusted)
 }
 
 fn shuffled<T>(mut v: Vec<T>) -> Vec<T> {
