@@ -13,6 +13,5 @@ pub use error::{Error, Result};
 pub use html::escape;
 pub use pages::{
     error_page, home_page, logged_out_page, login_choice_page, login_failed_page,
-    login_required_page, post_binding_page, ErrorPage, IdpChoice, LoginFailure,
-    POST_BINDING_SCRIPT,
+    post_binding_page, ErrorPage, IdpChoice, LoginFailure, POST_BINDING_SCRIPT,
 };

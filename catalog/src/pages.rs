@@ -71,20 +71,6 @@ pub fn error_page(page: ErrorPage) -> String {
     )
 }
 
-/// The page for a service that needs a login the request does not have (status 401).
-pub fn login_required_page(comune: &str, service: &str, level: Level) -> String {
-    shell(
-        "Accesso richiesto",
-        &format!(
-            "<h1>Accesso richiesto</h1><p>Il servizio <strong>{service}</strong> del {comune} richiede l'accesso con <strong>{level}</strong>.</p>\
-<p>L'accesso con SPID e CIE sarà disponibile a breve su questo portale.</p><p><a href=\"/\">Vai all'elenco dei servizi</a></p>",
-            service = escape(service),
-            comune = escape(comune),
-            level = level.label_it(),
-        ),
-    )
-}
-
 /// Why a login did not complete, as the citizen is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginFailure {
@@ -279,13 +265,18 @@ mod tests {
 
     #[test]
     fn names_are_escaped() {
-        let html = login_required_page(
-            "Comune di <b>X</b>",
-            "\"><script>alert(1)</script>",
+        let choices = [IdpChoice {
+            name: "<b>IdP</b>".into(),
+            href: "/x?a=1&b=\"><script>".into(),
+            cie: false,
+        }];
+        let html = login_choice_page(
+            &choices,
+            Some("\"><script>alert(1)</script>"),
             Level::SpidL2,
         );
-        assert!(!html.contains("<script>alert"));
-        assert!(html.contains("&lt;b&gt;X&lt;/b&gt;"));
+        assert!(!html.contains("<script>alert") && !html.contains("\"><script>"));
+        assert!(html.contains("&lt;b&gt;IdP&lt;/b&gt;"));
         assert!(html.contains("SPID livello 2"));
     }
 }

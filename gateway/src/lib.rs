@@ -11,6 +11,7 @@ pub mod echo;
 pub mod error;
 pub mod explain;
 pub mod headers;
+pub mod identity;
 pub mod logsink;
 pub mod proxy;
 pub mod reload;

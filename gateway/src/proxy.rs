@@ -12,7 +12,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bytes::Bytes;
 use catalog::ErrorPage;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::Method;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
@@ -61,6 +61,8 @@ pub struct Ctx {
     permit: Option<Permit>,
     client_ip: Option<IpAddr>,
     status: u16,
+    /// The session of an allowed request to a service that needs a login.
+    citizen: Option<std::sync::Arc<crate::session::Session>>,
     /// `varco.request`, only when traces are exported.
     span: Option<tracing::Span>,
 }
@@ -183,6 +185,7 @@ impl ProxyHttp for Proxy {
             permit: None,
             client_ip: None,
             status: 0,
+            citizen: None,
             span: self.shared.trace_requests().then(|| {
                 tracing::info_span!(
                     "varco.request",
@@ -272,25 +275,40 @@ impl ProxyHttp for Proxy {
                         .await;
                 };
                 ctx.target = Target::Service(index);
-                match decide(service, None) {
+                let needs_login = rt.service(index).is_some_and(|s| s.needs_login);
+                let citizen = if needs_login {
+                    crate::sso::current_session(&rt, &self.shared, session.req_header())
+                        .map(|(_, s)| s)
+                } else {
+                    None
+                };
+                match decide(service, citizen.as_ref().map(|s| s.principal.level())) {
                     Decision::Allow(permit) => {
                         ctx.permit = Some(permit);
+                        ctx.citizen = citizen;
                         Ok(false)
                     }
-                    Decision::Login { .. } => {
-                        let page = rt
-                            .service(index)
-                            .and_then(|s| s.login_page.as_ref())
-                            .unwrap_or(rt.pages.error(ErrorPage::Internal))
-                            .clone();
-                        respond(
-                            session,
-                            ctx,
-                            401,
-                            &page,
-                            Some((WWW_AUTHENTICATE, "SPID realm=\"varco\"")),
-                        )
-                        .await
+                    Decision::Login { level } => {
+                        // No session here, or one at a lower level: to the portal's login, which
+                        // skips the IdP when the portal's session is already good enough.
+                        let req = session.req_header();
+                        let public = &rt.snapshot.config.server.public_url;
+                        let host = req
+                            .headers
+                            .get(HOST)
+                            .and_then(|h| h.to_str().ok())
+                            .unwrap_or("");
+                        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+                        let back = format!("{}://{host}{path}", public.url.scheme());
+                        let location = format!(
+                            "{}/.sso/login?{}",
+                            public.url.origin().ascii_serialization(),
+                            url::form_urlencoded::Serializer::new(String::new())
+                                .append_pair("return_to", &back)
+                                .append_pair("level", level.as_str())
+                                .finish()
+                        );
+                        write_reply(session, ctx, crate::sso::Reply::redirect_to(&location)).await
                     }
                 }
             }
@@ -321,7 +339,16 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
         let host = session.req_header().headers.get(HOST).cloned();
-        set_forwarded(upstream, ctx.client_ip, "http", host.as_ref())
+        set_forwarded(upstream, ctx.client_ip, "http", host.as_ref())?;
+        crate::identity::strip_varco_cookies(upstream)?;
+        if let (Some(citizen), Some(rt), Target::Service(i)) =
+            (&ctx.citizen, &ctx.runtime, ctx.target)
+        {
+            if let Some(service) = rt.service(i).filter(|s| s.needs_login) {
+                service.identity.inject(upstream, &citizen.principal)?;
+            }
+        }
+        Ok(())
     }
 
     /// A fatal error before or during proxying: answer with the page for it if nothing was sent.

@@ -28,8 +28,10 @@ pub struct ServiceRuntime {
     pub label: Arc<str>,
     /// `[comune, service]` metric attributes.
     pub metric: [KeyValue; 2],
-    /// The 401 page, for services that need a login.
-    pub login_page: Option<Bytes>,
+    /// Identity headers for allowed, logged-in requests.
+    pub identity: crate::identity::IdentityHeaders,
+    /// Whether the service needs a login (identity headers are sent only then).
+    pub needs_login: bool,
 }
 
 /// Pre-rendered pages.
@@ -227,18 +229,11 @@ fn compile_service(
     peer.options.read_timeout = Some(read);
     peer.options.write_timeout = Some(read);
     peer.options.idle_timeout = Some(UPSTREAM_IDLE);
-    let login_page = match service.access {
-        Access::Public => None,
-        Access::Login(level) => Some(Bytes::from(catalog::login_required_page(
-            &comune.name,
-            &service.name,
-            level,
-        ))),
-    };
     Ok(ServiceRuntime {
         peer,
         metric: route_attributes(comune.ipa_code.as_str(), service.id.as_str()),
         label: label.into(),
-        login_page,
+        identity: crate::identity::IdentityHeaders::compile(comune, service),
+        needs_login: service.access != Access::Public,
     })
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use catalog::{ErrorPage, IdpChoice, LoginFailure};
 use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE};
 use http::Method;
-use idp_bridge::{BrowserBinding, LoginRequest, LoginStore, PendingLogin};
+use idp_bridge::{BrowserBinding, LoginRequest, PendingLogin};
 use pingora::http::RequestHeader;
 use policies::{Access, IdpKind, Level, RouteMatch, ServiceRef, Snapshot};
 
@@ -63,10 +63,11 @@ pub fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         }
         "/.sso/metadata" => xml(&rt.identity.metadata_spid),
         "/.sso/metadata/cie" => xml(&rt.identity.metadata_cie),
-        "/.sso/login" => login(rt, &shared.logins, &shared.audit, req),
+        "/.sso/login" => login(rt, shared, req),
         "/.sso/session" => session_json(rt, shared, req),
         "/.sso/acs" => method_not_allowed(rt, "POST"),
         "/.sso/logout" => logout(rt, shared, req),
+        "/.sso/handoff" => handoff(rt, shared, req),
         "/.sso/slo" => slo(rt, shared, req, None),
         _ => Reply::error(rt, ErrorPage::NotFound),
     }
@@ -85,11 +86,16 @@ pub fn with_body(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]
     }
 }
 
-fn clear_session_cookie(https: bool) -> HeaderValue {
+fn clear_session_cookie(rt: &Runtime) -> HeaderValue {
+    let https = rt.snapshot.config.server.public_url.https;
+    let domain = rt.snapshot.config.session.cookie_domain.as_deref();
     let secure = if https { "; Secure" } else { "" };
+    let domain_attr = domain
+        .map(|d| format!("; Domain={}", d.trim_start_matches('.')))
+        .unwrap_or_default();
     HeaderValue::from_str(&format!(
-        "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}",
-        session_cookie_name(https)
+        "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}{domain_attr}",
+        session_cookie_name(https, domain.is_some())
     ))
     .unwrap_or(HeaderValue::from_static(
         "varco_session=; Path=/; Max-Age=0",
@@ -106,6 +112,13 @@ fn script_hash() -> String {
     )
 }
 
+impl Reply {
+    /// A 302 to `to`, not cached.
+    pub fn redirect_to(to: &str) -> Self {
+        redirect(to)
+    }
+}
+
 fn redirect(to: &str) -> Reply {
     let mut r = Reply::page(302, Bytes::new());
     if let Ok(v) = HeaderValue::from_str(to) {
@@ -119,7 +132,6 @@ fn redirect(to: &str) -> Reply {
 /// `GET /.sso/logout`: ends the session here at once, then asks its IdP to end its own (SAML
 /// SLO); without a session (or an IdP without SLO) straight to the "logged out" page.
 fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
-    let https = rt.snapshot.config.server.public_url.https;
     let mut reply = match current_session(rt, shared, req) {
         Some((id, session)) => {
             shared.sessions.remove(&id);
@@ -146,9 +158,7 @@ fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         }
         None => Reply::page(200, Bytes::from(catalog::logged_out_page())),
     };
-    reply
-        .headers
-        .push((SET_COOKIE, clear_session_cookie(https)));
+    reply.headers.push((SET_COOKIE, clear_session_cookie(rt)));
     reply
         .headers
         .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
@@ -176,7 +186,6 @@ fn slo(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: Option<&[u8]>) 
             }
         }
     };
-    let https = rt.snapshot.config.server.public_url.https;
     match verified {
         Ok(idp_bridge::LogoutMessage::Request {
             idp, id, name_id, ..
@@ -194,7 +203,7 @@ fn slo(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: Option<&[u8]>) 
             match answer {
                 Some(Ok(url)) => {
                     let mut r = redirect(&url);
-                    r.headers.push((SET_COOKIE, clear_session_cookie(https)));
+                    r.headers.push((SET_COOKIE, clear_session_cookie(rt)));
                     r
                 }
                 _ => Reply::error(rt, ErrorPage::Internal),
@@ -234,12 +243,121 @@ fn slo(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: Option<&[u8]>) 
 /// Largest ACS form body read (a base64 response form-encoded grows by a few percent).
 pub const MAX_ACS_BODY: usize = idp_bridge::MAX_RESPONSE + 16 * 1024;
 
-fn session_cookie_name(https: bool) -> &'static str {
-    if https {
-        "__Host-varco_session"
-    } else {
-        SESSION_COOKIE
+/// The session cookie varco sets on the portal: host-only (`__Host-` over https), or for the
+/// whole `cookie_domain` when one is configured (`__Secure-` over https, as `__Host-` forbids a
+/// Domain).
+fn session_cookie_name(https: bool, domain: bool) -> &'static str {
+    match (https, domain) {
+        (false, _) => SESSION_COOKIE,
+        (true, false) => "__Host-varco_session",
+        (true, true) => "__Secure-varco_session",
     }
+}
+
+fn session_cookie(rt: &Runtime, id: &SessionId, host_only: bool) -> Option<HeaderValue> {
+    let https = rt.snapshot.config.server.public_url.https;
+    let domain = if host_only {
+        None
+    } else {
+        rt.snapshot.config.session.cookie_domain.as_deref()
+    };
+    let secure = if https { "; Secure" } else { "" };
+    let domain_attr = domain
+        .map(|d| format!("; Domain={}", d.trim_start_matches('.')))
+        .unwrap_or_default();
+    HeaderValue::from_str(&format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}{domain_attr}",
+        session_cookie_name(https, domain.is_some()),
+        id.secret()
+    ))
+    .ok()
+}
+
+/// One-time code that carries a session to a service host the portal's cookie does not reach.
+#[derive(Debug)]
+pub struct Handoff {
+    /// The only host that may redeem it (lower case, no port).
+    host: String,
+    /// The session.
+    session: SessionId,
+    /// Where to go after.
+    target: String,
+}
+
+/// Whether the portal's session cookie reaches `host`.
+fn cookie_reaches(rt: &Runtime, host: &str) -> bool {
+    let config = &rt.snapshot.config;
+    host == config.server.public_url.host
+        || config.session.cookie_domain.as_deref().is_some_and(|d| {
+            let d = d.trim_start_matches('.');
+            host == d || host.ends_with(&format!(".{d}"))
+        })
+}
+
+/// After a login (or with a portal session already good enough): to the target directly, or
+/// through `/.sso/handoff` on the target's host when the portal's cookie does not reach it.
+fn finish_login(rt: &Runtime, shared: &Shared, id: &SessionId, target: &str) -> Reply {
+    let Ok(uri) = target.parse::<http::Uri>() else {
+        return redirect("/");
+    };
+    let Some(authority) = uri.authority() else {
+        return redirect(target);
+    };
+    let host = authority
+        .host()
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_ascii_lowercase();
+    if cookie_reaches(rt, &host) {
+        return redirect(target);
+    }
+    let code = idp_bridge::random_token(32, true);
+    shared.handoffs.insert(
+        code.clone(),
+        Arc::new(Handoff {
+            host,
+            session: id.clone(),
+            target: target.to_string(),
+        }),
+    );
+    let scheme = uri.scheme_str().unwrap_or("http");
+    redirect(&format!("{scheme}://{authority}/.sso/handoff?code={code}"))
+}
+
+/// `GET /.sso/handoff?code=…` on a service host: redeems a one-time code for this host's session
+/// cookie. A code works once, within a minute, and only on the host it was made for.
+fn handoff(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
+    let q = query(req);
+    let expired = || {
+        Reply::page(
+            403,
+            Bytes::from(catalog::login_failed_page(LoginFailure::Expired)),
+        )
+    };
+    let Some(code) = param(&q, "code") else {
+        return expired();
+    };
+    let Some(h) = shared.handoffs.remove(code) else {
+        return expired();
+    };
+    let host = req
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+        })
+        .and_then(|h| policies::normalize_host(h).ok().map(|h| h.into_owned()));
+    if host.as_deref() != Some(h.host.as_str()) {
+        tracing::warn!("handoff code presented on another host");
+        return expired();
+    }
+    let mut r = redirect(&h.target);
+    if let Some(c) = session_cookie(rt, &h.session, true) {
+        r.headers.push((SET_COOKIE, c));
+    }
+    r
 }
 
 fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
@@ -260,9 +378,16 @@ pub fn current_session(
     req: &RequestHeader,
 ) -> Option<(SessionId, Arc<Session>)> {
     let https = rt.snapshot.config.server.public_url.https;
-    let id = SessionId::from_untrusted(cookie_value(req, session_cookie_name(https))?)?;
-    let s = shared.sessions.get(&id)?;
-    Some((id, s))
+    [
+        session_cookie_name(https, false),
+        session_cookie_name(https, true),
+    ]
+    .into_iter()
+    .find_map(|name| {
+        let id = SessionId::from_untrusted(cookie_value(req, name)?)?;
+        let s = shared.sessions.get(&id)?;
+        Some((id, s))
+    })
 }
 
 /// `POST /.sso/acs`: validates the IdP's answer; on success a new session and a redirect to
@@ -331,20 +456,9 @@ pub fn acs(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> R
                     created: std::time::Instant::now(),
                 },
             );
-            let mut r = Reply::page(302, Bytes::new());
-            if let Ok(loc) = HeaderValue::from_str(&accepted.return_to) {
-                r.headers.push((LOCATION, loc));
-            }
-            r.headers
-                .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-            let secure = if https { "; Secure" } else { "" };
-            let cookie = format!(
-                "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
-                session_cookie_name(https),
-                id.secret()
-            );
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                r.headers.push((SET_COOKIE, v));
+            let mut r = finish_login(rt, shared, &id, &accepted.return_to);
+            if let Some(c) = session_cookie(rt, &id, false) {
+                r.headers.push((SET_COOKIE, c));
             }
             r
         }
@@ -507,12 +621,8 @@ fn shuffled<T>(mut v: Vec<T>) -> Vec<T> {
     v
 }
 
-fn login(
-    rt: &Runtime,
-    store: &Arc<dyn LoginStore>,
-    audit: &idp_bridge::AuditLog,
-    req: &RequestHeader,
-) -> Reply {
+fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
+    let (store, audit) = (&shared.logins, &shared.audit);
     let snapshot = &rt.snapshot;
     let q = query(req);
     let target = match param(&q, "return_to") {
@@ -545,6 +655,13 @@ fn login(
         _ => None,
     };
     let level = asked.max(needed).unwrap_or(Level::SpidL1);
+
+    // One login for every service: a portal session that is good enough needs no IdP.
+    if let Some((id, s)) = current_session(rt, shared, req) {
+        if s.principal.level() >= level {
+            return finish_login(rt, shared, &id, &target.url);
+        }
+    }
 
     let Some(idp_id) = param(&q, "idp") else {
         let choices = shuffled(

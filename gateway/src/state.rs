@@ -22,6 +22,8 @@ pub struct Shared {
     pub logins: Arc<dyn idp_bridge::LoginStore>,
     /// The SAML audit trail (its path is fixed at start).
     pub audit: idp_bridge::AuditLog,
+    /// One-time handoff codes: code → (host, session ID, target URL).
+    pub handoffs: moka::sync::Cache<String, std::sync::Arc<crate::sso::Handoff>>,
     /// IDs of LogoutRequests sent and not answered yet.
     pub logouts: moka::sync::Cache<String, ()>,
     /// Sessions; outlive policy reloads.
@@ -49,6 +51,10 @@ impl Shared {
             trace_requests,
             logins: Arc::new(idp_bridge::MemoryLoginStore::new(1_000_000)),
             audit,
+            handoffs: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
             logouts: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(600))

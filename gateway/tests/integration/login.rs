@@ -227,7 +227,12 @@ mod full {
             .expect("sign");
             let r = post_acs(&gw, &c, &cookie, &response, &relay).await;
             assert_eq!(r.status(), 302);
-            assert_eq!(r.headers()["location"], back.as_str());
+            // a.test is not the portal's host: the session is handed over there.
+            let to = r.headers()["location"].to_str().expect("ascii");
+            assert!(
+                to.starts_with(&gw.url("a.test", "/.sso/handoff?code=")),
+                "{to}"
+            );
             let session = r.headers()["set-cookie"]
                 .to_str()
                 .expect("ascii")
@@ -526,4 +531,206 @@ fn the_post_binding_sends_a_signed_request_with_an_auto_submitting_form() {
             "{xml}"
         );
     });
+}
+
+mod one_login {
+    use std::io::Read as _;
+
+    use base64::Engine as _;
+    use idp_bridge::testing::{ResponseBuilder, TestIdpKey};
+
+    use super::*;
+
+    const IDP: &str = "https://localhost:8443";
+
+    fn gateway() -> Gateway {
+        let be = echo("one-login");
+        let mut tari = Svc::public("tari", "a.test", "/tari/", be);
+        tari.level = "SpidL2";
+        tari.extra = "attributes = [\"fiscalNumber\", \"name\", \"familyName\"]\nheaders = { \"X-CF\" = \"fiscalNumber\" }";
+        let mut other = Svc::public("altro", "b.test", "/", be);
+        other.level = "SpidL1";
+        other.extra = "attributes = [\"fiscalNumber\"]";
+        let mut strong = Svc::public("forte", "a.test", "/forte/", be);
+        strong.level = "SpidL3";
+        Gateway::start(
+            "",
+            &[(
+                "a.toml",
+                policy_toml("c_a001", "046001", &[tari, other, strong]),
+            )],
+        )
+    }
+
+    fn location(r: &reqwest::Response) -> String {
+        r.headers()["location"].to_str().expect("ascii").to_string()
+    }
+
+    fn cookie(r: &reqwest::Response) -> String {
+        r.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_string()
+    }
+
+    #[test]
+    fn one_login_reaches_every_service_with_trusted_headers() {
+        let gw = gateway();
+        let c = gw.client();
+        let key_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../idp-bridge/test_vectors/spid-sp-test-idp");
+        let key = TestIdpKey::from_pem(
+            &std::fs::read(key_dir.join("private.key")).expect("key"),
+            &std::fs::read(key_dir.join("public.cert")).expect("cert"),
+        )
+        .expect("key");
+        rt().block_on(async {
+            // 1. The service sends the citizen to the portal's login.
+            let r = c
+                .get(gw.url("a.test", "/tari/avviso"))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 302);
+            let login = location(&r);
+            // 2. The citizen picks the IdP.
+            let r = c
+                .get(format!("{login}&idp={}", enc(IDP)))
+                .send()
+                .await
+                .expect("send");
+            let binding = cookie(&r);
+            let to_idp = location(&r);
+            let query = to_idp.split_once('?').expect("query").1;
+            let request = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "SAMLRequest")
+                .expect("SAMLRequest")
+                .1
+                .into_owned();
+            let mut xml = String::new();
+            flate2::read::DeflateDecoder::new(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(request)
+                    .expect("b64")[..],
+            )
+            .read_to_string(&mut xml)
+            .expect("inflate");
+            let id = xml
+                .split("ID=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .expect("ID")
+                .to_string();
+            // 3. The IdP answers; the portal hands the session over to a.test.
+            let answer = ResponseBuilder::new(
+                IDP,
+                "http://portal.test/.sso/metadata",
+                &gw.url("portal.test", "/.sso/acs"),
+                &id,
+            )
+            .to_base64(&key)
+            .expect("sign");
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("SAMLResponse", &answer)
+                .finish();
+            let r = c
+                .post(gw.url("portal.test", "/.sso/acs"))
+                .header("cookie", &binding)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 302);
+            let portal_session = cookie(&r);
+            let handoff = location(&r);
+            assert!(
+                handoff.starts_with(&gw.url("a.test", "/.sso/handoff?code=")),
+                "{handoff}"
+            );
+            // 4. The handoff sets a.test's cookie and returns to the service.
+            let r = c.get(&handoff).send().await.expect("send");
+            assert_eq!(r.status(), 302);
+            assert_eq!(location(&r), gw.url("a.test", "/tari/avviso"));
+            let a_session = cookie(&r);
+            assert_eq!(
+                c.get(&handoff).send().await.expect("send").status(),
+                403,
+                "a handoff code works once"
+            );
+            // 5. The back-end gets the identity, and nothing the client claimed.
+            let r = c
+                .get(gw.url("a.test", "/tari/avviso"))
+                .header("cookie", format!("{a_session}; tema=scuro"))
+                .header("X-Varco-Fiscal-Number", "VRDGPP80A01H501X")
+                .header("x_cf", "VRDGPP80A01H501X")
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 200);
+            let j: serde_json::Value = r.json().await.expect("json");
+            let h = received_headers(&j);
+            let get = |n: &str| {
+                h.iter()
+                    .filter(|(k, _)| k == n)
+                    .map(|(_, v)| v.as_str())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(get("x-varco-fiscal-number"), ["RSSMRA80A01H501U"]);
+            assert_eq!(get("x-cf"), ["RSSMRA80A01H501U"]);
+            assert_eq!(get("x-varco-name"), ["Mario"]);
+            assert_eq!(get("x-varco-family-name"), ["Rossi"]);
+            assert_eq!(get("x-varco-level"), ["SpidL2"]);
+            assert_eq!(get("x-varco-comune"), ["c_a001"]);
+            assert_eq!(get("x-varco-idp"), [IDP]);
+            assert_eq!(
+                get("cookie"),
+                ["tema=scuro"],
+                "varco's cookies never reach a back-end"
+            );
+            assert!(get("x_cf").is_empty());
+            // 6. Another host of another service: no second IdP login, a handoff straight away.
+            let r = c
+                .get(gw.url("b.test", "/pratiche"))
+                .send()
+                .await
+                .expect("send");
+            let login_b = location(&r);
+            let r = c
+                .get(&login_b)
+                .header("cookie", &portal_session)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 302);
+            assert!(
+                location(&r).starts_with(&gw.url("b.test", "/.sso/handoff?code=")),
+                "one login, no IdP: {}",
+                location(&r)
+            );
+            // A code made for b.test is refused on a.test.
+            let stolen = location(&r).replace("b.test", "a.test");
+            assert_eq!(c.get(&stolen).send().await.expect("send").status(), 403);
+            // 7. A stronger service asks for a new login at its level (the L2 session is not enough).
+            let r = c
+                .get(gw.url("a.test", "/forte/"))
+                .header("cookie", &a_session)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 302);
+            let login_strong = location(&r);
+            assert!(login_strong.ends_with("level=SpidL3"), "{login_strong}");
+            let r = c
+                .get(&login_strong)
+                .header("cookie", &portal_session)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 200, "the choice page, for a login at SpidL3");
+        });
+    }
 }

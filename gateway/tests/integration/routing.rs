@@ -77,23 +77,21 @@ fn requests_reach_the_right_back_end_unchanged() {
 }
 
 #[test]
-fn services_with_a_level_ask_for_login() {
+fn services_with_a_level_send_the_citizen_to_login() {
     let gw = line_up();
     let c = gw.client();
     rt().block_on(async {
-        let r = c
-            .get(gw.url("a.test", "/tari/avviso"))
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(r.status(), 401);
-        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
-        let body = r.text().await.expect("text");
-        assert!(
-            body.contains("Accesso richiesto") && body.contains("SPID livello 2"),
-            "{body}"
+        let r = c.get(gw.url("a.test", "/tari/avviso?anno=2026")).send().await.expect("send");
+        assert_eq!(r.status(), 302);
+        let location = r.headers()["location"].to_str().expect("ascii").to_string();
+        let expected = format!(
+            "http://portal.test:{}/.sso/login?return_to=http%3A%2F%2Fa.test%3A{}%2Ftari%2Favviso%3Fanno%3D2026&level=SpidL2",
+            gw.port, gw.port
         );
-        assert!(body.contains("Servizio tari"), "{body}");
+        assert_eq!(location, expected);
+        // The login page names the service and the level.
+        let page = c.get(location).send().await.expect("send").text().await.expect("text");
+        assert!(page.contains("Servizio tari") && page.contains("SPID livello 2"), "{page}");
     });
 }
 
