@@ -114,7 +114,10 @@ pub fn explain(snapshot: &Snapshot, url: &str, level: Option<Level>) -> (Verdict
             let _ = writeln!(out, "decision for {who}: allow (proxied)");
         }
         Decision::Login { level: needed } => {
-            let _ = writeln!(out, "decision for {who}: login required at {needed} (302 to /.sso/login)");
+            let _ = writeln!(
+                out,
+                "decision for {who}: login required at {needed} (302 to /.sso/login)"
+            );
         }
     }
     let _ = writeln!(
