@@ -44,6 +44,7 @@ http { access_log off; keepalive_requests 100000;
                  proxy_set_header X-Forwarded-For \$remote_addr; } } }
 CONF
 cp examples/keys/sp.key examples/keys/sp.crt "$work/"
+mkdir -p "$work/keys" && cp examples/keys/jwt.pem "$work/keys/"
 cat > "$work/varco.toml" <<CONF
 [server]
 listen = "127.0.0.1:$VARCO"

@@ -24,6 +24,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$work/policies"
 cp examples/keys/sp.key examples/keys/sp.crt "$work/"
+mkdir -p "$work/keys" && cp examples/keys/jwt.pem "$work/keys/"
 cp examples/policies/*.toml "$work/policies/"
 cat > "$work/varco.toml" <<CONF
 [server]

@@ -55,6 +55,8 @@ pub fn write_tuscany(
     let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/keys");
     std::fs::copy(keys.join("sp.key"), dir.join("sp.key"))?;
     std::fs::copy(keys.join("sp.crt"), dir.join("sp.crt"))?;
+    std::fs::create_dir_all(dir.join("keys"))?;
+    std::fs::copy(keys.join("jwt.pem"), dir.join("keys/jwt.pem"))?;
     let policies = dir.join("policies");
     std::fs::create_dir_all(&policies)?;
     for c in tuscany() {

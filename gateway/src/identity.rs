@@ -14,6 +14,8 @@ use idp_bridge::VerifiedPrincipal;
 pub const X_VARCO_LEVEL: HeaderName = HeaderName::from_static("x-varco-level");
 /// `X-Varco-Idp`.
 pub const X_VARCO_IDP: HeaderName = HeaderName::from_static("x-varco-idp");
+/// `X-Varco-Assertion`: the signed identity JWT.
+pub const X_VARCO_ASSERTION: HeaderName = HeaderName::from_static("x-varco-assertion");
 /// `X-Varco-Comune`.
 pub const X_VARCO_COMUNE: HeaderName = HeaderName::from_static("x-varco-comune");
 

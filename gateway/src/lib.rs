@@ -12,6 +12,7 @@ pub mod error;
 pub mod explain;
 pub mod headers;
 pub mod identity;
+pub mod jwt;
 pub mod logsink;
 pub mod proxy;
 pub mod reload;

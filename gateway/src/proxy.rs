@@ -61,8 +61,8 @@ pub struct Ctx {
     permit: Option<Permit>,
     client_ip: Option<IpAddr>,
     status: u16,
-    /// The session of an allowed request to a service that needs a login.
-    citizen: Option<std::sync::Arc<crate::session::Session>>,
+    /// The session of an allowed request to a service that needs a login, with its key.
+    citizen: Option<([u8; 32], std::sync::Arc<crate::session::Session>)>,
     /// `varco.request`, only when traces are exported.
     span: Option<tracing::Span>,
 }
@@ -278,11 +278,11 @@ impl ProxyHttp for Proxy {
                 let needs_login = rt.service(index).is_some_and(|s| s.needs_login);
                 let citizen = if needs_login {
                     crate::sso::current_session(&rt, &self.shared, session.req_header())
-                        .map(|(_, s)| s)
+                        .map(|(id, s)| (id.key(), s))
                 } else {
                     None
                 };
-                match decide(service, citizen.as_ref().map(|s| s.principal.level())) {
+                match decide(service, citizen.as_ref().map(|(_, s)| s.principal.level())) {
                     Decision::Allow(permit) => {
                         ctx.permit = Some(permit);
                         ctx.citizen = citizen;
@@ -341,11 +341,49 @@ impl ProxyHttp for Proxy {
         let host = session.req_header().headers.get(HOST).cloned();
         set_forwarded(upstream, ctx.client_ip, "http", host.as_ref())?;
         crate::identity::strip_varco_cookies(upstream)?;
-        if let (Some(citizen), Some(rt), Target::Service(i)) =
+        if let (Some((key, citizen)), Some(rt), Target::Service(i)) =
             (&ctx.citizen, &ctx.runtime, ctx.target)
         {
             if let Some(service) = rt.service(i).filter(|s| s.needs_login) {
                 service.identity.inject(upstream, &citizen.principal)?;
+                let token = self
+                    .shared
+                    .assertions
+                    .get(&(rt.generation, i, *key))
+                    .or_else(|| {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs());
+                        let issuer = rt
+                            .snapshot
+                            .config
+                            .server
+                            .public_url
+                            .url
+                            .origin()
+                            .ascii_serialization();
+                        let jwt = rt.identity.jwt.sign(
+                            &issuer,
+                            &service.label,
+                            &citizen.principal,
+                            now,
+                        )?;
+                        let value = http::HeaderValue::from_str(&jwt).ok()?;
+                        self.shared
+                            .assertions
+                            .insert((rt.generation, i, *key), value.clone());
+                        Some(value)
+                    });
+                match token {
+                    Some(t) => upstream.insert_header(crate::identity::X_VARCO_ASSERTION, t)?,
+                    // No unsigned identity: without its JWT the request does not go on.
+                    None => {
+                        return Error::e_explain(
+                            ErrorType::InternalError,
+                            "cannot sign the identity JWT",
+                        )
+                    }
+                }
             }
         }
         Ok(())

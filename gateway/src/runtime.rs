@@ -75,6 +75,8 @@ pub struct Identity {
     pub metadata_spid: Bytes,
     /// Signed SP metadata, CIE profile.
     pub metadata_cie: Bytes,
+    /// Identity JWT keys.
+    pub jwt: crate::jwt::JwtKeys,
 }
 
 impl Identity {
@@ -88,7 +90,10 @@ impl Identity {
         let idps = idp_bridge::IdpRegistry::load(&config.idps)
             .map_err(|e| errors.extend(e))
             .ok();
-        let (Some(keys), Some(idps)) = (keys, idps) else {
+        let jwt = crate::jwt::JwtKeys::load(&config.session.jwt_keys)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let (Some(keys), Some(idps), Some(jwt)) = (keys, idps, jwt) else {
             return Err(Error::Identity(errors));
         };
         let sign = |p| idp_bridge::signed_metadata(config, &keys, p).map(Bytes::from);
@@ -104,6 +109,7 @@ impl Identity {
             idps,
             metadata_spid: spid,
             metadata_cie: cie,
+            jwt,
         })
     }
 }

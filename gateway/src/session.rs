@@ -38,7 +38,8 @@ impl SessionId {
         &self.0
     }
 
-    fn key(&self) -> [u8; 32] {
+    /// SHA-256 of the ID: what stores and caches key on.
+    pub fn key(&self) -> [u8; 32] {
         sha2::Sha256::digest(self.0.as_bytes()).into()
     }
 }

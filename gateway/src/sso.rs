@@ -67,6 +67,20 @@ pub fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         "/.sso/session" => session_json(rt, shared, req),
         "/.sso/acs" => method_not_allowed(rt, "POST"),
         "/.sso/logout" => logout(rt, shared, req),
+        "/.sso/jwks.json" => {
+            let mut r = Reply {
+                status: 200,
+                content_type: "application/json",
+                body: rt.identity.jwt.jwks().clone(),
+                headers: Vec::new(),
+                csp: None,
+            };
+            r.headers.push((
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            ));
+            r
+        }
         "/.sso/handoff" => handoff(rt, shared, req),
         "/.sso/slo" => slo(rt, shared, req, None),
         _ => Reply::error(rt, ErrorPage::NotFound),

@@ -24,6 +24,9 @@ pub struct Shared {
     pub audit: idp_bridge::AuditLog,
     /// One-time handoff codes: code → (host, session ID, target URL).
     pub handoffs: moka::sync::Cache<String, std::sync::Arc<crate::sso::Handoff>>,
+    /// Signed identity JWTs, reused for half their lifetime: (policy generation, service, session
+    /// key) → token.
+    pub assertions: moka::sync::Cache<(u64, usize, [u8; 32]), http::HeaderValue>,
     /// IDs of LogoutRequests sent and not answered yet.
     pub logouts: moka::sync::Cache<String, ()>,
     /// Sessions; outlive policy reloads.
@@ -54,6 +57,12 @@ impl Shared {
             handoffs: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
+            assertions: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(std::time::Duration::from_secs(
+                    crate::jwt::LIFETIME_SECS / 2,
+                ))
                 .build(),
             logouts: moka::sync::Cache::builder()
                 .max_capacity(100_000)

@@ -187,6 +187,9 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// A session ends this long after login, used or not.
     pub absolute_timeout: Duration,
+    /// Ed25519 PEM private keys for the identity JWT: the first signs, all are published at
+    /// `/.sso/jwks.json` (keep the previous key listed for a minute after a rotation).
+    pub jwt_keys: Vec<PathBuf>,
 }
 
 /// Session store selection.
@@ -218,7 +221,7 @@ pub(crate) fn read_config(
         .into_iter()
         .filter_map(|t| read_idp(t, sink, base))
         .collect();
-    let session = read_session(&mut root, sink);
+    let session = read_session(&mut root, sink, base);
     let policies_dir = match root.opt_table(sink, "policies", "[policies]") {
         Some(mut t) => {
             let dir = t.opt_str(sink, "dir");
@@ -649,16 +652,30 @@ fn read_idp(mut t: TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> Opt
     })
 }
 
-fn read_session(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> SessionConfig {
+fn read_session(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> SessionConfig {
     let mut s = SessionConfig {
         store: SessionStore::Memory,
         cookie_domain: None,
         idle_timeout: Duration::from_secs(30 * 60),
         absolute_timeout: Duration::from_secs(8 * 3600),
+        jwt_keys: vec![base.join("keys/jwt.pem")],
     };
     let Some(mut t) = root.opt_table(sink, "session", "[session]") else {
         return s;
     };
+    if let Some(list) = t.opt_str_array(sink, "jwt_keys") {
+        if list.value.is_empty() {
+            sink.error(
+                &list.span,
+                "[session]: `jwt_keys` needs at least one key (the first signs)",
+            );
+        }
+        s.jwt_keys = list
+            .value
+            .into_iter()
+            .map(|k| existing_file(sink, base, "jwt_keys", k))
+            .collect();
+    }
     if let Some(At { value, span }) = t.opt_str(sink, "store") {
         if value == "memory" {
             s.store = SessionStore::Memory;

@@ -91,6 +91,8 @@ pub(crate) fn write_config(
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/keys");
     std::fs::copy(examples.join("sp.key"), dir.path().join("sp.key")).expect("key");
     std::fs::copy(examples.join("sp.crt"), dir.path().join("sp.crt")).expect("crt");
+    std::fs::create_dir(dir.path().join("keys")).expect("mkdir");
+    std::fs::copy(examples.join("jwt.pem"), dir.path().join("keys/jwt.pem")).expect("jwt key");
     std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
     for (name, text) in policies {
         std::fs::write(dir.path().join("policies").join(name), text).expect("write");

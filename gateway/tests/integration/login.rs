@@ -533,6 +533,32 @@ fn the_post_binding_sends_a_signed_request_with_an_auto_submitting_form() {
     });
 }
 
+/// Verifies an EdDSA JWT against a JWK set; returns its claims.
+fn verify_jwt(token: &str, jwks: &serde_json::Value) -> Option<serde_json::Value> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let (h, p, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    let header: serde_json::Value = serde_json::from_slice(&b64.decode(h).ok()?).ok()?;
+    if header["alg"] != "EdDSA" {
+        return None;
+    }
+    let jwk = jwks["keys"]
+        .as_array()?
+        .iter()
+        .find(|k| k["kid"] == header["kid"])?;
+    let public = openssl::pkey::PKey::public_key_from_raw_bytes(
+        &b64.decode(jwk["x"].as_str()?).ok()?,
+        openssl::pkey::Id::ED25519,
+    )
+    .ok()?;
+    let mut v = openssl::sign::Verifier::new_without_digest(&public).ok()?;
+    v.verify_oneshot(&b64.decode(sig).ok()?, format!("{h}.{p}").as_bytes())
+        .ok()?
+        .then_some(())?;
+    serde_json::from_slice(&b64.decode(p).ok()?).ok()
+}
+
 mod one_login {
     use std::io::Read as _;
 
@@ -692,6 +718,39 @@ mod one_login {
                 "varco's cookies never reach a back-end"
             );
             assert!(get("x_cf").is_empty());
+            // The signed JWT verifies with the published keys, for this service only.
+            let token = get("x-varco-assertion")
+                .first()
+                .expect("X-Varco-Assertion")
+                .to_string();
+            let jwks: serde_json::Value = c
+                .get(gw.url("portal.test", "/.sso/jwks.json"))
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            let claims = verify_jwt(&token, &jwks).expect("the JWT verifies with the JWKS");
+            assert_eq!(claims["aud"], "c_a001/tari");
+            assert_ne!(
+                claims["aud"], "c_a001/altro",
+                "a token for one service is no good for another"
+            );
+            assert_eq!(claims["iss"], format!("http://portal.test:{}", gw.port));
+            assert_eq!(claims["level"], "SpidL2");
+            assert_eq!(claims["attributes"]["fiscalNumber"], "RSSMRA80A01H501U");
+            let lifetime =
+                claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat");
+            assert!(lifetime <= 60);
+            let mut forged: Vec<&str> = token.split('.').collect();
+            let other_claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(serde_json::json!({"aud": "c_a001/tari", "level": "SpidL3"}).to_string());
+            forged[1] = &other_claims;
+            assert!(
+                verify_jwt(&forged.join("."), &jwks).is_none(),
+                "a changed token does not verify"
+            );
             // 6. Another host of another service: no second IdP login, a handoff straight away.
             let r = c
                 .get(gw.url("b.test", "/pratiche"))
