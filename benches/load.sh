@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Load benchmark: requests/s of a small GET through varco (public route), through nginx as a
-# plain reverse proxy, and to the back-end directly, with the same load tool on this machine.
+# Load benchmark: requests/s of a small GET through varco (a public route, and a SPID level 2
+# route with a real session: identity headers and the signed JWT), through nginx as a plain
+# reverse proxy, and to the back-end directly, with the same load tool on this machine. The
+# session comes from a real login through the test IdP (`bench-login`).
 #
 #   benches/load.sh [seconds per run, default 10] [rounds, default 3]
 #
@@ -19,7 +21,7 @@ command -v wrk >/dev/null || need+=(wrk)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-cargo build --release --locked -p gateway >/dev/null 2>&1
+cargo build --release --locked -p gateway -p benches >/dev/null 2>&1
 
 work=$(mktemp -d)
 pids=()
@@ -49,11 +51,11 @@ cat > "$work/varco.toml" <<CONF
 [server]
 listen = "127.0.0.1:$VARCO"
 admin_listen = "127.0.0.1:$ADMIN"
-public_url = "http://portal.bench"
+public_url = "http://bench.localhost:$VARCO"
 threads = ${VARCO_THREADS:-2}
 access_log = ${ACCESS_LOG:-true}
 [sp]
-entity_id = "http://portal.bench/.sso/metadata"
+entity_id = "http://bench.localhost:$VARCO/.sso/metadata"
 key = "sp.key"
 cert = "sp.crt"
 organization = { name = "Bench", display_name = "Bench", url = "https://bench.example" }
@@ -61,7 +63,9 @@ contact = { ipa_code = "p_bench", email = "spid@bench.example", municipality = "
 [[sp.attribute_set]]
 index = 0
 name = "Base"
-attributes = ["fiscalNumber"]
+attributes = ["fiscalNumber", "name", "familyName"]
+[[idp]]
+metadata = "$PWD/idp-bridge/test_vectors/spid-sp-test-idp.xml"
 CONF
 cat > "$work/policies/bench.toml" <<CONF
 [comune]
@@ -73,9 +77,18 @@ id = "pub"
 name = "Pubblico"
 description = "bench"
 category = "ambiente"
-route = { host = "bench.localhost", path_prefix = "/" }
+route = { host = "bench.localhost", path_prefix = "/pub/" }
 upstream = "http://127.0.0.1:$BACKEND"
 level = "public"
+[[service]]
+id = "auth"
+name = "Con SPID"
+description = "bench"
+category = "ambiente"
+route = { host = "bench.localhost", path_prefix = "/auth/" }
+upstream = "http://127.0.0.1:$BACKEND"
+level = "SpidL2"
+attributes = ["fiscalNumber", "name", "familyName"]
 CONF
 
 nginx -p "$work/nginx-b" -c "$work/nginx-b/nginx.conf" & pids+=($!)
@@ -91,10 +104,16 @@ ticks() { local t=0 p; for p in "$@"; do for q in $p $(pgrep -P "$p" || true); d
   t=$((t + $(awk '{print $14 + $15}' "/proc/$q/stat"))); done; done; echo $t; }
 nginx_b=${pids[0]} nginx_p=${pids[1]} varco=${pids[2]}
 
-run() { # name port pid-of-the-proxy-measured
+curl -sf -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$VARCO/" || { echo "varco did not start:" >&2; cat "$work/varco.log" >&2; exit 1; }
+session=$(target/release/bench-login "http://bench.localhost:$VARCO" "127.0.0.1:$VARCO" "http://bench.localhost:$VARCO/auth/")
+curl -sf -o /dev/null -H "Host: bench.localhost" -H "Cookie: $session" "http://127.0.0.1:$VARCO/auth/" || { echo "authenticated request failed" >&2; exit 1; }
+
+run() { # name port pid-of-the-proxy-measured [path] [cookie]
   local before after out reqs
   before=$(ticks "$3")
-  out=$(wrk -t2 -c"$conns" -d"${secs}s" -H "Host: bench.localhost" "http://127.0.0.1:$2/")
+  local cookie=()
+  if [ -n "${5:-}" ]; then cookie=(-H "Cookie: $5"); fi
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" -H "Host: bench.localhost" "${cookie[@]}" "http://127.0.0.1:$2${4:-/}")
   after=$(ticks "$3")
   reqs=$(awk '/requests in/ {print $1}' <<< "$out")
   awk -v n="$1" -v r="$reqs" -v t="$((after - before))" -v hz="$hz" \
@@ -105,6 +124,7 @@ echo "# requests/s, and CPU microseconds per request of the measured process (th
 for r in $(seq "$rounds"); do
   run backend-direct $BACKEND "$nginx_b"
   run nginx-proxy $NGINX "$nginx_p"
-  run varco-public $VARCO "$varco"
+  run varco-public $VARCO "$varco" /pub/
+  run varco-spid-l2 $VARCO "$varco" /auth/ "$session"
 done | awk '{sum[$1]+=$2; cpu[$1]+=$3; n[$1]++; all[$1]=all[$1] " " int($2)}
   END {for (k in sum) printf "%-15s %8.0f req/s  %5.1f us CPU/req   runs:%s\n", k, sum[k]/n[k], cpu[k]/n[k], all[k]}' | sort
