@@ -790,8 +790,10 @@ fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         relay_state: relay_digest,
     });
     tracing::info!(idp = %idp.entity_id, level = %level, attribute_set, post = use_post, "login started");
-    r.headers
-        .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    if !r.headers.iter().any(|(n, _)| n == CACHE_CONTROL) {
+        r.headers
+            .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    }
     if fresh {
         // The IdP answers with a cross-site POST: over https the cookie must be SameSite=None
         // to come back with it; over plain http (loopback, the demo) Secure would drop it.
