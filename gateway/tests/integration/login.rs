@@ -135,7 +135,7 @@ mod full {
 
     use super::*;
 
-    fn test_idp_key() -> TestIdpKey {
+    pub(super) fn test_idp_key() -> TestIdpKey {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../idp-bridge/test_vectors/spid-sp-test-idp");
         TestIdpKey::from_pem(
@@ -146,7 +146,11 @@ mod full {
     }
 
     /// Starts a login; returns (AuthnRequest ID, binding cookie pair, RelayState).
-    async fn start(gw: &Gateway, c: &reqwest::Client, return_to: &str) -> (String, String, String) {
+    pub(super) async fn start(
+        gw: &Gateway,
+        c: &reqwest::Client,
+        return_to: &str,
+    ) -> (String, String, String) {
         let url = gw.url(
             "portal.test",
             &format!(
@@ -188,7 +192,7 @@ mod full {
         (id, cookie, param("RelayState"))
     }
 
-    async fn post_acs(
+    pub(super) async fn post_acs(
         gw: &Gateway,
         c: &reqwest::Client,
         cookie: &str,
@@ -336,7 +340,7 @@ mod logout {
     use std::io::Read as _;
 
     use base64::Engine as _;
-    use idp_bridge::testing::{idp_redirect, ResponseBuilder, TestIdpKey};
+    use idp_bridge::testing::{idp_redirect, ResponseBuilder};
 
     use super::*;
 
@@ -373,39 +377,15 @@ mod logout {
 
     /// Logs in; returns the session cookie pair and the NameID.
     async fn login(gw: &Gateway, c: &reqwest::Client) -> (String, String) {
-        let url = gw.url("portal.test", &format!("/.sso/login?idp={}", enc(IDP)));
-        let r = c.get(url).send().await.expect("send");
-        let location = r.headers()["location"].to_str().expect("ascii").to_string();
-        let binding = r.headers()["set-cookie"]
-            .to_str()
-            .expect("ascii")
-            .split(';')
-            .next()
-            .expect("pair")
-            .to_string();
-        let id = attr(&inflate_param(&location, "SAMLRequest"), "ID");
-        let key = TestIdpKey::from_pem(
-            &std::fs::read(key_dir().join("private.key")).expect("key"),
-            &std::fs::read(key_dir().join("public.cert")).expect("cert"),
-        )
-        .expect("key");
+        let (id, binding, relay) = super::full::start(gw, c, &gw.url("portal.test", "/")).await;
         let b = ResponseBuilder::new(
             IDP,
             "http://portal.test/.sso/metadata",
             &gw.url("portal.test", "/.sso/acs"),
             &id,
         );
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("SAMLResponse", &b.to_base64(&key).expect("sign"))
-            .finish();
-        let r = c
-            .post(gw.url("portal.test", "/.sso/acs"))
-            .header("cookie", binding)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .expect("send");
+        let answer = b.to_base64(&super::full::test_idp_key()).expect("sign");
+        let r = super::full::post_acs(gw, c, &binding, &answer, &relay).await;
         assert_eq!(r.status(), 302);
         let session = r.headers()["set-cookie"]
             .to_str()
