@@ -290,3 +290,14 @@ pub(crate) async fn get_json(c: &reqwest::Client, url: String) -> serde_json::Va
         .await
         .expect("json")
 }
+
+/// The `Location` of a redirect.
+pub(crate) fn location_of(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().expect("ascii").to_string()
+}
+
+/// `name=value` of the (first) `Set-Cookie`, as a client sends it back.
+pub(crate) fn cookie_pair(r: &reqwest::Response) -> String {
+    let v = r.headers()["set-cookie"].to_str().expect("ascii");
+    v.split(';').next().expect("pair").to_string()
+}

@@ -38,7 +38,7 @@ fn login_starts_with_a_signed_redirect_and_a_binding_cookie() {
         );
         let r = c.get(url).send().await.expect("send");
         assert_eq!(r.status(), 302);
-        let location = r.headers()["location"].to_str().expect("ascii").to_string();
+        let location = location_of(&r);
         assert!(
             location.starts_with("https://localhost:8443/samlsso?SAMLRequest="),
             "{location}"
@@ -161,14 +161,8 @@ mod full {
         );
         let r = c.get(url).send().await.expect("send");
         assert_eq!(r.status(), 302);
-        let location = r.headers()["location"].to_str().expect("ascii").to_string();
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .expect("ascii")
-            .split(';')
-            .next()
-            .expect("pair")
-            .to_string();
+        let location = location_of(&r);
+        let cookie = cookie_pair(&r);
         let query = location.split_once('?').expect("query").1;
         let param = |name: &str| {
             url::form_urlencoded::parse(query.as_bytes())
@@ -387,13 +381,7 @@ mod logout {
         let answer = b.to_base64(&super::full::test_idp_key()).expect("sign");
         let r = super::full::post_acs(gw, c, &binding, &answer, &relay).await;
         assert_eq!(r.status(), 302);
-        let session = r.headers()["set-cookie"]
-            .to_str()
-            .expect("ascii")
-            .split(';')
-            .next()
-            .expect("pair")
-            .to_string();
+        let session = cookie_pair(&r);
         (session, b.name_id)
     }
 
@@ -417,7 +405,7 @@ mod logout {
             let r = c.get(gw.url("portal.test", "/.sso/logout")).header("cookie", &session).send().await.expect("send");
             assert_eq!(r.status(), 302);
             assert!(r.headers()["set-cookie"].to_str().expect("ascii").contains("Max-Age=0"));
-            let location = r.headers()["location"].to_str().expect("ascii").to_string();
+            let location = location_of(&r);
             assert!(location.starts_with("https://localhost:8443/") && location.contains("Signature="), "{location}");
             let request = inflate_param(&location, "SAMLRequest");
             assert!(request.contains(&format!(">{name_id}</saml:NameID>")), "{request}");
@@ -454,7 +442,7 @@ mod logout {
             let url = idp_redirect(&key_dir().join("private.key"), &key_dir().join("public.cert"), &slo, "SAMLRequest", &request).expect("sign");
             let r = c.get(&url).send().await.expect("send");
             assert_eq!(r.status(), 302);
-            let location = r.headers()["location"].to_str().expect("ascii").to_string();
+            let location = location_of(&r);
             let answer = inflate_param(&location, "SAMLResponse");
             assert!(answer.contains("InResponseTo=\"_idp1\"") && answer.contains("status:Success"), "{answer}");
             assert_eq!(session_status(&gw, &c, &session).await, 401);
@@ -568,20 +556,6 @@ mod one_login {
         )
     }
 
-    fn location(r: &reqwest::Response) -> String {
-        r.headers()["location"].to_str().expect("ascii").to_string()
-    }
-
-    fn cookie(r: &reqwest::Response) -> String {
-        r.headers()["set-cookie"]
-            .to_str()
-            .expect("ascii")
-            .split(';')
-            .next()
-            .expect("pair")
-            .to_string()
-    }
-
     #[test]
     fn one_login_reaches_every_service_with_trusted_headers() {
         let gw = gateway();
@@ -601,15 +575,15 @@ mod one_login {
                 .await
                 .expect("send");
             assert_eq!(r.status(), 302);
-            let login = location(&r);
+            let login = location_of(&r);
             // 2. The citizen picks the IdP.
             let r = c
                 .get(format!("{login}&idp={}", enc(IDP)))
                 .send()
                 .await
                 .expect("send");
-            let binding = cookie(&r);
-            let to_idp = location(&r);
+            let binding = cookie_pair(&r);
+            let to_idp = location_of(&r);
             let query = to_idp.split_once('?').expect("query").1;
             let request = url::form_urlencoded::parse(query.as_bytes())
                 .find(|(k, _)| k == "SAMLRequest")
@@ -651,8 +625,8 @@ mod one_login {
                 .await
                 .expect("send");
             assert_eq!(r.status(), 302);
-            let portal_session = cookie(&r);
-            let handoff = location(&r);
+            let portal_session = cookie_pair(&r);
+            let handoff = location_of(&r);
             assert!(
                 handoff.starts_with(&gw.url("a.test", "/.sso/handoff?code=")),
                 "{handoff}"
@@ -660,8 +634,8 @@ mod one_login {
             // 4. The handoff sets a.test's cookie and returns to the service.
             let r = c.get(&handoff).send().await.expect("send");
             assert_eq!(r.status(), 302);
-            assert_eq!(location(&r), gw.url("a.test", "/tari/avviso"));
-            let a_session = cookie(&r);
+            assert_eq!(location_of(&r), gw.url("a.test", "/tari/avviso"));
+            let a_session = cookie_pair(&r);
             assert_eq!(
                 c.get(&handoff).send().await.expect("send").status(),
                 403,
@@ -737,7 +711,7 @@ mod one_login {
                 .send()
                 .await
                 .expect("send");
-            let login_b = location(&r);
+            let login_b = location_of(&r);
             let r = c
                 .get(&login_b)
                 .header("cookie", &portal_session)
@@ -746,12 +720,12 @@ mod one_login {
                 .expect("send");
             assert_eq!(r.status(), 302);
             assert!(
-                location(&r).starts_with(&gw.url("b.test", "/.sso/handoff?code=")),
+                location_of(&r).starts_with(&gw.url("b.test", "/.sso/handoff?code=")),
                 "one login, no IdP: {}",
-                location(&r)
+                location_of(&r)
             );
             // A code made for b.test is refused on a.test.
-            let stolen = location(&r).replace("b.test", "a.test");
+            let stolen = location_of(&r).replace("b.test", "a.test");
             assert_eq!(c.get(&stolen).send().await.expect("send").status(), 403);
             // 7. A stronger service asks for a new login at its level (the L2 session is not enough).
             let r = c
@@ -761,7 +735,7 @@ mod one_login {
                 .await
                 .expect("send");
             assert_eq!(r.status(), 302);
-            let login_strong = location(&r);
+            let login_strong = location_of(&r);
             assert!(login_strong.ends_with("level=SpidL3"), "{login_strong}");
             let r = c
                 .get(&login_strong)
