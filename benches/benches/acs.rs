@@ -53,7 +53,6 @@ fn acs(c: &mut Criterion) {
         entity_id: SP,
         acs_url: ACS,
         idps: &idps,
-        store: &store,
     };
     c.bench_function("ACS: validate a signed SPID response", |b| {
         b.iter_batched(
@@ -61,6 +60,7 @@ fn acs(c: &mut Criterion) {
             |()| {
                 idp_bridge::consume(
                     &ctx,
+                    &store,
                     &AcsRequest {
                         saml_response: &response,
                         relay_state: None,

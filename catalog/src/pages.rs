@@ -19,6 +19,8 @@ pub enum ErrorPage {
     GatewayTimeout,
     /// 500: something failed inside varco.
     Internal,
+    /// 503: the shared session store cannot be reached.
+    Unavailable,
 }
 
 impl ErrorPage {
@@ -30,6 +32,7 @@ impl ErrorPage {
             ErrorPage::BadGateway => 502,
             ErrorPage::GatewayTimeout => 504,
             ErrorPage::Internal => 500,
+            ErrorPage::Unavailable => 503,
         }
     }
 
@@ -54,6 +57,10 @@ impl ErrorPage {
             ErrorPage::Internal => (
                 "Si è verificato un errore",
                 "Si è verificato un errore imprevisto. Riprova tra qualche minuto.",
+            ),
+            ErrorPage::Unavailable => (
+                "Accesso momentaneamente non disponibile",
+                "Non riusciamo a verificare il tuo accesso in questo momento. Riprova tra qualche minuto: non serve ripetere il login se lo hai già fatto.",
             ),
         }
     }
@@ -255,6 +262,7 @@ mod tests {
             ErrorPage::BadGateway,
             ErrorPage::GatewayTimeout,
             ErrorPage::Internal,
+            ErrorPage::Unavailable,
         ] {
             let html = error_page(p);
             assert!(html.contains("lang=\"it\""));

@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
         binding: f.binding.digest(),
         relay_state: [0; 32],
     });
-    let ctx = AcsContext { entity_id: "https://sp.example/metadata", acs_url: "https://sp.example/.sso/acs", idps: &f.idps, store: &f.store };
+    let ctx = AcsContext { entity_id: "https://sp.example/metadata", acs_url: "https://sp.example/.sso/acs", idps: &f.idps };
     let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-    let _ = idp_bridge::consume(&ctx, &AcsRequest { saml_response: &b64, relay_state: None, binding: Some(&f.binding) });
+    let _ = idp_bridge::consume(&ctx, &f.store, &AcsRequest { saml_response: &b64, relay_state: None, binding: Some(&f.binding) });
 });

@@ -22,6 +22,9 @@ pub enum Error {
     /// The SAML audit trail cannot be opened (or its chain is broken).
     #[error("audit trail: {0}")]
     Audit(idp_bridge::AuditError),
+    /// The session store cannot be opened.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
     /// Metrics or tracing could not be set up.
     #[error("telemetry: {0}")]
     Telemetry(String),

@@ -107,9 +107,13 @@ pub fn explain(snapshot: &Snapshot, url: &str, level: Option<Level>) -> (Verdict
     );
     let _ = writeln!(out, "access: {}", service.access.as_str());
     let who = level.map_or("an anonymous request".to_string(), |l| {
-        format!("a session at {l}")
+        format!("a session at {l} with the attributes the service needs")
     });
-    match decide(service, level) {
+    let held = level.map(|level| policies::Held {
+        level,
+        attributes: service.attribute_mask(),
+    });
+    match decide(service, held) {
         Decision::Allow(_) => {
             let _ = writeln!(out, "decision for {who}: allow (proxied)");
         }

@@ -8,7 +8,6 @@ use pingora::http::RequestHeader;
 use policies::{Attribute, Comune, Service};
 
 use crate::explain::default_identity_header;
-use idp_bridge::VerifiedPrincipal;
 
 /// `X-Varco-Level`.
 pub const X_VARCO_LEVEL: HeaderName = HeaderName::from_static("x-varco-level");
@@ -52,7 +51,7 @@ impl IdentityHeaders {
     pub fn inject(
         &self,
         up: &mut RequestHeader,
-        principal: &VerifiedPrincipal,
+        principal: &crate::session::Citizen,
     ) -> pingora::Result<()> {
         up.insert_header(X_VARCO_LEVEL, principal.level().as_str())?;
         up.insert_header(X_VARCO_IDP, encode(principal.idp()))?;

@@ -10,8 +10,6 @@ use openssl::pkey::{Id, PKey, Private};
 use openssl::sign::Signer;
 use sha2::Digest as _;
 
-use idp_bridge::VerifiedPrincipal;
-
 /// Lifetime of a token.
 pub const LIFETIME_SECS: u64 = 60;
 
@@ -82,7 +80,7 @@ impl JwtKeys {
         &self,
         issuer: &str,
         audience: &str,
-        principal: &VerifiedPrincipal,
+        principal: &crate::session::Citizen,
         now: u64,
     ) -> Option<String> {
         let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": self.kid });

@@ -21,6 +21,7 @@ pub mod server;
 pub mod session;
 pub mod sso;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 
 pub use error::{Error, Result};

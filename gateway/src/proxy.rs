@@ -134,10 +134,10 @@ impl Proxy {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let reply = crate::sso::with_body(rt, &self.shared, session.req_header(), &body);
+            let reply = crate::sso::with_body(rt, &self.shared, session.req_header(), &body).await;
             return write_reply(session, ctx, reply).await;
         }
-        let reply = crate::sso::handle(rt, &self.shared, session.req_header());
+        let reply = crate::sso::handle(rt, &self.shared, session.req_header()).await;
         write_reply(session, ctx, reply).await
     }
 }
@@ -277,12 +277,18 @@ impl ProxyHttp for Proxy {
                 ctx.target = Target::Service(index);
                 let needs_login = rt.service(index).is_some_and(|s| s.needs_login);
                 let citizen = if needs_login {
-                    crate::sso::current_session(&rt, &self.shared, session.req_header())
-                        .map(|(id, s)| (id.key(), s))
+                    match crate::sso::current_session(&rt, &self.shared, session.req_header()).await
+                    {
+                        Ok(found) => found.map(|(id, s)| (id.key(), s)),
+                        Err(e) => {
+                            let reply = crate::sso::unavailable(&rt, &e);
+                            return write_reply(session, ctx, reply).await;
+                        }
+                    }
                 } else {
                     None
                 };
-                match decide(service, citizen.as_ref().map(|(_, s)| s.principal.level())) {
+                match decide(service, citizen.as_ref().map(|(_, s)| s.held())) {
                     Decision::Allow(permit) => {
                         ctx.permit = Some(permit);
                         ctx.citizen = citizen;

@@ -49,6 +49,8 @@ pub struct Pages {
     pub gateway_timeout: Bytes,
     /// 500.
     pub internal: Bytes,
+    /// 503.
+    pub unavailable: Bytes,
 }
 
 impl Pages {
@@ -60,6 +62,7 @@ impl Pages {
             ErrorPage::BadGateway => &self.bad_gateway,
             ErrorPage::GatewayTimeout => &self.gateway_timeout,
             ErrorPage::Internal => &self.internal,
+            ErrorPage::Unavailable => &self.unavailable,
         }
     }
 }
@@ -166,6 +169,7 @@ impl Runtime {
             bad_gateway: page(ErrorPage::BadGateway),
             gateway_timeout: page(ErrorPage::GatewayTimeout),
             internal: page(ErrorPage::Internal),
+            unavailable: page(ErrorPage::Unavailable),
         };
         Ok(Self {
             generation,

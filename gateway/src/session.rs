@@ -1,14 +1,13 @@
 //! Sessions: what a successful login leaves behind, looked up by the session cookie.
 //!
-//! The store keeps sessions under the SHA-256 of their ID (the ID itself lives only in the
-//! browser's cookie), with an idle timeout (moka's time-to-idle) and an absolute one (checked on
-//! every read). In-process for now; the store is a trait so that Redis can serve several
-//! instances.
+//! A [`Session`] is made only from an [`idp_bridge::VerifiedPrincipal`] (the ACS's output); stores
+//! keep it under the SHA-256 of its ID (the ID itself lives only in the browser's cookie) and may
+//! serialise it (Redis): reading one back trusts the store, never the network.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
+use chrono::{DateTime, Utc};
 use idp_bridge::VerifiedPrincipal;
+use policies::{AttributeMask, Level};
+use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 /// The session cookie over plain http; `__Host-varco_session` over https.
@@ -50,78 +49,110 @@ impl std::fmt::Debug for SessionId {
     }
 }
 
+/// The citizen a session belongs to: the verified principal's content, kept server-side.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Citizen {
+    idp: String,
+    name_id: String,
+    session_index: Option<String>,
+    level: Level,
+    authn_instant: Option<DateTime<Utc>>,
+    attributes: Vec<(String, String)>,
+}
+
+impl From<VerifiedPrincipal> for Citizen {
+    fn from(p: VerifiedPrincipal) -> Self {
+        Self {
+            idp: p.idp().to_string(),
+            name_id: p.name_id().to_string(),
+            session_index: p.session_index().map(str::to_string),
+            level: p.level(),
+            authn_instant: p.authn_instant(),
+            attributes: p.attributes().to_vec(),
+        }
+    }
+}
+
+impl Citizen {
+    /// entityID of the IdP.
+    pub fn idp(&self) -> &str {
+        &self.idp
+    }
+    /// The IdP's NameID (for logout).
+    pub fn name_id(&self) -> &str {
+        &self.name_id
+    }
+    /// The IdP's SessionIndex.
+    pub fn session_index(&self) -> Option<&str> {
+        self.session_index.as_deref()
+    }
+    /// The level the IdP authenticated at.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+    /// When the citizen authenticated.
+    pub fn authn_instant(&self) -> Option<DateTime<Utc>> {
+        self.authn_instant
+    }
+    /// Released attributes (SAML name, value), in the order received.
+    pub fn attributes(&self) -> &[(String, String)] {
+        &self.attributes
+    }
+    /// One attribute's value.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Debug for Citizen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Attribute values (fiscal number, e-mail...) never reach a log.
+        f.debug_struct("Citizen")
+            .field("idp", &self.idp)
+            .field("level", &self.level)
+            .field(
+                "attributes",
+                &self.attributes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// One citizen's session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     /// Who, as verified at login.
-    pub principal: VerifiedPrincipal,
-    /// When the login happened (absolute timeout).
-    pub created: Instant,
+    pub principal: Citizen,
+    /// The attributes that login asked the IdP for.
+    pub asked: AttributeMask,
+    /// When the login happened, Unix milliseconds (absolute timeout, valid across instances).
+    pub created_ms: i64,
 }
 
-/// Where sessions live.
-pub trait SessionStore: Send + Sync + std::fmt::Debug {
-    /// Stores a new session.
-    fn insert(&self, id: &SessionId, session: Session);
-    /// The live session for this ID, refreshing its idle time.
-    fn get(&self, id: &SessionId) -> Option<Arc<Session>>;
-    /// Ends a session.
-    fn remove(&self, id: &SessionId);
-    /// Ends every session of this subject at this IdP (IdP-initiated logout); how many ended.
-    fn remove_subject(&self, idp: &str, name_id: &str) -> usize;
-}
-
-/// In-process sessions.
-#[derive(Debug, Clone)]
-pub struct MemorySessions {
-    cache: moka::sync::Cache<[u8; 32], Arc<Session>>,
-    absolute: Duration,
-}
-
-impl MemorySessions {
-    /// Sessions that end after `idle` without use or `absolute` after login.
-    pub fn new(idle: Duration, absolute: Duration) -> Self {
+impl Session {
+    /// The session a verified login opens, now.
+    pub fn open(principal: VerifiedPrincipal, asked: AttributeMask) -> Self {
         Self {
-            cache: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_idle(idle)
-                .time_to_live(absolute)
-                .build(),
-            absolute,
+            principal: principal.into(),
+            asked,
+            created_ms: Utc::now().timestamp_millis(),
         }
     }
-}
 
-impl SessionStore for MemorySessions {
-    fn insert(&self, id: &SessionId, session: Session) {
-        self.cache.insert(id.key(), Arc::new(session));
-    }
-
-    fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
-        let s = self.cache.get(&id.key())?;
-        if s.created.elapsed() >= self.absolute {
-            self.cache.invalidate(&id.key());
-            return None;
+    /// What the policy decision needs.
+    pub fn held(&self) -> policies::Held {
+        policies::Held {
+            level: self.principal.level,
+            attributes: self.asked,
         }
-        Some(s)
     }
 
-    fn remove(&self, id: &SessionId) {
-        self.cache.invalidate(&id.key());
-    }
-
-    fn remove_subject(&self, idp: &str, name_id: &str) -> usize {
-        // A scan: IdP-initiated logouts are rare, and a second index would have to be kept in
-        // step with moka's expiries.
-        let doomed: Vec<Arc<[u8; 32]>> = self
-            .cache
-            .iter()
-            .filter(|(_, s)| s.principal.idp() == idp && s.principal.name_id() == name_id)
-            .map(|(k, _)| k)
-            .collect();
-        for k in &doomed {
-            self.cache.invalidate(k.as_ref());
-        }
-        doomed.len()
+    /// Time since login.
+    pub fn age(&self) -> std::time::Duration {
+        let ms = Utc::now().timestamp_millis() - self.created_ms;
+        std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
     }
 }

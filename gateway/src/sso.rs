@@ -9,11 +9,12 @@ use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, LOCATION, SET_COOKIE}
 use http::Method;
 use idp_bridge::{BrowserBinding, LoginRequest, PendingLogin};
 use pingora::http::RequestHeader;
-use policies::{Access, IdpKind, Level, RouteMatch, ServiceRef, Snapshot};
+use policies::{Access, AttributeMask, IdpKind, Level, RouteMatch, ServiceRef, Snapshot};
 
 use crate::runtime::Runtime;
 use crate::session::{Session, SessionId, SESSION_COOKIE};
 use crate::state::Shared;
+use crate::store::{Handoff, StateStore as _, StoreError, StoreResult};
 
 /// Cookie that binds pending logins to the browser (over http; `__Secure-` prefixed over https).
 pub const LOGIN_COOKIE: &str = "varco_login";
@@ -51,10 +52,25 @@ impl Reply {
     }
 }
 
+/// The page for a store that cannot be reached (503), logged once here.
+pub fn unavailable(rt: &Runtime, e: &StoreError) -> Reply {
+    tracing::error!(error = %e, "session store unavailable");
+    let mut r = Reply::error(rt, ErrorPage::Unavailable);
+    r.headers
+        .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    r
+}
+
 /// Answers a request under `/.sso/` (the ACS, which needs the body, is [`acs`]).
-pub fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
+pub async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
+    route(rt, shared, req)
+        .await
+        .unwrap_or_else(|e| unavailable(rt, &e))
+}
+
+async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResult<Reply> {
     let get = matches!(req.method, Method::GET | Method::HEAD);
-    match req.uri.path() {
+    Ok(match req.uri.path() {
         "/.sso/metadata" | "/.sso/metadata/cie" | "/.sso/login" | "/.sso/session"
         | "/.sso/logout" | "/.sso/slo"
             if !get =>
@@ -63,10 +79,10 @@ pub fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         }
         "/.sso/metadata" => xml(&rt.identity.metadata_spid),
         "/.sso/metadata/cie" => xml(&rt.identity.metadata_cie),
-        "/.sso/login" => login(rt, shared, req),
-        "/.sso/session" => session_json(rt, shared, req),
+        "/.sso/login" => login(rt, shared, req).await?,
+        "/.sso/session" => session_json(rt, shared, req).await?,
         "/.sso/acs" => method_not_allowed(rt, "POST"),
-        "/.sso/logout" => logout(rt, shared, req),
+        "/.sso/logout" => logout(rt, shared, req).await?,
         "/.sso/jwks.json" => {
             let mut r = Reply {
                 status: 200,
@@ -81,10 +97,10 @@ pub fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
             ));
             r
         }
-        "/.sso/handoff" => handoff(rt, shared, req),
-        "/.sso/slo" => slo(rt, shared, req, None),
+        "/.sso/handoff" => handoff(rt, shared, req).await?,
+        "/.sso/slo" => slo(rt, shared, req, None).await?,
         _ => Reply::error(rt, ErrorPage::NotFound),
-    }
+    })
 }
 
 /// Whether this request is a POST whose form body the proxy must read first (ACS, SLO).
@@ -93,11 +109,12 @@ pub fn needs_body(req: &RequestHeader) -> bool {
 }
 
 /// Answers a POST that [`needs_body`], with its body.
-pub fn with_body(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> Reply {
-    match req.uri.path() {
-        "/.sso/slo" => slo(rt, shared, req, Some(body)),
-        _ => acs(rt, shared, req, body),
-    }
+pub async fn with_body(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> Reply {
+    let reply = match req.uri.path() {
+        "/.sso/slo" => slo(rt, shared, req, Some(body)).await,
+        _ => acs(rt, shared, req, body).await,
+    };
+    reply.unwrap_or_else(|e| unavailable(rt, &e))
 }
 
 fn clear_session_cookie(rt: &Runtime) -> HeaderValue {
@@ -145,10 +162,10 @@ fn redirect(to: &str) -> Reply {
 
 /// `GET /.sso/logout`: ends the session here at once, then asks its IdP to end its own (SAML
 /// SLO); without a session (or an IdP without SLO) straight to the "logged out" page.
-fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
-    let mut reply = match current_session(rt, shared, req) {
+async fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResult<Reply> {
+    let mut reply = match current_session(rt, shared, req).await? {
         Some((id, session)) => {
-            shared.sessions.remove(&id);
+            shared.store.remove_session(&id).await?;
             let p = &session.principal;
             let slo = rt.identity.idps.get(p.idp()).and_then(|idp| {
                 idp_bridge::logout_request(
@@ -164,7 +181,7 @@ fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
             tracing::info!(idp = %p.idp(), "logout");
             match slo {
                 Some((request_id, url)) => {
-                    shared.logouts.insert(request_id, ());
+                    shared.store.put_logout(&request_id).await?;
                     redirect(&url)
                 }
                 None => Reply::page(200, Bytes::from(catalog::logged_out_page())),
@@ -176,12 +193,17 @@ fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
     reply
         .headers
         .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    reply
+    Ok(reply)
 }
 
 /// `/.sso/slo`: the IdP's LogoutResponse to our request, or its own LogoutRequest (HTTP-Redirect
 /// with `body == None`, HTTP-POST with the form body). Only signed messages are believed.
-fn slo(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: Option<&[u8]>) -> Reply {
+async fn slo(
+    rt: &Runtime,
+    shared: &Shared,
+    req: &RequestHeader,
+    body: Option<&[u8]>,
+) -> StoreResult<Reply> {
     let slo_url = idp_bridge::SpEndpoints::of(&rt.snapshot.config).slo;
     let verified = match body {
         None => {
@@ -200,11 +222,26 @@ fn slo(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: Option<&[u8]>) 
             }
         }
     };
-    match verified {
+    let refused = |status| {
+        Reply::page(
+            status,
+            Bytes::from(catalog::login_failed_page(LoginFailure::Rejected)),
+        )
+    };
+    Ok(match verified {
         Ok(idp_bridge::LogoutMessage::Request {
             idp, id, name_id, ..
         }) => {
-            let ended = shared.sessions.remove_subject(&idp, &name_id);
+            let replay_window = idp_bridge::MAX_LOGOUT_REQUEST_AGE * 2;
+            if !shared
+                .store
+                .first_use(&format!("slo\0{idp}\0{id}"), replay_window)
+                .await?
+            {
+                tracing::warn!(%idp, "LogoutRequest replayed");
+                return Ok(refused(403));
+            }
+            let ended = shared.store.remove_subject(&idp, &name_id).await?;
             tracing::info!(%idp, ended, "logout requested by the IdP");
             let answer = rt.identity.idps.get(&idp).map(|i| {
                 idp_bridge::logout_response(
@@ -228,12 +265,9 @@ fn slo(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: Option<&[u8]>) 
             success,
             ..
         }) => {
-            if shared.logouts.remove(&in_response_to).is_none() {
+            if !shared.store.take_logout(&in_response_to).await? {
                 tracing::warn!("LogoutResponse to no LogoutRequest of ours");
-                return Reply::page(
-                    403,
-                    Bytes::from(catalog::login_failed_page(LoginFailure::Rejected)),
-                );
+                return Ok(refused(403));
             }
             if !success {
                 tracing::warn!("the IdP did not confirm the logout");
@@ -246,12 +280,9 @@ fn slo(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: Option<&[u8]>) 
                 idp_bridge::SloError::Malformed(_) => 400,
                 idp_bridge::SloError::Untrusted(_) => 403,
             };
-            Reply::page(
-                status,
-                Bytes::from(catalog::login_failed_page(LoginFailure::Rejected)),
-            )
+            refused(status)
         }
-    }
+    })
 }
 
 /// Largest ACS form body read (a base64 response form-encoded grows by a few percent).
@@ -287,17 +318,6 @@ fn session_cookie(rt: &Runtime, id: &SessionId, host_only: bool) -> Option<Heade
     .ok()
 }
 
-/// One-time code that carries a session to a service host the portal's cookie does not reach.
-#[derive(Debug)]
-pub struct Handoff {
-    /// The only host that may redeem it (lower case, no port).
-    host: String,
-    /// The session.
-    session: SessionId,
-    /// Where to go after.
-    target: String,
-}
-
 /// Whether the portal's session cookie reaches `host`.
 fn cookie_reaches(rt: &Runtime, host: &str) -> bool {
     let config = &rt.snapshot.config;
@@ -310,36 +330,46 @@ fn cookie_reaches(rt: &Runtime, host: &str) -> bool {
 
 /// After a login (or with a portal session already good enough): to the target directly, or
 /// through `/.sso/handoff` on the target's host when the portal's cookie does not reach it.
-fn finish_login(rt: &Runtime, shared: &Shared, id: &SessionId, target: &str) -> Reply {
+async fn finish_login(
+    rt: &Runtime,
+    shared: &Shared,
+    id: &SessionId,
+    target: &str,
+) -> StoreResult<Reply> {
     let Ok(uri) = target.parse::<http::Uri>() else {
-        return redirect("/");
+        return Ok(redirect("/"));
     };
     let Some(authority) = uri.authority() else {
-        return redirect(target);
+        return Ok(redirect(target));
     };
     let host = authority
         .host()
         .trim_matches(|c| c == '[' || c == ']')
         .to_ascii_lowercase();
     if cookie_reaches(rt, &host) {
-        return redirect(target);
+        return Ok(redirect(target));
     }
     let code = idp_bridge::random_token(32, true);
-    shared.handoffs.insert(
-        code.clone(),
-        Arc::new(Handoff {
-            host,
-            session: id.clone(),
-            target: target.to_string(),
-        }),
-    );
+    shared
+        .store
+        .put_handoff(
+            &code,
+            Handoff {
+                host,
+                session: id.secret().to_string(),
+                target: target.to_string(),
+            },
+        )
+        .await?;
     let scheme = uri.scheme_str().unwrap_or("http");
-    redirect(&format!("{scheme}://{authority}/.sso/handoff?code={code}"))
+    Ok(redirect(&format!(
+        "{scheme}://{authority}/.sso/handoff?code={code}"
+    )))
 }
 
 /// `GET /.sso/handoff?code=…` on a service host: redeems a one-time code for this host's session
 /// cookie. A code works once, within a minute, and only on the host it was made for.
-fn handoff(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
+async fn handoff(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResult<Reply> {
     let q = query(req);
     let expired = || {
         Reply::page(
@@ -347,11 +377,11 @@ fn handoff(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
             Bytes::from(catalog::login_failed_page(LoginFailure::Expired)),
         )
     };
-    let Some(code) = param(&q, "code") else {
-        return expired();
+    let Some(code) = param(&q, "code").filter(|c| c.len() <= 64) else {
+        return Ok(expired());
     };
-    let Some(h) = shared.handoffs.remove(code) else {
-        return expired();
+    let Some(h) = shared.store.take_handoff(code).await? else {
+        return Ok(expired());
     };
     let host = req
         .uri
@@ -365,13 +395,16 @@ fn handoff(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         .and_then(|h| policies::normalize_host(h).ok().map(|h| h.into_owned()));
     if host.as_deref() != Some(h.host.as_str()) {
         tracing::warn!("handoff code presented on another host");
-        return expired();
+        return Ok(expired());
     }
+    let Some(session) = SessionId::from_untrusted(&h.session) else {
+        return Ok(expired());
+    };
     let mut r = redirect(&h.target);
-    if let Some(c) = session_cookie(rt, &h.session, true) {
+    if let Some(c) = session_cookie(rt, &session, true) {
         r.headers.push((SET_COOKIE, c));
     }
-    r
+    Ok(r)
 }
 
 fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
@@ -386,27 +419,34 @@ fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
 }
 
 /// The session the request's cookie names, if live.
-pub fn current_session(
+pub async fn current_session(
     rt: &Runtime,
     shared: &Shared,
     req: &RequestHeader,
-) -> Option<(SessionId, Arc<Session>)> {
+) -> StoreResult<Option<(SessionId, Arc<Session>)>> {
     let https = rt.snapshot.config.server.public_url.https;
-    [
+    for name in [
         session_cookie_name(https, false),
         session_cookie_name(https, true),
-    ]
-    .into_iter()
-    .find_map(|name| {
-        let id = SessionId::from_untrusted(cookie_value(req, name)?)?;
-        let s = shared.sessions.get(&id)?;
-        Some((id, s))
-    })
+    ] {
+        let Some(id) = cookie_value(req, name).and_then(SessionId::from_untrusted) else {
+            continue;
+        };
+        if let Some(s) = shared.store.session(&id).await? {
+            return Ok(Some((id, s)));
+        }
+    }
+    Ok(None)
 }
 
 /// `POST /.sso/acs`: validates the IdP's answer; on success a new session and a redirect to
 /// where the citizen was going, otherwise the page for what went wrong (4xx, never 404).
-pub fn acs(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> Reply {
+pub async fn acs(
+    rt: &Runtime,
+    shared: &Shared,
+    req: &RequestHeader,
+    body: &[u8],
+) -> StoreResult<Reply> {
     let form: Vec<(String, String)> = url::form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .take(8)
@@ -414,21 +454,27 @@ pub fn acs(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> R
     let https = rt.snapshot.config.server.public_url.https;
     let binding = presented_binding(req, https);
     let endpoints = idp_bridge::SpEndpoints::of(&rt.snapshot.config);
-    let result = match param(&form, "SAMLResponse") {
+    let result = match param(&form, "SAMLResponse").map(|r| (r, idp_bridge::receive(r))) {
         None => Err(idp_bridge::AcsError::Malformed("no SAMLResponse field")),
-        Some(response) => idp_bridge::consume(
-            &idp_bridge::AcsContext {
-                entity_id: &rt.snapshot.config.sp.entity_id,
-                acs_url: &endpoints.acs,
-                idps: &rt.identity.idps,
-                store: shared.logins.as_ref(),
-            },
-            &idp_bridge::AcsRequest {
-                saml_response: response,
-                relay_state: param(&form, "RelayState"),
-                binding: binding.as_ref(),
-            },
-        ),
+        Some((_, Err(e))) => Err(e),
+        Some((response, Ok(received))) => {
+            // Taken once, whichever instance started the login.
+            let pending = shared.store.take_login(received.in_response_to()).await?;
+            idp_bridge::verify_response(
+                &idp_bridge::AcsContext {
+                    entity_id: &rt.snapshot.config.sp.entity_id,
+                    acs_url: &endpoints.acs,
+                    idps: &rt.identity.idps,
+                },
+                &received,
+                pending,
+                &idp_bridge::AcsRequest {
+                    saml_response: response,
+                    relay_state: param(&form, "RelayState"),
+                    binding: binding.as_ref(),
+                },
+            )
+        }
     };
     // SPID requires the SP to keep every response: the message as received, with the outcome.
     let message = param(&form, "SAMLResponse")
@@ -454,23 +500,23 @@ pub fn acs(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> R
     if let Err(e) = &recorded {
         tracing::error!(error = %e, "cannot write the SAML audit trail");
     }
-    match result {
+    Ok(match result {
         Ok(_) if recorded.is_err() => Reply::error(rt, ErrorPage::Internal),
         Ok(accepted) => {
-            if let Some((old, _)) = current_session(rt, shared, req) {
-                // A new login replaces the browser's session: never promote a presented ID.
-                shared.sessions.remove(&old);
+            if let Some((old, _)) = current_session(rt, shared, req).await? {
+                // A new login (or step-up) replaces the browser's session: one session, and
+                // never a presented ID promoted.
+                shared.store.remove_session(&old).await?;
             }
             let id = SessionId::new();
             tracing::info!(idp = %accepted.principal.idp(), level = %accepted.principal.level(), "login completed");
-            shared.sessions.insert(
-                &id,
-                Session {
-                    principal: accepted.principal,
-                    created: std::time::Instant::now(),
-                },
-            );
-            let mut r = finish_login(rt, shared, &id, &accepted.return_to);
+            let asked = asked_attributes(&rt.snapshot, accepted.kind, accepted.attribute_set);
+            let return_to = accepted.return_to.clone();
+            shared
+                .store
+                .put_session(&id, Session::open(accepted.principal, asked))
+                .await?;
+            let mut r = finish_login(rt, shared, &id, &return_to).await?;
             if let Some(c) = session_cookie(rt, &id, false) {
                 r.headers.push((SET_COOKIE, c));
             }
@@ -488,12 +534,30 @@ pub fn acs(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> R
                 .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
             r
         }
-    }
+    })
+}
+
+/// The attributes a login asked for: the declared set's (CIE releases only its own).
+fn asked_attributes(snapshot: &Snapshot, kind: IdpKind, index: u16) -> AttributeMask {
+    snapshot
+        .config
+        .sp
+        .attribute_sets
+        .iter()
+        .find(|s| s.index == index)
+        .map(|s| {
+            s.attributes
+                .iter()
+                .copied()
+                .filter(|a| kind == IdpKind::Spid || a.in_cie())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `GET /.sso/session`: the current identity as JSON (no session ID, no tokens), or 401.
-fn session_json(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
-    let (status, value) = match current_session(rt, shared, req) {
+async fn session_json(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResult<Reply> {
+    let (status, value) = match current_session(rt, shared, req).await? {
         Some((_, s)) => {
             let p = &s.principal;
             let attributes: serde_json::Map<String, serde_json::Value> = p
@@ -522,7 +586,7 @@ fn session_json(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
     };
     r.headers
         .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    r
+    Ok(r)
 }
 
 fn xml(body: &Bytes) -> Reply {
@@ -635,8 +699,8 @@ fn shuffled<T>(mut v: Vec<T>) -> Vec<T> {
     v
 }
 
-fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
-    let (store, audit) = (&shared.logins, &shared.audit);
+async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResult<Reply> {
+    let audit = &shared.audit;
     let snapshot = &rt.snapshot;
     let q = query(req);
     let target = match param(&q, "return_to") {
@@ -655,14 +719,14 @@ fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         },
         Some(raw) => match return_target(snapshot, raw) {
             Some(t) => t,
-            None => return Reply::error(rt, ErrorPage::BadRequest),
+            None => return Ok(Reply::error(rt, ErrorPage::BadRequest)),
         },
     };
     let service = target.service.and_then(|r| snapshot.service(r));
     let asked = match param(&q, "level").map(str::parse::<Level>) {
         None => None,
         Some(Ok(l)) => Some(l),
-        Some(Err(())) => return Reply::error(rt, ErrorPage::BadRequest),
+        Some(Err(())) => return Ok(Reply::error(rt, ErrorPage::BadRequest)),
     };
     let needed = match service.map(|(_, s)| s.access) {
         Some(Access::Login(l)) => Some(l),
@@ -671,17 +735,28 @@ fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
     let level = asked.max(needed).unwrap_or(Level::SpidL1);
 
     // One login for every service: a portal session that is good enough needs no IdP.
-    if let Some((id, s)) = current_session(rt, shared, req) {
-        if s.principal.level() >= level {
-            return finish_login(rt, shared, &id, &target.url);
+    let current = current_session(rt, shared, req).await?;
+    let service_needs = service.map_or(AttributeMask::EMPTY, |(_, s)| s.attribute_mask());
+    if let Some((id, s)) = &current {
+        let held = s.held();
+        if held.level >= level && held.attributes.covers(service_needs) {
+            return finish_login(rt, shared, id, &target.url).await;
         }
     }
+    // A step-up for attributes keeps what the session already had: ask for both when a declared
+    // set covers them.
+    let wanted_all = current
+        .as_ref()
+        .map_or(service_needs, |(_, s)| s.asked.union(service_needs));
+    let cie_possible = service_needs.iter().all(|a| a.in_cie());
 
     let Some(idp_id) = param(&q, "idp") else {
         let choices = shuffled(
             rt.identity
                 .idps
                 .iter()
+                // CIE cannot release what the service needs (e.g. e-mail): only SPID is offered.
+                .filter(|i| i.kind == IdpKind::Spid || cie_possible)
                 .map(|i| IdpChoice {
                     name: i.display_name.clone(),
                     href: format!(
@@ -706,31 +781,32 @@ fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         );
         r.headers
             .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        return r;
+        return Ok(r);
     };
     let Some(idp) = rt.identity.idps.get(idp_id) else {
-        return Reply::error(rt, ErrorPage::BadRequest);
+        return Ok(Reply::error(rt, ErrorPage::BadRequest));
     };
-    let wanted: Vec<_> = service
-        .map(|(_, s)| {
-            s.attributes
-                .iter()
-                .copied()
-                .filter(|a| idp.kind == IdpKind::Spid || a.in_cie())
-                .collect()
-        })
-        .unwrap_or_default();
-    let attribute_set = snapshot
-        .config
-        .sp
-        .attribute_sets
-        .iter()
-        .filter(|s| {
-            s.covers(&wanted)
-                && (idp.kind == IdpKind::Spid || s.attributes.iter().any(|a| a.in_cie()))
-        })
-        .min_by_key(|s| (s.attributes.len(), s.index))
-        .map_or(0, |s| s.index);
+    if idp.kind == IdpKind::Cie && !cie_possible {
+        return Ok(Reply::error(rt, ErrorPage::BadRequest));
+    }
+    let usable = |a: &policies::Attribute| idp.kind == IdpKind::Spid || a.in_cie();
+    let smallest_covering = |wanted: AttributeMask| {
+        let wanted: Vec<_> = wanted.iter().filter(usable).collect();
+        snapshot
+            .config
+            .sp
+            .attribute_sets
+            .iter()
+            .filter(|s| {
+                s.covers(&wanted)
+                    && (idp.kind == IdpKind::Spid || s.attributes.iter().any(|a| a.in_cie()))
+            })
+            .min_by_key(|s| (s.attributes.len(), s.index))
+            .map(|s| s.index)
+    };
+    let attribute_set = smallest_covering(wanted_all)
+        .or_else(|| smallest_covering(service_needs))
+        .unwrap_or(0);
     let request = LoginRequest {
         idp,
         level,
@@ -760,7 +836,7 @@ fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the AuthnRequest");
-            return Reply::error(rt, ErrorPage::Internal);
+            return Ok(Reply::error(rt, ErrorPage::Internal));
         }
     };
     let https = snapshot.config.server.public_url.https;
@@ -777,18 +853,21 @@ fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
     ) {
         // SPID requires every request to be kept: no record, no login.
         tracing::error!(error = %e, "cannot write the SAML audit trail");
-        return Reply::error(rt, ErrorPage::Internal);
+        return Ok(Reply::error(rt, ErrorPage::Internal));
     }
-    store.put(PendingLogin {
-        request_id: id,
-        issue_instant,
-        idp: idp.entity_id.clone(),
-        level,
-        attribute_set,
-        return_to: target.url,
-        binding: binding.digest(),
-        relay_state: relay_digest,
-    });
+    shared
+        .store
+        .put_login(PendingLogin {
+            request_id: id,
+            issue_instant,
+            idp: idp.entity_id.clone(),
+            level,
+            attribute_set,
+            return_to: target.url,
+            binding: binding.digest(),
+            relay_state: relay_digest,
+        })
+        .await?;
     tracing::info!(idp = %idp.entity_id, level = %level, attribute_set, post = use_post, "login started");
     if !r.headers.iter().any(|(n, _)| n == CACHE_CONTROL) {
         r.headers
@@ -812,7 +891,7 @@ fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
             r.headers.push((SET_COOKIE, v));
         }
     }
-    r
+    Ok(r)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
+use crate::store::Store;
 use crate::telemetry::Metrics;
 
 /// One gateway's shared state.
@@ -18,19 +19,14 @@ pub struct Shared {
     current: ArcSwap<Runtime>,
     generations: AtomicU64,
     trace_requests: bool,
-    /// Logins in flight; outlives policy reloads.
-    pub logins: Arc<dyn idp_bridge::LoginStore>,
     /// The SAML audit trail (its path is fixed at start).
     pub audit: idp_bridge::AuditLog,
-    /// One-time handoff codes: code → (host, session ID, target URL).
-    pub handoffs: moka::sync::Cache<String, std::sync::Arc<crate::sso::Handoff>>,
     /// Signed identity JWTs, reused for half their lifetime: (policy generation, service, session
     /// key) → token.
     pub assertions: moka::sync::Cache<(u64, usize, [u8; 32]), http::HeaderValue>,
-    /// IDs of LogoutRequests sent and not answered yet.
-    pub logouts: moka::sync::Cache<String, ()>,
-    /// Sessions; outlive policy reloads.
-    pub sessions: Arc<dyn crate::session::SessionStore>,
+    /// Sessions, logins in flight, handoff codes, logouts sent, replay cache: fixed at start
+    /// (a change of `session.store` needs a restart), they outlive policy reloads.
+    pub store: Store,
     /// Instruments.
     pub metrics: Metrics,
 }
@@ -41,8 +37,7 @@ impl Shared {
         let snapshot = policies::load(config_path)?;
         let trace_requests = snapshot.config.telemetry.otlp_endpoint.is_some();
         let runtime = Runtime::build(snapshot, 1)?;
-        let session = &runtime.snapshot.config.session;
-        let (idle, absolute) = (session.idle_timeout, session.absolute_timeout);
+        let store = Store::open(&runtime.snapshot.config.session)?;
         let audit = idp_bridge::AuditLog::open(&runtime.snapshot.config.sp.audit_log)
             .map_err(Error::Audit)?;
         let metrics = Metrics::new()?;
@@ -52,23 +47,14 @@ impl Shared {
             current: ArcSwap::from_pointee(runtime),
             generations: AtomicU64::new(1),
             trace_requests,
-            logins: Arc::new(idp_bridge::MemoryLoginStore::new(1_000_000)),
             audit,
-            handoffs: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(60))
-                .build(),
             assertions: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(std::time::Duration::from_secs(
                     crate::jwt::LIFETIME_SECS / 2,
                 ))
                 .build(),
-            logouts: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(600))
-                .build(),
-            sessions: Arc::new(crate::session::MemorySessions::new(idle, absolute)),
+            store,
             metrics,
         })
     }

@@ -22,7 +22,7 @@ use libxml::tree::{Document, Node};
 use policies::{IdpKind, Level};
 use samael::crypto::{AllowedSignatureAlgorithm, Crypto, CryptoProvider, ReduceMode};
 
-use crate::pending::LoginStore;
+use crate::pending::{LoginStore, PendingLogin};
 use crate::registry::IdpRegistry;
 use crate::secret::{BrowserBinding, RelayState};
 
@@ -176,6 +176,8 @@ pub struct Accepted {
     pub return_to: String,
     /// The IdP's federation.
     pub kind: IdpKind,
+    /// `AttributeConsumingServiceIndex` the login asked for.
+    pub attribute_set: u16,
 }
 
 /// What the ACS checks against.
@@ -187,8 +189,6 @@ pub struct AcsContext<'a> {
     pub acs_url: &'a str,
     /// Trusted IdPs.
     pub idps: &'a IdpRegistry,
-    /// Pending logins.
-    pub store: &'a dyn LoginStore,
 }
 
 /// One posted response.
@@ -299,14 +299,28 @@ fn signs_itself(el: &Node) -> bool {
     })
 }
 
-/// Validates a posted response and consumes its pending login.
-pub fn consume(ctx: &AcsContext<'_>, req: &AcsRequest<'_>) -> Result<Accepted, AcsError> {
-    // 1. Shape.
-    if req.saml_response.len() > MAX_RESPONSE {
+/// A posted SAMLResponse that passed the shape checks (size, base64, UTF-8, no DTD, only SPID's
+/// transforms, a `samlp:Response`). Nothing in it is trusted yet: its `InResponseTo` only says
+/// which pending login to take before [`verify`].
+#[derive(Debug)]
+pub struct ReceivedResponse {
+    xml: String,
+    in_response_to: String,
+}
+
+impl ReceivedResponse {
+    /// The `InResponseTo` the response claims (unsigned: use it only to find the login).
+    pub fn in_response_to(&self) -> &str {
+        &self.in_response_to
+    }
+}
+
+/// Step 1 of the ACS: checks the response's shape and reads which login it claims to answer.
+pub fn receive(saml_response: &str) -> Result<ReceivedResponse, AcsError> {
+    if saml_response.len() > MAX_RESPONSE {
         return Err(AcsError::Malformed("response too large"));
     }
-    let compact: String = req
-        .saml_response
+    let compact: String = saml_response
         .chars()
         .filter(|c| !c.is_ascii_whitespace())
         .collect();
@@ -317,24 +331,55 @@ pub fn consume(ctx: &AcsContext<'_>, req: &AcsRequest<'_>) -> Result<Accepted, A
     if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
         return Err(AcsError::Dangerous("DTD or entity declaration"));
     }
-    let raw_doc = parse(&xml)?;
-    let raw_root = raw_doc
+    let doc = parse(&xml)?;
+    let root = doc
         .get_root_element()
         .ok_or(AcsError::Malformed("empty document"))?;
-    if !is(&raw_root, "Response", NS_PROTOCOL) {
+    if !is(&root, "Response", NS_PROTOCOL) {
         return Err(AcsError::Malformed("the document is not a samlp:Response"));
     }
-    check_transforms(&raw_root)?;
-
-    // 2. The login it answers (unsigned value, used only to find the login; checked again below).
-    let in_response_to = raw_root
+    check_transforms(&root)?;
+    let in_response_to = root
         .get_attribute("InResponseTo")
         .filter(|v| !v.is_empty())
         .ok_or_else(|| invalid("Response InResponseTo is missing"))?;
-    let pending = ctx
-        .store
-        .take(&in_response_to)
-        .ok_or(AcsError::NoPendingLogin)?;
+    Ok(ReceivedResponse {
+        xml,
+        in_response_to,
+    })
+}
+
+/// Validates a posted response and consumes its pending login from `store` (one instance; a
+/// gateway with a shared, asynchronous store calls [`receive`], takes the login, then [`verify`]).
+pub fn consume(
+    ctx: &AcsContext<'_>,
+    store: &dyn LoginStore,
+    req: &AcsRequest<'_>,
+) -> Result<Accepted, AcsError> {
+    let received = receive(req.saml_response)?;
+    let pending = store.take(received.in_response_to());
+    verify(ctx, &received, pending, req)
+}
+
+/// Step 2 of the ACS: checks `received` against the login it answers, `pending` as taken (once)
+/// from the store by its `InResponseTo` (`None`: no such login, or already used).
+pub fn verify(
+    ctx: &AcsContext<'_>,
+    received: &ReceivedResponse,
+    pending: Option<PendingLogin>,
+    req: &AcsRequest<'_>,
+) -> Result<Accepted, AcsError> {
+    let xml = &received.xml;
+    let raw_doc = parse(xml)?;
+    let raw_root = raw_doc
+        .get_root_element()
+        .ok_or(AcsError::Malformed("empty document"))?;
+
+    // 2. The login it answers.
+    let pending = pending.ok_or(AcsError::NoPendingLogin)?;
+    if pending.request_id != received.in_response_to {
+        return Err(AcsError::NoPendingLogin);
+    }
     match req.binding {
         Some(b) if b.digest() == pending.binding => {}
         _ => return Err(AcsError::WrongBrowser),
@@ -364,7 +409,7 @@ pub fn consume(ctx: &AcsContext<'_>, req: &AcsRequest<'_>) -> Result<Accepted, A
 
     // 4. Signatures: verify, then keep only what was signed.
     let signed_xml = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
-        &xml,
+        xml,
         &idp.signing_certs,
         ReduceMode::ValidateAndMarkNoAncestors,
         Some(ALLOWED_ALGORITHMS),
@@ -573,6 +618,7 @@ pub fn consume(ctx: &AcsContext<'_>, req: &AcsRequest<'_>) -> Result<Accepted, A
             attributes,
         },
         return_to: pending.return_to,
+        attribute_set: pending.attribute_set,
         kind: idp.kind,
     })
 }

@@ -23,8 +23,8 @@ mod xml;
 pub mod testing;
 
 pub use acs::{
-    consume, Accepted, AcsContext, AcsError, AcsRequest, RefusalPage, VerifiedPrincipal,
-    CLOCK_SKEW, MAX_RESPONSE,
+    consume, receive, verify as verify_response, Accepted, AcsContext, AcsError, AcsRequest,
+    ReceivedResponse, RefusalPage, VerifiedPrincipal, CLOCK_SKEW, MAX_RESPONSE,
 };
 pub use audit::{verify as verify_audit, AuditError, AuditKind, AuditLog};
 pub use authn::{
@@ -39,4 +39,5 @@ pub use registry::{Idp, IdpRegistry};
 pub use secret::{random_token, BrowserBinding, RelayState};
 pub use slo::{
     logout_request, logout_response, verify_post, verify_redirect, LogoutMessage, SloError,
+    MAX_LOGOUT_REQUEST_AGE,
 };

@@ -13,8 +13,9 @@ use policies::Level;
 /// How long a citizen has to complete a login at the IdP.
 pub const LOGIN_TTL: Duration = Duration::from_secs(15 * 60);
 
-/// One login in flight.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One login in flight. Serialisable for shared stores (Redis): it is the SP's own record, never
+/// read from the network.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingLogin {
     /// `ID` of the AuthnRequest.
     pub request_id: String,

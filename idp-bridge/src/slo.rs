@@ -34,6 +34,10 @@ pub enum SloError {
     Untrusted(String),
 }
 
+/// How old an IdP's LogoutRequest may be (plus [`crate::CLOCK_SKEW`]); keep seen IDs at least
+/// this long to refuse replays.
+pub const MAX_LOGOUT_REQUEST_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// An incoming logout message, verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogoutMessage {
@@ -126,18 +130,35 @@ fn parse_verified(xml: &str, idp: &Idp, slo_url: &str) -> Result<LogoutMessage, 
             .find(|c| c.get_name() == name)
     };
     match root.get_name().as_str() {
-        "LogoutRequest" => Ok(LogoutMessage::Request {
-            idp: idp.entity_id.clone(),
-            id: root
-                .get_attribute("ID")
-                .filter(|i| !i.is_empty())
-                .ok_or(SloError::Malformed("no ID"))?,
-            name_id: child("NameID")
-                .map(|n| n.get_content().trim().to_string())
-                .filter(|n| !n.is_empty())
-                .ok_or(SloError::Malformed("no NameID"))?,
-            session_index: child("SessionIndex").map(|n| n.get_content().trim().to_string()),
-        }),
+        "LogoutRequest" => {
+            // A captured request must not work later: the caller keeps its ID for
+            // MAX_LOGOUT_REQUEST_AGE (replay), and older ones are refused here.
+            let issued = root
+                .get_attribute("IssueInstant")
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or(SloError::Malformed("no valid IssueInstant"))?;
+            let now = Utc::now();
+            let skew = chrono::Duration::from_std(crate::CLOCK_SKEW).unwrap_or_default();
+            let max_age = chrono::Duration::from_std(MAX_LOGOUT_REQUEST_AGE).unwrap_or_default();
+            if issued > now + skew || issued < now - max_age - skew {
+                return Err(SloError::Untrusted(
+                    "LogoutRequest IssueInstant is not recent".into(),
+                ));
+            }
+            Ok(LogoutMessage::Request {
+                idp: idp.entity_id.clone(),
+                id: root
+                    .get_attribute("ID")
+                    .filter(|i| !i.is_empty())
+                    .ok_or(SloError::Malformed("no ID"))?,
+                name_id: child("NameID")
+                    .map(|n| n.get_content().trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .ok_or(SloError::Malformed("no NameID"))?,
+                session_index: child("SessionIndex").map(|n| n.get_content().trim().to_string()),
+            })
+        }
         "LogoutResponse" => {
             let success = child("Status")
                 .and_then(|s| {

@@ -1,6 +1,6 @@
 //! The decision for one request to one service, and the proof that it was allowed.
 
-use crate::identity::{Access, Level};
+use crate::identity::{Access, AttributeMask, Level};
 use crate::policy::Service;
 
 /// Proof that the policy allowed a request. Only [`decide`] builds one; the gateway needs it to
@@ -20,14 +20,117 @@ pub enum Decision {
     },
 }
 
-/// Decides for `service` given the level of the caller's session, if any. Fails closed: anything
-/// but a public service or a sufficient level asks for login.
-pub fn decide(service: &Service, session_level: Option<Level>) -> Decision {
+/// What a session holds, as far as a decision is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// The level the citizen authenticated at.
+    pub level: Level,
+    /// The attributes asked for at that login (whether or not the IdP released each one: an
+    /// attribute the citizen lacks must not send them round the login again).
+    pub attributes: AttributeMask,
+}
+
+/// Decides for `service` given what the caller's session holds, if any. Fails closed: anything
+/// but a public service, or a session at a sufficient level that was given every attribute the
+/// service needs, asks for login (a step-up when there is a session).
+pub fn decide(service: &Service, session: Option<Held>) -> Decision {
     match service.access {
         Access::Public => Decision::Allow(Permit(())),
-        Access::Login(needed) => match session_level {
-            Some(have) if have >= needed => Decision::Allow(Permit(())),
+        Access::Login(needed) => match session {
+            Some(held)
+                if held.level >= needed && held.attributes.covers(service.attribute_mask()) =>
+            {
+                Decision::Allow(Permit(()))
+            }
             _ => Decision::Login { level: needed },
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Attribute;
+    use crate::policy::{Route, ServiceId, Upstream};
+
+    fn service(access: Access, attributes: Vec<Attribute>) -> Service {
+        Service {
+            id: ServiceId("tari".into()),
+            name: "TARI".into(),
+            description: String::new(),
+            category: crate::Category::ALL[0],
+            route: Route {
+                host: "comune.example".into(),
+                path_prefix: "/tari".into(),
+                match_prefix: "/tari".into(),
+            },
+            upstream: Upstream {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 9000,
+            },
+            access,
+            attributes,
+            headers: Vec::new(),
+            connect_timeout: None,
+            read_timeout: None,
+        }
+    }
+
+    fn held(level: Level, attributes: &[Attribute]) -> Option<Held> {
+        Some(Held {
+            level,
+            attributes: attributes.iter().copied().collect(),
+        })
+    }
+
+    #[test]
+    fn public_services_need_nothing() {
+        let s = service(Access::Public, vec![]);
+        assert!(matches!(decide(&s, None), Decision::Allow(_)));
+        assert!(matches!(
+            decide(&s, held(Level::SpidL1, &[])),
+            Decision::Allow(_)
+        ));
+    }
+
+    #[test]
+    fn a_level_is_needed_and_anything_lower_steps_up() {
+        let s = service(Access::Login(Level::SpidL2), vec![Attribute::FiscalNumber]);
+        let login = Decision::Login {
+            level: Level::SpidL2,
+        };
+        assert_eq!(decide(&s, None), login);
+        assert_eq!(
+            decide(&s, held(Level::SpidL1, &[Attribute::FiscalNumber])),
+            login
+        );
+        for l in [Level::SpidL2, Level::SpidL3] {
+            assert!(matches!(
+                decide(&s, held(l, &[Attribute::FiscalNumber, Attribute::Name])),
+                Decision::Allow(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_missing_attribute_asks_for_a_new_login_even_at_a_higher_level() {
+        let s = service(
+            Access::Login(Level::SpidL1),
+            vec![Attribute::FiscalNumber, Attribute::Email],
+        );
+        assert_eq!(
+            decide(&s, held(Level::SpidL3, &[Attribute::FiscalNumber])),
+            Decision::Login {
+                level: Level::SpidL1
+            }
+        );
+        assert!(matches!(
+            decide(
+                &s,
+                held(Level::SpidL1, &[Attribute::Email, Attribute::FiscalNumber])
+            ),
+            Decision::Allow(_)
+        ));
     }
 }

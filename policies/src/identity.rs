@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A SPID/CIE level of assurance. Ordered: `SpidL1 < SpidL2 < SpidL3`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Level {
     /// SPID level 1: user name and password.
     SpidL1,
@@ -132,6 +134,65 @@ attributes! {
     DomicileNation => "domicileNation", false;
 }
 
+/// A set of [`Attribute`]s, as a bit mask: what a session was given, what a service needs.
+/// `Copy` and allocation-free, for the per-request decision.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct AttributeMask(u32);
+
+impl AttributeMask {
+    /// No attribute.
+    pub const EMPTY: AttributeMask = AttributeMask(0);
+
+    fn bit(a: Attribute) -> u32 {
+        1 << (a as u32)
+    }
+
+    /// Adds one attribute.
+    pub fn insert(&mut self, a: Attribute) {
+        self.0 |= Self::bit(a);
+    }
+
+    /// Whether `a` is in the set.
+    pub fn contains(self, a: Attribute) -> bool {
+        self.0 & Self::bit(a) != 0
+    }
+
+    /// Whether every attribute of `other` is in the set.
+    pub fn covers(self, other: AttributeMask) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Both sets together.
+    pub fn union(self, other: AttributeMask) -> AttributeMask {
+        AttributeMask(self.0 | other.0)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The attributes, in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = Attribute> {
+        Attribute::ALL
+            .iter()
+            .copied()
+            .filter(move |a| self.contains(*a))
+    }
+}
+
+impl FromIterator<Attribute> for AttributeMask {
+    fn from_iter<I: IntoIterator<Item = Attribute>>(iter: I) -> Self {
+        let mut set = AttributeMask::EMPTY;
+        for a in iter {
+            set.insert(a);
+        }
+        set
+    }
+}
+
 impl fmt::Display for Attribute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -152,6 +213,25 @@ impl FromStr for Attribute {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attribute_sets_cover_what_they_hold() {
+        const _: () = assert!(Attribute::ALL.len() <= 32, "AttributeMask is a u32");
+        let held: AttributeMask = [Attribute::FiscalNumber, Attribute::Name]
+            .into_iter()
+            .collect();
+        let need_email: AttributeMask = [Attribute::Email].into_iter().collect();
+        assert!(held.covers(AttributeMask::EMPTY));
+        assert!(held.covers([Attribute::Name].into_iter().collect()));
+        assert!(!held.covers(need_email));
+        assert!(held.union(need_email).covers(need_email));
+        assert_eq!(
+            held.iter().collect::<Vec<_>>(),
+            vec![Attribute::Name, Attribute::FiscalNumber]
+        );
+        let all: AttributeMask = Attribute::ALL.iter().copied().collect();
+        assert_eq!(all.iter().count(), Attribute::ALL.len());
+    }
 
     #[test]
     fn levels_are_ordered_and_round_trip() {

@@ -26,10 +26,10 @@ pub use config::{
     AttributeSet, Config, Contact, IdpConfig, IdpKind, LogFormat, Organization, PublicUrl,
     ServerConfig, SessionConfig, SessionStore, SpConfig, TelemetryConfig,
 };
-pub use decision::{decide, Decision, Permit};
+pub use decision::{decide, Decision, Held, Permit};
 pub use diag::{Diagnostic, Diagnostics};
 pub use error::{Error, Result};
-pub use identity::{Access, Attribute, Level};
+pub use identity::{Access, Attribute, AttributeMask, Level};
 pub use load::{check_policy, load, Snapshot};
 pub use policy::{
     canonical_header_name, Comune, IpaCode, IstatCode, Route, Service, ServiceId, Upstream,

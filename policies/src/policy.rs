@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::category::Category;
 use crate::config::{duration, parse_attributes, SpConfig};
-use crate::identity::{Access, Attribute, Level};
+use crate::identity::{Access, Attribute, AttributeMask, Level};
 use crate::reader::{nearest, At, Sink, TableReader};
 use crate::route::normalize_prefix;
 
@@ -36,7 +36,7 @@ impl IstatCode {
 
 /// A service id, unique within its comune: `[a-z0-9][a-z0-9_-]*`, at most 64 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceId(String);
+pub struct ServiceId(pub(crate) String);
 
 impl ServiceId {
     /// The id.
@@ -83,6 +83,13 @@ pub struct Service {
     pub connect_timeout: Option<Duration>,
     /// Overrides `server.upstream_read_timeout`.
     pub read_timeout: Option<Duration>,
+}
+
+impl Service {
+    /// The attributes it needs, as a set.
+    pub fn attribute_mask(&self) -> AttributeMask {
+        self.attributes.iter().copied().collect()
+    }
 }
 
 /// Host and path prefix of a service.

@@ -143,6 +143,24 @@ impl Gateway {
     /// Writes the configuration and starts serving it.
     pub(crate) fn start(server_extra: &str, policies: &[(&str, String)]) -> Self {
         let (dir, port, admin) = write_config(server_extra, policies);
+        Self::serve(dir, port, admin)
+    }
+
+    /// Writes the configuration, lets `edit` change the main file's text, and starts serving.
+    pub(crate) fn start_edited(
+        server_extra: &str,
+        policies: &[(&str, String)],
+        edit: impl FnOnce(String, u16) -> String,
+    ) -> Self {
+        let (dir, port, admin) = write_config(server_extra, policies);
+        let main = dir.path().join("varco.toml");
+        let text = std::fs::read_to_string(&main).expect("read");
+        std::fs::write(&main, edit(text, port)).expect("write");
+        Self::serve(dir, port, admin)
+    }
+
+    /// Serves the configuration in `dir` on the ports written there.
+    pub(crate) fn serve(dir: tempfile::TempDir, port: u16, admin: u16) -> Self {
         let shared = Arc::new(
             Shared::load(&dir.path().join("varco.toml")).unwrap_or_else(|e| panic!("{e}")),
         );
@@ -300,4 +318,63 @@ pub(crate) fn location_of(r: &reqwest::Response) -> String {
 pub(crate) fn cookie_pair(r: &reqwest::Response) -> String {
     let v = r.headers()["set-cookie"].to_str().expect("ascii");
     v.split(';').next().expect("pair").to_string()
+}
+
+/// A throw-away `redis-server` on a free loopback port, killed on drop.
+pub(crate) struct RedisServer {
+    pub(crate) port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts one (the Debian package `redis-server` must be installed: `.ci/install-deps`).
+    pub(crate) fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server (apt-get install redis-server): {e}")
+            });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// `redis://127.0.0.1:port`.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it now (to test an unreachable store).
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -436,8 +436,9 @@ mod logout {
             let (session, name_id) = login(&gw, &c).await;
             let (other, _) = login(&gw, &c).await;
             let slo = gw.url("portal.test", "/.sso/slo");
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let request = format!(
-                "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_idp1\" Version=\"2.0\" IssueInstant=\"2026-11-26T08:00:00.000Z\" Destination=\"{slo}\"><saml:Issuer>{IDP}</saml:Issuer><saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\" NameQualifier=\"{IDP}\">{name_id}</saml:NameID></samlp:LogoutRequest>"
+                "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_idp1\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{slo}\"><saml:Issuer>{IDP}</saml:Issuer><saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\" NameQualifier=\"{IDP}\">{name_id}</saml:NameID></samlp:LogoutRequest>"
             );
             let url = idp_redirect(&key_dir().join("private.key"), &key_dir().join("public.cert"), &slo, "SAMLRequest", &request).expect("sign");
             let r = c.get(&url).send().await.expect("send");
@@ -447,6 +448,7 @@ mod logout {
             assert!(answer.contains("InResponseTo=\"_idp1\"") && answer.contains("status:Success"), "{answer}");
             assert_eq!(session_status(&gw, &c, &session).await, 401);
             assert_eq!(session_status(&gw, &c, &other).await, 200, "only that subject's sessions end");
+            assert_eq!(c.get(&url).send().await.expect("send").status(), 403, "a LogoutRequest works once");
         });
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real gateway on ephemeral ports in front of real local back-ends.
 //! One binary, so the shared back-ends start once.
 
+mod citizen;
 mod harness;
 
 mod admin;
@@ -11,4 +12,5 @@ mod login;
 mod process;
 mod reload;
 mod routing;
+mod sessions;
 mod streaming;

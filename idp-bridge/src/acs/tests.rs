@@ -75,10 +75,10 @@ impl Fixture {
             entity_id: SP,
             acs_url: ACS,
             idps: &self.idps,
-            store: &self.store,
         };
         consume(
             &ctx,
+            &self.store,
             &AcsRequest {
                 saml_response: b64,
                 relay_state: None,

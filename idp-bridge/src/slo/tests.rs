@@ -30,8 +30,12 @@ fn idp_keys() -> SpKeys {
 }
 
 fn idp_logout_request(destination: &str) -> String {
+    logout_request_issued(destination, &now())
+}
+
+fn logout_request_issued(destination: &str, issued: &str) -> String {
     format!(
-        "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_lr1\" Version=\"2.0\" IssueInstant=\"2026-11-26T08:00:00.000Z\" Destination=\"{destination}\">\
+        "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_lr1\" Version=\"2.0\" IssueInstant=\"{issued}\" Destination=\"{destination}\">\
 <saml:Issuer Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:entity\">{IDP}</saml:Issuer>\
 <saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\" NameQualifier=\"{IDP}\">_abc</saml:NameID><samlp:SessionIndex>_s1</samlp:SessionIndex></samlp:LogoutRequest>"
     )
@@ -61,6 +65,28 @@ fn an_idp_initiated_request_verifies_over_the_raw_query() {
             session_index: Some("_s1".into())
         }
     );
+}
+
+#[test]
+fn an_old_or_future_logout_request_is_refused() {
+    for issued in [
+        (Utc::now() - chrono::Duration::minutes(20)).to_rfc3339_opts(SecondsFormat::Millis, true),
+        (Utc::now() + chrono::Duration::minutes(5)).to_rfc3339_opts(SecondsFormat::Millis, true),
+        "yesterday".to_string(),
+    ] {
+        let url = signed_redirect(
+            &idp_keys(),
+            SLO,
+            "SAMLRequest",
+            &logout_request_issued(SLO, &issued),
+            None,
+        )
+        .expect("sign");
+        assert!(
+            verify_redirect(query(&url), &registry(), SLO).is_err(),
+            "IssueInstant {issued} accepted"
+        );
+    }
 }
 
 #[test]

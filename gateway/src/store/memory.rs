@@ -1,0 +1,138 @@
+//! The in-process store: bounded moka caches whose entries expire on their own.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use idp_bridge::{LoginStore as _, MemoryLoginStore, PendingLogin};
+
+use super::{digest, Handoff, Lifetimes, StateStore, StoreResult, HANDOFF_TTL, LOGOUT_TTL};
+use crate::session::{Session, SessionId};
+
+/// Per-entry lifetimes for the replay cache.
+struct OwnTtl;
+
+impl moka::Expiry<String, Duration> for OwnTtl {
+    fn expire_after_create(&self, _: &String, ttl: &Duration, _: Instant) -> Option<Duration> {
+        Some(*ttl)
+    }
+}
+
+/// State of one instance.
+#[derive(Debug)]
+pub struct MemoryStore {
+    sessions: moka::sync::Cache<[u8; 32], Arc<Session>>,
+    absolute: Duration,
+    logins: MemoryLoginStore,
+    handoffs: moka::sync::Cache<[u8; 32], Arc<Handoff>>,
+    logouts: moka::sync::Cache<String, ()>,
+    seen: moka::sync::Cache<String, Duration>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new(lifetimes: Lifetimes) -> Self {
+        Self {
+            sessions: moka::sync::Cache::builder()
+                .max_capacity(2_000_000)
+                .time_to_idle(lifetimes.idle)
+                .time_to_live(lifetimes.absolute)
+                .build(),
+            absolute: lifetimes.absolute,
+            logins: MemoryLoginStore::new(1_000_000),
+            handoffs: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(HANDOFF_TTL)
+                .build(),
+            logouts: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LOGOUT_TTL)
+                .build(),
+            seen: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .expire_after(OwnTtl)
+                .build(),
+        }
+    }
+
+    /// Sessions held now (after pending expiries run), for measurements.
+    pub fn session_count(&self) -> u64 {
+        self.sessions.run_pending_tasks();
+        self.sessions.entry_count()
+    }
+}
+
+impl StateStore for MemoryStore {
+    async fn put_session(&self, id: &SessionId, session: Session) -> StoreResult<()> {
+        self.sessions.insert(id.key(), Arc::new(session));
+        Ok(())
+    }
+
+    async fn session(&self, id: &SessionId) -> StoreResult<Option<Arc<Session>>> {
+        let key = id.key();
+        let Some(s) = self.sessions.get(&key) else {
+            return Ok(None);
+        };
+        // moka's time-to-live counts from the insert in this process; the login time is what
+        // counts (it may be older, e.g. restored by a test clock or a future persistent store).
+        if s.age() >= self.absolute {
+            self.sessions.invalidate(&key);
+            return Ok(None);
+        }
+        Ok(Some(s))
+    }
+
+    async fn remove_session(&self, id: &SessionId) -> StoreResult<()> {
+        self.sessions.invalidate(&id.key());
+        Ok(())
+    }
+
+    async fn remove_subject(&self, idp: &str, name_id: &str) -> StoreResult<usize> {
+        // A scan: IdP-initiated logouts are rare, and a second index would have to be kept in
+        // step with moka's expiries.
+        let doomed: Vec<Arc<[u8; 32]>> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.principal.idp() == idp && s.principal.name_id() == name_id)
+            .map(|(k, _)| k)
+            .collect();
+        for k in &doomed {
+            self.sessions.invalidate(k.as_ref());
+        }
+        Ok(doomed.len())
+    }
+
+    async fn put_login(&self, login: PendingLogin) -> StoreResult<()> {
+        self.logins.put(login);
+        Ok(())
+    }
+
+    async fn take_login(&self, request_id: &str) -> StoreResult<Option<PendingLogin>> {
+        Ok(self.logins.take(request_id))
+    }
+
+    async fn put_handoff(&self, code: &str, handoff: Handoff) -> StoreResult<()> {
+        self.handoffs.insert(digest(&[code]), Arc::new(handoff));
+        Ok(())
+    }
+
+    async fn take_handoff(&self, code: &str) -> StoreResult<Option<Handoff>> {
+        Ok(self.handoffs.remove(&digest(&[code])).map(|h| (*h).clone()))
+    }
+
+    async fn put_logout(&self, request_id: &str) -> StoreResult<()> {
+        self.logouts.insert(request_id.to_string(), ());
+        Ok(())
+    }
+
+    async fn take_logout(&self, request_id: &str) -> StoreResult<bool> {
+        Ok(self.logouts.remove(request_id).is_some())
+    }
+
+    async fn first_use(&self, id: &str, ttl: Duration) -> StoreResult<bool> {
+        Ok(self
+            .seen
+            .entry(id.to_string())
+            .or_insert_with(|| ttl)
+            .is_fresh())
+    }
+}
