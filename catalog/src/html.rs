@@ -23,7 +23,7 @@ pub fn escape(s: &str) -> String {
 const STYLE: &str = "\
 *{box-sizing:border-box}\
 body{margin:0;font-family:'Titillium Web',Geneva,Tahoma,sans-serif;color:#1a1a1a;background:#fff;line-height:1.5}\
-a{color:#0066cc}a:focus,button:focus{outline:3px solid #f90;outline-offset:2px}\
+a{color:#0066cc}a:focus,button:focus,summary:focus{outline:3px solid #f90;outline-offset:2px}\
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;padding:.5rem}\
 header{background:#0066cc;color:#fff;padding:1rem}header a{color:#fff;text-decoration:none;font-weight:700;font-size:1.25rem}\
 main{max-width:60rem;margin:0 auto;padding:1rem}\
@@ -32,6 +32,15 @@ h1{font-size:1.75rem;margin:.5rem 0 1rem}h2{font-size:1.35rem;margin:1.5rem 0 .5
 ul.services{list-style:none;padding:0}ul.services li{border-bottom:1px solid #d9dadb;padding:.75rem 0}\
 .badge{display:inline-block;font-size:.85rem;padding:0 .5rem;border-radius:4px;background:#e6f0fa;color:#004d99;margin-left:.5rem}\
 .badge.public{background:#e8f5ec;color:#00663d}\
+.access{display:flex;flex-direction:column;gap:1rem;margin:1.5rem 0}\
+.btn-access{display:flex;align-items:center;gap:.75rem;width:100%;min-height:48px;padding:.75rem 1rem;border-radius:4px;background:#0066cc;color:#fff;font-weight:700;font-size:1.1rem;text-decoration:none;cursor:pointer;list-style:none}\
+.btn-access::-webkit-details-marker{display:none}.btn-access:hover{background:#004d99}\
+.idp-list{list-style:none;margin:.25rem 0 0;padding:0;border:1px solid #d9dadb;border-radius:4px}\
+.idp-list li+li{border-top:1px solid #d9dadb}\
+.idp-list a{display:flex;align-items:center;gap:.75rem;min-height:48px;padding:.5rem 1rem;font-weight:600;text-decoration:none}\
+.idp-list a:hover{background:#e6f0fa}.idp-list img{max-width:7rem;height:28px;object-fit:contain}\
+.idp-help{display:flex;flex-wrap:wrap;gap:1rem;font-size:.9rem}\
+@media (min-width:36em){.access-group{max-width:22rem}}\
 footer{border-top:1px solid #d9dadb;margin-top:2rem;padding:1rem;color:#5c6f82;font-size:.9rem;text-align:center}";
 
 /// Wraps `body` in the common page: landmarks, skip link, `lang="it"`.

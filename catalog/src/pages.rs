@@ -144,7 +144,7 @@ pub fn logged_out_page() -> String {
 }
 
 /// One identity provider on the choice page.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdpChoice {
     /// Name shown.
     pub name: String,
@@ -152,10 +152,41 @@ pub struct IdpChoice {
     pub href: String,
     /// Shown behind "Entra con CIE" rather than in the SPID list.
     pub cie: bool,
+    /// Logo from its metadata (https or data: URI, already checked), shown next to the name.
+    pub logo: Option<String>,
 }
 
-/// The SPID/CIE choice page: the SPID providers (in the order given: the caller shuffles them,
-/// as AgID requires a random order) and the CIE entry, with what the service needs.
+/// The SPID mark of the access button: a white figure on the button's blue (decorative; the
+/// button's text says what it is).
+const SPID_ICON: &str = "<svg class=\"mark\" aria-hidden=\"true\" focusable=\"false\" viewBox=\"0 0 24 24\" width=\"24\" height=\"24\"><circle cx=\"12\" cy=\"7\" r=\"4\" fill=\"#fff\"/><path d=\"M4 21c0-4.4 3.6-8 8-8s8 3.6 8 8z\" fill=\"#fff\"/></svg>";
+/// The CIE mark: a white card.
+const CIE_ICON: &str = "<svg class=\"mark\" aria-hidden=\"true\" focusable=\"false\" viewBox=\"0 0 24 24\" width=\"24\" height=\"24\"><rect x=\"2\" y=\"5\" width=\"20\" height=\"14\" rx=\"2\" fill=\"#fff\"/><circle cx=\"8\" cy=\"12\" r=\"2.5\" fill=\"#0066cc\"/><path d=\"M13 10h6M13 14h4\" stroke=\"#0066cc\" stroke-width=\"1.5\"/></svg>";
+
+fn idp_item(out: &mut String, i: &IdpChoice) {
+    let logo = i
+        .logo
+        .as_deref()
+        .map(|l| {
+            format!(
+                "<img src=\"{}\" alt=\"\" height=\"28\" loading=\"lazy\">",
+                escape(l)
+            )
+        })
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        "<li><a href=\"{}\">{logo}<span>{}</span></a></li>",
+        escape(&i.href),
+        escape(&i.name)
+    );
+}
+
+/// The SPID/CIE choice page, after AgID's access button (`spid-sp-access-button`), rendered on
+/// the server so that it works without JavaScript: "Entra con SPID" opens the list of SPID
+/// providers (in the order given: the caller shuffles them, as AgID requires a random order),
+/// "Entra con CIE" leads to the CIE login; the page says which service asks and at what level.
+/// Mobile first (full-width 48-px targets), keyboard and screen-reader usable (`details`/`summary`
+/// announce their state; every link is text).
 pub fn login_choice_page(idps: &[IdpChoice], service: Option<&str>, level: Level) -> String {
     let mut body = String::from("<h1>Accedi</h1>");
     match service {
@@ -175,28 +206,47 @@ pub fn login_choice_page(idps: &[IdpChoice], service: Option<&str>, level: Level
             );
         }
     }
-    for (cie, id, title) in [
-        (false, "spid", "Entra con SPID"),
-        (true, "cie", "Entra con CIE"),
-    ] {
-        let group: Vec<_> = idps.iter().filter(|i| i.cie == cie).collect();
-        if group.is_empty() {
-            continue;
-        }
+    let (cie, spid): (Vec<_>, Vec<_>) = idps.iter().partition(|i| i.cie);
+    body.push_str("<div class=\"access\">");
+    if !spid.is_empty() {
         let _ = write!(
             body,
-            "<section aria-labelledby=\"{id}\"><h2 id=\"{id}\">{title}</h2><ul class=\"services\">"
+            "<section class=\"access-group\" aria-labelledby=\"spid-label\"><details class=\"idp-menu\">\
+<summary class=\"btn-access\">{SPID_ICON}<span id=\"spid-label\">Entra con SPID</span></summary>\
+<ul class=\"idp-list\" aria-label=\"Gestori di identità SPID\">"
         );
-        for i in group {
+        for i in &spid {
+            idp_item(&mut body, i);
+        }
+        body.push_str(
+            "</ul><p class=\"idp-help\"><a href=\"https://www.spid.gov.it/\">Maggiori informazioni</a> \
+<a href=\"https://www.spid.gov.it/cos-e-spid/come-attivare-spid/\">Non hai SPID?</a> \
+<a href=\"https://www.spid.gov.it/serve-aiuto/\">Serve aiuto?</a></p></details></section>",
+        );
+    }
+    match cie.as_slice() {
+        [] => {}
+        [only] => {
             let _ = write!(
                 body,
-                "<li><a href=\"{}\">{}</a></li>",
-                escape(&i.href),
-                escape(&i.name)
+                "<section class=\"access-group\" aria-label=\"Carta d'identità elettronica\"><a class=\"btn-access\" href=\"{}\">{CIE_ICON}<span>Entra con CIE</span></a></section>",
+                escape(&only.href)
             );
         }
-        body.push_str("</ul></section>");
+        several => {
+            let _ = write!(
+                body,
+                "<section class=\"access-group\" aria-labelledby=\"cie-label\"><details class=\"idp-menu\">\
+<summary class=\"btn-access\">{CIE_ICON}<span id=\"cie-label\">Entra con CIE</span></summary>\
+<ul class=\"idp-list\" aria-label=\"Accesso con CIE\">"
+            );
+            for i in several {
+                idp_item(&mut body, i);
+            }
+            body.push_str("</ul></details></section>");
+        }
     }
+    body.push_str("</div>");
     if idps.is_empty() {
         body.push_str(
             "<p>Nessun gestore di identità è configurato: contatta l'amministrazione.</p>",
@@ -277,6 +327,7 @@ mod tests {
             name: "<b>IdP</b>".into(),
             href: "/x?a=1&b=\"><script>".into(),
             cie: false,
+            logo: Some("https://idp.example/l.svg?a=1&b=2".into()),
         }];
         let html = login_choice_page(
             &choices,
@@ -286,5 +337,51 @@ mod tests {
         assert!(!html.contains("<script>alert") && !html.contains("\"><script>"));
         assert!(html.contains("&lt;b&gt;IdP&lt;/b&gt;"));
         assert!(html.contains("SPID livello 2"));
+        assert!(html.contains("src=\"https://idp.example/l.svg?a=1&amp;b=2\""));
+    }
+
+    fn choice(name: &str, cie: bool) -> IdpChoice {
+        IdpChoice {
+            name: name.into(),
+            href: format!("/.sso/login?idp={name}"),
+            cie,
+            logo: None,
+        }
+    }
+
+    #[test]
+    fn the_choice_page_follows_the_access_button() {
+        let idps = [
+            choice("Poste", false),
+            choice("Aruba", false),
+            choice("CIE", true),
+        ];
+        let html = login_choice_page(&idps, Some("TARI"), Level::SpidL2);
+        // SPID: a disclosure button with the providers in the order given (shuffled by the caller).
+        let spid = html.find("Entra con SPID").expect("SPID button");
+        let (poste, aruba) = (
+            html.find(">Poste<").expect("p"),
+            html.find(">Aruba<").expect("a"),
+        );
+        assert!(spid < poste && poste < aruba);
+        assert!(html.contains("<details class=\"idp-menu\"><summary class=\"btn-access\">"));
+        assert!(html.contains("aria-label=\"Gestori di identità SPID\""));
+        assert!(html.contains("Non hai SPID?"));
+        // One CIE entry: a direct button.
+        assert!(html.contains("<a class=\"btn-access\" href=\"/.sso/login?idp=CIE\">"));
+        assert!(html.contains("Per usare <strong>TARI</strong>"));
+        // Decorative marks are hidden from screen readers.
+        assert_eq!(
+            html.matches("<svg").count(),
+            html.matches("aria-hidden=\"true\"").count()
+        );
+        // Two CIE entries (production and pre-production): a list.
+        let two = login_choice_page(
+            &[choice("CIE", true), choice("CIE test", true)],
+            None,
+            Level::SpidL3,
+        );
+        assert!(two.contains("aria-label=\"Accesso con CIE\"") && !two.contains("Entra con SPID"));
+        assert!(login_choice_page(&[], None, Level::SpidL1).contains("Nessun gestore"));
     }
 }

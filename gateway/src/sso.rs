@@ -768,6 +768,7 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
                             .finish()
                     ),
                     cie: i.kind == IdpKind::Cie,
+                    logo: i.logo.clone(),
                 })
                 .collect(),
         );
@@ -781,6 +782,11 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         );
         r.headers
             .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        // IdP logos come from their metadata: https URLs or data: URIs.
+        r.csp = Some(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+                .into(),
+        );
         return Ok(r);
     };
     let Some(idp) = rt.identity.idps.get(idp_id) else {

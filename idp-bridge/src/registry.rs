@@ -36,6 +36,9 @@ pub struct Idp {
     pub slo_post: Option<String>,
     /// Certificates that may sign its responses.
     pub signing_certs: Vec<CertificateDer>,
+    /// Its logo for the choice page (`mdui:Logo` in the IDPSSODescriptor's UIInfo): an https URL
+    /// or a `data:image/…;base64` URI, nothing else.
+    pub logo: Option<String>,
 }
 
 /// Every trusted IdP, in configuration order.
@@ -209,7 +212,51 @@ fn load_idp(c: &IdpConfig) -> Result<Idp> {
         slo_redirect: endpoint(&idp.single_logout_services, REDIRECT),
         slo_post: endpoint(&idp.single_logout_services, POST),
         signing_certs,
+        logo: logo_of(&xml),
     })
+}
+
+const NS_MDUI: &str = "urn:oasis:names:tc:SAML:metadata:ui";
+/// Largest logo accepted (a data: URI is inlined in every choice page).
+const MAX_LOGO: usize = 32 * 1024;
+
+/// The first acceptable `mdui:Logo` of the IdP role, if any. A logo is decoration: one that is
+/// missing, too large or of another scheme is skipped, never an error.
+fn logo_of(xml: &str) -> Option<String> {
+    fn walk(n: &libxml::tree::Node, out: &mut Vec<String>) {
+        let is_logo =
+            n.get_name() == "Logo" && n.get_namespace().is_some_and(|ns| ns.get_href() == NS_MDUI);
+        if is_logo {
+            out.push(n.get_content().trim().to_string());
+        }
+        for c in n.get_child_elements() {
+            walk(&c, out);
+        }
+    }
+    let doc = libxml::parser::Parser::default().parse_string(xml).ok()?;
+    let root = doc.get_root_element()?;
+    let idp = root
+        .get_child_elements()
+        .into_iter()
+        .find(|c| c.get_name() == "IDPSSODescriptor")?;
+    let mut found = Vec::new();
+    walk(&idp, &mut found);
+    found.into_iter().find(|l| acceptable_logo(l))
+}
+
+fn acceptable_logo(l: &str) -> bool {
+    let safe_chars = l
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'<' | b'>' | b'\\'));
+    let scheme_ok = l.starts_with("https://")
+        || [
+            "data:image/png;base64,",
+            "data:image/svg+xml;base64,",
+            "data:image/jpeg;base64,",
+        ]
+        .iter()
+        .any(|p| l.starts_with(p));
+    !l.is_empty() && l.len() <= MAX_LOGO && safe_chars && scheme_ok
 }
 
 #[cfg(test)]

@@ -43,3 +43,19 @@ fn return_targets_are_only_varco_urls() {
         assert!(return_target(&s, evil).is_none(), "{evil:?} accepted");
     }
 }
+
+#[test]
+fn the_idp_list_comes_in_random_order() {
+    // AgID: providers in random order. Every provider must lead the list sometimes, and every
+    // shuffle is a permutation.
+    let mut first = [0u32; 4];
+    for _ in 0..400 {
+        let order = shuffled(vec![0usize, 1, 2, 3]);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [0, 1, 2, 3]);
+        first[order[0]] += 1;
+    }
+    // Expected 100 each; below 50 would be a biased shuffle (probability far under 1e-6).
+    assert!(first.iter().all(|&n| n > 50), "{first:?}");
+}

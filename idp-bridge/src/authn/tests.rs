@@ -150,5 +150,6 @@ fn clone_idp(i: &Idp) -> Idp {
         slo_redirect: i.slo_redirect.clone(),
         slo_post: i.slo_post.clone(),
         signing_certs: i.signing_certs.clone(),
+        logo: i.logo.clone(),
     }
 }

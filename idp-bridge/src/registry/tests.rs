@@ -130,3 +130,44 @@ fn a_federation_certificate_must_have_signed_the_metadata() {
     .expect("write");
     assert!(reason(IdpRegistry::load(&[c])).contains("does not verify"));
 }
+
+#[test]
+fn logos_come_from_the_metadata_ui_info_when_safe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_logo = |logo: &str| {
+        let logo = logo.to_string();
+        move |x: &str| {
+            x.replacen(
+                "<ns0:KeyDescriptor",
+                &format!("<ns0:Extensions><mdui:UIInfo xmlns:mdui=\"urn:oasis:names:tc:SAML:metadata:ui\"><mdui:Logo height=\"32\" width=\"32\">{logo}</mdui:Logo></mdui:UIInfo></ns0:Extensions><ns0:KeyDescriptor"),
+                1,
+            )
+        }
+    };
+    let cases = [
+        (
+            "https://idp.example/logo.svg",
+            Some("https://idp.example/logo.svg"),
+        ),
+        (
+            "data:image/png;base64,iVBORw0KGgo=",
+            Some("data:image/png;base64,iVBORw0KGgo="),
+        ),
+        ("http://idp.example/logo.png", None),
+        ("javascript:alert(1)", None),
+        ("data:text/html;base64,PHNjcmlwdD4=", None),
+        ("https://idp.example/a\" onerror=\"x", None),
+    ];
+    for (n, (logo, expected)) in cases.iter().enumerate() {
+        let c = variant(
+            &dir,
+            &format!("logo-{n}.xml"),
+            with_logo(&logo.replace('"', "&quot;")),
+        );
+        let reg = IdpRegistry::load(&[c]).expect("loads");
+        let idp = reg.get("https://localhost:8443").expect("registered");
+        assert_eq!(idp.logo.as_deref(), *expected, "{logo}");
+    }
+    let reg = IdpRegistry::load(&[config(vectors().join("spid-sp-test-idp.xml"))]).expect("loads");
+    assert_eq!(reg.get("https://localhost:8443").expect("idp").logo, None);
+}
