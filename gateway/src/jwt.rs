@@ -114,3 +114,105 @@ impl JwtKeys {
         Some(format!("{signing_input}.{}", b64(&signature)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_key(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+        let key = PKey::generate_ed25519().expect("key");
+        let path = dir.join(name);
+        std::fs::write(&path, key.private_key_to_pem_pkcs8().expect("pem")).expect("write");
+        path
+    }
+
+    fn citizen() -> crate::session::Citizen {
+        serde_json::from_value(serde_json::json!({
+            "idp": "https://idp.example", "name_id": "_n", "session_index": null,
+            "level": "SpidL2", "authn_instant": null,
+            "attributes": [["fiscalNumber", "TINIT-RSSMRA80A01H501U"]]
+        }))
+        .expect("citizen")
+    }
+
+    /// Verifies `token` with the JWK set the way a back-end would: by `kid`.
+    fn verifies(token: &str, jwks: &Bytes) -> bool {
+        let jwks: serde_json::Value = serde_json::from_slice(jwks).expect("jwks");
+        let mut parts = token.rsplitn(2, '.');
+        let (Some(sig), Some(input)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        let header: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(input.split('.').next().unwrap_or(""))
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        let Some(jwk) = jwks["keys"]
+            .as_array()
+            .and_then(|k| k.iter().find(|k| k["kid"] == header["kid"]))
+        else {
+            return false;
+        };
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwk["x"].as_str().unwrap_or(""))
+            .unwrap_or_default();
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .unwrap_or_default();
+        PKey::public_key_from_raw_bytes(&x, Id::ED25519)
+            .and_then(|k| {
+                openssl::sign::Verifier::new_without_digest(&k)?
+                    .verify_oneshot(&sig, input.as_bytes())
+            })
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn a_rotation_keeps_tokens_of_the_previous_key_verifiable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (old, new) = (
+            write_key(dir.path(), "old.pem"),
+            write_key(dir.path(), "new.pem"),
+        );
+        let before = JwtKeys::load(std::slice::from_ref(&old)).expect("keys");
+        let in_flight = before
+            .sign("https://portal", "c_a001/tari", &citizen(), 1_700_000_000)
+            .expect("token");
+        // The new key is put first (it signs) and the old one stays listed.
+        let after = JwtKeys::load(&[new, old]).expect("keys");
+        let fresh = after
+            .sign("https://portal", "c_a001/tari", &citizen(), 1_700_000_000)
+            .expect("token");
+        assert!(
+            verifies(&in_flight, after.jwks()),
+            "an in-flight token still verifies"
+        );
+        assert!(verifies(&fresh, after.jwks()));
+        assert!(
+            !verifies(&fresh, before.jwks()),
+            "the new key is a different key"
+        );
+        let mut tampered = fresh.clone();
+        tampered.insert(fresh.find('.').expect("dot") + 2, 'x');
+        assert!(!verifies(&tampered, after.jwks()));
+    }
+
+    #[test]
+    fn only_ed25519_pem_keys_are_accepted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rsa = dir.path().join("rsa.pem");
+        let key = openssl::rsa::Rsa::generate(2048).expect("rsa");
+        std::fs::write(&rsa, key.private_key_to_pem().expect("pem")).expect("write");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a key").expect("write");
+        for (path, why) in [
+            (rsa, "must be Ed25519"),
+            (garbage, "not a PEM private key"),
+            (dir.path().join("missing.pem"), "openssl genpkey"),
+        ] {
+            let err = JwtKeys::load(std::slice::from_ref(&path)).expect_err("refused");
+            assert!(err.to_string().contains(why), "{err}");
+        }
+    }
+}
