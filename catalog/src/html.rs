@@ -41,6 +41,20 @@ ul.services{list-style:none;padding:0}ul.services li{border-bottom:1px solid #d9
 .idp-list a:hover{background:#e6f0fa}.idp-list img{max-width:7rem;height:28px;object-fit:contain}\
 .idp-help{display:flex;flex-wrap:wrap;gap:1rem;font-size:.9rem}\
 @media (min-width:36em){.access-group{max-width:22rem}}\
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}\
+form.search{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-end;margin:1rem 0;padding:1rem;background:#f2f7fc;border-radius:4px}\
+.field{display:flex;flex-direction:column;flex:1 1 14rem}.field label{font-weight:600;margin-bottom:.25rem}\
+input,select{font:inherit;min-height:44px;padding:.4rem .6rem;border:1px solid #5c6f82;border-radius:4px;background:#fff;color:#1a1a1a}\
+input:focus,select:focus{outline:3px solid #f90;outline-offset:1px}\
+form.search button{font:inherit;font-weight:700;min-height:44px;padding:.4rem 1.25rem;border:0;border-radius:4px;background:#0066cc;color:#fff;cursor:pointer}\
+form.search button:hover{background:#004d99}\
+ul.grid,ul.columns{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:.25rem 1.5rem}\
+ul.grid li,ul.columns li{padding:.35rem 0}.count{color:#5c6f82;font-size:.9rem}\
+ol.results{list-style:none;padding:0}ol.results li{border-bottom:1px solid #d9dadb;padding:.75rem 0}\
+ol.results h2{font-size:1.2rem;margin:0 0 .25rem}.meta{color:#5c6f82;margin:.25rem 0}ol.results p{margin:.25rem 0}\
+.badge.ok{background:#e8f5ec;color:#00663d}.badge.step{background:#fff4e5;color:#7a4100}\
+.notice{background:#f2f7fc;border-left:4px solid #0066cc;padding:.5rem 1rem}\
+nav.pages ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem;align-items:center}\
 footer{border-top:1px solid #d9dadb;margin-top:2rem;padding:1rem;color:#5c6f82;font-size:.9rem;text-align:center}";
 
 /// Wraps `body` in the common page: landmarks, skip link, `lang="it"`.

@@ -1,17 +1,22 @@
-//! The citizen-facing pages of varco, built from the compiled policies: the portal's list of
-//! services and the error pages every request can end on (not found, login required, back-end
-//! unavailable). Everything is rendered once per policy snapshot, in Italian, with a small
+//! The citizen-facing side of varco, built from the compiled policies: the unified service
+//! catalog (model, search, JSON, JSON-LD, the accessible citizen pages), the SPID/CIE choice page
+//! and the error pages every request can end on. Everything is rendered in Italian with a small
 //! self-contained stylesheet (no CDN: pages must work offline and inside a comune's intranet).
-//!
-//! The full catalog (filters, JSON, JSON-LD, search) grows here; this crate never sees SAML.
+//! This crate never sees SAML or pingora.
 
+mod browse;
 mod error;
 mod html;
+mod model;
 mod pages;
+mod query;
 
+pub use browse::{home, results, PAGE_SIZE};
 pub use error::{Error, Result};
 pub use html::escape;
+pub use model::{access_label, fold, Catalog, CatalogComune, CatalogService, Rendered};
 pub use pages::{
-    error_page, home_page, logged_out_page, login_choice_page, login_failed_page,
-    post_binding_page, ErrorPage, IdpChoice, LoginFailure, POST_BINDING_SCRIPT,
+    error_page, logged_out_page, login_choice_page, login_failed_page, post_binding_page,
+    ErrorPage, IdpChoice, LoginFailure, POST_BINDING_SCRIPT,
 };
+pub use query::{Query, QueryError, MAX_PAGE, MAX_PER_PAGE, MAX_QUERY, MAX_TERMS, MAX_TEXT};

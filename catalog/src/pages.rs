@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use policies::{Access, Level, Snapshot};
+use policies::Level;
 
 use crate::html::{escape, shell};
 
@@ -253,51 +253,6 @@ pub fn login_choice_page(idps: &[IdpChoice], service: Option<&str>, level: Level
         );
     }
     shell("Accedi", &body)
-}
-
-/// The portal's home: every comune and its services, with the access each needs.
-pub fn home_page(snapshot: &Snapshot) -> String {
-    let mut body = String::from("<h1>Servizi on-line dei Comuni</h1>");
-    if snapshot.comuni.is_empty() {
-        body.push_str("<p>Nessun servizio è ancora pubblicato.</p>");
-    }
-    let mut comuni: Vec<_> = snapshot.comuni.iter().collect();
-    comuni.sort_by(|a, b| a.name.cmp(&b.name));
-    for c in comuni {
-        let _ = write!(body, "<section aria-labelledby=\"c-{ipa}\"><h2 id=\"c-{ipa}\">{name}</h2><ul class=\"services\">", ipa = escape(c.ipa_code.as_str()), name = escape(&c.name));
-        for s in &c.services {
-            let scheme = if snapshot.config.server.public_url.https {
-                "https"
-            } else {
-                "http"
-            };
-            let port = snapshot
-                .config
-                .server
-                .public_url
-                .url
-                .port()
-                .map(|p| format!(":{p}"))
-                .unwrap_or_default();
-            let href = format!("{scheme}://{}{port}{}", s.route.host, s.route.path_prefix);
-            let badge = match s.access {
-                Access::Public => "<span class=\"badge public\">Accesso libero</span>".to_string(),
-                Access::Login(l) => {
-                    format!("<span class=\"badge\">Accesso con {}</span>", l.label_it())
-                }
-            };
-            let _ = write!(
-                body,
-                "<li><a href=\"{href}\">{name}</a>{badge}<br>{desc} <span class=\"code\">· {cat}</span></li>",
-                href = escape(&href),
-                name = escape(&s.name),
-                desc = escape(&s.description),
-                cat = s.category.label(),
-            );
-        }
-        body.push_str("</ul></section>");
-    }
-    shell("Servizi on-line dei Comuni", &body)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod headers;
 pub mod identity;
 pub mod jwt;
 pub mod logsink;
+pub mod portal;
 pub mod proxy;
 pub mod reload;
 pub mod runtime;

@@ -150,7 +150,10 @@ async fn write_reply(
 ) -> pingora::Result<bool> {
     let mut resp = ResponseHeader::build(reply.status, Some(6 + reply.headers.len()))?;
     resp.insert_header(CONTENT_TYPE, reply.content_type)?;
-    resp.insert_header(CONTENT_LENGTH, reply.body.len())?;
+    if reply.status != 304 {
+        // A 304's length would be the representation's, which it does not carry.
+        resp.insert_header(CONTENT_LENGTH, reply.body.len())?;
+    }
     resp.insert_header("x-content-type-options", "nosniff")?;
     if reply.content_type.starts_with("text/html") {
         resp.insert_header("referrer-policy", "no-referrer")?;
@@ -249,23 +252,8 @@ impl ProxyHttp for Proxy {
             }
             Ok(RouteMatch::Portal) => {
                 ctx.target = Target::Portal;
-                let path = session.req_header().uri.path();
-                let is_home = path == "/" || path.eq_ignore_ascii_case("/catalog");
-                let method_ok = matches!(session.req_header().method, Method::GET | Method::HEAD);
-                if is_home && method_ok {
-                    respond(session, ctx, 200, &rt.pages.home, None).await
-                } else if is_home {
-                    respond(
-                        session,
-                        ctx,
-                        405,
-                        rt.pages.error(ErrorPage::BadRequest),
-                        Some((http::header::ALLOW, "GET, HEAD")),
-                    )
-                    .await
-                } else {
-                    respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await
-                }
+                let reply = crate::portal::handle(&rt, &self.shared, session.req_header()).await;
+                write_reply(session, ctx, reply).await
             }
             Ok(RouteMatch::Service(r)) => {
                 let (Some(index), Some((_, service))) = (rt.index(r), rt.snapshot.service(r))

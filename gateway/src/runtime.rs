@@ -133,6 +133,14 @@ pub struct Runtime {
     pub identity: Identity,
     /// Rendered pages.
     pub pages: Pages,
+    /// The service catalog (JSON and JSON-LD rendered, search text folded).
+    pub catalog: catalog::Catalog,
+    /// The JSON catalog, as served.
+    pub catalog_json: Bytes,
+    /// The JSON-LD catalog, as served.
+    pub catalog_jsonld: Bytes,
+    /// The first page of `/catalog` for an anonymous citizen.
+    pub catalog_page: Bytes,
     /// Metric attributes for requests that reach no service.
     pub metric_portal: [KeyValue; 2],
     /// For `/.sso/*`.
@@ -162,8 +170,9 @@ impl Runtime {
                 .flat_map(|s| s.headers.iter().map(|(n, _)| n.as_str())),
         );
         let page = |p| Bytes::from(catalog::error_page(p));
+        let catalog = catalog::Catalog::build(&snapshot);
         let pages = Pages {
-            home: Bytes::from(catalog::home_page(&snapshot)),
+            home: Bytes::from(catalog::home(&catalog, None)),
             bad_request: page(ErrorPage::BadRequest),
             not_found: page(ErrorPage::NotFound),
             bad_gateway: page(ErrorPage::BadGateway),
@@ -179,6 +188,15 @@ impl Runtime {
             strip,
             identity,
             pages,
+            catalog_json: Bytes::from(catalog.json().body.clone()),
+            catalog_jsonld: Bytes::from(catalog.jsonld().body.clone()),
+            catalog_page: Bytes::from(catalog::results(
+                &catalog,
+                &catalog::Query::default(),
+                &[],
+                None,
+            )),
+            catalog,
             metric_portal: route_attributes("-", "portal"),
             metric_sso: route_attributes("-", "sso"),
             metric_none: route_attributes("-", "none"),

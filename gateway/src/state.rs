@@ -27,6 +27,8 @@ pub struct Shared {
     /// Sessions, logins in flight, handoff codes, logouts sent, replay cache: fixed at start
     /// (a change of `session.store` needs a restart), they outlive policy reloads.
     pub store: Store,
+    /// Filtered catalog answers (keyed by generation: a reload never serves an old catalog).
+    pub catalog_cache: crate::portal::Cache,
     /// Instruments.
     pub metrics: Metrics,
 }
@@ -55,6 +57,7 @@ impl Shared {
                 ))
                 .build(),
             store,
+            catalog_cache: crate::portal::new_cache(),
             metrics,
         })
     }

@@ -74,6 +74,9 @@ mod tests {
             headers: Vec::new(),
             connect_timeout: None,
             read_timeout: None,
+            keywords: Vec::new(),
+            help_url: None,
+            unlisted: false,
         }
     }
 

@@ -54,6 +54,8 @@ pub struct Comune {
     pub ipa_code: IpaCode,
     /// ISTAT code.
     pub istat_code: IstatCode,
+    /// Province name (e.g. "Lucca"), for the catalog; optional.
+    pub province: Option<String>,
     /// The services, in file order.
     pub services: Vec<Service>,
 }
@@ -83,6 +85,12 @@ pub struct Service {
     pub connect_timeout: Option<Duration>,
     /// Overrides `server.upstream_read_timeout`.
     pub read_timeout: Option<Duration>,
+    /// Catalog: extra search words (synonyms citizens use, e.g. "rifiuti" for TARI).
+    pub keywords: Vec<String>,
+    /// Catalog: where citizens get help with this service (https URL or `mailto:`).
+    pub help_url: Option<String>,
+    /// Catalog: kept out of the public catalog (still routed and protected as usual).
+    pub unlisted: bool,
 }
 
 impl Service {
@@ -195,6 +203,18 @@ fn check_service_id(s: &str) -> Result<(), String> {
     }
 }
 
+/// A help link must be one a citizen can follow safely: https (or http) with a host, or mailto.
+fn check_help_url(s: &str) -> Result<(), String> {
+    let url = Url::parse(s).map_err(|e| format!("is not a valid URL ({e}): \"{s}\""))?;
+    match url.scheme() {
+        "https" | "http" if url.host_str().is_some() && url.username().is_empty() => Ok(()),
+        "mailto" if url.path().contains('@') => Ok(()),
+        _ => Err(format!(
+            "must be an https:// page or a mailto: address, found \"{s}\""
+        )),
+    }
+}
+
 fn parse_upstream(s: &str) -> Result<Upstream, String> {
     let url = Url::parse(s).map_err(|e| format!("is not a valid URL ({e}): \"{s}\""))?;
     let tls = match url.scheme() {
@@ -296,15 +316,26 @@ pub(crate) fn read_comune(
     root.finish(sink);
 
     // Without `[comune]` the services are still checked, so that every problem shows at once.
-    let (name, ipa, istat) = match head {
+    let (name, ipa, istat, province) = match head {
         Some(mut head) => {
             let name = head.str(sink, "name", "e.g. \"Comune di Capannori\"");
             let ipa = head.str(sink, "ipa_code", "e.g. \"c_b648\"");
             let istat = head.str(sink, "istat_code", "6 digits, e.g. \"046007\"");
+            let province = head.opt_str(sink, "province");
             head.finish(sink);
-            (name, ipa, istat)
+            if let Some(p) = &province {
+                if !(1..=64).contains(&p.value.chars().count())
+                    || p.value.chars().any(char::is_control)
+                {
+                    sink.error(
+                        &p.span,
+                        "[comune]: `province` must be a name like \"Lucca\" (1-64 characters)",
+                    );
+                }
+            }
+            (name, ipa, istat, province.map(|p| p.value))
         }
-        None => (None, None, None),
+        None => (None, None, None, None),
     };
     if let Some(i) = &ipa {
         if let Err(m) = check_ipa_code(&i.value) {
@@ -332,6 +363,7 @@ pub(crate) fn read_comune(
             name: name.value,
             ipa_code: IpaCode(ipa.value),
             istat_code: IstatCode(istat.value),
+            province,
             services,
         },
         ipa_span: ipa.span,
@@ -365,7 +397,39 @@ fn read_service(
     let headers = t.opt_str_map(sink, "headers");
     let connect_timeout = duration(&mut t, sink, "connect_timeout");
     let read_timeout = duration(&mut t, sink, "read_timeout");
+    let keywords = t.opt_str_array(sink, "keywords");
+    let help_url = t.opt_str(sink, "help_url");
+    let unlisted = t.opt_bool(sink, "unlisted").is_some_and(|b| b.value);
     t.finish(sink);
+    let keywords = match keywords {
+        None => Vec::new(),
+        Some(At { value, span }) => {
+            if value.len() > 32 {
+                sink.error(
+                    &span,
+                    "[[service]]: `keywords` may list at most 32 words or phrases",
+                );
+            }
+            for k in &value {
+                let v = &k.value;
+                if v.trim().is_empty() || v.chars().count() > 64 || v.chars().any(char::is_control)
+                {
+                    sink.error(
+                        &k.span,
+                        "[[service]]: a keyword must be 1-64 characters, no control characters",
+                    );
+                }
+            }
+            value.into_iter().map(|k| k.value).collect()
+        }
+    };
+    let help_url = help_url.and_then(|At { value, span }| match check_help_url(&value) {
+        Ok(()) => Some(value),
+        Err(m) => {
+            sink.error(&span, format!("[[service]]: `help_url` {m}"));
+            None
+        }
+    });
 
     if let Some(id) = &id {
         if let Err(m) = check_service_id(&id.value) {
@@ -505,6 +569,9 @@ fn read_service(
             headers: header_list,
             connect_timeout,
             read_timeout,
+            keywords,
+            help_url,
+            unlisted,
         },
         ServiceSpans { route: route_span },
     ))

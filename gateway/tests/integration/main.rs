@@ -5,6 +5,7 @@ mod citizen;
 mod harness;
 
 mod admin;
+mod catalog;
 mod cli;
 mod failures;
 mod headers;

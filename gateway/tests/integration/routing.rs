@@ -104,7 +104,7 @@ fn unknown_hosts_and_paths_get_the_italian_404_page() {
             ("nowhere.test", "/"),
             ("portal.test", "/altro"),
             ("a.test", "/.sso/nothing"),
-            ("portal.test", "/catalog.json"),
+            ("portal.test", "/assets/style.css"),
         ] {
             let r = c.get(gw.url(host, path)).send().await.expect("send");
             assert_eq!(r.status(), 404, "{host}{path}");
@@ -122,9 +122,16 @@ fn unknown_hosts_and_paths_get_the_italian_404_page() {
         assert_eq!(r.status(), 200);
         let body = r.text().await.expect("text");
         assert!(
-            body.contains("Comune di Prova c_a001") && body.contains("Servizio bandi"),
+            body.contains("Prova c_a001") && body.contains("/catalog?comune=c_a001"),
             "{body}"
         );
+        let r = c
+            .get(gw.url("portal.test", "/catalog?comune=c_a001"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.expect("text").contains("Servizio bandi"));
     });
 }
 

@@ -379,3 +379,34 @@ fn services_are_checked_even_without_the_comune_table() {
     );
     assert!(got.iter().any(|p| p.contains("`level` must be")), "{got:?}");
 }
+
+#[test]
+fn catalog_fields_are_read_and_checked() {
+    let good = GOOD.replace(
+        "istat_code = \"046007\"\n",
+        "istat_code = \"046007\"\nprovince = \"Lucca\"\n",
+    ) + "keywords = [\"rifiuti\", \"tassa\"]\nhelp_url = \"mailto:tributi@capannori.example\"\nunlisted = true\n";
+    let (_d, main) = setup(MAIN, &[("capannori.toml", &good)]);
+    let snap = load(&main).unwrap_or_else(|e| panic!("{e}"));
+    let c = &snap.comuni[0];
+    assert_eq!(c.province.as_deref(), Some("Lucca"));
+    let s = &c.services[0];
+    assert_eq!(s.keywords, ["rifiuti", "tassa"]);
+    assert_eq!(s.help_url.as_deref(), Some("mailto:tributi@capannori.example"));
+    assert!(s.unlisted);
+
+    let bad = GOOD.replace(
+        "istat_code = \"046007\"\n",
+        "istat_code = \"046007\"\nprovince = \"\"\n",
+    ) + "keywords = [\"ok\", \"\"]\nhelp_url = \"javascript:alert(1)\"\nunlisted = \"yes\"\n";
+    let (_d, main) = setup(MAIN, &[("capannori.toml", &bad)]);
+    assert_problems(
+        &main,
+        &[
+            "capannori.toml:6:12: [comune]: `province` must be a name like \"Lucca\"",
+            "capannori.toml:18:19: [[service]]: a keyword must be 1-64 characters",
+            "capannori.toml:19:12: [[service]]: `help_url` must be an https:// page or a mailto: address, found \"javascript:alert(1)\"",
+            "capannori.toml:20:12: [[service]]: `unlisted` must be true or false, found a string",
+        ],
+    );
+}

@@ -1,0 +1,195 @@
+//! The portal's own pages and data on the portal host: the catalog home (`/`), the results page
+//! (`/catalog`), and the catalog as JSON (`/catalog.json`) and JSON-LD (`/catalog.jsonld`).
+//!
+//! Unfiltered answers are rendered once per policy snapshot (in the [`Runtime`]); filtered ones
+//! are rendered on demand and kept in a bounded cache keyed by the snapshot's generation, the kind
+//! of answer and the canonical query, so a reload never serves an old catalog. JSON answers carry
+//! a strong ETag (`If-None-Match` gets 304) and may be read cross-origin (open data).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use catalog::{ErrorPage, Query, Rendered};
+use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, ETAG, IF_NONE_MATCH, VARY};
+use http::Method;
+use pingora::http::RequestHeader;
+use policies::Level;
+
+use crate::runtime::Runtime;
+use crate::sso::Reply;
+use crate::state::Shared;
+
+/// What a cached answer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `/catalog` for this viewer level (`None`: anonymous).
+    Page(Option<Level>),
+    /// `/catalog.json`.
+    Json,
+    /// `/catalog.jsonld`.
+    JsonLd,
+}
+
+/// Filtered answers: (generation, kind, canonical query) → (body, ETag).
+pub type Cache = moka::sync::Cache<(u64, Kind, String), (Bytes, Arc<str>)>;
+
+/// A cache of filtered answers.
+pub fn new_cache() -> Cache {
+    moka::sync::Cache::builder()
+        .max_capacity(20_000)
+        .time_to_live(std::time::Duration::from_secs(600))
+        .build()
+}
+
+const JSON: &str = "application/json";
+const JSON_LD: &str = "application/ld+json";
+const HTML: &str = "text/html; charset=utf-8";
+
+/// Whether this portal path is one the portal answers (the rest of the reserved paths are 404).
+pub fn is_portal_page(path: &str) -> bool {
+    path == "/"
+        || path.eq_ignore_ascii_case("/catalog")
+        || path.eq_ignore_ascii_case("/catalog.json")
+        || path.eq_ignore_ascii_case("/catalog.jsonld")
+}
+
+/// Answers `GET`/`HEAD` of a portal page.
+pub async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
+    let path = req.uri.path();
+    if !is_portal_page(path) {
+        return reply(404, HTML, rt.pages.error(ErrorPage::NotFound).clone());
+    }
+    if !matches!(req.method, Method::GET | Method::HEAD) {
+        let mut r = reply(405, HTML, rt.pages.error(ErrorPage::BadRequest).clone());
+        r.headers
+            .push((http::header::ALLOW, HeaderValue::from_static("GET, HEAD")));
+        return r;
+    }
+    let raw = req.uri.query().unwrap_or("");
+    let lower = path.to_ascii_lowercase();
+    match lower.as_str() {
+        "/catalog.json" | "/catalog.jsonld" => data(rt, shared, req, raw, lower.ends_with("ld")),
+        _ => page(rt, shared, req, raw, path == "/").await,
+    }
+}
+
+fn reply(status: u16, content_type: &'static str, body: Bytes) -> Reply {
+    Reply {
+        status,
+        content_type,
+        body,
+        headers: Vec::new(),
+        csp: None,
+    }
+}
+
+fn header(r: &mut Reply, name: HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers.push((name, v));
+    }
+}
+
+/// Whether `If-None-Match` names `etag` (or `*`).
+fn not_modified(req: &RequestHeader, etag: &str) -> bool {
+    req.headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+fn data(rt: &Runtime, shared: &Shared, req: &RequestHeader, raw: &str, ld: bool) -> Reply {
+    let content_type = if ld { JSON_LD } else { JSON };
+    let (query, errors) = Query::parse(raw, true);
+    if !errors.is_empty() {
+        let body = serde_json::json!({
+            "error": "invalid query",
+            "problems": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        });
+        let mut r = reply(400, JSON, Bytes::from(body.to_string()));
+        header(&mut r, CACHE_CONTROL, "no-store");
+        return r;
+    }
+    let (body, etag): (Bytes, Arc<str>) = if query.is_unfiltered() {
+        let (bytes, rendered) = if ld {
+            (&rt.catalog_jsonld, rt.catalog.jsonld())
+        } else {
+            (&rt.catalog_json, rt.catalog.json())
+        };
+        (bytes.clone(), Arc::from(rendered.etag.as_str()))
+    } else {
+        let kind = if ld { Kind::JsonLd } else { Kind::Json };
+        shared
+            .catalog_cache
+            .get_with((rt.generation, kind, query.canonical()), || {
+                let rendered = Rendered::new(if ld {
+                    rt.catalog.render_jsonld(&query)
+                } else {
+                    rt.catalog.render_json(&query)
+                });
+                (Bytes::from(rendered.body), Arc::from(rendered.etag))
+            })
+    };
+    let mut r = if not_modified(req, &etag) {
+        reply(304, content_type, Bytes::new())
+    } else {
+        reply(200, content_type, body)
+    };
+    header(&mut r, ETAG, &etag);
+    header(&mut r, CACHE_CONTROL, "public, max-age=60");
+    r.headers.push((
+        HeaderName::from_static("access-control-allow-origin"),
+        HeaderValue::from_static("*"),
+    ));
+    r
+}
+
+async fn page(rt: &Runtime, shared: &Shared, req: &RequestHeader, raw: &str, home: bool) -> Reply {
+    // Only a request that carries a session cookie costs a store lookup; a store that cannot be
+    // reached leaves the catalog readable, without the personal notes.
+    let viewer = if req.headers.get(http::header::COOKIE).is_some() {
+        match crate::sso::current_session(rt, shared, req).await {
+            Ok(found) => found.map(|(_, s)| s.principal.level()),
+            Err(e) => {
+                tracing::warn!(error = %e, "catalog page without the session: store unavailable");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let body = if home {
+        match viewer {
+            None => rt.pages.home.clone(),
+            Some(_) => Bytes::from(catalog::home(&rt.catalog, viewer)),
+        }
+    } else {
+        let (query, errors) = Query::parse(raw, false);
+        if viewer.is_none() && errors.is_empty() && query.is_unfiltered() {
+            rt.catalog_page.clone()
+        } else if !errors.is_empty() {
+            Bytes::from(catalog::results(&rt.catalog, &query, &errors, viewer))
+        } else {
+            shared
+                .catalog_cache
+                .get_with(
+                    (rt.generation, Kind::Page(viewer), query.canonical()),
+                    || {
+                        let html = catalog::results(&rt.catalog, &query, &[], viewer);
+                        (Bytes::from(html), Arc::from(""))
+                    },
+                )
+                .0
+        }
+    };
+    let mut r = reply(200, HTML, body);
+    if viewer.is_some() {
+        header(&mut r, CACHE_CONTROL, "private, no-store");
+    } else {
+        header(&mut r, CACHE_CONTROL, "public, max-age=60");
+    }
+    header(&mut r, VARY, "Cookie");
+    r
+}
