@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the build needs, runs every test of the workspace (unit,
 # property and integration tests; the integration tests start real gateways and back-ends on
-# loopback ports), then the SPID/CIE conformance suite (tests/spid-sp-test.sh).
+# loopback ports), the SPID/CIE conformance suite (tests/spid-sp-test.sh) and the browser tests
+# (tests/browser.sh: headless Chromium, axe-core).
 # Ends with one summary line: "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,8 @@ trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 tests/spid-sp-test.sh 2>&1 | tee -a "$log" || status=1
+tests/browser.sh 2>&1 | tee -a "$log" || status=1
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     /^spid-sp-test / { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^(spid-sp-test |browser: )/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -18,6 +18,7 @@ fn tuscany(services: usize) -> (tempfile::TempDir, std::path::PathBuf) {
         "http://127.0.0.1:9",
         "127.0.0.1:18080",
         "127.0.0.1:19090",
+        "http://portale.toscana.test",
     )
     .unwrap();
     (dir, main)

@@ -139,6 +139,7 @@ pub fn write_tuscany(
     upstream: &str,
     listen: &str,
     admin: &str,
+    public_url: &str,
 ) -> std::io::Result<PathBuf> {
     let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/keys");
     std::fs::copy(keys.join("sp.key"), dir.join("sp.key"))?;
@@ -185,8 +186,8 @@ pub fn write_tuscany(
     std::fs::write(
         &main,
         format!(
-            "[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\npublic_url = \"http://portale.toscana.test\"\naccess_log = false\n\n\
-[sp]\nentity_id = \"http://portale.toscana.test/.sso/metadata\"\nkey = \"sp.key\"\ncert = \"sp.crt\"\n\
+            "[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\npublic_url = \"{public_url}\"\naccess_log = false\n\n\
+[sp]\nentity_id = \"{public_url}/.sso/metadata\"\nkey = \"sp.key\"\ncert = \"sp.crt\"\n\
 organization = {{ name = \"Regione Toscana\", display_name = \"Regione Toscana\", url = \"https://www.regione.toscana.it\" }}\n\
 contact = {{ ipa_code = \"r_toscan\", email = \"spid@regione.toscana.it\", municipality = \"048017\" }}\n\n\
 [[sp.attribute_set]]\nindex = 0\nname = \"Identità di base\"\nattributes = [\"fiscalNumber\", \"name\", \"familyName\"]\n"
@@ -210,6 +211,7 @@ mod tests {
             "http://127.0.0.1:9",
             "127.0.0.1:0",
             "127.0.0.1:1",
+            "http://portale.toscana.test",
         )
         .expect("write");
         let snap = policies::load(&main).unwrap_or_else(|e| panic!("{e}"));

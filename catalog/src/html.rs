@@ -30,7 +30,7 @@ main{max-width:60rem;margin:0 auto;padding:1rem}\
 h1{font-size:1.75rem;margin:.5rem 0 1rem}h2{font-size:1.35rem;margin:1.5rem 0 .5rem}\
 .code{color:#5c6f82;font-size:.9rem}\
 ul.services{list-style:none;padding:0}ul.services li{border-bottom:1px solid #d9dadb;padding:.75rem 0}\
-.badge{display:inline-block;font-size:.85rem;padding:0 .5rem;border-radius:4px;background:#e6f0fa;color:#004d99;margin-left:.5rem}\
+.badge{display:inline-block;font-size:.85rem;padding:0 .5rem;border-radius:4px;background:#e6f0fa;color:#004d99;margin:0 .5rem .25rem 0}\
 .badge.public{background:#e8f5ec;color:#00663d}\
 .access{display:flex;flex-direction:column;gap:1rem;margin:1.5rem 0}\
 .btn-access{display:flex;align-items:center;gap:.75rem;width:100%;min-height:48px;padding:.75rem 1rem;border-radius:4px;background:#0066cc;color:#fff;font-weight:700;font-size:1.1rem;text-decoration:none;cursor:pointer;list-style:none}\

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Browser tests: varco's pages in Debian's headless Chromium, driven by Playwright (playwright-core,
+# pinned in tests/browser/package-lock.json), with axe-core accessibility checks. Uses the debug
+# build of varco and of the Tuscany generator (built here if missing). Ends with
+# "browser: N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --locked -q -p gateway --bin varco -p benches --bin tuscany-config
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+(cd tests/browser && node --test --test-reporter=spec) 2>&1 | tee "$log" || status=$?
+pass=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$log" | tail -1)
+fail=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$log" | tail -1)
+echo "browser: ${pass:-0} passed, ${fail:-1} failed"
+exit "$status"

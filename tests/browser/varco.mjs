@@ -1,0 +1,149 @@
+// Starting varco and its back-ends for the browser tests, on free loopback ports, and a headless
+// Debian Chromium driven by Playwright. Every process started here is stopped by its PID.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, cpSync, readFileSync, writeFileSync, readdirSync, mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const root = resolve(here, "../..");
+const require = createRequire(import.meta.url);
+export const axePath = require.resolve("axe-core/axe.min.js");
+
+/** The varco binary: VARCO_BIN, or the debug build `cargo test` made. */
+export const varcoBin = process.env.VARCO_BIN ?? join(root, "target/debug/varco");
+
+/** A TCP port that was free a moment ago. */
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.unref();
+    s.on("error", fail);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+const children = [];
+
+/** Starts a process; its output goes to `log` lines kept for failure messages. */
+function start(cmd, args, cwd) {
+  const child = spawn(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  child.log = [];
+  const keep = (d) => {
+    child.log.push(...d.toString().split("\n"));
+    if (child.log.length > 200) child.log.splice(0, child.log.length - 200);
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  children.push(child);
+  return child;
+}
+
+/** Stops every process started here. */
+export function stopAll() {
+  for (const c of children.splice(0)) {
+    if (c.exitCode === null) c.kill("SIGTERM");
+  }
+}
+
+async function waitFor(url, child, seconds = 20) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch {
+      // not up yet
+    }
+    if (child.exitCode !== null) {
+      throw new Error(`exited with ${child.exitCode}:\n${child.log.join("\n")}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer:\n${child.log.join("\n")}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * The example configuration (three comuni of the Provincia di Lucca) on free ports, trusting the
+ * spid-sp-test IdP, with its echo back-ends. Returns { portal, port, dir }.
+ */
+export async function startExamples() {
+  const dir = mkdtempSync(join(tmpdir(), "varco-browser-"));
+  cpSync(join(root, "examples"), dir, { recursive: true });
+  const [port, admin, ...backs] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const idp = join(root, "idp-bridge/test_vectors/spid-sp-test-idp.xml");
+  let main = readFileSync(join(dir, "varco.toml"), "utf8")
+    .replaceAll("127.0.0.1:8080", `127.0.0.1:${port}`)
+    .replaceAll("127.0.0.1:9090", `127.0.0.1:${admin}`);
+  main += `\n[[idp]]\nmetadata = "${idp}"\nkind = "spid"\n`;
+  writeFileSync(join(dir, "varco.toml"), main);
+  const names = ["capannori", "lucca", "porcari"];
+  for (const f of readdirSync(join(dir, "policies"))) {
+    const p = join(dir, "policies", f);
+    let text = readFileSync(p, "utf8");
+    [9101, 9102, 9103].forEach((old, i) => {
+      text = text.replaceAll(`127.0.0.1:${old}`, `127.0.0.1:${backs[i]}`);
+    });
+    writeFileSync(p, text);
+  }
+  for (const [i, b] of backs.entries()) {
+    const echo = start(varcoBin, ["echo", "--listen", `127.0.0.1:${b}`, "--name", names[i]], dir);
+    await waitFor(`http://127.0.0.1:${b}/`, echo);
+  }
+  const varco = start(varcoBin, ["run", "--config", join(dir, "varco.toml")], dir);
+  await waitFor(`http://127.0.0.1:${admin}/readyz`, varco);
+  return { portal: `http://127.0.0.1:${port}`, port, dir };
+}
+
+/** The 273 comuni of Tuscany with `services` services each, on free ports. */
+export async function startTuscany(services = 40) {
+  const dir = mkdtempSync(join(tmpdir(), "varco-tuscany-"));
+  const [port, admin] = await Promise.all([freePort(), freePort()]);
+  const gen = process.env.TUSCANY_CONFIG_BIN ?? join(root, "target/debug/tuscany-config");
+  const main = execFileSync(gen, [dir, String(services), "http://127.0.0.1:9", `127.0.0.1:${port}`, `127.0.0.1:${admin}`])
+    .toString()
+    .trim();
+  mkdirSync(join(dir, "audit"), { recursive: true });
+  const varco = start(varcoBin, ["run", "--config", main], dir);
+  await waitFor(`http://127.0.0.1:${admin}/readyz`, varco, 60);
+  return { portal: `http://127.0.0.1:${port}`, port, dir };
+}
+
+/** Headless Debian Chromium; `*.localhost` and `*.toscana.test` resolve to 127.0.0.1. */
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--host-resolver-rules=MAP *.toscana.test 127.0.0.1, MAP *.localhost 127.0.0.1",
+    ],
+  });
+}
+
+/**
+ * Runs axe-core (WCAG 2.0/2.1 A and AA rules) on the page; returns the serious and critical
+ * violations, each as "rule: target" lines.
+ */
+export async function seriousViolations(page) {
+  await page.addScriptTag({ path: axePath });
+  const result = await page.evaluate(() =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }),
+  );
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+}
