@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use policies::{Access, Attribute, Category, Level, Snapshot};
-use serde_json::{json, Value};
+use serde::Serialize;
 use sha2::Digest as _;
 
 use crate::query::Query;
@@ -231,48 +231,55 @@ impl Catalog {
         })
     }
 
-    fn service_json(&self, s: &CatalogService) -> Value {
-        let c = &self.comuni[s.comune];
-        json!({
-            "id": s.id,
-            "name": s.name,
-            "description": s.description,
-            "comune": { "name": c.name, "ipa_code": c.ipa_code, "istat_code": c.istat_code, "province": c.province },
-            "category": { "slug": s.category.slug(), "label": s.category.label() },
-            "url": s.url,
-            "access": s.access.as_str(),
-            "access_label": access_label(s.access),
-            "attributes": s.attributes.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-            "keywords": s.keywords,
-            "help_url": s.help_url,
-        })
+    fn comune_out<'a>(&'a self, c: &'a CatalogComune) -> ComuneOut<'a> {
+        ComuneOut {
+            name: &c.name,
+            ipa_code: &c.ipa_code,
+            istat_code: &c.istat_code,
+            province: c.province.as_deref(),
+        }
+    }
+
+    fn service_out<'a>(&'a self, s: &'a CatalogService) -> ServiceOut<'a> {
+        ServiceOut {
+            id: &s.id,
+            name: &s.name,
+            description: &s.description,
+            comune: self.comune_out(&self.comuni[s.comune]),
+            category: CategoryOut {
+                slug: s.category.slug(),
+                label: s.category.label(),
+            },
+            url: &s.url,
+            access: s.access.as_str(),
+            access_label: access_label(s.access),
+            attributes: s.attributes.iter().map(|a| a.as_str()).collect(),
+            keywords: &s.keywords,
+            help_url: s.help_url.as_deref(),
+        }
     }
 
     /// JSON of the services `query` selects: `{total, page, per_page, services}`, plus
     /// `comuni` (every comune with its count) for the unfiltered catalog.
     pub fn render_json(&self, query: &Query) -> String {
         let selected: Vec<&CatalogService> = self.select(query).collect();
-        let total = selected.len();
         let (page, per_page, slice) = query.paginate(&selected);
-        let mut doc = json!({
-            "total": total,
-            "page": page,
-            "per_page": per_page,
-            "services": slice.iter().map(|s| self.service_json(s)).collect::<Vec<_>>(),
-        });
-        if query.is_unfiltered() {
-            doc["comuni"] = self
-                .comuni
-                .iter()
-                .map(|c| {
-                    json!({
-                        "name": c.name, "ipa_code": c.ipa_code, "istat_code": c.istat_code,
-                        "province": c.province, "services": c.services,
+        let doc = CatalogOut {
+            total: selected.len(),
+            page,
+            per_page,
+            services: slice.iter().map(|s| self.service_out(s)).collect(),
+            comuni: query.is_unfiltered().then(|| {
+                self.comuni
+                    .iter()
+                    .map(|c| ComuneCount {
+                        comune: self.comune_out(c),
+                        services: c.services,
                     })
-                })
-                .collect();
-        }
-        doc.to_string()
+                    .collect()
+            }),
+        };
+        serde_json::to_string(&doc).unwrap_or_default()
     }
 
     /// JSON-LD (schema.org) of the services `query` selects: `GovernmentService`s whose provider
@@ -282,41 +289,45 @@ impl Catalog {
         let (_, _, slice) = query.paginate(&selected);
         let org_id = |c: &CatalogComune| format!("{}/catalog?comune={}", self.origin, c.ipa_code);
         let mut used = vec![false; self.comuni.len()];
-        let mut graph: Vec<Value> = Vec::with_capacity(slice.len() + 8);
+        let mut graph: Vec<Node<'_>> = Vec::with_capacity(slice.len() + 8);
         for s in slice {
             used[s.comune] = true;
             let c = &self.comuni[s.comune];
-            let mut service = json!({
-                "@type": "GovernmentService",
-                "@id": format!("{}/catalog.jsonld#{}", self.origin, s.id),
-                "identifier": s.id,
-                "name": s.name,
-                "description": s.description,
-                "serviceType": s.category.label(),
-                "url": s.url,
-                "provider": { "@id": org_id(c) },
-                "areaServed": { "@type": "City", "name": c.name.trim_start_matches("Comune di ") },
-                "audience": { "@type": "Audience", "audienceType": "Cittadini" },
-                "availableChannel": {
-                    "@type": "ServiceChannel",
-                    "name": "Servizio on-line",
-                    "serviceUrl": s.url,
-                    "availableLanguage": "it",
+            graph.push(Node::Service(LdService {
+                kind: "GovernmentService",
+                id: format!("{}/catalog.jsonld#{}", self.origin, s.id),
+                identifier: &s.id,
+                name: &s.name,
+                description: &s.description,
+                service_type: s.category.label(),
+                url: &s.url,
+                provider: LdRef { id: org_id(c) },
+                area_served: LdCity {
+                    kind: "City",
+                    name: c.name.trim_start_matches("Comune di "),
                 },
-                "isAccessibleForFree": true,
-            });
-            if !s.keywords.is_empty() {
-                service["keywords"] = Value::String(s.keywords.join(", "));
-            }
-            if let Access::Login(l) = s.access {
-                service["availableChannel"]["description"] =
-                    Value::String(format!("Accesso con {}", l.label_it()));
-            }
-            if let Some(h) = &s.help_url {
-                service["potentialAction"] =
-                    json!({ "@type": "CommunicateAction", "name": "Assistenza", "target": h });
-            }
-            graph.push(service);
+                audience: LdAudience {
+                    kind: "Audience",
+                    audience_type: "Cittadini",
+                },
+                available_channel: LdChannel {
+                    kind: "ServiceChannel",
+                    name: "Servizio on-line",
+                    service_url: &s.url,
+                    available_language: "it",
+                    description: match s.access {
+                        Access::Public => None,
+                        Access::Login(l) => Some(format!("Accesso con {}", l.label_it())),
+                    },
+                },
+                is_accessible_for_free: true,
+                keywords: (!s.keywords.is_empty()).then(|| s.keywords.join(", ")),
+                potential_action: s.help_url.as_deref().map(|target| LdAction {
+                    kind: "CommunicateAction",
+                    name: "Assistenza",
+                    target,
+                }),
+            }));
         }
         for c in self
             .comuni
@@ -325,22 +336,34 @@ impl Catalog {
             .filter(|(_, u)| **u)
             .map(|(c, _)| c)
         {
-            let mut org = json!({
-                "@type": "GovernmentOrganization",
-                "@id": org_id(c),
-                "name": c.name,
-                "identifier": [
-                    { "@type": "PropertyValue", "propertyID": "ISTAT", "value": c.istat_code },
-                    { "@type": "PropertyValue", "propertyID": "IPA", "value": c.ipa_code },
+            graph.push(Node::Organization(LdOrganization {
+                kind: "GovernmentOrganization",
+                id: org_id(c),
+                name: &c.name,
+                identifier: [
+                    LdProperty {
+                        kind: "PropertyValue",
+                        property_id: "ISTAT",
+                        value: &c.istat_code,
+                    },
+                    LdProperty {
+                        kind: "PropertyValue",
+                        property_id: "IPA",
+                        value: &c.ipa_code,
+                    },
                 ],
-                "address": { "@type": "PostalAddress", "addressCountry": "IT" },
-            });
-            if let Some(p) = &c.province {
-                org["address"]["addressRegion"] = Value::String(p.clone());
-            }
-            graph.push(org);
+                address: LdAddress {
+                    kind: "PostalAddress",
+                    address_country: "IT",
+                    address_region: c.province.as_deref(),
+                },
+            }));
         }
-        json!({ "@context": "https://schema.org", "@graph": graph }).to_string()
+        serde_json::to_string(&LdDocument {
+            context: "https://schema.org",
+            graph,
+        })
+        .unwrap_or_default()
     }
 
     /// Whether a citizen whose session is at `have` opens a service needing `access` directly.
@@ -350,4 +373,164 @@ impl Catalog {
             Access::Login(need) => have.is_some_and(|h| h >= need),
         }
     }
+}
+
+// The published shapes, serialised straight from borrowed data (no intermediate JSON values: the
+// whole of Tuscany is 10 920 services, rebuilt on every reload).
+
+#[derive(Serialize)]
+struct CatalogOut<'a> {
+    total: usize,
+    page: usize,
+    per_page: usize,
+    services: Vec<ServiceOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comuni: Option<Vec<ComuneCount<'a>>>,
+}
+
+#[derive(Serialize)]
+struct ComuneOut<'a> {
+    name: &'a str,
+    ipa_code: &'a str,
+    istat_code: &'a str,
+    province: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ComuneCount<'a> {
+    #[serde(flatten)]
+    comune: ComuneOut<'a>,
+    services: usize,
+}
+
+#[derive(Serialize)]
+struct CategoryOut {
+    slug: &'static str,
+    label: &'static str,
+}
+
+#[derive(Serialize)]
+struct ServiceOut<'a> {
+    id: &'a str,
+    name: &'a str,
+    description: &'a str,
+    comune: ComuneOut<'a>,
+    category: CategoryOut,
+    url: &'a str,
+    access: &'static str,
+    access_label: String,
+    attributes: Vec<&'static str>,
+    keywords: &'a [String],
+    help_url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LdDocument<'a> {
+    #[serde(rename = "@context")]
+    context: &'static str,
+    #[serde(rename = "@graph")]
+    graph: Vec<Node<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Node<'a> {
+    Service(LdService<'a>),
+    Organization(LdOrganization<'a>),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LdService<'a> {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    #[serde(rename = "@id")]
+    id: String,
+    identifier: &'a str,
+    name: &'a str,
+    description: &'a str,
+    service_type: &'static str,
+    url: &'a str,
+    provider: LdRef,
+    area_served: LdCity<'a>,
+    audience: LdAudience,
+    available_channel: LdChannel<'a>,
+    is_accessible_for_free: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keywords: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    potential_action: Option<LdAction<'a>>,
+}
+
+#[derive(Serialize)]
+struct LdRef {
+    #[serde(rename = "@id")]
+    id: String,
+}
+
+#[derive(Serialize)]
+struct LdCity<'a> {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LdAudience {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    audience_type: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LdChannel<'a> {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    name: &'static str,
+    service_url: &'a str,
+    available_language: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LdAction<'a> {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    name: &'static str,
+    target: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LdOrganization<'a> {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    #[serde(rename = "@id")]
+    id: String,
+    name: &'a str,
+    identifier: [LdProperty<'a>; 2],
+    address: LdAddress<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LdProperty<'a> {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    #[serde(rename = "propertyID")]
+    property_id: &'static str,
+    value: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LdAddress<'a> {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    address_country: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address_region: Option<&'a str>,
 }

@@ -89,6 +89,25 @@ fn header(r: &mut Reply, name: HeaderName, value: &str) {
     }
 }
 
+/// Whether the client takes gzip (`Accept-Encoding: gzip`, not refused with `q=0`).
+fn accepts_gzip(req: &RequestHeader) -> bool {
+    req.headers
+        .get_all(http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
 /// Whether `If-None-Match` names `etag` (or `*`).
 fn not_modified(req: &RequestHeader, etag: &str) -> bool {
     req.headers
@@ -112,13 +131,24 @@ fn data(rt: &Runtime, shared: &Shared, req: &RequestHeader, raw: &str, ld: bool)
         header(&mut r, CACHE_CONTROL, "no-store");
         return r;
     }
+    let mut gzipped = false;
     let (body, etag): (Bytes, Arc<str>) = if query.is_unfiltered() {
-        let (bytes, rendered) = if ld {
+        let ((plain, gz), rendered) = if ld {
             (&rt.catalog_jsonld, rt.catalog.jsonld())
         } else {
             (&rt.catalog_json, rt.catalog.json())
         };
-        (bytes.clone(), Arc::from(rendered.etag.as_str()))
+        gzipped = !gz.is_empty() && accepts_gzip(req);
+        let etag = if gzipped {
+            // A different representation needs its own validator.
+            format!("{}-gz\"", rendered.etag.trim_end_matches('"'))
+        } else {
+            rendered.etag.clone()
+        };
+        (
+            if gzipped { gz.clone() } else { plain.clone() },
+            Arc::from(etag),
+        )
     } else {
         let kind = if ld { Kind::JsonLd } else { Kind::Json };
         shared
@@ -139,6 +169,10 @@ fn data(rt: &Runtime, shared: &Shared, req: &RequestHeader, raw: &str, ld: bool)
     };
     header(&mut r, ETAG, &etag);
     header(&mut r, CACHE_CONTROL, "public, max-age=60");
+    header(&mut r, VARY, "Accept-Encoding");
+    if gzipped {
+        header(&mut r, http::header::CONTENT_ENCODING, "gzip");
+    }
     r.headers.push((
         HeaderName::from_static("access-control-allow-origin"),
         HeaderValue::from_static("*"),

@@ -7,10 +7,9 @@
 #[allow(clippy::print_stdout)] // the path is this tool's output
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let dir = std::path::PathBuf::from(
-        args.next()
-            .ok_or_else(|| anyhow::anyhow!("usage: tuscany-config DIR [SERVICES] [UPSTREAM] [LISTEN] [ADMIN]"))?,
-    );
+    let dir = std::path::PathBuf::from(args.next().ok_or_else(|| {
+        anyhow::anyhow!("usage: tuscany-config DIR [SERVICES] [UPSTREAM] [LISTEN] [ADMIN]")
+    })?);
     let services: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(40);
     let upstream = args.next().unwrap_or_else(|| "http://127.0.0.1:9".into());
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:8080".into());

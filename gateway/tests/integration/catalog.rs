@@ -154,6 +154,30 @@ fn the_json_catalog_has_etags_filters_and_clear_errors() {
             .clone();
         assert_eq!(org["identifier"][0]["value"], "046001");
         assert_eq!(org["identifier"][1]["value"], "c_a001");
+        // The whole catalog comes gzip-compressed to clients that take it.
+        let r = c
+            .get(gw.url("portal.test", "/catalog.json"))
+            .header("accept-encoding", "gzip, br;q=0.5")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.headers()["content-encoding"], "gzip");
+        assert_ne!(r.headers()["etag"].to_str().expect("ascii"), etag);
+        let gz = r.bytes().await.expect("body");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text)
+            .expect("gunzip");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).expect("json"),
+            all
+        );
+        let r = c
+            .get(gw.url("portal.test", "/catalog.json"))
+            .header("accept-encoding", "gzip;q=0")
+            .send()
+            .await
+            .expect("send");
+        assert!(r.headers().get("content-encoding").is_none());
         // HEAD and other methods.
         let r = c
             .head(gw.url("portal.test", "/catalog.json"))

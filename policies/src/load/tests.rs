@@ -392,13 +392,17 @@ fn catalog_fields_are_read_and_checked() {
     assert_eq!(c.province.as_deref(), Some("Lucca"));
     let s = &c.services[0];
     assert_eq!(s.keywords, ["rifiuti", "tassa"]);
-    assert_eq!(s.help_url.as_deref(), Some("mailto:tributi@capannori.example"));
+    assert_eq!(
+        s.help_url.as_deref(),
+        Some("mailto:tributi@capannori.example")
+    );
     assert!(s.unlisted);
 
     let bad = GOOD.replace(
         "istat_code = \"046007\"\n",
         "istat_code = \"046007\"\nprovince = \"\"\n",
-    ) + "keywords = [\"ok\", \"\"]\nhelp_url = \"javascript:alert(1)\"\nunlisted = \"yes\"\n";
+    )
+        + "keywords = [\"ok\", \"\"]\nhelp_url = \"javascript:alert(1)\"\nunlisted = \"yes\"\n";
     let (_d, main) = setup(MAIN, &[("capannori.toml", &bad)]);
     assert_problems(
         &main,
