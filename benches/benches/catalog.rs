@@ -1,5 +1,9 @@
 //! The catalog at the scale of a region: 273 comuni × 40 services (the whole of Tuscany).
 //! Rebuild time (on every policy reload) and the cost of each kind of answer.
+//!
+//! `cargo bench -p benches --bench catalog`
+
+#![allow(missing_docs, clippy::unwrap_used)] // criterion's macros generate undocumented items
 
 use std::hint::black_box;
 
@@ -51,4 +55,5 @@ fn catalog(c: &mut Criterion) {
 }
 
 criterion_group!(benches, catalog);
+
 criterion_main!(benches);
