@@ -1,27 +1,13 @@
 #!/usr/bin/env bash
-# Runs varco with the example configuration (three comuni of the Provincia di Lucca) in front of
-# three echo back-ends. Open http://127.0.0.1:8080/ ; metrics at http://127.0.0.1:9090/metrics.
-# Ctrl-C stops everything.
+# The README's first command: builds varco and runs `varco demo`, the whole flow on this computer
+# (the portal and catalog of three comuni of the Provincia di Lucca, a DEMO SPID/CIE identity
+# provider with test citizens, back-ends that show the identity they receive). Open
+# http://127.0.0.1:8080/ ; Ctrl-C stops it. Keys are generated once in .state/demo/.
+#
+# To run the example configuration with `varco run` instead (no IdP, your own back-ends):
+#   target/release/varco run --config examples/varco.toml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .ci/install-deps
 cargo build --release --locked -p gateway
-varco=target/release/varco
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT INT TERM
-for i in 1 2 3; do
-  name=$(sed -n "${i}p" <<< $'capannori\nlucca\nporcari')
-  "$varco" echo --listen "127.0.0.1:910$i" --name "$name" &
-  pids+=($!)
-done
-"$varco" check --config examples/varco.toml
-echo
-echo "Portal:    http://127.0.0.1:8080/"
-echo "Services:  http://capannori.localhost:8080/bandi/  (public)"
-echo "           http://capannori.localhost:8080/tari/   (SPID level 2: login required)"
-echo "Metrics:   http://127.0.0.1:9090/metrics"
-echo
-"$varco" run --config examples/varco.toml &
-pids+=($!)
-wait "${pids[-1]}"
+exec target/release/varco demo "$@"

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use policies::{Access, Category, Level};
+use policies::{Access, Category, Held, Level};
 
 use crate::html::{escape, shell};
 use crate::model::{access_label, Catalog, CatalogService};
@@ -14,8 +14,8 @@ use crate::query::{Query, QueryError};
 /// Services per results page.
 pub const PAGE_SIZE: usize = 20;
 
-fn viewer_banner(body: &mut String, viewer: Option<Level>) {
-    if let Some(level) = viewer {
+fn viewer_banner(body: &mut String, viewer: Option<Held>) {
+    if let Some(Held { level, .. }) = viewer {
         let _ = write!(
             body,
             "<p class=\"notice\" role=\"status\">Hai effettuato l'accesso con <strong>{}</strong>. \
@@ -30,7 +30,7 @@ fn level_name(l: Level) -> &'static str {
     match l {
         Level::SpidL1 => "SPID livello 1",
         Level::SpidL2 => "SPID livello 2",
-        Level::SpidL3 => "SPID livello 3",
+        Level::SpidL3 => "SPID livello 3 o CIE",
     }
 }
 
@@ -91,7 +91,7 @@ fn search_form(body: &mut String, catalog: &Catalog, query: &Query, full: bool) 
 }
 
 /// The portal's home: search, the 15 categories and every comune (by province), with counts.
-pub fn home(catalog: &Catalog, viewer: Option<Level>) -> String {
+pub fn home(catalog: &Catalog, viewer: Option<Held>) -> String {
     let mut body = String::from("<h1>Servizi on-line dei Comuni</h1>");
     viewer_banner(&mut body, viewer);
     let _ = write!(
@@ -153,7 +153,7 @@ pub fn home(catalog: &Catalog, viewer: Option<Level>) -> String {
     shell("Servizi on-line dei Comuni", &body)
 }
 
-fn service_item(body: &mut String, catalog: &Catalog, s: &CatalogService, viewer: Option<Level>) {
+fn service_item(body: &mut String, catalog: &Catalog, s: &CatalogService, viewer: Option<Held>) {
     let comune = &catalog.comuni[s.comune];
     let badge_class = if s.access == Access::Public {
         "badge public"
@@ -171,10 +171,14 @@ fn service_item(body: &mut String, catalog: &Catalog, s: &CatalogService, viewer
         category = s.category.label(),
         access = access_label(s.access),
     );
-    if viewer.is_some() && s.access != Access::Public {
-        if Catalog::opens_directly(s.access, viewer) {
+    if let (Some(held), Access::Login(need)) = (viewer, s.access) {
+        if Catalog::opens_directly(s, held) {
             body.push_str(" <span class=\"badge ok\">Si apre subito</span>");
-        } else if let Access::Login(need) = s.access {
+        } else if held.level >= need {
+            body.push_str(
+                " <span class=\"badge step\">Ti chiederà di accedere di nuovo per altri dati</span>",
+            );
+        } else {
             let _ = write!(
                 body,
                 " <span class=\"badge step\">Ti chiederà l'accesso con {}</span>",
@@ -206,7 +210,7 @@ pub fn results(
     catalog: &Catalog,
     query: &Query,
     errors: &[QueryError],
-    viewer: Option<Level>,
+    viewer: Option<Held>,
 ) -> String {
     let selected: Vec<&CatalogService> = catalog.select(query).collect();
     let comune = query

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use policies::{Access, Attribute, Category, Level, Snapshot};
+use policies::{Access, Attribute, Category, Held, Snapshot};
 use serde::Serialize;
 use sha2::Digest as _;
 
@@ -366,11 +366,17 @@ impl Catalog {
         .unwrap_or_default()
     }
 
-    /// Whether a citizen whose session is at `have` opens a service needing `access` directly.
-    pub fn opens_directly(access: Access, have: Option<Level>) -> bool {
-        match access {
+    /// Whether a citizen whose session holds `held` opens `service` without a new login (the
+    /// same decision the proxy takes: level and attributes).
+    pub fn opens_directly(service: &CatalogService, held: Held) -> bool {
+        match service.access {
             Access::Public => true,
-            Access::Login(need) => have.is_some_and(|h| h >= need),
+            Access::Login(need) => {
+                held.level >= need
+                    && held
+                        .attributes
+                        .covers(service.attributes.iter().copied().collect())
+            }
         }
     }
 }

@@ -25,6 +25,9 @@ pub enum Error {
     /// The session store cannot be opened.
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    /// `varco demo` could not prepare its state or start its helpers.
+    #[error("demo: {0}")]
+    Demo(String),
     /// Metrics or tracing could not be set up.
     #[error("telemetry: {0}")]
     Telemetry(String),

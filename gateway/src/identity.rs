@@ -23,6 +23,8 @@ pub const X_VARCO_COMUNE: HeaderName = HeaderName::from_static("x-varco-comune")
 pub struct IdentityHeaders {
     /// (header, attribute): the defaults for the listed attributes, then the service's mapping.
     attributes: Vec<(HeaderName, Attribute)>,
+    /// Every attribute the policy lists: all the JWT may carry.
+    released: Vec<Attribute>,
     comune: HeaderValue,
 }
 
@@ -44,7 +46,16 @@ impl IdentityHeaders {
         }
         let comune = HeaderValue::from_str(comune.ipa_code.as_str())
             .unwrap_or(HeaderValue::from_static("-"));
-        Self { attributes, comune }
+        Self {
+            attributes,
+            released: service.attributes.clone(),
+            comune,
+        }
+    }
+
+    /// The attributes the service's policy lists (the JWT carries these and no other).
+    pub fn released(&self) -> &[Attribute] {
+        &self.released
     }
 
     /// Sets the headers on the upstream request. Runs after every inbound copy was removed.

@@ -75,17 +75,23 @@ impl JwtKeys {
         &self.jwks
     }
 
-    /// A token for `principal` and the audience `<ipa>/<service>`.
+    /// A token for `principal` and the audience `<ipa>/<service>`, carrying only the `released`
+    /// attributes (those the service's policy lists, as its headers do).
     pub fn sign(
         &self,
         issuer: &str,
         audience: &str,
         principal: &crate::session::Citizen,
+        released: &[policies::Attribute],
         now: u64,
     ) -> Option<String> {
         let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": self.kid });
         let mut attributes = serde_json::Map::new();
-        for (name, value) in principal.attributes() {
+        for (name, value) in principal
+            .attributes()
+            .iter()
+            .filter(|(name, _)| released.iter().any(|a| a.as_str() == name))
+        {
             let value = if name == "fiscalNumber" {
                 crate::identity::fiscal_number(value)
             } else {
@@ -177,12 +183,24 @@ mod tests {
         );
         let before = JwtKeys::load(std::slice::from_ref(&old)).expect("keys");
         let in_flight = before
-            .sign("https://portal", "c_a001/tari", &citizen(), 1_700_000_000)
+            .sign(
+                "https://portal",
+                "c_a001/tari",
+                &citizen(),
+                &[],
+                1_700_000_000,
+            )
             .expect("token");
         // The new key is put first (it signs) and the old one stays listed.
         let after = JwtKeys::load(&[new, old]).expect("keys");
         let fresh = after
-            .sign("https://portal", "c_a001/tari", &citizen(), 1_700_000_000)
+            .sign(
+                "https://portal",
+                "c_a001/tari",
+                &citizen(),
+                &[],
+                1_700_000_000,
+            )
             .expect("token");
         assert!(
             verifies(&in_flight, after.jwks()),
@@ -196,6 +214,37 @@ mod tests {
         let mut tampered = fresh.clone();
         tampered.insert(fresh.find('.').expect("dot") + 2, 'x');
         assert!(!verifies(&tampered, after.jwks()));
+    }
+
+    #[test]
+    fn a_token_carries_only_the_attributes_the_service_lists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = JwtKeys::load(&[write_key(dir.path(), "k.pem")]).expect("keys");
+        let citizen: crate::session::Citizen = serde_json::from_value(serde_json::json!({
+            "idp": "https://idp.example", "name_id": "_n", "session_index": null,
+            "level": "SpidL2", "authn_instant": null,
+            "attributes": [["fiscalNumber", "TINIT-RSSMRA80A01H501U"], ["email", "m@example.org"], ["mobilePhone", "+39333"]]
+        }))
+        .expect("citizen");
+        let token = keys
+            .sign(
+                "https://portal",
+                "c_a001/tari",
+                &citizen,
+                &[policies::Attribute::FiscalNumber],
+                1,
+            )
+            .expect("token");
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).expect("claims"))
+                .expect("b64"),
+        )
+        .expect("json");
+        assert_eq!(
+            claims["attributes"],
+            serde_json::json!({"fiscalNumber": "RSSMRA80A01H501U"})
+        );
     }
 
     #[test]

@@ -70,6 +70,29 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The whole flow on this computer: the example comuni, a DEMO identity provider, back-ends
+    /// that show what they receive. Loopback only; keys are generated in the state folder.
+    Demo {
+        /// State folder (keys, generated configuration, audit trail).
+        #[arg(long, default_value = ".state/demo")]
+        state: PathBuf,
+        /// The gateway (open http://<this>/).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The admin listener (metrics, health).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: std::net::SocketAddr,
+        /// The DEMO identity provider.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        idp: std::net::SocketAddr,
+        /// The back-ends of Capannori, Lucca and Porcari.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103"
+        )]
+        backends: Vec<std::net::SocketAddr>,
+    },
     /// Run a test echo back-end (for the examples and benchmarks).
     Echo {
         /// Address to listen on.
@@ -179,6 +202,34 @@ fn main() -> ExitCode {
                     eprintln!("{e}");
                     ExitCode::from(1)
                 }
+                Err(e) => {
+                    eprintln!("varco: {e}");
+                    ExitCode::from(3)
+                }
+            }
+        }
+        Command::Demo {
+            state,
+            listen,
+            admin,
+            idp,
+            backends,
+        } => {
+            let Ok(backends) = <[std::net::SocketAddr; 3]>::try_from(backends) else {
+                eprintln!("--backends needs three addresses");
+                return ExitCode::from(2);
+            };
+            let config = state.join("varco.toml");
+            let options = gateway::demo::Options {
+                state,
+                listen,
+                admin,
+                idp,
+                backends,
+            };
+            let _guard = init_logging(&config);
+            match gateway::demo::run(&options) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("varco: {e}");
                     ExitCode::from(3)

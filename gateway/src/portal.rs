@@ -13,7 +13,7 @@ use catalog::{ErrorPage, Query, Rendered};
 use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, ETAG, IF_NONE_MATCH, VARY};
 use http::Method;
 use pingora::http::RequestHeader;
-use policies::Level;
+use policies::Held;
 
 use crate::runtime::Runtime;
 use crate::sso::Reply;
@@ -22,8 +22,8 @@ use crate::state::Shared;
 /// What a cached answer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
-    /// `/catalog` for this viewer level (`None`: anonymous).
-    Page(Option<Level>),
+    /// `/catalog` for a viewer holding this (`None`: anonymous).
+    Page(Option<Held>),
     /// `/catalog.json`.
     Json,
     /// `/catalog.jsonld`.
@@ -185,7 +185,7 @@ async fn page(rt: &Runtime, shared: &Shared, req: &RequestHeader, raw: &str, hom
     // reached leaves the catalog readable, without the personal notes.
     let viewer = if req.headers.get(http::header::COOKIE).is_some() {
         match crate::sso::current_session(rt, shared, req).await {
-            Ok(found) => found.map(|(_, s)| s.principal.level()),
+            Ok(found) => found.map(|(_, s)| s.held()),
             Err(e) => {
                 tracing::warn!(error = %e, "catalog page without the session: store unavailable");
                 None

@@ -360,6 +360,7 @@ impl ProxyHttp for Proxy {
                             &issuer,
                             &service.label,
                             &citizen.principal,
+                            service.identity.released(),
                             now,
                         )?;
                         let value = http::HeaderValue::from_str(&jwt).ok()?;

@@ -21,7 +21,7 @@ pub enum Decision {
 }
 
 /// What a session holds, as far as a decision is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Held {
     /// The level the citizen authenticated at.
     pub level: Level,

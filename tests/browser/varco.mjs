@@ -116,6 +116,23 @@ export async function startTuscany(services = 40) {
   return { portal: `http://127.0.0.1:${port}`, port, dir };
 }
 
+/**
+ * `varco demo` with its state in `state`, on the given loopback ports. Returns the portal's and
+ * Capannori's origins.
+ */
+export async function startDemo(state, { listen, admin, idp, backends }) {
+  const demo = start(varcoBin, [
+    "demo",
+    "--state", state,
+    "--listen", `127.0.0.1:${listen}`,
+    "--admin", `127.0.0.1:${admin}`,
+    "--idp", `127.0.0.1:${idp}`,
+    "--backends", backends.map((b) => `127.0.0.1:${b}`).join(","),
+  ], state);
+  await waitFor(`http://127.0.0.1:${admin}/readyz`, demo, 60);
+  return { portal: `http://127.0.0.1:${listen}`, capannori: `http://capannori.localhost:${listen}` };
+}
+
 /** Headless Debian Chromium; `*.localhost` and `*.toscana.test` resolve to 127.0.0.1. */
 export function launch() {
   return chromium.launch({

@@ -19,7 +19,7 @@ fn check_accepts_the_example_and_lists_every_problem_of_a_broken_file() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/varco.toml");
     let (code, out, _) = varco(&["check", "--config", example]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("valid (3 comuni, 9 services)"));
+    assert!(out.contains("valid (3 comuni, 10 services)"));
 
     let be = echo("cli");
     let gw = Gateway::start(

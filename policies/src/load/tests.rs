@@ -87,7 +87,7 @@ fn the_example_configuration_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/varco.toml");
     let snap = load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(snap.comuni.len(), 3);
-    assert_eq!(snap.services().count(), 9);
+    assert_eq!(snap.services().count(), 10);
     assert_eq!(snap.files.len(), 4);
     let m = snap
         .routes

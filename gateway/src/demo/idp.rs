@@ -1,0 +1,577 @@
+//! The DEMO identity provider: a real SAML IdP for varco's SP, on loopback only, started by
+//! `varco demo` and nothing else. Two entities share it: `…/demo/spid` (listed among the SPID
+//! providers) and `…/demo/cie` (behind "Entra con CIE": level 3, CIE's four attributes).
+//!
+//! It verifies the SP's signed AuthnRequest (HTTP-Redirect, signature over the raw query with the
+//! SP's certificate), shows a page to pick a test citizen and the level to grant, or a SPID error
+//! to simulate (nr19-nr25), and posts back a Response signed like a real IdP's. It also answers
+//! the SP's LogoutRequest with a signed LogoutResponse.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use idp_bridge::testing::{ResponseBuilder, TestIdpKey};
+use openssl::hash::MessageDigest;
+use openssl::sign::Verifier;
+use policies::{Attribute, Level};
+use tokio::net::TcpListener;
+
+use super::citizens::CITIZENS;
+use catalog::escape;
+
+/// SPID error codes the page can simulate, with what each means.
+const ERRORS: &[(u8, &str)] = &[
+    (19, "ripetuta sottomissione di credenziali errate"),
+    (20, "credenziali non adatte al livello richiesto"),
+    (21, "tempo scaduto durante l'autenticazione"),
+    (22, "consenso all'invio dei dati negato"),
+    (23, "identità sospesa o revocata"),
+    (25, "annullamento da parte del cittadino"),
+];
+
+/// Largest inflated AuthnRequest or LogoutRequest read.
+const MAX_MESSAGE: u64 = 64 * 1024;
+
+/// Which of the two demo entities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Listed among the SPID providers.
+    Spid,
+    /// Behind "Entra con CIE".
+    Cie,
+}
+
+impl Kind {
+    fn path(self) -> &'static str {
+        match self {
+            Kind::Spid => "spid",
+            Kind::Cie => "cie",
+        }
+    }
+}
+
+/// What the IdP needs to know about the SP and itself.
+pub(super) struct Setup {
+    /// `http://127.0.0.1:8081`.
+    pub(super) origin: String,
+    /// The SP's entityID.
+    pub(super) sp_entity_id: String,
+    /// The SP's ACS and SLO URLs.
+    pub(super) acs_url: String,
+    /// The SP's SLO URL.
+    pub(super) slo_url: String,
+    /// The SP's certificate (verifies its requests).
+    pub(super) sp_cert: openssl::x509::X509,
+    /// The IdP's signing key, PEM files.
+    pub(super) key_pem: std::path::PathBuf,
+    /// Its certificate.
+    pub(super) cert_pem: std::path::PathBuf,
+    /// Declared attribute sets: index → attributes.
+    pub(super) attribute_sets: Vec<(u16, Vec<Attribute>)>,
+}
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Setup {
+    /// entityID of one of the demo entities.
+    pub(super) fn entity_id(&self, kind: Kind) -> String {
+        format!("{}/demo/{}", self.origin, kind.path())
+    }
+}
+
+/// A verified request waiting for the citizen's choice.
+#[derive(Debug, Clone)]
+struct Pending {
+    kind: Kind,
+    request_id: String,
+    relay_state: Option<String>,
+    level: Level,
+    attribute_set: u16,
+}
+
+struct Idp {
+    setup: Setup,
+    key: TestIdpKey,
+    pending: moka::sync::Cache<String, Arc<Pending>>,
+}
+
+/// The metadata of one demo entity (what varco's `[[idp]]` trusts).
+pub(super) fn metadata(setup: &Setup, kind: Kind, cert_der_b64: &str) -> String {
+    let entity = setup.entity_id(kind);
+    let redirect = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+    format!(
+        "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{entity}\">\
+<md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\" WantAuthnRequestsSigned=\"true\">\
+<md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_der_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
+<md:SingleLogoutService Binding=\"{redirect}\" Location=\"{entity}/slo\"/>\
+<md:SingleSignOnService Binding=\"{redirect}\" Location=\"{entity}/sso\"/>\
+</md:IDPSSODescriptor>\
+<md:Organization><md:OrganizationName xml:lang=\"it\">DEMO (non valido)</md:OrganizationName>\
+<md:OrganizationDisplayName xml:lang=\"it\">DEMO (non valido)</md:OrganizationDisplayName>\
+<md:OrganizationURL xml:lang=\"it\">{origin}/</md:OrganizationURL></md:Organization>\
+</md:EntityDescriptor>",
+        origin = setup.origin
+    )
+}
+
+/// Binds `listener` and serves the IdP until the process ends.
+pub(super) async fn serve(listener: TcpListener, setup: Setup) -> std::io::Result<()> {
+    let key = TestIdpKey::from_pem(
+        &std::fs::read(&setup.key_pem)?,
+        &std::fs::read(&setup.cert_pem)?,
+    )
+    .map_err(std::io::Error::other)?;
+    let idp = Arc::new(Idp {
+        setup,
+        key,
+        pending: moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(Duration::from_secs(15 * 60))
+            .build(),
+    });
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let idp = idp.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let idp = idp.clone();
+                async move { Ok::<_, Infallible>(idp.handle(req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn page(status: StatusCode, title: &str, body: &str, csp: &str) -> Reply {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"it\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{title} - DEMO (non valido)</title><style>{STYLE}</style></head><body>\
+<header><strong>DEMO (non valido)</strong> · identity provider di prova di varco: nessuna identità qui è reale</header>\
+<main>{body}</main></body></html>\n",
+        title = escape(title)
+    );
+    let mut r = Response::new(Full::new(Bytes::from(html)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(csp) {
+        h.insert(http::header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
+
+const STYLE: &str = "body{margin:0;font-family:'Titillium Web',Geneva,Tahoma,sans-serif;color:#1a1a1a;line-height:1.5}\
+header{background:#7a4100;color:#fff;padding:1rem}main{max-width:44rem;margin:0 auto;padding:1rem}\
+fieldset{border:1px solid #5c6f82;border-radius:4px;margin:1rem 0;padding:.5rem 1rem}legend{font-weight:700}\
+label{display:block;padding:.4rem 0;min-height:44px}button{font:inherit;font-weight:700;min-height:44px;padding:.4rem 1.25rem;border:0;border-radius:4px;background:#0066cc;color:#fff;margin:.25rem .5rem .25rem 0}\
+button.secondary{background:#5c6f82}select{font:inherit;min-height:44px}\
+button:focus,input:focus,select:focus{outline:3px solid #f90;outline-offset:2px}.note{color:#5c6f82}";
+
+const DEFAULT_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn refuse(status: StatusCode, why: &str) -> Reply {
+    page(
+        status,
+        "Richiesta rifiutata",
+        &format!("<h1>Richiesta rifiutata</h1><p>{}</p>", escape(why)),
+        DEFAULT_CSP,
+    )
+}
+
+fn raw_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+}
+
+fn decode(v: &str) -> String {
+    url::form_urlencoded::parse(format!("v={v}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The DOM of a signed HTTP-Redirect message from the SP: signature checked over the raw query
+/// (RSA-SHA256, the SP's certificate), then inflated (bounded) and parsed.
+fn verified_message(
+    setup: &Setup,
+    query: &str,
+    param: &str,
+) -> Result<(String, Option<String>), String> {
+    let value = raw_param(query, param).ok_or("the message is missing")?;
+    let sig_alg = raw_param(query, "SigAlg").ok_or("the request is not signed (no SigAlg)")?;
+    let signature = raw_param(query, "Signature").ok_or("the request is not signed")?;
+    if decode(sig_alg) != "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" {
+        return Err("signature algorithm other than RSA-SHA256".into());
+    }
+    let mut signed = format!("{param}={value}");
+    let relay = raw_param(query, "RelayState");
+    if let Some(rs) = relay {
+        let _ = write!(signed, "&RelayState={rs}");
+    }
+    let _ = write!(signed, "&SigAlg={sig_alg}");
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(decode(signature))
+        .map_err(|_| "the signature is not base64")?;
+    let key = setup.sp_cert.public_key().map_err(|e| e.to_string())?;
+    let ok = Verifier::new(MessageDigest::sha256(), &key)
+        .and_then(|mut v| {
+            v.update(signed.as_bytes())?;
+            v.verify(&signature)
+        })
+        .unwrap_or(false);
+    if !ok {
+        return Err("the signature does not verify with the SP's certificate".into());
+    }
+    let deflated = base64::engine::general_purpose::STANDARD
+        .decode(decode(value))
+        .map_err(|_| "the message is not base64")?;
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..])
+        .take(MAX_MESSAGE)
+        .read_to_string(&mut xml)
+        .map_err(|_| "the message does not inflate")?;
+    Ok((xml, relay.map(decode)))
+}
+
+fn element_text(root: &libxml::tree::Node, name: &str) -> Option<String> {
+    if root.get_name() == name {
+        return Some(root.get_content().trim().to_string());
+    }
+    root.get_child_elements()
+        .iter()
+        .find_map(|c| element_text(c, name))
+}
+
+impl Idp {
+    async fn handle(&self, req: Request<Incoming>) -> Reply {
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        if path == "/" {
+            return page(
+                StatusCode::OK,
+                "Identity provider di prova",
+                &format!(
+                    "<h1>Identity provider di prova</h1><p>Questo IdP risponde soltanto al Service Provider di <code>varco demo</code>: apri il portale e scegli «Entra con SPID» → «DEMO (non valido)», oppure «Entra con CIE».</p><ul><li>SPID: <code>{}</code></li><li>CIE: <code>{}</code></li></ul>",
+                    escape(&self.setup.entity_id(Kind::Spid)),
+                    escape(&self.setup.entity_id(Kind::Cie))
+                ),
+                DEFAULT_CSP,
+            );
+        }
+        let kind = if path.starts_with("/demo/spid/") {
+            Kind::Spid
+        } else if path.starts_with("/demo/cie/") {
+            Kind::Cie
+        } else {
+            return refuse(StatusCode::NOT_FOUND, "Indirizzo sconosciuto.");
+        };
+        let action = path.rsplit('/').next().unwrap_or("");
+        match (req.method().as_str(), action) {
+            ("GET", "sso") => self.sso(kind, &query),
+            ("POST", "answer") => {
+                let body = match req.into_body().collect().await {
+                    Ok(b) => b.to_bytes(),
+                    Err(_) => Bytes::new(),
+                };
+                if body.len() > 8192 {
+                    return refuse(StatusCode::PAYLOAD_TOO_LARGE, "Richiesta troppo grande.");
+                }
+                self.answer(kind, &body)
+            }
+            ("GET", "slo") => self.slo(kind, &query),
+            _ => refuse(StatusCode::METHOD_NOT_ALLOWED, "Metodo non ammesso."),
+        }
+    }
+
+    /// The SP's AuthnRequest: verified, then the choice page.
+    fn sso(&self, kind: Kind, query: &str) -> Reply {
+        let (xml, relay_state) = match verified_message(&self.setup, query, "SAMLRequest") {
+            Ok(m) => m,
+            Err(why) => return refuse(StatusCode::FORBIDDEN, &why),
+        };
+        let Ok(doc) = libxml::parser::Parser::default().parse_string(&xml) else {
+            return refuse(StatusCode::BAD_REQUEST, "AuthnRequest non leggibile.");
+        };
+        let Some(root) = doc
+            .get_root_element()
+            .filter(|r| r.get_name() == "AuthnRequest")
+        else {
+            return refuse(StatusCode::BAD_REQUEST, "Non è una AuthnRequest.");
+        };
+        let entity = self.setup.entity_id(kind);
+        if root.get_attribute("Destination").as_deref() != Some(format!("{entity}/sso").as_str()) {
+            return refuse(StatusCode::FORBIDDEN, "Destination non è questo IdP.");
+        }
+        if element_text(&root, "Issuer").as_deref() != Some(self.setup.sp_entity_id.as_str()) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "Issuer non è il Service Provider atteso.",
+            );
+        }
+        let Some(request_id) = root.get_attribute("ID").filter(|i| !i.is_empty()) else {
+            return refuse(StatusCode::BAD_REQUEST, "AuthnRequest senza ID.");
+        };
+        let level = element_text(&root, "AuthnContextClassRef")
+            .and_then(|r| Level::ALL.into_iter().find(|l| l.class_ref() == r))
+            .unwrap_or(Level::SpidL1);
+        let attribute_set = root
+            .get_attribute("AttributeConsumingServiceIndex")
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(0);
+        let level = if kind == Kind::Cie {
+            Level::SpidL3
+        } else {
+            level
+        };
+        let token = idp_bridge::random_token(16, true);
+        self.pending.insert(
+            token.clone(),
+            Arc::new(Pending {
+                kind,
+                request_id,
+                relay_state,
+                level,
+                attribute_set,
+            }),
+        );
+        let asked: Vec<&str> = self
+            .attributes_for(kind, attribute_set)
+            .iter()
+            .map(|a| a.as_str())
+            .collect();
+        let mut body = format!(
+            "<h1>Accesso di prova</h1><p>Il Service Provider <strong>{sp}</strong> chiede un accesso \
+con <strong>{level}</strong> e questi dati: {asked}.</p>\
+<form method=\"post\" action=\"/demo/{k}/answer\"><input type=\"hidden\" name=\"request\" value=\"{token}\">\
+<fieldset><legend>Chi sei (cittadini di prova)</legend>",
+            sp = escape(&self.setup.sp_entity_id),
+            level = level.label_it(),
+            asked = escape(&asked.join(", ")),
+            k = kind.path(),
+        );
+        for (i, c) in CITIZENS.iter().enumerate() {
+            let _ = write!(
+                body,
+                "<label><input type=\"radio\" name=\"citizen\" value=\"{i}\"{checked}> {} {} · nato/a a {} il {} · {}</label>",
+                escape(c.name),
+                escape(c.family_name),
+                escape(c.birthplace_name),
+                c.birth,
+                c.fiscal_number(),
+                checked = if i == 0 { " checked" } else { "" },
+            );
+        }
+        body.push_str("</fieldset><fieldset><legend>Livello da concedere</legend>");
+        let levels: &[Level] = if kind == Kind::Cie {
+            &[Level::SpidL3]
+        } else {
+            &Level::ALL
+        };
+        for l in levels {
+            let _ = write!(
+                body,
+                "<label><input type=\"radio\" name=\"level\" value=\"{}\"{}> {}</label>",
+                l.as_str(),
+                if *l == level { " checked" } else { "" },
+                match l {
+                    Level::SpidL1 => "SPID livello 1 (password)",
+                    Level::SpidL2 => "SPID livello 2 (password e codice)",
+                    Level::SpidL3 => "SPID livello 3 / CIE (dispositivo)",
+                }
+            );
+        }
+        body.push_str("</fieldset><button type=\"submit\" name=\"action\" value=\"login\">Accedi</button>\
+<fieldset><legend>Oppure simula un errore SPID</legend><label for=\"error\">Errore</label><select id=\"error\" name=\"error\">");
+        for (code, text) in ERRORS {
+            let _ = write!(body, "<option value=\"{code}\">nr{code}: {text}</option>");
+        }
+        body.push_str("</select> <button class=\"secondary\" type=\"submit\" name=\"action\" value=\"error\">Simula l'errore</button></fieldset></form>\
+<p class=\"note\">Questo identity provider esiste solo con <code>varco demo</code>, su questo computer.</p>");
+        page(StatusCode::OK, "Accesso di prova", &body, DEFAULT_CSP)
+    }
+
+    fn attributes_for(&self, kind: Kind, index: u16) -> Vec<Attribute> {
+        self.setup
+            .attribute_sets
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| kind == Kind::Spid || a.in_cie())
+            .collect()
+    }
+
+    /// The citizen's choice: a signed Response posted to the SP's ACS.
+    fn answer(&self, kind: Kind, body: &[u8]) -> Reply {
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .take(16)
+            .collect();
+        let get = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let Some(pending) = get("request").and_then(|t| self.pending.remove(t)) else {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "Richiesta sconosciuta o già usata: ricomincia dal servizio.",
+            );
+        };
+        if pending.kind != kind {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "Richiesta di un altro identity provider.",
+            );
+        }
+        let citizen = get("citizen")
+            .and_then(|c| c.parse::<usize>().ok())
+            .and_then(|i| CITIZENS.get(i))
+            .unwrap_or(&CITIZENS[0]);
+        let level = match kind {
+            Kind::Cie => Level::SpidL3,
+            Kind::Spid => get("level")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(pending.level),
+        };
+        let mut b = ResponseBuilder::new(
+            &self.setup.entity_id(kind),
+            &self.setup.sp_entity_id,
+            &self.setup.acs_url,
+            &pending.request_id,
+        );
+        b.level = level;
+        let wanted = self.attributes_for(kind, pending.attribute_set);
+        b.attributes = citizen
+            .attributes()
+            .into_iter()
+            .filter(|(name, _)| wanted.iter().any(|a| a.as_str() == *name))
+            .map(|(n, v)| (n.to_string(), v))
+            .collect();
+        b.name_id = format!("_demo-{}", idp_bridge::random_token(12, false));
+        if get("action") == Some("error") {
+            b.error_code = get("error")
+                .and_then(|e| e.parse::<u8>().ok())
+                .filter(|c| ERRORS.iter().any(|(code, _)| code == c));
+        }
+        let response = match b.to_base64(&self.key) {
+            Ok(r) => r,
+            Err(e) => {
+                return refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("firma non riuscita: {e}"),
+                )
+            }
+        };
+        let mut fields = vec![("SAMLResponse", response.as_str())];
+        if let Some(rs) = &pending.relay_state {
+            fields.push(("RelayState", rs.as_str()));
+        }
+        let html = catalog::post_binding_page(&self.setup.acs_url, &fields);
+        let acs_origin = url::Url::parse(&self.setup.acs_url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        let script = {
+            use sha2::Digest as _;
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(
+                catalog::POST_BINDING_SCRIPT.as_bytes(),
+            ))
+        };
+        let mut r = Response::new(Full::new(Bytes::from(html)));
+        let h = r.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        h.insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+        if let Ok(v) = http::HeaderValue::from_str(&format!(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script}'; form-action {acs_origin}; base-uri 'none'"
+        )) {
+            h.insert(http::header::CONTENT_SECURITY_POLICY, v);
+        }
+        r
+    }
+
+    /// The SP's LogoutRequest: verified, answered with a signed LogoutResponse by redirect.
+    fn slo(&self, kind: Kind, query: &str) -> Reply {
+        let (xml, _) = match verified_message(&self.setup, query, "SAMLRequest") {
+            Ok(m) => m,
+            Err(why) => return refuse(StatusCode::FORBIDDEN, &why),
+        };
+        let Ok(doc) = libxml::parser::Parser::default().parse_string(&xml) else {
+            return refuse(StatusCode::BAD_REQUEST, "LogoutRequest non leggibile.");
+        };
+        let Some(id) = doc
+            .get_root_element()
+            .filter(|r| r.get_name() == "LogoutRequest")
+            .and_then(|r| r.get_attribute("ID"))
+        else {
+            return refuse(StatusCode::BAD_REQUEST, "Non è una LogoutRequest.");
+        };
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let response = format!(
+            "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_{rid}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}\" InResponseTo=\"{id}\">\
+<saml:Issuer Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:entity\">{issuer}</saml:Issuer>\
+<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status></samlp:LogoutResponse>",
+            rid = idp_bridge::random_token(16, false),
+            dest = escape(&self.setup.slo_url),
+            id = escape(&id),
+            issuer = escape(&self.setup.entity_id(kind)),
+        );
+        match idp_bridge::testing::idp_redirect(
+            &self.setup.key_pem,
+            &self.setup.cert_pem,
+            &self.setup.slo_url,
+            "SAMLResponse",
+            &response,
+        ) {
+            Ok(url) => {
+                let mut r = Response::new(Full::new(Bytes::new()));
+                *r.status_mut() = StatusCode::FOUND;
+                if let Ok(v) = http::HeaderValue::from_str(&url) {
+                    r.headers_mut().insert(http::header::LOCATION, v);
+                }
+                r
+            }
+            Err(e) => refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("firma non riuscita: {e}"),
+            ),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+// `varco demo` end to end in headless Chromium: the catalog, a SPID level 2 service, a login
+// through the DEMO IdP, the comune's back-end showing the identity and the verified JWT; logout,
+// after which the service asks for login again; and the nr22 (consent denied) simulation.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, launch, seriousViolations, startDemo, stopAll, root } from "./varco.mjs";
+
+let browser;
+let demo;
+
+before(async () => {
+  const [listen, admin, idp, b1, b2, b3] = await Promise.all(Array.from({ length: 6 }, freePort));
+  demo = await startDemo(mkdtempSync(join(tmpdir(), "varco-demo-")), { listen, admin, idp, backends: [b1, b2, b3] });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  stopAll();
+});
+
+async function newPage() {
+  const context = await browser.newContext({ bypassCSP: true, locale: "it-IT" });
+  return context.newPage();
+}
+
+/** From the catalog to the DEMO IdP's page for the TARI of Capannori (SPID level 2). */
+async function toTheDemoIdp(page) {
+  await page.goto(`${demo.portal}/`);
+  assert.match(await page.locator("main").innerText(), /servizi on-line di 3 comuni/);
+  await page.getByLabel("Cerca un servizio").fill("TARI");
+  await Promise.all([page.waitForURL(/\/catalog\?q=TARI/), page.keyboard.press("Enter")]);
+  await Promise.all([page.waitForURL(/\/\.sso\/login\?/), page.getByRole("link", { name: "Pagamento TARI", exact: true }).click()]);
+  await page.getByText("Entra con SPID").click();
+  await Promise.all([
+    page.waitForURL(/\/demo\/spid\/sso\?SAMLRequest=/),
+    page.getByRole("list", { name: "Gestori di identità SPID" }).getByRole("link", { name: "DEMO (non valido)" }).click(),
+  ]);
+  assert.match(await page.locator("main").innerText(), /SPID livello 2/);
+}
+
+test("log in through the DEMO IdP, see the identity at the back-end, log out", async () => {
+  const page = await newPage();
+  await toTheDemoIdp(page);
+  await assertNoSeriousViolations(page, "DEMO IdP page");
+  await page.screenshot({ path: join(root, "target/browser/demo-idp.png"), fullPage: true });
+  await page.getByLabel(/Giulia Bianchi/).check();
+  await Promise.all([page.waitForURL(/capannori\.localhost:\d+\/tari\//), page.getByRole("button", { name: "Accedi" }).click()]);
+
+  const main = await page.locator("main").innerText();
+  assert.match(main, /x-varco-fiscal-number\s+BNCGLI92L54E715/);
+  assert.match(main, /x-varco-name\s+Giulia/);
+  assert.match(main, /x-varco-family-name\s+Bianchi/);
+  assert.match(main, /x-varco-email\s+giulia\.bianchi@example\.org/);
+  assert.match(main, /x-varco-level\s+SpidL2/);
+  assert.match(main, /x-varco-comune\s+c_b648/);
+  assert.match(main, /x-cf\s+BNCGLI92L54E715/);
+  assert.match(await page.locator("#jwt-status").innerText(), /Firma verificata .* destinatario c_b648\/tari/);
+  const claims = JSON.parse(await page.locator("pre").innerText());
+  assert.deepEqual(Object.keys(claims.attributes).sort(), ["email", "familyName", "fiscalNumber", "name"], "only what TARI's policy lists");
+  await page.screenshot({ path: join(root, "target/browser/demo-backend.png"), fullPage: true });
+
+  // Another service of another comune at the same level: no second login.
+  await page.goto(`${demo.portal}/catalog?q=certificati`);
+  await Promise.all([page.waitForURL(/lucca\.localhost:\d+\/certificati\//), page.getByRole("link", { name: "Certificati anagrafici" }).click()]);
+  assert.match(await page.locator("main").innerText(), /x-varco-comune\s+c_e715/);
+
+  // Logout (SAML single logout with the DEMO IdP), then the service asks for login again.
+  await Promise.all([page.waitForURL(/\/\.sso\/slo\?/), page.getByRole("link", { name: "Esci" }).click()]);
+  assert.match(await page.locator("h1").innerText(), /Sei uscito/);
+  await page.goto(`${demo.capannori}/tari/`);
+  assert.match(page.url(), /\/\.sso\/login\?/);
+  assert.match(await page.locator("main").innerText(), /Entra con SPID/);
+});
+
+test("a simulated nr22 (consent denied) ends on its page", async () => {
+  const page = await newPage();
+  await toTheDemoIdp(page);
+  await page.selectOption("#error", "22");
+  await Promise.all([page.waitForURL(/\/\.sso\/acs/), page.getByRole("button", { name: "Simula l'errore" }).click()]);
+  const main = await page.locator("main").innerText();
+  assert.match(main, /Consenso negato/);
+  assert.match(main, /nr22/);
+  await assertNoSeriousViolations(page, "nr22 page");
+});
+
+async function assertNoSeriousViolations(page, what) {
+  assert.deepEqual(await seriousViolations(page), [], `${what}: axe-core found serious or critical violations`);
+}
+
+test("CIE through the DEMO IdP: level 3 and CIE's attributes only", async () => {
+  const page = await newPage();
+  await page.goto(`${demo.portal}/catalog?q=certificati`);
+  await Promise.all([page.waitForURL(/\/\.sso\/login\?/), page.getByRole("link", { name: "Certificati anagrafici" }).click()]);
+  await Promise.all([page.waitForURL(/\/demo\/cie\/sso\?/), page.getByRole("link", { name: "Entra con CIE" }).click()]);
+  assert.equal(await page.getByRole("radio", { name: /livello/ }).count(), 1, "CIE grants level 3 only");
+  await Promise.all([page.waitForURL(/lucca\.localhost:\d+\/certificati\//), page.getByRole("button", { name: "Accedi" }).click()]);
+  const main = await page.locator("main").innerText();
+  assert.match(main, /x-varco-level\s+SpidL3/);
+  assert.match(main, /x-varco-idp\s+http:\/\/127\.0\.0\.1:\d+\/demo\/cie/);
+  assert.match(main, /x-varco-fiscal-number\s+RSSMRA80A01H501U/);
+  // A service that needs an e-mail cannot be reached with CIE: only SPID is offered.
+  await page.goto(`${demo.portal}/catalog?q=ztl`);
+  assert.match(await page.locator("ol.results").innerText(), /Ti chiederà di accedere di nuovo per altri dati/);
+  await Promise.all([page.waitForURL(/\/\.sso\/login\?/), page.getByRole("link", { name: "Permessi ZTL", exact: true }).click()]);
+  assert.equal(await page.getByText("Entra con CIE").count(), 0);
+  assert.equal(await page.getByText("Entra con SPID").count(), 1);
+});
