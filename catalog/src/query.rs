@@ -119,6 +119,11 @@ impl Query {
                         .collect();
                     q.terms.sort();
                     q.terms.dedup();
+                    // Folding can lengthen text (`İ` is two characters in lower case): keep the
+                    // canonical form within the limit, so that links built from it parse again.
+                    while q.terms.iter().map(|t| t.chars().count()).sum::<usize>() > MAX_TEXT {
+                        q.terms.pop();
+                    }
                 }
                 "page" => match value.parse::<usize>() {
                     Ok(n) if (1..=MAX_PAGE).contains(&n) => q.page = Some(n),
@@ -276,6 +281,21 @@ mod tests {
             Query::parse(&flood, true).1.len() <= 32,
             "at most 32 parameters are read"
         );
+    }
+
+    #[test]
+    fn the_canonical_form_parses_back_to_itself() {
+        for raw in [
+            "q=%C4%B0%C4%B0",
+            &format!("q={}", "%C4%B0".repeat(150)),
+            "q=Caf%C3%A9+CAF%C3%89",
+        ] {
+            let (q, e) = Query::parse(raw, true);
+            assert!(e.is_empty(), "{raw}: {e:?}");
+            let (again, e) = Query::parse(&q.canonical(), true);
+            assert!(e.is_empty(), "{raw}: {e:?}");
+            assert_eq!(again.canonical(), q.canonical());
+        }
     }
 
     #[test]
