@@ -48,6 +48,7 @@ fn acs(c: &mut Criterion) {
         return_to: "https://portal.example/".into(),
         binding: binding.digest(),
         relay_state: [0; 32],
+        replaces: None,
     };
     let ctx = AcsContext {
         entity_id: SP,

@@ -184,10 +184,11 @@ impl Query {
         s.finish()
     }
 
-    /// `(page, per_page, slice)`: everything on one page unless a page or a size was asked for
-    /// (then 100 per page by default).
+    /// `(page, per_page, slice)`: the whole unfiltered catalog is one document; a filtered answer
+    /// comes in pages (100 by default), so no query can make the API render (and cache) the whole
+    /// catalog again under another key.
     pub fn paginate<'s, T>(&self, all: &'s [T]) -> (usize, usize, &'s [T]) {
-        if self.page.is_none() && self.per_page.is_none() {
+        if self.is_unfiltered() {
             return (1, all.len(), all);
         }
         self.page_of(all, 100)
@@ -311,6 +312,8 @@ mod tests {
         let items: Vec<u32> = (0..250).collect();
         let all = Query::default();
         assert_eq!(all.paginate(&items).2.len(), 250);
+        let filtered = Query::parse("q=mensa", true).0;
+        assert_eq!(filtered.paginate(&items), (1, 100, &items[..100]));
         let p3 = Query::parse("page=3", true).0;
         assert_eq!(p3.paginate(&items), (3, 100, &items[200..]));
         let far = Query::parse("page=99&per_page=500", true).0;

@@ -33,10 +33,17 @@ pub enum Kind {
 /// Filtered answers: (generation, kind, canonical query) → (body, ETag).
 pub type Cache = moka::sync::Cache<(u64, Kind, String), (Bytes, Arc<str>)>;
 
-/// A cache of filtered answers.
+/// Most bytes the cache of filtered answers holds (bodies and keys).
+pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A cache of filtered answers, bounded in bytes: a flood of distinct queries evicts older
+/// answers, it cannot grow memory.
 pub fn new_cache() -> Cache {
     moka::sync::Cache::builder()
-        .max_capacity(20_000)
+        .weigher(|key: &(u64, Kind, String), value: &(Bytes, Arc<str>)| {
+            u32::try_from(key.2.len() + value.0.len() + 64).unwrap_or(u32::MAX)
+        })
+        .max_capacity(CACHE_BYTES)
         .time_to_live(std::time::Duration::from_secs(600))
         .build()
 }

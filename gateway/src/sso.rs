@@ -165,7 +165,7 @@ fn redirect(to: &str) -> Reply {
 async fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResult<Reply> {
     let mut reply = match current_session(rt, shared, req).await? {
         Some((id, session)) => {
-            shared.store.remove_session(&id).await?;
+            shared.store.remove_session(&id.key()).await?;
             let p = &session.principal;
             let slo = rt.identity.idps.get(p.idp()).and_then(|idp| {
                 idp_bridge::logout_request(
@@ -233,15 +233,19 @@ async fn slo(
             idp, id, name_id, ..
         }) => {
             let replay_window = idp_bridge::MAX_LOGOUT_REQUEST_AGE * 2;
-            if !shared
-                .store
-                .first_use(&format!("slo\0{idp}\0{id}"), replay_window)
-                .await?
-            {
+            let seen = format!("slo\0{idp}\0{id}");
+            if !shared.store.first_use(&seen, replay_window).await? {
                 tracing::warn!(%idp, "LogoutRequest replayed");
                 return Ok(refused(403));
             }
-            let ended = shared.store.remove_subject(&idp, &name_id).await?;
+            let ended = match shared.store.remove_subject(&idp, &name_id).await {
+                Ok(n) => n,
+                Err(e) => {
+                    // The IdP may retry this request: it must not be refused as a replay.
+                    let _ = shared.store.forget_use(&seen).await;
+                    return Err(e);
+                }
+            };
             tracing::info!(%idp, ended, "logout requested by the IdP");
             let answer = rt.identity.idps.get(&idp).map(|i| {
                 idp_bridge::logout_response(
@@ -503,10 +507,14 @@ pub async fn acs(
     Ok(match result {
         Ok(_) if recorded.is_err() => Reply::error(rt, ErrorPage::Internal),
         Ok(accepted) => {
-            if let Some((old, _)) = current_session(rt, shared, req).await? {
-                // A new login (or step-up) replaces the browser's session: one session, and
-                // never a presented ID promoted.
+            // A new login (or step-up) replaces the browser's session: one session, and never a
+            // presented ID promoted. The session the login started from was recorded then: the
+            // IdP's cross-site POST does not carry the SameSite=Lax session cookie.
+            if let Some(old) = accepted.replaces {
                 shared.store.remove_session(&old).await?;
+            }
+            if let Some((old, _)) = current_session(rt, shared, req).await? {
+                shared.store.remove_session(&old.key()).await?;
             }
             let id = SessionId::new();
             tracing::info!(idp = %accepted.principal.idp(), level = %accepted.principal.level(), "login completed");
@@ -872,6 +880,7 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
             return_to: target.url,
             binding: binding.digest(),
             relay_state: relay_digest,
+            replaces: current.as_ref().map(|(id, _)| id.key()),
         })
         .await?;
     tracing::info!(idp = %idp.entity_id, level = %level, attribute_set, post = use_post, "login started");

@@ -178,6 +178,8 @@ pub struct Accepted {
     pub kind: IdpKind,
     /// `AttributeConsumingServiceIndex` the login asked for.
     pub attribute_set: u16,
+    /// Store key of the session this login replaces, if any.
+    pub replaces: Option<[u8; 32]>,
 }
 
 /// What the ACS checks against.
@@ -619,6 +621,7 @@ pub fn verify(
         },
         return_to: pending.return_to,
         attribute_set: pending.attribute_set,
+        replaces: pending.replaces,
         kind: idp.kind,
     })
 }

@@ -33,6 +33,11 @@ pub struct PendingLogin {
     pub binding: [u8; 32],
     /// SHA-256 of the RelayState sent.
     pub relay_state: [u8; 32],
+    /// Store key of the session this login replaces (a step-up or a new login in a browser that
+    /// had one): recorded when the login starts, because the IdP's cross-site POST to the ACS
+    /// does not carry the `SameSite=Lax` session cookie.
+    #[serde(default)]
+    pub replaces: Option<[u8; 32]>,
 }
 
 /// Where pending logins live.
@@ -85,6 +90,7 @@ mod tests {
             return_to: "http://portal.example/".into(),
             binding: [1; 32],
             relay_state: [2; 32],
+            replaces: None,
         }
     }
 

@@ -181,6 +181,14 @@ fn load_idp(c: &IdpConfig) -> Result<Idp> {
     };
     let sso_redirect = endpoint(&idp.single_sign_on_services, REDIRECT);
     let sso_post = endpoint(&idp.single_sign_on_services, POST);
+    let slo_redirect = endpoint(&idp.single_logout_services, REDIRECT);
+    let slo_post = endpoint(&idp.single_logout_services, POST);
+    for location in [&sso_redirect, &sso_post, &slo_redirect, &slo_post]
+        .into_iter()
+        .flatten()
+    {
+        check_endpoint(path, location)?;
+    }
     if sso_redirect.is_none() && sso_post.is_none() {
         return Err(refuse(
             path,
@@ -209,11 +217,32 @@ fn load_idp(c: &IdpConfig) -> Result<Idp> {
         display_name,
         sso_redirect,
         sso_post,
-        slo_redirect: endpoint(&idp.single_logout_services, REDIRECT),
-        slo_post: endpoint(&idp.single_logout_services, POST),
+        slo_redirect,
+        slo_post,
         signing_certs,
         logo: logo_of(&xml),
     })
+}
+
+/// Citizens' browsers carry SAML messages to these endpoints: https, or plain http on loopback
+/// only (the DEMO IdP of `varco demo`, test IdPs on a developer's machine).
+fn check_endpoint(path: &std::path::Path, location: &str) -> Result<()> {
+    let url = url::Url::parse(location)
+        .map_err(|e| refuse(path, format!("endpoint {location} is not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(refuse(
+            path,
+            format!("endpoint {location} must be https (plain http only on loopback)"),
+        )),
+    }
 }
 
 const NS_MDUI: &str = "urn:oasis:names:tc:SAML:metadata:ui";

@@ -300,13 +300,13 @@ impl Idp {
         match (req.method().as_str(), action) {
             ("GET", "sso") => self.sso(kind, &query),
             ("POST", "answer") => {
-                let body = match req.into_body().collect().await {
-                    Ok(b) => b.to_bytes(),
-                    Err(_) => Bytes::new(),
-                };
-                if body.len() > 8192 {
+                let Ok(body) = http_body_util::Limited::new(req.into_body(), 8192)
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                else {
                     return refuse(StatusCode::PAYLOAD_TOO_LARGE, "Richiesta troppo grande.");
-                }
+                };
                 self.answer(kind, &body)
             }
             ("GET", "slo") => self.slo(kind, &query),

@@ -82,23 +82,51 @@ fn rand_u32() -> u32 {
     u32::from_str_radix(&idp_bridge::random_token(4, false), 16).unwrap_or(1) | 1
 }
 
+/// Writes a private key once, readable by its owner only from the start.
 fn write_once(path: &Path, make: impl FnOnce() -> Result<Vec<u8>>) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     if path.exists() {
         return Ok(());
     }
     let bytes = make()?;
-    std::fs::write(path, bytes).map_err(|e| demo_error(&path.display().to_string(), e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(&bytes))
+        .map_err(|e| demo_error(&path.display().to_string(), e))
+}
+
+/// The file that marks a folder as a demo state folder: `varco demo` writes its configuration and
+/// a DEMO IdP key into it, so it refuses any other non-empty folder (a production one, say).
+const MARKER: &str = ".varco-demo";
+
+fn claim_state_folder(state: &Path) -> Result<()> {
+    let marker = state.join(MARKER);
+    if marker.exists() {
+        return Ok(());
     }
-    Ok(())
+    let non_empty = std::fs::read_dir(state).is_ok_and(|mut d| d.next().is_some());
+    if non_empty {
+        return Err(Error::Demo(format!(
+            "{} is not empty and not a demo state folder (no {MARKER}): choose another --state",
+            state.display()
+        )));
+    }
+    std::fs::create_dir_all(state).map_err(|e| demo_error(&state.display().to_string(), e))?;
+    std::fs::write(
+        &marker,
+        "varco demo state: keys here are for the demo only\n",
+    )
+    .map_err(|e| demo_error(&marker.display().to_string(), e))
 }
 
 /// Creates what is missing in the state folder: SP key and certificate, the identity-JWT key,
 /// the DEMO IdP's key and certificate.
 fn keys(state: &Path) -> Result<()> {
+    claim_state_folder(state)?;
     let mkdir =
         |p: &Path| std::fs::create_dir_all(p).map_err(|e| demo_error(&p.display().to_string(), e));
     mkdir(state)?;
@@ -399,6 +427,18 @@ mod tests {
         assert!(
             upstreams.iter().all(|u| u.starts_with("127.0.0.1:1910")),
             "{upstreams:?}"
+        );
+    }
+
+    #[test]
+    fn a_folder_that_is_not_a_demo_state_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("varco.toml"), "# production").expect("write");
+        let e = prepare(&options(dir.path())).expect_err("refused");
+        assert!(e.to_string().contains("not a demo state folder"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("varco.toml")).expect("read"),
+            "# production"
         );
     }
 

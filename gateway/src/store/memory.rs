@@ -81,8 +81,8 @@ impl StateStore for MemoryStore {
         Ok(Some(s))
     }
 
-    async fn remove_session(&self, id: &SessionId) -> StoreResult<()> {
-        self.sessions.invalidate(&id.key());
+    async fn remove_session(&self, key: &[u8; 32]) -> StoreResult<()> {
+        self.sessions.invalidate(key);
         Ok(())
     }
 
@@ -134,5 +134,10 @@ impl StateStore for MemoryStore {
             .entry(id.to_string())
             .or_insert_with(|| ttl)
             .is_fresh())
+    }
+
+    async fn forget_use(&self, id: &str) -> StoreResult<()> {
+        self.seen.invalidate(id);
+        Ok(())
     }
 }

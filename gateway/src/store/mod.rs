@@ -75,8 +75,8 @@ pub trait StateStore: Send + Sync {
         &self,
         id: &SessionId,
     ) -> impl Future<Output = StoreResult<Option<Arc<Session>>>> + Send;
-    /// Ends a session.
-    fn remove_session(&self, id: &SessionId) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Ends a session, named by its store key ([`SessionId::key`]).
+    fn remove_session(&self, key: &[u8; 32]) -> impl Future<Output = StoreResult<()>> + Send;
     /// Ends every session of this subject at this IdP (IdP-initiated logout); how many ended.
     fn remove_subject(
         &self,
@@ -105,6 +105,8 @@ pub trait StateStore: Send + Sync {
     fn take_logout(&self, request_id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Replay cache: `true` the first time `id` is seen within `ttl`, `false` afterwards.
     fn first_use(&self, id: &str, ttl: Duration) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Forgets `id` in the replay cache (the action it guarded failed and may be retried).
+    fn forget_use(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// The store a gateway runs with.
@@ -150,8 +152,8 @@ impl StateStore for Store {
     async fn session(&self, id: &SessionId) -> StoreResult<Option<Arc<Session>>> {
         dispatch!(self, s => s.session(id))
     }
-    async fn remove_session(&self, id: &SessionId) -> StoreResult<()> {
-        dispatch!(self, s => s.remove_session(id))
+    async fn remove_session(&self, key: &[u8; 32]) -> StoreResult<()> {
+        dispatch!(self, s => s.remove_session(key))
     }
     async fn remove_subject(&self, idp: &str, name_id: &str) -> StoreResult<usize> {
         dispatch!(self, s => s.remove_subject(idp, name_id))
@@ -176,6 +178,9 @@ impl StateStore for Store {
     }
     async fn first_use(&self, id: &str, ttl: Duration) -> StoreResult<bool> {
         dispatch!(self, s => s.first_use(id, ttl))
+    }
+    async fn forget_use(&self, id: &str) -> StoreResult<()> {
+        dispatch!(self, s => s.forget_use(id))
     }
 }
 

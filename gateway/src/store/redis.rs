@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use idp_bridge::{PendingLogin, LOGIN_TTL};
+
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{
@@ -83,10 +84,12 @@ impl RedisStore {
                         let mut conn = ConnectionManager::new_with_config(client, config)
                             .await
                             .map_err(err)?;
-                        let _: String = redis::cmd("PING")
+                        let info: String = redis::cmd("INFO")
+                            .arg("server")
                             .query_async(&mut conn)
                             .await
                             .map_err(err)?;
+                        check_version(&info)?;
                         Ok(conn)
                     }
                     .await;
@@ -118,8 +121,30 @@ impl RedisStore {
     }
 }
 
+/// `GETEX` and `GETDEL` (one-shot takes across instances) need Redis 6.2 or later: refuse an
+/// older server at start rather than fail every login later.
+fn check_version(info: &str) -> StoreResult<()> {
+    let version = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("redis_version:"))
+        .ok_or_else(|| StoreError("the server did not report its version".into()))?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) >= (6, 2) {
+        Ok(())
+    } else {
+        Err(StoreError(format!(
+            "Redis {version} is too old: varco needs 6.2 or later (GETEX, GETDEL)"
+        )))
+    }
+}
+
 fn session_key(id: &SessionId) -> String {
-    format!("varco:s:{}", hex(&id.key()))
+    stored_session_key(&id.key())
+}
+
+fn stored_session_key(key: &[u8; 32]) -> String {
+    format!("varco:s:{}", hex(key))
 }
 
 fn subject_key(idp: &str, name_id: &str) -> String {
@@ -173,9 +198,9 @@ impl StateStore for RedisStore {
         let session: Session = match serde_json::from_str(&value) {
             Ok(s) => s,
             Err(e) => {
-                // Written by another version, or damaged: no session (the citizen logs in again).
-                tracing::warn!(error = %e, "unreadable session in Redis, dropped");
-                let _: () = self.run(redis::cmd("DEL").arg(&key)).await?;
+                // Written by another version (a rolling upgrade) or damaged: no session here,
+                // but left in place for the instances that can read it.
+                tracing::warn!(error = %e, "unreadable session in Redis, ignored");
                 return Ok(None);
             }
         };
@@ -186,19 +211,27 @@ impl StateStore for RedisStore {
         Ok(Some(Arc::new(session)))
     }
 
-    async fn remove_session(&self, id: &SessionId) -> StoreResult<()> {
-        self.run(redis::cmd("DEL").arg(session_key(id))).await
+    async fn remove_session(&self, key: &[u8; 32]) -> StoreResult<()> {
+        self.run(redis::cmd("DEL").arg(stored_session_key(key)))
+            .await
     }
 
     async fn remove_subject(&self, idp: &str, name_id: &str) -> StoreResult<usize> {
-        let subject = subject_key(idp, name_id);
-        let keys: Vec<String> = self.run(redis::cmd("SMEMBERS").arg(&subject)).await?;
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let ended: usize = self.run(redis::cmd("DEL").arg(&keys)).await?;
-        let _: () = self.run(redis::cmd("DEL").arg(&subject)).await?;
-        Ok(ended)
+        // One script, so that a session added to the subject meanwhile cannot lose its index
+        // entry while surviving.
+        let script = redis::Script::new(
+            "local keys = redis.call('SMEMBERS', KEYS[1]) \
+             local ended = 0 \
+             for _, k in ipairs(keys) do ended = ended + redis.call('DEL', k) end \
+             redis.call('DEL', KEYS[1]) \
+             return ended",
+        );
+        let mut conn = self.conn.clone();
+        script
+            .key(subject_key(idp, name_id))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| StoreError(format!("{}: {e}", self.endpoint)))
     }
 
     async fn put_login(&self, login: PendingLogin) -> StoreResult<()> {
@@ -269,5 +302,22 @@ impl StateStore for RedisStore {
             )
             .await?;
         Ok(set.is_some())
+    }
+
+    async fn forget_use(&self, id: &str) -> StoreResult<()> {
+        self.run(redis::cmd("DEL").arg(format!("varco:r:{}", hex(&digest(&[id])))))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn old_servers_are_refused_at_start() {
+        assert!(super::check_version("# Server\r\nredis_version:7.0.15\r\n").is_ok());
+        assert!(super::check_version("redis_version:6.2.0").is_ok());
+        let old = super::check_version("redis_version:6.0.16").expect_err("too old");
+        assert!(old.to_string().contains("6.2 or later"), "{old}");
+        assert!(super::check_version("nothing").is_err());
     }
 }

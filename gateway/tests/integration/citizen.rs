@@ -220,11 +220,31 @@ impl Browser {
         form: Option<String>,
         port: u16,
     ) -> reqwest::Response {
+        self.send_as(method, url, form, port, false).await
+    }
+
+    /// [`Self::send`]; `cross_site`: the request comes from another site's page (the IdP's
+    /// auto-posted form), so `SameSite=Lax` cookies (varco's session cookies) stay behind, as a
+    /// browser leaves them.
+    async fn send_as(
+        &mut self,
+        method: reqwest::Method,
+        url: &str,
+        form: Option<String>,
+        port: u16,
+        cross_site: bool,
+    ) -> reqwest::Response {
         let parsed = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
         let mut rb = self
             .client
             .request(method, self.wire(&parsed, port).as_str());
-        if let Some(cookies) = self.cookie_header(&parsed) {
+        let cookies = self.cookie_header(&parsed).map(|h| {
+            h.split("; ")
+                .filter(|c| !(cross_site && c.contains("varco_session=")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        if let Some(cookies) = cookies.filter(|c| !c.is_empty()) {
             rb = rb.header("cookie", cookies);
         }
         if let Some(body) = form {
@@ -312,7 +332,7 @@ impl Browser {
         }
         let port = self.acs_port.unwrap_or(self.port);
         let r = self
-            .send(reqwest::Method::POST, &acs, Some(form.finish()), port)
+            .send_as(reqwest::Method::POST, &acs, Some(form.finish()), port, true)
             .await;
         if r.status().is_redirection() {
             Ok(location_of(&r))

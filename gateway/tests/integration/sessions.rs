@@ -553,6 +553,7 @@ mod redis {
             return_to: "http://portal.test/".into(),
             binding: [7; 32],
             relay_state: [9; 32],
+            replaces: None,
         };
         let id = format!("_{}", idp_bridge::random_token(16, false));
         a.put_login(login(&id)).await.expect("put");

@@ -49,6 +49,7 @@ impl Fixture {
             return_to: "https://portal.example/".into(),
             binding: binding.digest(),
             relay_state: [0; 32],
+            replaces: None,
         });
         Self {
             idps,
@@ -242,6 +243,7 @@ fn signature_wrapping_never_yields_the_unsigned_identity() {
             return_to: "https://portal.example/".into(),
             binding: f2.binding.digest(),
             relay_state: [0; 32],
+            replaces: None,
         });
         match f2.post_xml(&xml) {
             Err(_) => {}

@@ -171,3 +171,19 @@ fn logos_come_from_the_metadata_ui_info_when_safe() {
     let reg = IdpRegistry::load(&[config(vectors().join("spid-sp-test-idp.xml"))]).expect("loads");
     assert_eq!(reg.get("https://localhost:8443").expect("idp").logo, None);
 }
+
+#[test]
+fn endpoints_must_be_https_except_on_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = variant(&dir, "plain.xml", |x| {
+        x.replace("https://localhost:8443/samlsso", "http://idp.example/sso")
+    });
+    assert!(reason(IdpRegistry::load(&[plain])).contains("must be https"));
+    let local = variant(&dir, "local.xml", |x| {
+        x.replace(
+            "https://localhost:8443/samlsso",
+            "http://127.0.0.1:8081/sso",
+        )
+    });
+    assert!(IdpRegistry::load(&[local]).is_ok());
+}
