@@ -367,17 +367,9 @@ impl Catalog {
     }
 
     /// Whether a citizen whose session holds `held` opens `service` without a new login (the
-    /// same decision the proxy takes: level and attributes).
+    /// proxy's rule: [`Held::allows`]).
     pub fn opens_directly(service: &CatalogService, held: Held) -> bool {
-        match service.access {
-            Access::Public => true,
-            Access::Login(need) => {
-                held.level >= need
-                    && held
-                        .attributes
-                        .covers(service.attributes.iter().copied().collect())
-            }
-        }
+        held.allows(service.access, service.attributes.iter().copied().collect())
     }
 }
 

@@ -62,7 +62,7 @@ impl IdentityHeaders {
     pub fn inject(
         &self,
         up: &mut RequestHeader,
-        principal: &crate::session::Citizen,
+        principal: &idp_bridge::Principal,
     ) -> pingora::Result<()> {
         up.insert_header(X_VARCO_LEVEL, principal.level().as_str())?;
         up.insert_header(X_VARCO_IDP, encode(principal.idp()))?;

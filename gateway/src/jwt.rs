@@ -81,7 +81,7 @@ impl JwtKeys {
         &self,
         issuer: &str,
         audience: &str,
-        principal: &crate::session::Citizen,
+        principal: &idp_bridge::Principal,
         released: &[policies::Attribute],
         now: u64,
     ) -> Option<String> {
@@ -132,7 +132,7 @@ mod tests {
         path
     }
 
-    fn citizen() -> crate::session::Citizen {
+    fn citizen() -> idp_bridge::Principal {
         serde_json::from_value(serde_json::json!({
             "idp": "https://idp.example", "name_id": "_n", "session_index": null,
             "level": "SpidL2", "authn_instant": null,
@@ -220,7 +220,7 @@ mod tests {
     fn a_token_carries_only_the_attributes_the_service_lists() {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = JwtKeys::load(&[write_key(dir.path(), "k.pem")]).expect("keys");
-        let citizen: crate::session::Citizen = serde_json::from_value(serde_json::json!({
+        let citizen: idp_bridge::Principal = serde_json::from_value(serde_json::json!({
             "idp": "https://idp.example", "name_id": "_n", "session_index": null,
             "level": "SpidL2", "authn_instant": null,
             "attributes": [["fiscalNumber", "TINIT-RSSMRA80A01H501U"], ["email", "m@example.org"], ["mobilePhone", "+39333"]]

@@ -2,11 +2,11 @@
 //!
 //! A [`Session`] is made only from an [`idp_bridge::VerifiedPrincipal`] (the ACS's output); stores
 //! keep it under the SHA-256 of its ID (the ID itself lives only in the browser's cookie) and may
-//! serialise it (Redis): reading one back trusts the store, never the network.
+//! serialise its [`Principal`] (Redis): reading one back trusts the store, never the network.
 
-use chrono::{DateTime, Utc};
-use idp_bridge::VerifiedPrincipal;
-use policies::{AttributeMask, Level};
+use chrono::Utc;
+use idp_bridge::{Principal, VerifiedPrincipal};
+use policies::AttributeMask;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -49,83 +49,11 @@ impl std::fmt::Debug for SessionId {
     }
 }
 
-/// The citizen a session belongs to: the verified principal's content, kept server-side.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Citizen {
-    idp: String,
-    name_id: String,
-    session_index: Option<String>,
-    level: Level,
-    authn_instant: Option<DateTime<Utc>>,
-    attributes: Vec<(String, String)>,
-}
-
-impl From<VerifiedPrincipal> for Citizen {
-    fn from(p: VerifiedPrincipal) -> Self {
-        Self {
-            idp: p.idp().to_string(),
-            name_id: p.name_id().to_string(),
-            session_index: p.session_index().map(str::to_string),
-            level: p.level(),
-            authn_instant: p.authn_instant(),
-            attributes: p.attributes().to_vec(),
-        }
-    }
-}
-
-impl Citizen {
-    /// entityID of the IdP.
-    pub fn idp(&self) -> &str {
-        &self.idp
-    }
-    /// The IdP's NameID (for logout).
-    pub fn name_id(&self) -> &str {
-        &self.name_id
-    }
-    /// The IdP's SessionIndex.
-    pub fn session_index(&self) -> Option<&str> {
-        self.session_index.as_deref()
-    }
-    /// The level the IdP authenticated at.
-    pub fn level(&self) -> Level {
-        self.level
-    }
-    /// When the citizen authenticated.
-    pub fn authn_instant(&self) -> Option<DateTime<Utc>> {
-        self.authn_instant
-    }
-    /// Released attributes (SAML name, value), in the order received.
-    pub fn attributes(&self) -> &[(String, String)] {
-        &self.attributes
-    }
-    /// One attribute's value.
-    pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl std::fmt::Debug for Citizen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Attribute values (fiscal number, e-mail...) never reach a log.
-        f.debug_struct("Citizen")
-            .field("idp", &self.idp)
-            .field("level", &self.level)
-            .field(
-                "attributes",
-                &self.attributes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
 /// One citizen's session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     /// Who, as verified at login.
-    pub principal: Citizen,
+    pub principal: Principal,
     /// The attributes that login asked the IdP for.
     pub asked: AttributeMask,
     /// When the login happened, Unix milliseconds (absolute timeout, valid across instances).
@@ -136,7 +64,7 @@ impl Session {
     /// The session a verified login opens, now.
     pub fn open(principal: VerifiedPrincipal, asked: AttributeMask) -> Self {
         Self {
-            principal: principal.into(),
+            principal: principal.into_principal(),
             asked,
             created_ms: Utc::now().timestamp_millis(),
         }
@@ -145,7 +73,7 @@ impl Session {
     /// What the policy decision needs.
     pub fn held(&self) -> policies::Held {
         policies::Held {
-            level: self.principal.level,
+            level: self.principal.level(),
             attributes: self.asked,
         }
     }

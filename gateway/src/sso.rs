@@ -134,7 +134,7 @@ fn clear_session_cookie(rt: &Runtime) -> HeaderValue {
 }
 
 /// `'sha256-…'` of the POST-binding page's inline script, for its CSP.
-fn script_hash() -> String {
+pub(crate) fn script_hash() -> String {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(catalog::POST_BINDING_SCRIPT.as_bytes());
     format!(
@@ -553,13 +553,7 @@ fn asked_attributes(snapshot: &Snapshot, kind: IdpKind, index: u16) -> Attribute
         .attribute_sets
         .iter()
         .find(|s| s.index == index)
-        .map(|s| {
-            s.attributes
-                .iter()
-                .copied()
-                .filter(|a| kind == IdpKind::Spid || a.in_cie())
-                .collect()
-        })
+        .map(|s| s.asked_of(kind))
         .unwrap_or_default()
 }
 
@@ -746,8 +740,7 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
     let current = current_session(rt, shared, req).await?;
     let service_needs = service.map_or(AttributeMask::EMPTY, |(_, s)| s.attribute_mask());
     if let Some((id, s)) = &current {
-        let held = s.held();
-        if held.level >= level && held.attributes.covers(service_needs) {
+        if s.held().allows(Access::Login(level), service_needs) {
             return finish_login(rt, shared, id, &target.url).await;
         }
     }
@@ -803,24 +796,11 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
     if idp.kind == IdpKind::Cie && !cie_possible {
         return Ok(Reply::error(rt, ErrorPage::BadRequest));
     }
-    let usable = |a: &policies::Attribute| idp.kind == IdpKind::Spid || a.in_cie();
-    let smallest_covering = |wanted: AttributeMask| {
-        let wanted: Vec<_> = wanted.iter().filter(usable).collect();
-        snapshot
-            .config
-            .sp
-            .attribute_sets
-            .iter()
-            .filter(|s| {
-                s.covers(&wanted)
-                    && (idp.kind == IdpKind::Spid || s.attributes.iter().any(|a| a.in_cie()))
-            })
-            .min_by_key(|s| (s.attributes.len(), s.index))
-            .map(|s| s.index)
-    };
-    let attribute_set = smallest_covering(wanted_all)
-        .or_else(|| smallest_covering(service_needs))
-        .unwrap_or(0);
+    let sp = &snapshot.config.sp;
+    let attribute_set = sp
+        .set_for(wanted_all, idp.kind)
+        .or_else(|| sp.set_for(service_needs, idp.kind))
+        .map_or(0, |s| s.index);
     let request = LoginRequest {
         idp,
         level,

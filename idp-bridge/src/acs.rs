@@ -122,9 +122,11 @@ fn invalid(msg: impl Into<String>) -> AcsError {
     AcsError::Invalid(msg.into())
 }
 
-/// An identity that an IdP asserted and this validator checked. Only [`consume`] builds one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedPrincipal {
+/// An identity as an IdP asserted it: who, at which level, with which attributes. Plain data
+/// that session stores keep and read back; from the network one is only ever obtained as a
+/// [`VerifiedPrincipal`].
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Principal {
     idp: String,
     name_id: String,
     session_index: Option<String>,
@@ -133,7 +135,7 @@ pub struct VerifiedPrincipal {
     attributes: Vec<(String, String)>,
 }
 
-impl VerifiedPrincipal {
+impl Principal {
     /// entityID of the IdP.
     pub fn idp(&self) -> &str {
         &self.idp
@@ -164,6 +166,38 @@ impl VerifiedPrincipal {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Attribute values (fiscal number, e-mail...) never reach a log.
+        f.debug_struct("Principal")
+            .field("idp", &self.idp)
+            .field("level", &self.level)
+            .field(
+                "attributes",
+                &self.attributes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Principal`] that this validator checked. Only [`verify`] builds one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPrincipal(Principal);
+
+impl std::ops::Deref for VerifiedPrincipal {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl VerifiedPrincipal {
+    /// The identity, to keep (verification is over once it is in a session).
+    pub fn into_principal(self) -> Principal {
+        self.0
     }
 }
 
@@ -611,14 +645,14 @@ pub fn verify(
     }
 
     Ok(Accepted {
-        principal: VerifiedPrincipal {
+        principal: VerifiedPrincipal(Principal {
             idp: idp.entity_id.clone(),
             name_id: name_id_value,
             session_index,
             level,
             authn_instant,
             attributes,
-        },
+        }),
         return_to: pending.return_to,
         attribute_set: pending.attribute_set,
         replaces: pending.replaces,

@@ -24,7 +24,7 @@ pub mod testing;
 
 pub use acs::{
     consume, receive, verify as verify_response, Accepted, AcsContext, AcsError, AcsRequest,
-    ReceivedResponse, RefusalPage, VerifiedPrincipal, CLOCK_SKEW, MAX_RESPONSE,
+    Principal, ReceivedResponse, RefusalPage, VerifiedPrincipal, CLOCK_SKEW, MAX_RESPONSE,
 };
 pub use audit::{verify as verify_audit, AuditError, AuditKind, AuditLog};
 pub use authn::{

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use url::Url;
 
-use crate::identity::Attribute;
+use crate::identity::{Attribute, AttributeMask};
 use crate::policy::{check_ipa_code, check_istat_code};
 use crate::reader::{nearest, At, Sink, TableReader};
 
@@ -144,14 +144,35 @@ impl AttributeSet {
     pub fn covers(&self, wanted: &[Attribute]) -> bool {
         wanted.iter().all(|a| self.attributes.contains(a))
     }
+
+    /// What a login with this set gets from an IdP of `kind`: CIE releases only its own four
+    /// attributes.
+    pub fn asked_of(&self, kind: IdpKind) -> AttributeMask {
+        self.attributes
+            .iter()
+            .copied()
+            .filter(|a| kind == IdpKind::Spid || a.in_cie())
+            .collect()
+    }
 }
 
 impl SpConfig {
     /// The smallest declared set covering `wanted` (ties: lowest index).
     pub fn smallest_set_covering(&self, wanted: &[Attribute]) -> Option<&AttributeSet> {
+        self.set_for(wanted.iter().copied().collect(), IdpKind::Spid)
+    }
+
+    /// The set a login at an IdP of `kind` asks for to obtain `wanted`: the smallest declared set
+    /// covering what that IdP can release of it (ties: lowest index); for CIE, only sets that ask
+    /// for something CIE releases.
+    pub fn set_for(&self, wanted: AttributeMask, kind: IdpKind) -> Option<&AttributeSet> {
+        let wanted: Vec<Attribute> = wanted
+            .iter()
+            .filter(|a| kind == IdpKind::Spid || a.in_cie())
+            .collect();
         self.attribute_sets
             .iter()
-            .filter(|s| s.covers(wanted))
+            .filter(|s| s.covers(&wanted) && !s.asked_of(kind).is_empty())
             .min_by_key(|s| (s.attributes.len(), s.index))
     }
 }

@@ -30,6 +30,17 @@ pub struct Held {
     pub attributes: AttributeMask,
 }
 
+impl Held {
+    /// Whether this session is enough for `access` needing the attributes `needs`: the level,
+    /// and every attribute asked for at login.
+    pub fn allows(self, access: Access, needs: AttributeMask) -> bool {
+        match access {
+            Access::Public => true,
+            Access::Login(level) => self.level >= level && self.attributes.covers(needs),
+        }
+    }
+}
+
 /// Decides for `service` given what the caller's session holds, if any. Fails closed: anything
 /// but a public service, or a session at a sufficient level that was given every attribute the
 /// service needs, asks for login (a step-up when there is a session).
@@ -37,9 +48,7 @@ pub fn decide(service: &Service, session: Option<Held>) -> Decision {
     match service.access {
         Access::Public => Decision::Allow(Permit(())),
         Access::Login(needed) => match session {
-            Some(held)
-                if held.level >= needed && held.attributes.covers(service.attribute_mask()) =>
-            {
+            Some(held) if held.allows(service.access, service.attribute_mask()) => {
                 Decision::Allow(Permit(()))
             }
             _ => Decision::Login { level: needed },

@@ -159,16 +159,7 @@ impl Backend {
             path = escape(req.uri().path()),
             portal = escape(&self.portal),
         );
-        let mut r = Response::new(Full::new(Bytes::from(html)));
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        r.headers_mut().insert(
-            http::header::CACHE_CONTROL,
-            http::HeaderValue::from_static("no-store"),
-        );
-        r
+        super::html_response(http::StatusCode::OK, html, None)
     }
 }
 

@@ -23,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use idp_bridge::testing::{ResponseBuilder, TestIdpKey};
 use openssl::hash::MessageDigest;
 use openssl::sign::Verifier;
-use policies::{Attribute, Level};
+use policies::{Attribute, AttributeMask, Level};
 use tokio::net::TcpListener;
 
 use super::citizens::CITIZENS;
@@ -76,8 +76,8 @@ pub(super) struct Setup {
     pub(super) key_pem: std::path::PathBuf,
     /// Its certificate.
     pub(super) cert_pem: std::path::PathBuf,
-    /// Declared attribute sets: index → attributes.
-    pub(super) attribute_sets: Vec<(u16, Vec<Attribute>)>,
+    /// The SP's declared attribute sets.
+    pub(super) attribute_sets: Vec<policies::AttributeSet>,
 }
 
 impl std::fmt::Debug for Setup {
@@ -91,8 +91,13 @@ impl std::fmt::Debug for Setup {
 impl Setup {
     /// entityID of one of the demo entities.
     pub(super) fn entity_id(&self, kind: Kind) -> String {
-        format!("{}/demo/{}", self.origin, kind.path())
+        entity_id(&self.origin, kind)
     }
+}
+
+/// entityID of one of the demo entities served at `origin`.
+fn entity_id(origin: &str, kind: Kind) -> String {
+    format!("{origin}/demo/{}", kind.path())
 }
 
 /// A verified request waiting for the citizen's choice.
@@ -112,8 +117,8 @@ struct Idp {
 }
 
 /// The metadata of one demo entity (what varco's `[[idp]]` trusts).
-pub(super) fn metadata(setup: &Setup, kind: Kind, cert_der_b64: &str) -> String {
-    let entity = setup.entity_id(kind);
+pub(super) fn metadata(origin: &str, kind: Kind, cert_der_b64: &str) -> String {
+    let entity = entity_id(origin, kind);
     let redirect = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
     format!(
         "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{entity}\">\
@@ -125,8 +130,7 @@ pub(super) fn metadata(setup: &Setup, kind: Kind, cert_der_b64: &str) -> String 
 <md:Organization><md:OrganizationName xml:lang=\"it\">DEMO (non valido)</md:OrganizationName>\
 <md:OrganizationDisplayName xml:lang=\"it\">DEMO (non valido)</md:OrganizationDisplayName>\
 <md:OrganizationURL xml:lang=\"it\">{origin}/</md:OrganizationURL></md:Organization>\
-</md:EntityDescriptor>",
-        origin = setup.origin
+</md:EntityDescriptor>"
     )
 }
 
@@ -172,21 +176,7 @@ fn page(status: StatusCode, title: &str, body: &str, csp: &str) -> Reply {
 <main>{body}</main></body></html>\n",
         title = escape(title)
     );
-    let mut r = Response::new(Full::new(Bytes::from(html)));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    if let Ok(v) = http::HeaderValue::from_str(csp) {
-        h.insert(http::header::CONTENT_SECURITY_POLICY, v);
-    }
-    r
+    super::html_response(status, html, Some(csp))
 }
 
 const STYLE: &str = "body{margin:0;font-family:'Titillium Web',Geneva,Tahoma,sans-serif;color:#1a1a1a;line-height:1.5}\
@@ -368,7 +358,7 @@ impl Idp {
         let asked: Vec<&str> = self
             .attributes_for(kind, attribute_set)
             .iter()
-            .map(|a| a.as_str())
+            .map(Attribute::as_str)
             .collect();
         let mut body = format!(
             "<h1>Accesso di prova</h1><p>Il Service Provider <strong>{sp}</strong> chiede un accesso \
@@ -421,16 +411,17 @@ con <strong>{level}</strong> e questi dati: {asked}.</p>\
         page(StatusCode::OK, "Accesso di prova", &body, DEFAULT_CSP)
     }
 
-    fn attributes_for(&self, kind: Kind, index: u16) -> Vec<Attribute> {
+    fn attributes_for(&self, kind: Kind, index: u16) -> AttributeMask {
+        let kind = match kind {
+            Kind::Spid => policies::IdpKind::Spid,
+            Kind::Cie => policies::IdpKind::Cie,
+        };
         self.setup
             .attribute_sets
             .iter()
-            .find(|(i, _)| *i == index)
-            .map(|(_, a)| a.clone())
+            .find(|s| s.index == index)
+            .map(|s| s.asked_of(kind))
             .unwrap_or_default()
-            .into_iter()
-            .filter(|a| kind == Kind::Spid || a.in_cie())
-            .collect()
     }
 
     /// The citizen's choice: a signed Response posted to the SP's ACS.
@@ -503,28 +494,14 @@ con <strong>{level}</strong> e questi dati: {asked}.</p>\
         let acs_origin = url::Url::parse(&self.setup.acs_url)
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_default();
-        let script = {
-            use sha2::Digest as _;
-            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(
-                catalog::POST_BINDING_SCRIPT.as_bytes(),
-            ))
-        };
-        let mut r = Response::new(Full::new(Bytes::from(html)));
-        let h = r.headers_mut();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        h.insert(
-            http::header::CACHE_CONTROL,
-            http::HeaderValue::from_static("no-store"),
-        );
-        if let Ok(v) = http::HeaderValue::from_str(&format!(
-            "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script}'; form-action {acs_origin}; base-uri 'none'"
-        )) {
-            h.insert(http::header::CONTENT_SECURITY_POLICY, v);
-        }
-        r
+        super::html_response(
+            StatusCode::OK,
+            html,
+            Some(&format!(
+                "default-src 'none'; style-src 'unsafe-inline'; script-src '{}'; form-action {acs_origin}; base-uri 'none'",
+                crate::sso::script_hash()
+            )),
+        )
     }
 
     /// The SP's LogoutRequest: verified, answered with a signed LogoutResponse by redirect.

@@ -49,6 +49,29 @@ const POLICIES: [&str; 3] = [
     include_str!("../../../examples/policies/porcari.toml"),
 ];
 
+/// An HTML page of the demo's helper servers: not cached, with `csp` when given.
+fn html_response(
+    status: http::StatusCode,
+    html: String,
+    csp: Option<&str>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(html)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    if let Some(v) = csp.and_then(|c| http::HeaderValue::from_str(c).ok()) {
+        h.insert(http::header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
+
 fn demo_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Demo(format!("{what}: {e}"))
 }
@@ -217,7 +240,8 @@ dir = "policies"
     )
 }
 
-/// Prepares the state folder; returns the main configuration's path.
+/// Prepares the state folder (keys, policies, the DEMO IdP's metadata, then the configuration that
+/// trusts it); returns the main configuration's path.
 fn prepare(o: &Options) -> Result<PathBuf> {
     loopback_only(o)?;
     keys(&o.state)?;
@@ -232,15 +256,15 @@ fn prepare(o: &Options) -> Result<PathBuf> {
         );
         write(&format!("policies/{}.toml", COMUNI[i].0), &text)?;
     }
-    let setup = idp_setup(o)?;
     let cert = read_cert(&o.state.join("idp.crt"))?;
     let der = cert.to_der().map_err(|e| demo_error("idp.crt", e))?;
     let der = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+    let origin = format!("http://{}", o.idp);
     write(
         "idp-spid.xml",
-        &idp::metadata(&setup, idp::Kind::Spid, &der),
+        &idp::metadata(&origin, idp::Kind::Spid, &der),
     )?;
-    write("idp-cie.xml", &idp::metadata(&setup, idp::Kind::Cie, &der))?;
+    write("idp-cie.xml", &idp::metadata(&origin, idp::Kind::Cie, &der))?;
     write("varco.toml", &main_config(o))?;
     Ok(o.state.join("varco.toml"))
 }
@@ -260,26 +284,11 @@ fn idp_setup(o: &Options) -> Result<idp::Setup> {
         sp_cert: read_cert(&o.state.join("sp.crt"))?,
         key_pem: o.state.join("idp.key"),
         cert_pem: o.state.join("idp.crt"),
-        attribute_sets: vec![
-            (
-                0,
-                vec![
-                    policies::Attribute::FiscalNumber,
-                    policies::Attribute::Name,
-                    policies::Attribute::FamilyName,
-                ],
-            ),
-            (
-                1,
-                vec![
-                    policies::Attribute::FiscalNumber,
-                    policies::Attribute::Name,
-                    policies::Attribute::FamilyName,
-                    policies::Attribute::Email,
-                    policies::Attribute::MobilePhone,
-                ],
-            ),
-        ],
+        // The SP's declared sets, as the configuration written above declares them.
+        attribute_sets: policies::load(&o.state.join("varco.toml"))?
+            .config
+            .sp
+            .attribute_sets,
     })
 }
 
