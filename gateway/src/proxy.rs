@@ -418,7 +418,10 @@ impl ProxyHttp for Proxy {
                 Some(rt) => rt.pages.error(page).clone(),
                 None => Bytes::from(catalog::error_page(page)),
             };
-            if let Err(err) = respond(session, ctx, status, &body, None).await {
+            // The connection is not reused after a failure: say so, or a client may send its next
+            // request on it while it closes.
+            let close = Some((http::header::CONNECTION, "close"));
+            if let Err(err) = respond(session, ctx, status, &body, close).await {
                 tracing::debug!(%err, "could not send the error page");
             }
         }
