@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(cat.select(&q).count(), 273 * 2);
         let (q, _) = catalog::Query::parse("q=Rifiùti", true);
         assert_eq!(cat.select(&q).count(), 273 * 4);
-        let whole: serde_json::Value = serde_json::from_str(&cat.json().body).expect("JSON");
+        let whole: serde_json::Value = serde_json::from_str(cat.json().text()).expect("JSON");
         assert_eq!(whole["total"], 273 * 40);
         assert_eq!(whole["comuni"].as_array().map(Vec::len), Some(273));
         let page = catalog::results(&cat, &catalog::Query::parse("q=ztl", false).0, &[], None);

@@ -64,8 +64,8 @@ impl CatalogService {
 /// A rendered document and its validator.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    /// The body.
-    pub body: String,
+    /// The body (UTF-8), shareable without a copy.
+    pub body: bytes::Bytes,
     /// Strong ETag, quoted.
     pub etag: String,
 }
@@ -78,7 +78,16 @@ impl Rendered {
             let _ = write!(s, "{b:02x}");
             s
         }) + "\"";
-        Self { body, etag }
+        Self {
+            body: bytes::Bytes::from(body),
+            etag,
+        }
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> &str {
+        // Built from a `String` in `new`.
+        std::str::from_utf8(&self.body).unwrap_or_default()
     }
 }
 

@@ -37,7 +37,7 @@ fn check(name: &str, body: &str) {
 #[test]
 fn the_example_catalog_as_json() {
     let c = example_catalog();
-    check("examples.json", &c.json().body);
+    check("examples.json", c.json().text());
     let (q, e) = catalog::Query::parse("comune=c_e715&level=SpidL2", true);
     assert!(e.is_empty());
     check("examples-lucca-spidl2.json", &c.render_json(&q));
@@ -48,8 +48,8 @@ fn the_example_catalog_as_json() {
 #[test]
 fn the_example_catalog_as_json_ld() {
     let c = example_catalog();
-    check("examples.jsonld", &c.jsonld().body);
-    let doc: serde_json::Value = serde_json::from_str(&c.jsonld().body).expect("JSON");
+    check("examples.jsonld", c.jsonld().text());
+    let doc: serde_json::Value = serde_json::from_str(c.jsonld().text()).expect("JSON");
     assert_eq!(doc["@context"], "https://schema.org");
     let graph = doc["@graph"].as_array().expect("graph");
     let services = graph
@@ -81,7 +81,7 @@ fn the_example_catalog_as_json_ld() {
 fn unlisted_services_stay_out_of_every_output() {
     let c = example_catalog();
     assert!(c.services.iter().all(|s| s.id != "c_b648/intranet"));
-    for body in [&c.json().body, &c.jsonld().body] {
+    for body in [c.json().text(), c.jsonld().text()] {
         assert!(!body.contains("intranet") && !body.contains("Gestionale interno"));
     }
     let html = catalog::results(&c, &catalog::Query::default(), &[], None);

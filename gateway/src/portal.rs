@@ -140,22 +140,18 @@ fn data(rt: &Runtime, shared: &Shared, req: &RequestHeader, raw: &str, ld: bool)
     }
     let mut gzipped = false;
     let (body, etag): (Bytes, Arc<str>) = if query.is_unfiltered() {
-        let ((plain, gz), rendered) = if ld {
-            (&rt.catalog_jsonld, rt.catalog.jsonld())
+        let doc = if ld {
+            &rt.catalog_jsonld
         } else {
-            (&rt.catalog_json, rt.catalog.json())
+            &rt.catalog_json
         };
-        gzipped = !gz.is_empty() && accepts_gzip(req);
-        let etag = if gzipped {
-            // A different representation needs its own validator.
-            format!("{}-gz\"", rendered.etag.trim_end_matches('"'))
+        // A different representation has its own validator.
+        gzipped = !doc.gzip.is_empty() && accepts_gzip(req);
+        if gzipped {
+            (doc.gzip.clone(), doc.etag_gzip.clone())
         } else {
-            rendered.etag.clone()
-        };
-        (
-            if gzipped { gz.clone() } else { plain.clone() },
-            Arc::from(etag),
-        )
+            (doc.plain.clone(), doc.etag.clone())
+        }
     } else {
         let kind = if ld { Kind::JsonLd } else { Kind::Json };
         shared
@@ -166,7 +162,7 @@ fn data(rt: &Runtime, shared: &Shared, req: &RequestHeader, raw: &str, ld: bool)
                 } else {
                     rt.catalog.render_json(&query)
                 });
-                (Bytes::from(rendered.body), Arc::from(rendered.etag))
+                (rendered.body, Arc::from(rendered.etag))
             })
     };
     let mut r = if not_modified(req, &etag) {

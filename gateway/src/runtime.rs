@@ -19,16 +19,36 @@ use crate::telemetry::route_attributes;
 /// How long an idle upstream connection stays in the pool.
 const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
 
-/// `body` as is and gzip-compressed: the whole catalog is megabytes of repetitive JSON for a
-/// region (5 MB for Tuscany), compressed once per snapshot rather than per request.
-fn with_gzip(body: &str) -> (Bytes, Bytes) {
-    use std::io::Write as _;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    let compressed = gz
-        .write_all(body.as_bytes())
-        .and_then(|()| gz.finish())
-        .unwrap_or_default();
-    (Bytes::from(body.to_string()), Bytes::from(compressed))
+/// A whole-catalog document as served: as rendered, and gzip-compressed (the whole catalog is
+/// megabytes of repetitive JSON for a region, 5.8 MB for Tuscany: compressed once per snapshot,
+/// not per request), each with its ETag ready.
+#[derive(Debug)]
+pub struct Served {
+    /// The body.
+    pub plain: Bytes,
+    /// Its ETag.
+    pub etag: Arc<str>,
+    /// The body, gzip-compressed (empty if compression failed).
+    pub gzip: Bytes,
+    /// The compressed representation's ETag.
+    pub etag_gzip: Arc<str>,
+}
+
+impl Served {
+    fn of(doc: &catalog::Rendered) -> Self {
+        use std::io::Write as _;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let gzip = gz
+            .write_all(&doc.body)
+            .and_then(|()| gz.finish())
+            .unwrap_or_default();
+        Self {
+            plain: doc.body.clone(),
+            etag: Arc::from(doc.etag.as_str()),
+            gzip: Bytes::from(gzip),
+            etag_gzip: Arc::from(format!("{}-gz\"", doc.etag.trim_end_matches('"'))),
+        }
+    }
 }
 
 /// One service, ready to proxy.
@@ -147,10 +167,10 @@ pub struct Runtime {
     pub pages: Pages,
     /// The service catalog (JSON and JSON-LD rendered, search text folded).
     pub catalog: catalog::Catalog,
-    /// The JSON catalog, as served, and gzip-compressed.
-    pub catalog_json: (Bytes, Bytes),
-    /// The JSON-LD catalog, as served, and gzip-compressed.
-    pub catalog_jsonld: (Bytes, Bytes),
+    /// The whole JSON catalog, as served.
+    pub catalog_json: Served,
+    /// The whole JSON-LD catalog, as served.
+    pub catalog_jsonld: Served,
     /// The first page of `/catalog` for an anonymous citizen.
     pub catalog_page: Bytes,
     /// Metric attributes for requests that reach no service.
@@ -200,8 +220,8 @@ impl Runtime {
             strip,
             identity,
             pages,
-            catalog_json: with_gzip(&catalog.json().body),
-            catalog_jsonld: with_gzip(&catalog.jsonld().body),
+            catalog_json: Served::of(catalog.json()),
+            catalog_jsonld: Served::of(catalog.jsonld()),
             catalog_page: Bytes::from(catalog::results(
                 &catalog,
                 &catalog::Query::default(),
