@@ -23,6 +23,46 @@ pub(crate) fn idp_key() -> TestIdpKey {
     .expect("key pair")
 }
 
+/// A query parameter of a URL, decoded.
+pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The XML of a SAML message sent by HTTP-Redirect: parameter `name` of `url`, base64, inflated.
+pub(crate) fn saml_param(url: &str, name: &str) -> String {
+    let deflated = base64::engine::general_purpose::STANDARD
+        .decode(query_param(url, name).unwrap_or_else(|| panic!("no {name} in {url}")))
+        .expect("b64");
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..])
+        .read_to_string(&mut xml)
+        .expect("inflate");
+    xml
+}
+
+/// The value of the first `name="…"` attribute in `xml`.
+pub(crate) fn xml_attr(xml: &str, name: &str) -> Option<String> {
+    xml.split(&format!(" {name}=\""))
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .map(str::to_string)
+}
+
+/// `GET /.sso/session` on `host` of the instance at `port` with this cookie: the status.
+pub(crate) async fn session_status(gw: &Gateway, port: u16, host: &str, cookie: &str) -> u16 {
+    gw.client()
+        .get(format!("http://{host}:{port}/.sso/session"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("send")
+        .status()
+        .as_u16()
+}
+
 /// What the scripted IdP answers.
 #[derive(Debug, Clone)]
 pub(crate) struct IdpScript {
@@ -55,11 +95,7 @@ pub(crate) struct SeenRequest {
 
 impl SeenRequest {
     pub(crate) fn attr(&self, name: &str) -> Option<String> {
-        self.xml
-            .split(&format!(" {name}=\""))
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .map(str::to_string)
+        xml_attr(&self.xml, name)
     }
 }
 
@@ -302,21 +338,9 @@ impl Browser {
     /// The IdP's part: reads the AuthnRequest, posts the scripted answer to the ACS, returns where
     /// the ACS sends the browser, or the ACS's own page when it does not redirect.
     async fn answer_at_idp(&mut self, url: &str) -> Result<String, Landing> {
-        let parsed = url::Url::parse(url).expect("idp url");
-        let param = |name: &str| {
-            parsed
-                .query_pairs()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.into_owned())
+        let seen = SeenRequest {
+            xml: saml_param(url, "SAMLRequest"),
         };
-        let deflated = base64::engine::general_purpose::STANDARD
-            .decode(param("SAMLRequest").expect("SAMLRequest"))
-            .expect("b64");
-        let mut xml = String::new();
-        flate2::read::DeflateDecoder::new(&deflated[..])
-            .read_to_string(&mut xml)
-            .expect("inflate");
-        let seen = SeenRequest { xml };
         let id = seen.attr("ID").expect("ID");
         self.seen.push(seen);
         let acs = format!("{}/.sso/acs", self.public_origin);
@@ -327,7 +351,7 @@ impl Browser {
         b.name_id = self.idp.name_id.clone();
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("SAMLResponse", &b.to_base64(&idp_key()).expect("sign"));
-        if let Some(rs) = param("RelayState") {
+        if let Some(rs) = query_param(url, "RelayState") {
             form.append_pair("RelayState", &rs);
         }
         let port = self.acs_port.unwrap_or(self.port);

@@ -1,3 +1,4 @@
+use crate::citizen::{enc, idp_key, query_param, saml_param, session_status, xml_attr};
 use crate::harness::*;
 
 fn gateway() -> Gateway {
@@ -16,10 +17,6 @@ fn gateway() -> Gateway {
             ),
         )],
     )
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[test]
@@ -128,22 +125,10 @@ fn the_choice_page_lists_the_idps_and_bad_parameters_are_refused() {
 }
 
 mod full {
-    use std::io::Read as _;
 
-    use base64::Engine as _;
-    use idp_bridge::testing::{ResponseBuilder, TestIdpKey};
+    use idp_bridge::testing::ResponseBuilder;
 
     use super::*;
-
-    pub(super) fn test_idp_key() -> TestIdpKey {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../idp-bridge/test_vectors/spid-sp-test-idp");
-        TestIdpKey::from_pem(
-            &std::fs::read(dir.join("private.key")).expect("key"),
-            &std::fs::read(dir.join("public.cert")).expect("cert"),
-        )
-        .expect("key pair")
-    }
 
     /// Starts a login; returns (AuthnRequest ID, binding cookie pair, RelayState).
     pub(super) async fn start(
@@ -163,27 +148,12 @@ mod full {
         assert_eq!(r.status(), 302);
         let location = location_of(&r);
         let cookie = cookie_pair(&r);
-        let query = location.split_once('?').expect("query").1;
-        let param = |name: &str| {
-            url::form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.into_owned())
-                .expect("param")
-        };
-        let deflated = base64::engine::general_purpose::STANDARD
-            .decode(param("SAMLRequest"))
-            .expect("b64");
-        let mut xml = String::new();
-        flate2::read::DeflateDecoder::new(&deflated[..])
-            .read_to_string(&mut xml)
-            .expect("inflate");
-        let id = xml
-            .split("ID=\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .expect("ID")
-            .to_string();
-        (id, cookie, param("RelayState"))
+        let id = xml_attr(&saml_param(&location, "SAMLRequest"), "ID").expect("ID");
+        (
+            id,
+            cookie,
+            query_param(&location, "RelayState").expect("RelayState"),
+        )
     }
 
     pub(super) async fn post_acs(
@@ -210,7 +180,7 @@ mod full {
     fn a_signed_answer_creates_a_session_once() {
         let gw = gateway();
         let c = gw.client();
-        let key = test_idp_key();
+        let key = idp_key();
         let acs = gw.url("portal.test", "/.sso/acs");
         rt().block_on(async {
             let back = gw.url("a.test", "/tari/avviso");
@@ -289,7 +259,7 @@ mod full {
     fn spid_error_codes_get_their_page() {
         let gw = gateway();
         let c = gw.client();
-        let key = test_idp_key();
+        let key = idp_key();
         let acs = gw.url("portal.test", "/.sso/acs");
         rt().block_on(async {
             for (code, text) in [
@@ -331,9 +301,7 @@ mod full {
 }
 
 mod logout {
-    use std::io::Read as _;
 
-    use base64::Engine as _;
     use idp_bridge::testing::{idp_redirect, ResponseBuilder};
 
     use super::*;
@@ -345,30 +313,6 @@ mod logout {
             .join("../idp-bridge/test_vectors/spid-sp-test-idp")
     }
 
-    fn inflate_param(url: &str, name: &str) -> String {
-        let query = url.split_once('?').expect("query").1;
-        let v = url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .expect("param");
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(v)
-            .expect("b64");
-        let mut xml = String::new();
-        flate2::read::DeflateDecoder::new(&raw[..])
-            .read_to_string(&mut xml)
-            .expect("inflate");
-        xml
-    }
-
-    fn attr(xml: &str, name: &str) -> String {
-        xml.split(&format!("{name}=\""))
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .expect("attribute")
-            .to_string()
-    }
-
     /// Logs in; returns the session cookie pair and the NameID.
     async fn login(gw: &Gateway, c: &reqwest::Client) -> (String, String) {
         let (id, binding, relay) = super::full::start(gw, c, &gw.url("portal.test", "/")).await;
@@ -378,21 +322,11 @@ mod logout {
             &gw.url("portal.test", "/.sso/acs"),
             &id,
         );
-        let answer = b.to_base64(&super::full::test_idp_key()).expect("sign");
+        let answer = b.to_base64(&idp_key()).expect("sign");
         let r = super::full::post_acs(gw, c, &binding, &answer, &relay).await;
         assert_eq!(r.status(), 302);
         let session = cookie_pair(&r);
         (session, b.name_id)
-    }
-
-    async fn session_status(gw: &Gateway, c: &reqwest::Client, cookie: &str) -> u16 {
-        c.get(gw.url("portal.test", "/.sso/session"))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .expect("send")
-            .status()
-            .as_u16()
     }
 
     #[test]
@@ -401,21 +335,21 @@ mod logout {
         let c = gw.client();
         rt().block_on(async {
             let (session, name_id) = login(&gw, &c).await;
-            assert_eq!(session_status(&gw, &c, &session).await, 200);
+            assert_eq!(session_status(&gw, gw.port, "portal.test", &session).await, 200);
             let r = c.get(gw.url("portal.test", "/.sso/logout")).header("cookie", &session).send().await.expect("send");
             assert_eq!(r.status(), 302);
             assert!(r.headers()["set-cookie"].to_str().expect("ascii").contains("Max-Age=0"));
             let location = location_of(&r);
             assert!(location.starts_with("https://localhost:8443/") && location.contains("Signature="), "{location}");
-            let request = inflate_param(&location, "SAMLRequest");
+            let request = saml_param(&location, "SAMLRequest");
             assert!(request.contains(&format!(">{name_id}</saml:NameID>")), "{request}");
-            assert_eq!(session_status(&gw, &c, &session).await, 401, "the session ends before the IdP answers");
+            assert_eq!(session_status(&gw, gw.port, "portal.test", &session).await, 401, "the session ends before the IdP answers");
 
             // The IdP's signed LogoutResponse comes back to /.sso/slo.
             let slo = gw.url("portal.test", "/.sso/slo");
             let response = format!(
                 "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_lo\" Version=\"2.0\" IssueInstant=\"2026-11-26T08:00:00.000Z\" Destination=\"{slo}\" InResponseTo=\"{}\"><saml:Issuer>{IDP}</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status></samlp:LogoutResponse>",
-                attr(&request, "ID")
+                xml_attr(&request, "ID").expect("ID")
             );
             let url = idp_redirect(&key_dir().join("private.key"), &key_dir().join("public.cert"), &slo, "SAMLResponse", &response).expect("sign");
             let r = c.get(&url).send().await.expect("send");
@@ -444,10 +378,10 @@ mod logout {
             let r = c.get(&url).send().await.expect("send");
             assert_eq!(r.status(), 302);
             let location = location_of(&r);
-            let answer = inflate_param(&location, "SAMLResponse");
+            let answer = saml_param(&location, "SAMLResponse");
             assert!(answer.contains("InResponseTo=\"_idp1\"") && answer.contains("status:Success"), "{answer}");
-            assert_eq!(session_status(&gw, &c, &session).await, 401);
-            assert_eq!(session_status(&gw, &c, &other).await, 200, "only that subject's sessions end");
+            assert_eq!(session_status(&gw, gw.port, "portal.test", &session).await, 401);
+            assert_eq!(session_status(&gw, gw.port, "portal.test", &other).await, 200, "only that subject's sessions end");
             assert_eq!(c.get(&url).send().await.expect("send").status(), 403, "a LogoutRequest works once");
         });
     }
@@ -530,7 +464,6 @@ fn verify_jwt(token: &str, jwks: &serde_json::Value) -> Option<serde_json::Value
 }
 
 mod one_login {
-    use std::io::Read as _;
 
     use base64::Engine as _;
     use idp_bridge::testing::{ResponseBuilder, TestIdpKey};
@@ -586,26 +519,7 @@ mod one_login {
                 .expect("send");
             let binding = cookie_pair(&r);
             let to_idp = location_of(&r);
-            let query = to_idp.split_once('?').expect("query").1;
-            let request = url::form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == "SAMLRequest")
-                .expect("SAMLRequest")
-                .1
-                .into_owned();
-            let mut xml = String::new();
-            flate2::read::DeflateDecoder::new(
-                &base64::engine::general_purpose::STANDARD
-                    .decode(request)
-                    .expect("b64")[..],
-            )
-            .read_to_string(&mut xml)
-            .expect("inflate");
-            let id = xml
-                .split("ID=\"")
-                .nth(1)
-                .and_then(|s| s.split('"').next())
-                .expect("ID")
-                .to_string();
+            let id = xml_attr(&saml_param(&to_idp, "SAMLRequest"), "ID").expect("ID");
             // 3. The IdP answers; the portal hands the session over to a.test.
             let answer = ResponseBuilder::new(
                 IDP,

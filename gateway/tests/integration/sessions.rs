@@ -51,18 +51,6 @@ fn header(landing: &Landing, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// `GET /.sso/session` on `host` with this session ID: the status.
-async fn session_status(gw: &Gateway, port: u16, host: &str, cookie: &str) -> u16 {
-    gw.client()
-        .get(format!("http://{host}:{port}/.sso/session"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("send")
-        .status()
-        .as_u16()
-}
-
 #[test]
 fn a_stronger_service_steps_up_to_its_level_and_keeps_one_session() {
     let gw = gateway_with("");
