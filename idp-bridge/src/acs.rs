@@ -379,6 +379,15 @@ pub fn receive(saml_response: &str) -> Result<ReceivedResponse, AcsError> {
         .get_attribute("InResponseTo")
         .filter(|v| !v.is_empty())
         .ok_or_else(|| invalid("Response InResponseTo is missing"))?;
+    // It names a store entry before anything is verified: only the shape of varco's own request
+    // IDs can (`_` and 32 hex digits), anything else never reaches the store.
+    if in_response_to.len() > 64
+        || !in_response_to
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(AcsError::NoPendingLogin);
+    }
     Ok(ReceivedResponse {
         xml,
         in_response_to,

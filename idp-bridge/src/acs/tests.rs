@@ -357,3 +357,25 @@ fn garbage_is_a_400_never_a_panic() {
         assert_eq!(e.status(), 400, "{b64:.20}: {e}");
     }
 }
+
+#[test]
+fn an_in_response_to_that_varco_never_issued_goes_nowhere_near_the_store() {
+    for hostile in [
+        "x".repeat(100_000),
+        "_a b".into(),
+        "_abc\n".into(),
+        "*".into(),
+    ] {
+        let xml = format!(
+            "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_r\" InResponseTo=\"{}\"/>",
+            hostile.replace('\n', "&#10;")
+        );
+        let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
+        let r = receive(&b64);
+        assert!(
+            matches!(r, Err(AcsError::NoPendingLogin | AcsError::Malformed(_))),
+            "{}: {r:?}",
+            &hostile[..hostile.len().min(20)]
+        );
+    }
+}
