@@ -415,6 +415,8 @@ pub fn verify(
     req: &AcsRequest<'_>,
 ) -> Result<Accepted, AcsError> {
     let xml = &received.xml;
+    // Parsed again (tens of microseconds, against the signature check's hundreds): a libxml
+    // document is not `Send`, so `receive`'s cannot wait across the store's lookup.
     let raw_doc = parse(xml)?;
     let raw_root = raw_doc
         .get_root_element()
