@@ -17,14 +17,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use libxml::parser::Parser;
 use libxml::tree::{Document, Node};
 use policies::{IdpKind, Level};
-use samael::crypto::{AllowedSignatureAlgorithm, Crypto, CryptoProvider, ReduceMode};
+use samael::crypto::{Crypto, CryptoProvider, ReduceMode};
 
 use crate::pending::{LoginStore, PendingLogin};
 use crate::registry::IdpRegistry;
 use crate::secret::{BrowserBinding, RelayState};
+use crate::untrusted::{self, children, is, one_of, signs_itself, ALLOWED_ALGORITHMS};
 
 /// Largest SAMLResponse accepted, base64 as posted.
 pub const MAX_RESPONSE: usize = 256 * 1024;
@@ -33,27 +33,10 @@ pub const CLOCK_SKEW: Duration = Duration::from_secs(90);
 
 const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
-const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 const ENTITY: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity";
 const TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
-const ALLOWED_TRANSFORMS: &[&str] = &[
-    "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
-    "http://www.w3.org/2001/10/xml-exc-c14n#",
-    "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
-    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
-    "http://www.w3.org/2006/12/xml-c14n11",
-];
-const ALLOWED_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
-    AllowedSignatureAlgorithm::RsaSha256,
-    AllowedSignatureAlgorithm::RsaSha384,
-    AllowedSignatureAlgorithm::RsaSha512,
-    AllowedSignatureAlgorithm::EcdsaSha256,
-    AllowedSignatureAlgorithm::EcdsaSha384,
-    AllowedSignatureAlgorithm::EcdsaSha512,
-];
-
 /// Why a response was refused. `Display` is the internal message for the log; the citizen sees
 /// the page of [`AcsError::page`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -238,32 +221,14 @@ pub struct AcsRequest<'a> {
     pub binding: Option<&'a BrowserBinding>,
 }
 
-fn local(n: &Node) -> String {
-    n.get_name()
-}
-
-fn ns(n: &Node) -> Option<String> {
-    n.get_namespace().map(|x| x.get_href())
-}
-
-fn is(n: &Node, name: &str, namespace: &str) -> bool {
-    local(n) == name && ns(n).as_deref() == Some(namespace)
-}
-
-fn children<'a>(n: &Node, name: &'a str, namespace: &'a str) -> Vec<Node> {
-    n.get_child_elements()
-        .into_iter()
-        .filter(|c| is(c, name, namespace))
-        .collect()
-}
-
 fn one(n: &Node, name: &str, namespace: &str, what: &str) -> Result<Node, AcsError> {
-    let mut v = children(n, name, namespace);
-    match v.len() {
-        1 => Ok(v.remove(0)),
-        0 => Err(invalid(format!("{what} is missing"))),
-        _ => Err(invalid(format!("{what} appears more than once"))),
-    }
+    one_of(n, name, namespace).map_err(|count| {
+        invalid(if count == 0 {
+            format!("{what} is missing")
+        } else {
+            format!("{what} appears more than once")
+        })
+    })
 }
 
 fn attr(n: &Node, name: &str, what: &str) -> Result<String, AcsError> {
@@ -301,37 +266,12 @@ fn spid_code(message: &str) -> Option<u8> {
 }
 
 fn parse(xml: &str) -> Result<Document, AcsError> {
-    Parser::default()
-        .parse_string(xml)
-        .map_err(|_| AcsError::Malformed("not well-formed XML"))
-}
-
-/// Every `ds:Transform` of the document must be one SPID uses.
-fn check_transforms(node: &Node) -> Result<(), AcsError> {
-    if is(node, "Transform", NS_DSIG) || local(node) == "Transform" {
-        let alg = node.get_attribute("Algorithm").unwrap_or_default();
-        if !ALLOWED_TRANSFORMS.contains(&alg.as_str()) {
-            return Err(AcsError::Dangerous(
-                "signature transform other than enveloped-signature and c14n (XSLT, XPath...)",
-            ));
+    untrusted::parse(xml, MAX_RESPONSE).map_err(|r| {
+        if r.is_dangerous() {
+            AcsError::Dangerous(r.reason())
+        } else {
+            AcsError::Malformed(r.reason())
         }
-    }
-    for c in node.get_child_elements() {
-        check_transforms(&c)?;
-    }
-    Ok(())
-}
-
-/// Whether `el` carries a ds:Signature child referencing its own ID.
-fn signs_itself(el: &Node) -> bool {
-    let Some(id) = el.get_attribute("ID") else {
-        return false;
-    };
-    children(el, "Signature", NS_DSIG).iter().any(|sig| {
-        children(sig, "SignedInfo", NS_DSIG)
-            .iter()
-            .flat_map(|si| children(si, "Reference", NS_DSIG))
-            .any(|r| r.get_attribute("URI").as_deref() == Some(&format!("#{id}")))
     })
 }
 
@@ -364,9 +304,6 @@ pub fn receive(saml_response: &str) -> Result<ReceivedResponse, AcsError> {
         .decode(compact)
         .map_err(|_| AcsError::Malformed("SAMLResponse is not base64"))?;
     let xml = String::from_utf8(raw).map_err(|_| AcsError::Malformed("response is not UTF-8"))?;
-    if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
-        return Err(AcsError::Dangerous("DTD or entity declaration"));
-    }
     let doc = parse(&xml)?;
     let root = doc
         .get_root_element()
@@ -374,7 +311,6 @@ pub fn receive(saml_response: &str) -> Result<ReceivedResponse, AcsError> {
     if !is(&root, "Response", NS_PROTOCOL) {
         return Err(AcsError::Malformed("the document is not a samlp:Response"));
     }
-    check_transforms(&root)?;
     let in_response_to = root
         .get_attribute("InResponseTo")
         .filter(|v| !v.is_empty())
@@ -467,6 +403,15 @@ pub fn verify(
         .get_root_element()
         .ok_or_else(|| AcsError::Signature("nothing is signed".into()))?;
     let (response, assertion) = if is(&signed_root, "Response", NS_PROTOCOL) {
+        // The signed Response must be the document itself: one nested anywhere else (in an
+        // unsigned Response's Extensions, say) would leave the outer document, which is what the
+        // audit trail keeps, unverified.
+        if signed_root.get_attribute("ID") != raw_root.get_attribute("ID") || !signs_itself(&raw_root)
+        {
+            return Err(AcsError::Signature(
+                "the signed Response is not the document's root".into(),
+            ));
+        }
         let a = one(&signed_root, "Assertion", NS_ASSERTION, "Assertion")?;
         // The Response is signed; the Assertion inside must carry its own (verified) signature.
         if !signs_itself(&a) {

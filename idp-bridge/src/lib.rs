@@ -17,6 +17,7 @@ mod pending;
 mod registry;
 mod secret;
 mod slo;
+pub mod untrusted;
 mod xml;
 
 #[cfg(any(test, feature = "testing"))]

@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use policies::{IdpConfig, IdpKind};
-use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
+use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
 use samael::metadata::EntityDescriptor;
 
 use crate::error::{Error, Result};
+use crate::untrusted::{self, is, signs_itself, ALLOWED_ALGORITHMS};
 
 const REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
 const POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
@@ -36,6 +37,11 @@ pub struct Idp {
     pub slo_post: Option<String>,
     /// Certificates that may sign its responses.
     pub signing_certs: Vec<CertificateDer>,
+    /// Until when its metadata may be used (`validUntil`); past it the IdP is not offered and
+    /// its answers are not accepted.
+    pub valid_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The metadata file it was read from.
+    pub source: std::path::PathBuf,
     /// Its logo for the choice page (`mdui:Logo` in the IDPSSODescriptor's UIInfo): an https URL
     /// or a `data:image/…;base64` URI, nothing else.
     pub logo: Option<String>,
@@ -50,39 +56,82 @@ pub struct IdpRegistry {
 impl IdpRegistry {
     /// Loads every `[[idp]]`, reporting every refused file.
     pub fn load(configs: &[IdpConfig]) -> Result<Self, Vec<Error>> {
-        let mut idps = Vec::new();
+        Self::reload(configs, &Self::default()).map(|(registry, _)| registry)
+    }
+
+    /// Loads every `[[idp]]` again at a reload. A metadata file that is now refused (expired,
+    /// badly signed, unreadable) does not take its IdP away while `previous` holds a version of
+    /// it that is still valid: that one keeps serving, and the refusal comes back in the second
+    /// list for the log. An IdP that `previous` does not have must load, as at start.
+    pub fn reload(
+        configs: &[IdpConfig],
+        previous: &IdpRegistry,
+    ) -> Result<(Self, Vec<Error>), Vec<Error>> {
+        let mut idps: Vec<Arc<Idp>> = Vec::new();
+        let mut kept = Vec::new();
         let mut errors = Vec::new();
         for c in configs {
-            match load_idp(c) {
-                Ok(idp) if idps.iter().any(|i: &Arc<Idp>| i.entity_id == idp.entity_id) => errors
-                    .push(Error::IdpMetadata {
-                        path: c.metadata.clone(),
-                        reason: format!(
-                            "entityID {} is already configured by another [[idp]]",
-                            idp.entity_id
-                        ),
-                    }),
-                Ok(idp) => idps.push(Arc::new(idp)),
-                Err(e) => errors.push(e),
+            let idp = match load_idp(c) {
+                Ok(idp) => Arc::new(idp),
+                Err(e) => {
+                    let old = previous.idps.iter().find(|i| {
+                        i.source == c.metadata && i.kind == c.kind && i.is_valid_now()
+                    });
+                    match old {
+                        Some(old) => {
+                            kept.push(e);
+                            old.clone()
+                        }
+                        None => {
+                            errors.push(e);
+                            continue;
+                        }
+                    }
+                }
+            };
+            if idps.iter().any(|i| i.entity_id == idp.entity_id) {
+                errors.push(Error::IdpMetadata {
+                    path: c.metadata.clone(),
+                    reason: format!(
+                        "entityID {} is already configured by another [[idp]]",
+                        idp.entity_id
+                    ),
+                });
+            } else {
+                idps.push(idp);
             }
         }
         if errors.is_empty() {
-            Ok(Self { idps })
+            Ok((Self { idps }, kept))
         } else {
             Err(errors)
         }
     }
 
-    /// The IdP with this entityID.
+    /// The IdP with this entityID, while its metadata is valid.
     pub fn get(&self, entity_id: &str) -> Option<&Arc<Idp>> {
-        self.idps.iter().find(|i| i.entity_id == entity_id)
+        self.idps
+            .iter()
+            .find(|i| i.entity_id == entity_id)
+            .filter(|i| i.is_valid_now())
     }
 
-    /// Every IdP.
+    /// Every IdP whose metadata is valid.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Idp>> {
-        self.idps.iter()
+        self.idps.iter().filter(|i| i.is_valid_now())
     }
 }
+
+impl Idp {
+    /// Whether its metadata is within its `validUntil`.
+    pub fn is_valid_now(&self) -> bool {
+        self.valid_until.is_none_or(|t| t > chrono::Utc::now())
+    }
+}
+
+/// Largest metadata file read (one IdP's EntityDescriptor; logos inline as data: URIs).
+const MAX_METADATA: usize = 1024 * 1024;
+const NS_METADATA: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
 
 fn refuse(path: &Path, reason: impl Into<String>) -> Error {
     Error::IdpMetadata {
@@ -107,40 +156,79 @@ fn decode_cert(path: &Path, text: &str) -> Result<CertificateDer> {
 
 fn load_idp(c: &IdpConfig) -> Result<Idp> {
     let path = &c.metadata;
-    let xml =
-        std::fs::read_to_string(path).map_err(|e| refuse(path, format!("cannot read: {e}")))?;
-    if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
-        return Err(refuse(path, "metadata with a DTD or entities is refused"));
+    let raw = std::fs::read(path).map_err(|e| refuse(path, format!("cannot read: {e}")))?;
+    let xml = String::from_utf8(raw).map_err(|_| refuse(path, "the metadata is not UTF-8"))?;
+    let doc = untrusted::parse(&xml, MAX_METADATA).map_err(|r| refuse(path, r.reason()))?;
+    let root = doc
+        .get_root_element()
+        .ok_or_else(|| refuse(path, "the metadata is empty"))?;
+    if !is(&root, "EntityDescriptor", NS_METADATA) {
+        return Err(refuse(
+            path,
+            "the root element is not one md:EntityDescriptor",
+        ));
     }
-    if let Some(fed) = &c.federation_cert {
-        let pem = std::fs::read(fed).map_err(|e| refuse(fed, format!("cannot read: {e}")))?;
-        let cert = openssl::x509::X509::from_pem(&pem)
-            .map_err(|_| refuse(fed, "not a PEM certificate"))?;
-        let der = cert.to_der().map_err(|e| refuse(fed, e.to_string()))?;
-        if !xml.contains("Signature") {
-            return Err(refuse(
-                path,
-                "federation_cert is set but the metadata is not signed",
-            ));
-        }
-        Crypto::verify_signed_xml(xml.as_bytes(), &CertificateDer::from(der), Some("ID")).map_err(
-            |e| {
+    // With a federation certificate, only what it signed is read: the signature must cover the
+    // root element itself, and the document is reduced to the covered content, so a genuine
+    // signed descriptor tucked away in an Extensions element cannot vouch for the root.
+    let xml = match &c.federation_cert {
+        None => xml,
+        Some(fed) => {
+            let pem = std::fs::read(fed).map_err(|e| refuse(fed, format!("cannot read: {e}")))?;
+            let cert = openssl::x509::X509::from_pem(&pem)
+                .map_err(|_| refuse(fed, "not a PEM certificate"))?;
+            let der = cert.to_der().map_err(|e| refuse(fed, e.to_string()))?;
+            if !signs_itself(&root) {
+                return Err(refuse(
+                    path,
+                    "federation_cert is set but the root EntityDescriptor is not signed",
+                ));
+            }
+            let signed = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+                &xml,
+                &[CertificateDer::from(der)],
+                ReduceMode::ValidateAndMarkNoAncestors,
+                Some(ALLOWED_ALGORITHMS),
+            )
+            .map_err(|e| {
                 refuse(
                     path,
                     format!(
-                        "metadata signature does not verify with {}: {e}",
+                        "metadata signature does not verify with {} (RSA or ECDSA with SHA-256 or stronger): {e}",
                         fed.display()
                     ),
                 )
-            },
-        )?;
-    }
+            })?;
+            let signed_doc =
+                untrusted::parse(&signed, MAX_METADATA).map_err(|r| refuse(path, r.reason()))?;
+            let signed_root = signed_doc
+                .get_root_element()
+                .ok_or_else(|| refuse(path, "nothing in the metadata is signed"))?;
+            if signed_root.get_attribute("ID") != root.get_attribute("ID")
+                || !is(&signed_root, "EntityDescriptor", NS_METADATA)
+            {
+                return Err(refuse(
+                    path,
+                    "the signed element is not the root EntityDescriptor",
+                ));
+            }
+            signed
+        }
+    };
     let ed: EntityDescriptor = xml.parse().map_err(|e| {
         refuse(
             path,
             format!("not SAML metadata (one EntityDescriptor): {e}"),
         )
     })?;
+    if let Some(until) = ed.valid_until {
+        if until <= chrono::Utc::now() {
+            return Err(refuse(
+                path,
+                format!("the metadata expired at {until} (validUntil): fetch a fresh copy"),
+            ));
+        }
+    }
     let entity_id = ed
         .entity_id
         .clone()
@@ -220,6 +308,8 @@ fn load_idp(c: &IdpConfig) -> Result<Idp> {
         slo_redirect,
         slo_post,
         signing_certs,
+        valid_until: ed.valid_until,
+        source: path.clone(),
         logo: logo_of(&xml),
     })
 }
@@ -262,7 +352,7 @@ fn logo_of(xml: &str) -> Option<String> {
             walk(&c, out);
         }
     }
-    let doc = libxml::parser::Parser::default().parse_string(xml).ok()?;
+    let doc = untrusted::parse(xml, MAX_METADATA).ok()?;
     let root = doc.get_root_element()?;
     let idp = root
         .get_child_elements()

@@ -9,15 +9,16 @@ use std::io::Read as _;
 
 use base64::Engine as _;
 use chrono::{SecondsFormat, Utc};
-use libxml::parser::Parser;
+use libxml::tree::{Document, Node};
 use openssl::hash::MessageDigest;
 use openssl::sign::Verifier;
-use samael::crypto::{Crypto, CryptoProvider};
+use samael::crypto::{Crypto, CryptoProvider, ReduceMode};
 
 use crate::authn::{new_request_id, signed_redirect};
 use crate::error::{Error, Result};
 use crate::keys::SpKeys;
 use crate::registry::{Idp, IdpRegistry};
+use crate::untrusted::{self, children, is, signs_itself, ALLOWED_ALGORITHMS};
 use crate::xml::escape;
 
 /// Largest SAML message accepted on the SLO endpoint, decoded and inflated.
@@ -91,31 +92,27 @@ fn inflate(b64: &str) -> Result<String, SloError> {
     String::from_utf8(out).map_err(|_| SloError::Malformed("not UTF-8"))
 }
 
-/// Parses the message enough to find its issuer (unverified: only used to pick the key).
-fn issuer_of(xml: &str) -> Result<String, SloError> {
-    if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
-        return Err(SloError::Malformed("DTD or entity declaration"));
-    }
-    let doc = Parser::default()
-        .parse_string(xml)
-        .map_err(|_| SloError::Malformed("not XML"))?;
-    let root = doc
-        .get_root_element()
-        .ok_or(SloError::Malformed("empty document"))?;
-    root.get_child_elements()
-        .into_iter()
-        .find(|c| c.get_name() == "Issuer")
+const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+
+fn parse(xml: &str) -> Result<Document, SloError> {
+    untrusted::parse(xml, MAX_MESSAGE).map_err(|r| SloError::Malformed(r.reason()))
+}
+
+/// The message's own (unverified) issuer: only used to pick the keys to verify with.
+fn issuer_of(root: &Node) -> Result<String, SloError> {
+    children(root, "Issuer", NS_ASSERTION)
+        .first()
         .map(|i| i.get_content().trim().to_string())
         .ok_or(SloError::Malformed("no Issuer"))
 }
 
-fn parse_verified(xml: &str, idp: &Idp, slo_url: &str) -> Result<LogoutMessage, SloError> {
-    let doc = Parser::default()
-        .parse_string(xml)
-        .map_err(|_| SloError::Malformed("not XML"))?;
-    let root = doc
-        .get_root_element()
-        .ok_or(SloError::Malformed("empty document"))?;
+/// Reads a verified message: `root` is signed content only (the whole message of a verified
+/// HTTP-Redirect query, or what the reduction of an HTTP-POST document to its signed root kept).
+fn read_verified(root: &Node, idp: &Idp, slo_url: &str) -> Result<LogoutMessage, SloError> {
+    if issuer_of(root)? != idp.entity_id {
+        return Err(SloError::Untrusted("the signed Issuer is not the IdP".into()));
+    }
     if root
         .get_attribute("Destination")
         .is_some_and(|d| d != slo_url)
@@ -124,62 +121,56 @@ fn parse_verified(xml: &str, idp: &Idp, slo_url: &str) -> Result<LogoutMessage, 
             "Destination is not this SP's SLO endpoint".into(),
         ));
     }
-    let child = |name: &str| {
-        root.get_child_elements()
-            .into_iter()
-            .find(|c| c.get_name() == name)
-    };
-    match root.get_name().as_str() {
-        "LogoutRequest" => {
-            // A captured request must not work later: the caller keeps its ID for
-            // MAX_LOGOUT_REQUEST_AGE (replay), and older ones are refused here.
-            let issued = root
-                .get_attribute("IssueInstant")
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or(SloError::Malformed("no valid IssueInstant"))?;
-            let now = Utc::now();
-            let skew = chrono::Duration::from_std(crate::CLOCK_SKEW).unwrap_or_default();
-            let max_age = chrono::Duration::from_std(MAX_LOGOUT_REQUEST_AGE).unwrap_or_default();
-            if issued > now + skew || issued < now - max_age - skew {
-                return Err(SloError::Untrusted(
-                    "LogoutRequest IssueInstant is not recent".into(),
-                ));
-            }
-            Ok(LogoutMessage::Request {
-                idp: idp.entity_id.clone(),
-                id: root
-                    .get_attribute("ID")
-                    .filter(|i| !i.is_empty())
-                    .ok_or(SloError::Malformed("no ID"))?,
-                name_id: child("NameID")
-                    .map(|n| n.get_content().trim().to_string())
-                    .filter(|n| !n.is_empty())
-                    .ok_or(SloError::Malformed("no NameID"))?,
-                session_index: child("SessionIndex").map(|n| n.get_content().trim().to_string()),
-            })
+    let child = |name: &str, namespace: &str| children(root, name, namespace).into_iter().next();
+    if is(root, "LogoutRequest", NS_PROTOCOL) {
+        // A captured request must not work later: the caller keeps its ID for
+        // MAX_LOGOUT_REQUEST_AGE (replay), and older ones are refused here.
+        let issued = root
+            .get_attribute("IssueInstant")
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or(SloError::Malformed("no valid IssueInstant"))?;
+        let now = Utc::now();
+        let skew = chrono::Duration::from_std(crate::CLOCK_SKEW).unwrap_or_default();
+        let max_age = chrono::Duration::from_std(MAX_LOGOUT_REQUEST_AGE).unwrap_or_default();
+        if issued > now + skew || issued < now - max_age - skew {
+            return Err(SloError::Untrusted(
+                "LogoutRequest IssueInstant is not recent".into(),
+            ));
         }
-        "LogoutResponse" => {
-            let success = child("Status")
-                .and_then(|s| {
-                    s.get_child_elements()
-                        .into_iter()
-                        .find(|c| c.get_name() == "StatusCode")
-                })
-                .and_then(|c| c.get_attribute("Value"))
-                .is_some_and(|v| v == "urn:oasis:names:tc:SAML:2.0:status:Success");
-            Ok(LogoutMessage::Response {
-                idp: idp.entity_id.clone(),
-                in_response_to: root
-                    .get_attribute("InResponseTo")
-                    .filter(|i| !i.is_empty())
-                    .ok_or(SloError::Malformed("no InResponseTo"))?,
-                success,
-            })
-        }
-        _ => Err(SloError::Malformed(
+        let name_ids = children(root, "NameID", NS_ASSERTION);
+        let [name_id] = name_ids.as_slice() else {
+            return Err(SloError::Malformed("not exactly one NameID"));
+        };
+        Ok(LogoutMessage::Request {
+            idp: idp.entity_id.clone(),
+            id: root
+                .get_attribute("ID")
+                .filter(|i| !i.is_empty())
+                .ok_or(SloError::Malformed("no ID"))?,
+            name_id: Some(name_id.get_content().trim().to_string())
+                .filter(|n| !n.is_empty())
+                .ok_or(SloError::Malformed("no NameID"))?,
+            session_index: child("SessionIndex", NS_PROTOCOL)
+                .map(|n| n.get_content().trim().to_string()),
+        })
+    } else if is(root, "LogoutResponse", NS_PROTOCOL) {
+        let success = child("Status", NS_PROTOCOL)
+            .and_then(|s| children(&s, "StatusCode", NS_PROTOCOL).into_iter().next())
+            .and_then(|c| c.get_attribute("Value"))
+            .is_some_and(|v| v == "urn:oasis:names:tc:SAML:2.0:status:Success");
+        Ok(LogoutMessage::Response {
+            idp: idp.entity_id.clone(),
+            in_response_to: root
+                .get_attribute("InResponseTo")
+                .filter(|i| !i.is_empty())
+                .ok_or(SloError::Malformed("no InResponseTo"))?,
+            success,
+        })
+    } else {
+        Err(SloError::Malformed(
             "neither LogoutRequest nor LogoutResponse",
-        )),
+        ))
     }
 }
 
@@ -225,7 +216,11 @@ pub fn verify_redirect(
         .decode(decode_form(signature_raw))
         .map_err(|_| SloError::Untrusted("Signature is not base64".into()))?;
     let xml = inflate(&decode_form(value))?;
-    let issuer = issuer_of(&xml)?;
+    let doc = parse(&xml)?;
+    let root = doc
+        .get_root_element()
+        .ok_or(SloError::Malformed("empty document"))?;
+    let issuer = issuer_of(&root)?;
     let idp = idps
         .get(&issuer)
         .ok_or_else(|| SloError::Untrusted(format!("unknown issuer {issuer}")))?;
@@ -244,7 +239,8 @@ pub fn verify_redirect(
             "the signature does not verify with the IdP's certificates".into(),
         ));
     }
-    parse_verified(&xml, idp, slo_url)
+    // The query's signature covers the whole message.
+    read_verified(&root, idp, slo_url)
 }
 
 /// Verifies an HTTP-POST message (base64 XML with an enveloped signature).
@@ -260,20 +256,39 @@ pub fn verify_post(
         .decode(b64.split_ascii_whitespace().collect::<String>())
         .map_err(|_| SloError::Malformed("not base64"))?;
     let xml = String::from_utf8(raw).map_err(|_| SloError::Malformed("not UTF-8"))?;
-    let issuer = issuer_of(&xml)?;
+    let doc = parse(&xml)?;
+    let root = doc
+        .get_root_element()
+        .ok_or(SloError::Malformed("empty document"))?;
+    let issuer = issuer_of(&root)?;
     let idp = idps
         .get(&issuer)
         .ok_or_else(|| SloError::Untrusted(format!("unknown issuer {issuer}")))?;
-    let verified = idp
-        .signing_certs
-        .iter()
-        .any(|cert| Crypto::verify_signed_xml(xml.as_bytes(), cert, Some("ID")).is_ok());
-    if !verified || !xml.contains("SignatureValue") {
+    // As at the ACS: every signature verified with the metadata's keys and allowed algorithms,
+    // the document reduced to what they cover, and the covered element must be the message
+    // itself. A signed assertion from some login wrapped in a forged LogoutRequest is refused.
+    if !signs_itself(&root) {
         return Err(SloError::Untrusted(
-            "the message is not signed by the IdP".into(),
+            "the message itself is not signed".into(),
         ));
     }
-    parse_verified(&xml, idp, slo_url)
+    let signed = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+        &xml,
+        &idp.signing_certs,
+        ReduceMode::ValidateAndMarkNoAncestors,
+        Some(ALLOWED_ALGORITHMS),
+    )
+    .map_err(|e| SloError::Untrusted(format!("the message is not signed by the IdP: {e}")))?;
+    let signed_doc = parse(&signed)?;
+    let signed_root = signed_doc
+        .get_root_element()
+        .ok_or_else(|| SloError::Untrusted("nothing is signed".into()))?;
+    if signed_root.get_attribute("ID") != root.get_attribute("ID") {
+        return Err(SloError::Untrusted(
+            "the signed element is not the message".into(),
+        ));
+    }
+    read_verified(&signed_root, idp, slo_url)
 }
 
 fn now() -> String {

@@ -185,3 +185,11 @@ pub fn idp_redirect(
     let keys = crate::keys::SpKeys::load(key_pem, cert_pem).map_err(|e| e.to_string())?;
     crate::authn::signed_redirect(&keys, destination, param, xml, None).map_err(|e| e.to_string())
 }
+
+/// `xml` without its XML declaration, to embed the document in another one.
+pub fn without_declaration(xml: &str) -> &str {
+    match xml.strip_prefix("<?xml") {
+        Some(rest) => rest.split_once("?>").map_or(xml, |(_, body)| body.trim_start()),
+        None => xml,
+    }
+}

@@ -278,7 +278,7 @@ fn dtds_entities_and_xslt_are_refused_before_anything_else() {
     let dtd = format!(
         "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY a \"{}\">]>{}",
         "x".repeat(10),
-        signed
+        crate::testing::without_declaration(&signed)
     );
     assert!(matches!(f.post_xml(&dtd), Err(AcsError::Dangerous(_))));
     let xslt = signed.replacen(
@@ -378,4 +378,40 @@ fn an_in_response_to_that_varco_never_issued_goes_nowhere_near_the_store() {
             &hostile[..hostile.len().min(20)]
         );
     }
+}
+
+#[test]
+fn a_signed_response_nested_in_an_unsigned_one_is_refused() {
+    // The genuine, IdP-signed Response rides in the Extensions of an unsigned outer Response
+    // whose own Assertion claims somebody else: the outer document is what the audit trail
+    // keeps, so it must be the signed element, or nothing is accepted.
+    let f = Fixture::new(Level::SpidL2);
+    let genuine = f.signed(&f.response());
+    let genuine = crate::testing::without_declaration(&genuine);
+    let mut forged = f.response();
+    forged.sign_response = false;
+    forged.sign_assertion = false;
+    forged.attributes[0].1 = "TINIT-VRDGPP80A01H501X".into();
+    let outer = forged.unsigned_xml(&f.key).replacen(
+        "</saml:Issuer>",
+        &format!("</saml:Issuer><samlp:Extensions>{genuine}</samlp:Extensions>"),
+        1,
+    );
+    signature_error(f.post_xml(&outer));
+}
+
+#[test]
+fn a_bom_less_utf16_response_cannot_hide_a_dtd() {
+    let f = Fixture::new(Level::SpidL2);
+    let signed = f.signed(&f.response());
+    let body = crate::testing::without_declaration(&signed);
+    let doc = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?><!DOCTYPE r [<!ENTITY a \"x\">]>{body}"
+    );
+    let bytes: Vec<u8> = doc.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    assert!(matches!(
+        f.post_b64(&b64, Some(&f.binding)),
+        Err(AcsError::Dangerous(_))
+    ));
 }

@@ -150,6 +150,8 @@ fn clone_idp(i: &Idp) -> Idp {
         slo_redirect: i.slo_redirect.clone(),
         slo_post: i.slo_post.clone(),
         signing_certs: i.signing_certs.clone(),
+        valid_until: i.valid_until,
+        source: i.source.clone(),
         logo: i.logo.clone(),
     }
 }

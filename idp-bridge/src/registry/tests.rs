@@ -21,6 +21,49 @@ fn variant(dir: &tempfile::TempDir, name: &str, edit: impl Fn(&str) -> String) -
     config(path)
 }
 
+fn cert_b64(path: &std::path::Path) -> String {
+    let pem = std::fs::read(path).expect("cert");
+    let der = openssl::x509::X509::from_pem(&pem)
+        .expect("pem")
+        .to_der()
+        .expect("der");
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// `xml` with an ID on its root and that root signed by the test federation key (the
+/// spid-sp-test IdP's key stands in for AgID's).
+fn federation_signed(xml: &str, id: &str) -> String {
+    federation_signed_with(xml, id, |t| t)
+}
+
+fn federation_signed_with(xml: &str, id: &str, template: impl Fn(String) -> String) -> String {
+    let with_id = xml.replacen(
+        "entityID=\"https://localhost:8443\"",
+        &format!("entityID=\"https://localhost:8443\" ID=\"{id}\""),
+        1,
+    );
+    let close = with_id.find('>').expect("root") + 1;
+    let template = template(crate::xml::signature_template(
+        id,
+        &cert_b64(&vectors().join("spid-sp-test-idp/public.cert")),
+    ));
+    let unsigned = format!("{}{}{}", &with_id[..close], template, &with_id[close..]);
+    let key = std::fs::read(vectors().join("spid-sp-test-idp/private.key")).expect("key");
+    let key_der = openssl::pkey::PKey::private_key_from_pem(&key)
+        .expect("pem")
+        .private_key_to_der()
+        .expect("der");
+    Crypto::sign_xml(unsigned.as_bytes(), &key_der).expect("sign")
+}
+
+fn federated(dir: &tempfile::TempDir, name: &str, xml: &str) -> IdpConfig {
+    let path = dir.path().join(name);
+    std::fs::write(&path, xml).expect("write");
+    let mut c = config(path);
+    c.federation_cert = Some(vectors().join("spid-sp-test-idp/public.cert"));
+    c
+}
+
 fn reason(r: Result<IdpRegistry, Vec<Error>>) -> String {
     match r {
         Ok(_) => panic!("accepted"),
@@ -93,28 +136,7 @@ fn a_federation_certificate_must_have_signed_the_metadata() {
     assert!(reason(IdpRegistry::load(&[c])).contains("not signed"));
     // Signed by the federation key: accepted; tampered after signing: refused.
     let xml = std::fs::read_to_string(vectors().join("spid-sp-test-idp.xml")).expect("fixture");
-    let cert_b64 = {
-        let pem = std::fs::read(vectors().join("spid-sp-test-idp/public.cert")).expect("cert");
-        let der = openssl::x509::X509::from_pem(&pem)
-            .expect("pem")
-            .to_der()
-            .expect("der");
-        base64::engine::general_purpose::STANDARD.encode(der)
-    };
-    let with_id = xml.replacen(
-        "entityID=\"https://localhost:8443\"",
-        "entityID=\"https://localhost:8443\" ID=\"_fed1\"",
-        1,
-    );
-    let close = with_id.find('>').expect("root") + 1;
-    let template = crate::xml::signature_template("_fed1", &cert_b64);
-    let unsigned = format!("{}{}{}", &with_id[..close], template, &with_id[close..]);
-    let key = std::fs::read(vectors().join("spid-sp-test-idp/private.key")).expect("key");
-    let key_der = openssl::pkey::PKey::private_key_from_pem(&key)
-        .expect("pem")
-        .private_key_to_der()
-        .expect("der");
-    let signed = Crypto::sign_xml(unsigned.as_bytes(), &key_der).expect("sign");
+    let signed = federation_signed(&xml, "_fed1");
     let signed_path = dir.path().join("signed.xml");
     std::fs::write(&signed_path, &signed).expect("write");
     let mut c = config(signed_path);
@@ -186,4 +208,91 @@ fn endpoints_must_be_https_except_on_loopback() {
         )
     });
     assert!(IdpRegistry::load(&[local]).is_ok());
+}
+
+#[test]
+fn a_genuine_signed_descriptor_tucked_inside_a_forged_one_vouches_for_nothing() {
+    // The attacker can write the metadata file but not sign: they keep the genuine signed
+    // descriptor (inside Extensions, where nothing reads it) and put their own signing key in
+    // the root that is read.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = std::fs::read_to_string(vectors().join("spid-sp-test-idp.xml")).expect("fixture");
+    let genuine = federation_signed(&good, "_fed1");
+    let genuine = crate::testing::without_declaration(&genuine);
+    let genuine_cert = cert_b64(&vectors().join("spid-sp-test-idp/public.cert"));
+    let attacker_cert = cert_b64(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/keys/sp.crt"),
+    );
+    let forged = good.replace(&genuine_cert, &attacker_cert);
+    let close = forged.find('>').expect("root") + 1;
+    for inner in [
+        format!("<ns0:Extensions>{genuine}</ns0:Extensions>"),
+        genuine.to_string(),
+    ] {
+        let wrapped = format!("{}{inner}{}", &forged[..close], &forged[close..]);
+        let refused = reason(IdpRegistry::load(&[federated(&dir, "wrapped.xml", &wrapped)]));
+        assert!(refused.contains("wrapped.xml"), "{refused}");
+    }
+}
+
+#[test]
+fn federation_signatures_with_sha1_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = std::fs::read_to_string(vectors().join("spid-sp-test-idp.xml")).expect("fixture");
+    let sha1 = federation_signed_with(&good, "_fed1", |t| {
+        t.replace(
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+        )
+        .replace(
+            "http://www.w3.org/2001/04/xmlenc#sha256",
+            "http://www.w3.org/2000/09/xmldsig#sha1",
+        )
+    });
+    assert!(sha1.contains("rsa-sha1"));
+    let refused = reason(IdpRegistry::load(&[federated(&dir, "sha1.xml", &sha1)]));
+    assert!(refused.contains("SHA-256 or stronger"), "{refused}");
+}
+
+fn valid_until(xml: &str, when: chrono::DateTime<chrono::Utc>) -> String {
+    xml.replacen(
+        "entityID=\"https://localhost:8443\"",
+        &format!(
+            "entityID=\"https://localhost:8443\" validUntil=\"{}\"",
+            when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        1,
+    )
+}
+
+#[test]
+fn expired_metadata_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let past = chrono::Utc::now() - chrono::Duration::hours(1);
+    let expired = variant(&dir, "expired.xml", |x| valid_until(x, past));
+    let refused = reason(IdpRegistry::load(&[expired]));
+    assert!(refused.contains("expired") && refused.contains("validUntil"), "{refused}");
+    let future = chrono::Utc::now() + chrono::Duration::days(30);
+    let fresh = variant(&dir, "fresh.xml", |x| valid_until(x, future));
+    let reg = IdpRegistry::load(&[fresh]).expect("valid metadata");
+    let idp = reg.get("https://localhost:8443").expect("offered");
+    assert!(idp.valid_until.is_some_and(|t| t > chrono::Utc::now()));
+}
+
+#[test]
+fn at_reload_the_last_good_metadata_keeps_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = std::fs::read_to_string(vectors().join("spid-sp-test-idp.xml")).expect("fixture");
+    let c = federated(&dir, "idp.xml", &federation_signed(&good, "_fed1"));
+    let first = IdpRegistry::load(std::slice::from_ref(&c)).expect("loads");
+    // The file is replaced by a tampered copy: the reload keeps the previous IdP, and says why.
+    std::fs::write(&c.metadata, good.replace("https://localhost:8443/samlsso", "https://evil.example/samlsso")).expect("write");
+    let (second, kept) = IdpRegistry::reload(std::slice::from_ref(&c), &first).expect("kept");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].to_string().contains("idp.xml"));
+    let idp = second.get("https://localhost:8443").expect("still trusted");
+    assert!(idp.sso_redirect.as_deref().is_some_and(|u| !u.contains("evil")));
+    // A new IdP with a bad file is refused as at start.
+    let other = variant(&dir, "new.xml", |_| "<garbage/>".into());
+    assert!(IdpRegistry::reload(&[c, other], &first).is_err());
 }

@@ -212,3 +212,113 @@ fn the_sp_request_names_the_subject_and_is_signed() {
     );
     assert!(form_field(query(&url), "Signature").is_some());
 }
+
+fn test_idp_key() -> TestIdpKey {
+    TestIdpKey::from_pem(
+        &std::fs::read(vectors().join("spid-sp-test-idp/private.key")).expect("key"),
+        &std::fs::read(vectors().join("spid-sp-test-idp/public.cert")).expect("cert"),
+    )
+    .expect("key")
+}
+
+fn b64(x: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(x)
+}
+
+/// An IdP-initiated LogoutRequest for `name_id` with `inside` after its Issuer (a signature
+/// template, an Extensions element...).
+fn logout_request_with(id: &str, name_id: &str, inside: &str) -> String {
+    format!(
+        "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"{id}\" Version=\"2.0\" IssueInstant=\"{}\" Destination=\"{SLO}\">\
+<saml:Issuer Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:entity\">{IDP}</saml:Issuer>{inside}\
+<saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\" NameQualifier=\"{IDP}\">{name_id}</saml:NameID></samlp:LogoutRequest>",
+        now()
+    )
+}
+
+#[test]
+fn a_signed_post_logout_request_is_read_from_its_signed_content() {
+    let cert_b64 = idp_keys().cert_b64().to_string();
+    let xml = logout_request_with("_lr9", "_citizen", &signature_template("_lr9", &cert_b64));
+    let signed = sign_all(&xml, &test_idp_key()).expect("sign");
+    assert_eq!(
+        verify_post(&b64(&signed), &registry(), SLO).expect("verified"),
+        LogoutMessage::Request {
+            idp: IDP.into(),
+            id: "_lr9".into(),
+            name_id: "_citizen".into(),
+            session_index: None
+        }
+    );
+}
+
+#[test]
+fn a_signed_assertion_wrapped_in_a_forged_logout_request_ends_nobody() {
+    // Any login's Assertion, signed by the IdP, carried inside an unsigned LogoutRequest that
+    // names the victim: the first signature of the document verifies, but it does not cover the
+    // message.
+    let mut login = crate::testing::ResponseBuilder::new(
+        IDP,
+        "https://sp.example/metadata",
+        "https://sp.example/.sso/acs",
+        "_any",
+    );
+    login.sign_response = false;
+    let response = login.signed_xml(&test_idp_key()).expect("sign");
+    let start = response.find("<saml:Assertion").expect("assertion");
+    let end = response.find("</saml:Assertion>").expect("end") + "</saml:Assertion>".len();
+    let assertion = &response[start..end];
+    for inside in [
+        format!("<samlp:Extensions>{assertion}</samlp:Extensions>"),
+        assertion.to_string(),
+    ] {
+        let forged = logout_request_with("_forged", "_victim", &inside);
+        assert!(
+            matches!(
+                verify_post(&b64(&forged), &registry(), SLO),
+                Err(SloError::Untrusted(_) | SloError::Malformed(_))
+            ),
+            "{inside}"
+        );
+    }
+}
+
+#[test]
+fn post_logout_messages_with_sha1_xslt_or_a_dtd_are_refused() {
+    let cert_b64 = idp_keys().cert_b64().to_string();
+    let key = test_idp_key();
+    let sha1 = logout_request_with("_lr2", "_c", &signature_template("_lr2", &cert_b64))
+        .replace(
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+        )
+        .replace(
+            "http://www.w3.org/2001/04/xmlenc#sha256",
+            "http://www.w3.org/2000/09/xmldsig#sha1",
+        );
+    let sha1 = sign_all(&sha1, &key).expect("sign");
+    assert!(matches!(
+        verify_post(&b64(&sha1), &registry(), SLO),
+        Err(SloError::Untrusted(_))
+    ));
+    let good = sign_all(
+        &logout_request_with("_lr3", "_c", &signature_template("_lr3", &cert_b64)),
+        &key,
+    )
+    .expect("sign");
+    let xslt = good.replacen(
+        "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+        "http://www.w3.org/TR/1999/REC-xslt-19991116",
+        1,
+    );
+    assert!(matches!(
+        verify_post(&b64(&xslt), &registry(), SLO),
+        Err(SloError::Malformed(_))
+    ));
+    let body = crate::testing::without_declaration(&good);
+    let dtd = format!("<!DOCTYPE x [<!ENTITY e \"e\">]>{body}");
+    assert!(matches!(
+        verify_post(&b64(&dtd), &registry(), SLO),
+        Err(SloError::Malformed(_))
+    ));
+}
