@@ -49,6 +49,7 @@ fn acs(c: &mut Criterion) {
         binding: binding.digest(),
         relay_state: [0; 32],
         replaces: None,
+        handoff_binding: None,
     };
     let ctx = AcsContext {
         entity_id: SP,

@@ -211,7 +211,7 @@ mod tests {
             "http://127.0.0.1:9",
             "127.0.0.1:0",
             "127.0.0.1:1",
-            "http://portale.toscana.test",
+            "https://portale.toscana.test",
         )
         .expect("write");
         let snap = policies::load(&main).unwrap_or_else(|e| panic!("{e}"));

@@ -87,6 +87,8 @@ pub enum LoginFailure {
     Expired,
     /// The identity provider's answer could not be accepted.
     Rejected,
+    /// The browser already has a session of another person on this site.
+    OtherPerson,
 }
 
 /// The page for a login that did not complete (SPID "messaggi di errore": each user code has its
@@ -103,9 +105,13 @@ pub fn login_failed_page(failure: LoginFailure) -> String {
         LoginFailure::Spid(_) => ("Accesso non riuscito", "Il gestore di identità digitale non ha completato l'accesso. Riprova; se il problema continua, contatta il tuo gestore."),
         LoginFailure::Expired => ("Accesso non completato", "L'accesso è scaduto, è già stato usato oppure è stato avviato in un'altra finestra o in un altro browser. Riprova dall'inizio."),
         LoginFailure::Rejected => ("Accesso non riuscito", "La risposta del gestore di identità digitale non è valida, per questo non possiamo farti accedere. Riprova; se il problema continua, contatta l'assistenza."),
+        LoginFailure::OtherPerson => ("Sessione di un'altra persona", "Su questo sito è già aperta la sessione di un'altra persona, e non la sostituiamo senza che tu lo sappia. Esci da quella sessione, poi accedi di nuovo con la tua identità."),
     };
     let code = match failure {
         LoginFailure::Spid(c) => format!("<p class=\"code\">Codice errore SPID: nr{c}</p>"),
+        LoginFailure::OtherPerson => {
+            "<p><a href=\"/.sso/logout\">Esci dalla sessione aperta</a></p>".to_string()
+        }
         _ => String::new(),
     };
     shell(title, &format!("<h1>{title}</h1><p>{text}</p><p><a href=\"/.sso/login\">Riprova ad accedere</a> · <a href=\"/\">Vai all'elenco dei servizi</a></p>{code}"))
@@ -140,6 +146,15 @@ pub fn logged_out_page() -> String {
     shell(
         "Sei uscito",
         "<h1>Sei uscito</h1><p>La tua sessione è terminata su tutti i servizi dei Comuni. Per motivi di sicurezza, chiudi il browser se usi un computer condiviso.</p><p><a href=\"/\">Vai all'elenco dei servizi</a></p>",
+    )
+}
+
+/// The question asked before a logout that another site started (a link or a form elsewhere
+/// must not be able to log a citizen out): a button that posts to `/.sso/logout`.
+pub fn logout_confirm_page() -> String {
+    shell(
+        "Vuoi uscire?",
+        "<h1>Vuoi uscire?</h1><p>Un altro sito ha chiesto di chiudere la tua sessione. Se vuoi uscire da tutti i servizi dei Comuni, conferma.</p><form method=\"post\" action=\"/.sso/logout\"><button type=\"submit\">Esci</button></form><p><a href=\"/\">No, torna all'elenco dei servizi</a></p>",
     )
 }
 

@@ -55,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
         binding: f.binding.digest(),
         relay_state: [0; 32],
         replaces: None,
+        handoff_binding: None,
     });
     let ctx = AcsContext { entity_id: "https://sp.example/metadata", acs_url: "https://sp.example/.sso/acs", idps: &f.idps };
     let b64 = base64::engine::general_purpose::STANDARD.encode(data);

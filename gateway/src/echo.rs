@@ -4,7 +4,8 @@
 //! can check exactly what varco forwarded.
 //!
 //! Query parameters make it misbehave on purpose: `echo_delay_ms=N` waits before answering,
-//! `echo_chunks=N` streams N chunks of 1 KiB 20 ms apart, `echo_status=N` sets the status.
+//! `echo_chunks=N` streams N chunks of 1 KiB 20 ms apart, `echo_status=N` sets the status,
+//! `echo_set_cookie=NAME` (repeatable) answers with `Set-Cookie: NAME=planted; Path=/`.
 //! `Upgrade: websocket` is accepted and the connection then echoes raw bytes.
 
 use std::convert::Infallible;
@@ -133,10 +134,15 @@ async fn handle(
         return Ok(resp.unwrap_or_else(|_| Response::new(empty())));
     }
     let bytes = Bytes::from(serde_json::to_vec_pretty(&json).unwrap_or_default());
-    let resp = Response::builder()
+    let mut resp = Response::builder()
         .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(bytes).boxed());
+        .header("content-type", "application/json");
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if k == "echo_set_cookie" {
+            resp = resp.header("set-cookie", format!("{v}=planted; Path=/"));
+        }
+    }
+    let resp = resp.body(Full::new(bytes).boxed());
     Ok(resp.unwrap_or_else(|_| Response::new(empty())))
 }
 

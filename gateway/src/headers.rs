@@ -4,8 +4,10 @@
 //! Removed, on every route, whatever the spelling (HTTP names are case-insensitive, and many
 //! back-ends read `X_Varco_Level` as `X-Varco-Level`, so `_` counts as `-`):
 //! * every `X-Varco-*` header: varco's own namespace;
-//! * every header name a service maps an attribute to (`headers = { "X-CF" = ... }`), for every
-//!   service, since a back-end may trust it;
+//! * `X-Original-URL` and `X-Rewrite-URL`, path overrides some back-ends obey;
+//! * on a service's route, every header name an attribute is mapped to (`headers = { "X-CF" =
+//!   ... }`) by a service on the same host or behind the same upstream, since that back-end may
+//!   trust it ([`strip_mapped`], once the route is known);
 //! * from peers that are not trusted proxies, `Forwarded`, `X-Forwarded-*` and `X-Real-IP`;
 //! * every header that `Connection:` nominates (RFC 9110 §7.6.1), so that a client cannot ask a
 //!   hop to drop a header varco adds; only `close`, `keep-alive` and `upgrade` stay nominated.
@@ -29,14 +31,16 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 /// The prefix of every header varco owns.
 pub const VARCO_PREFIX: &str = "x-varco-";
 
-/// The header names varco owns beyond its prefix, in canonical form (lower case, `-`).
+/// The header names a service's back-end may trust beyond varco's prefix: those mapped by the
+/// services on its host or behind its upstream (canonical form: lower case, `-`). Only those go,
+/// so that one comune mapping a name does not take it from every other comune's requests.
 #[derive(Debug, Clone, Default)]
 pub struct StripSet {
     names: HashSet<Box<str>>,
 }
 
 impl StripSet {
-    /// Builds the set from every service's configured header names.
+    /// Builds the set from configured header names.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
         Self {
             names: names
@@ -46,38 +50,69 @@ impl StripSet {
         }
     }
 
-    /// Whether an inbound header of this (lower-case) name must go.
-    fn owns(&self, name: &str, peer_trusted: bool) -> bool {
-        if name.contains('_') {
-            let canon = policies::canonical_header_name(name);
-            return self.owns_canonical(&canon, peer_trusted);
-        }
-        self.owns_canonical(name, peer_trusted)
+    /// Whether the set holds no name.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
     }
 
-    fn owns_canonical(&self, name: &str, peer_trusted: bool) -> bool {
-        name.starts_with(VARCO_PREFIX)
-            || self.names.contains(name)
-            || (!peer_trusted
-                && (name == "forwarded" || name == "x-real-ip" || name.starts_with("x-forwarded-")))
+    fn contains(&self, name: &str) -> bool {
+        if name.contains('_') {
+            return self
+                .names
+                .contains(policies::canonical_header_name(name).as_str());
+        }
+        self.names.contains(name)
     }
 }
 
-/// Removes every inbound header that varco owns (see the module docs) and every header nominated
-/// by `Connection`. Returns how many distinct names were removed, for the metric.
-pub fn strip_inbound(req: &mut RequestHeader, set: &StripSet, peer_trusted: bool) -> usize {
-    let mut doomed: Vec<HeaderName> = Vec::new();
-    for name in req.headers.keys() {
-        if set.owns(name.as_str(), peer_trusted) {
-            doomed.push(name.clone());
-        }
+/// Path overrides that IIS (URL Rewrite), Symfony and Zend read instead of the request line: a
+/// back-end honouring them would serve another path than the one varco routed and decided on.
+const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
+
+/// Whether an inbound header of this (lower-case) name goes on every route.
+fn owned_everywhere(name: &str, peer_trusted: bool) -> bool {
+    if name.contains('_') {
+        return owned_canonical(&policies::canonical_header_name(name), peer_trusted);
     }
-    let removed = doomed.len();
-    for name in doomed.drain(..) {
-        req.remove_header(&name);
-    }
+    owned_canonical(name, peer_trusted)
+}
+
+fn owned_canonical(name: &str, peer_trusted: bool) -> bool {
+    name.starts_with(VARCO_PREFIX)
+        || PATH_OVERRIDES.contains(&name)
+        || (!peer_trusted
+            && (name == "forwarded" || name == "x-real-ip" || name.starts_with("x-forwarded-")))
+}
+
+/// Removes every inbound header that varco owns on every route (see the module docs) and every
+/// header nominated by `Connection`. Returns how many distinct names were removed, for the
+/// metric.
+pub fn strip_inbound(req: &mut RequestHeader, peer_trusted: bool) -> usize {
+    let removed = remove_where(req, |name| owned_everywhere(name, peer_trusted));
     sanitize_connection(req);
     removed
+}
+
+/// Removes the names of `set` (a service's mapped identity headers), in any spelling. Returns
+/// how many distinct names were removed.
+pub fn strip_mapped(req: &mut RequestHeader, set: &StripSet) -> usize {
+    if set.is_empty() {
+        return 0;
+    }
+    remove_where(req, |name| set.contains(name))
+}
+
+fn remove_where(req: &mut RequestHeader, doomed_name: impl Fn(&str) -> bool) -> usize {
+    let doomed: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|n| doomed_name(n.as_str()))
+        .cloned()
+        .collect();
+    for name in &doomed {
+        req.remove_header(name);
+    }
+    doomed.len()
 }
 
 /// Drops the headers `Connection` nominates and keeps only `close`, `keep-alive` and `upgrade` in it.

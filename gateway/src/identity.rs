@@ -101,23 +101,40 @@ pub fn encode(value: &str) -> HeaderValue {
     HeaderValue::from_str(&out).unwrap_or(HeaderValue::from_static(""))
 }
 
-/// Names of varco's own cookies, which never reach a back-end.
-const VARCO_COOKIES: &[&str] = &[
-    "varco_session",
-    "__Host-varco_session",
-    "__Secure-varco_session",
-    "varco_login",
-    "__Secure-varco_login",
-];
+/// Whether a cookie name is one of varco's (`varco_session`, `varco_login`, `varco_handoff`,
+/// with or without a `__Host-`/`__Secure-` prefix), in any case: browsers have read prefixes
+/// case-insensitively, and back-ends compare names in all sorts of ways.
+pub fn is_varco_cookie(name: &[u8]) -> bool {
+    let mut rest = name.trim_ascii();
+    loop {
+        let lower = |p: &[u8]| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p);
+        if lower(b"__host-") {
+            rest = &rest[7..];
+        } else if lower(b"__secure-") {
+            rest = &rest[9..];
+        } else {
+            break;
+        }
+    }
+    rest.len() >= 6 && rest[..6].eq_ignore_ascii_case(b"varco_")
+}
+
+/// Whether a `Set-Cookie` value sets one of varco's cookies.
+pub fn sets_varco_cookie(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    let name = bytes.split(|b| *b == b'=').next().unwrap_or(bytes);
+    is_varco_cookie(name)
+}
 
 /// Removes varco's cookies from the upstream request's `Cookie` header(s).
 pub fn strip_varco_cookies(up: &mut RequestHeader) -> pingora::Result<()> {
     let cookie = http::header::COOKIE;
-    if !up.headers.get_all(&cookie).iter().any(|v| {
-        VARCO_COOKIES
-            .iter()
-            .any(|c| v.as_bytes().windows(c.len()).any(|w| w == c.as_bytes()))
-    }) {
+    let has_one = up.headers.get_all(&cookie).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b';')
+            .any(|c| is_varco_cookie(c.split(|b| *b == b'=').next().unwrap_or(c)))
+    });
+    if !has_one {
         return Ok(());
     }
     let kept: Vec<String> = up
@@ -127,12 +144,7 @@ pub fn strip_varco_cookies(up: &mut RequestHeader) -> pingora::Result<()> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|c| {
-            !c.is_empty()
-                && !VARCO_COOKIES
-                    .iter()
-                    .any(|n| c.split('=').next() == Some(*n))
-        })
+        .filter(|c| !c.is_empty() && !is_varco_cookie(c.split('=').next().unwrap_or(c).as_bytes()))
         .map(String::from)
         .collect();
     up.remove_header(&cookie);
@@ -145,6 +157,35 @@ pub fn strip_varco_cookies(up: &mut RequestHeader) -> pingora::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_spelling_of_a_varco_cookie_is_recognised() {
+        for name in [
+            "varco_session",
+            "__Host-varco_session",
+            "__HOST-VARCO_SESSION",
+            "__secure-varco_login",
+            "__Secure-__Host-varco_session",
+            " varco_handoff",
+            "Varco_Anything",
+        ] {
+            assert!(is_varco_cookie(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "varcosession",
+            "my_varco_session",
+            "__Host-other",
+            "",
+            "varco",
+        ] {
+            assert!(!is_varco_cookie(name.as_bytes()), "{name}");
+        }
+        let planted = HeaderValue::from_static("__Host-varco_session=x; Path=/; Secure");
+        assert!(sets_varco_cookie(&planted));
+        assert!(!sets_varco_cookie(&HeaderValue::from_static(
+            "PHPSESSID=varco_session"
+        )));
+    }
 
     #[test]
     fn values_cannot_break_framing() {

@@ -20,7 +20,7 @@ use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType};
 use policies::{decide, Decision, Permit, RouteMatch};
 
-use crate::headers::{is_trusted, set_forwarded, strip_inbound};
+use crate::headers::{is_trusted, set_forwarded, strip_inbound, strip_mapped};
 use crate::runtime::Runtime;
 use crate::state::Shared;
 
@@ -214,7 +214,7 @@ impl ProxyHttp for Proxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let trusted = is_trusted(ctx.client_ip, &rt.snapshot.config.server.trusted_proxies);
-        let removed = strip_inbound(session.req_header_mut(), &rt.strip, trusted);
+        let removed = strip_inbound(session.req_header_mut(), trusted);
         if removed > 0 {
             self.shared.metrics.stripped(removed);
             tracing::debug!(removed, "removed inbound headers that varco owns");
@@ -263,6 +263,12 @@ impl ProxyHttp for Proxy {
                         .await;
                 };
                 ctx.target = Target::Service(index);
+                if let Some(svc) = rt.service(index) {
+                    let removed = strip_mapped(session.req_header_mut(), &svc.strip);
+                    if removed > 0 {
+                        self.shared.metrics.stripped(removed);
+                    }
+                }
                 let needs_login = rt.service(index).is_some_and(|s| s.needs_login);
                 let citizen = if needs_login {
                     match crate::sso::current_session(&rt, &self.shared, session.req_header()).await
@@ -283,26 +289,8 @@ impl ProxyHttp for Proxy {
                         Ok(false)
                     }
                     Decision::Login { level } => {
-                        // No session here, or one at a lower level: to the portal's login, which
-                        // skips the IdP when the portal's session is already good enough.
-                        let req = session.req_header();
-                        let public = &rt.snapshot.config.server.public_url;
-                        let host = req
-                            .headers
-                            .get(HOST)
-                            .and_then(|h| h.to_str().ok())
-                            .unwrap_or("");
-                        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-                        let back = format!("{}://{host}{path}", public.url.scheme());
-                        let location = format!(
-                            "{}/.sso/login?{}",
-                            public.url.origin().ascii_serialization(),
-                            url::form_urlencoded::Serializer::new(String::new())
-                                .append_pair("return_to", &back)
-                                .append_pair("level", level.as_str())
-                                .finish()
-                        );
-                        write_reply(session, ctx, crate::sso::Reply::redirect_to(&location)).await
+                        let reply = login_redirect(&rt, session.req_header(), level);
+                        write_reply(session, ctx, reply).await
                     }
                 }
             }
@@ -333,7 +321,12 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
         let host = session.req_header().headers.get(HOST).cloned();
-        set_forwarded(upstream, ctx.client_ip, "http", host.as_ref())?;
+        // The scheme citizens use is the portal's (TLS ends in front of varco, or in it).
+        let proto = match &ctx.runtime {
+            Some(rt) if rt.snapshot.config.server.public_url.https => "https",
+            _ => "http",
+        };
+        set_forwarded(upstream, ctx.client_ip, proto, host.as_ref())?;
         crate::identity::strip_varco_cookies(upstream)?;
         if let (Some((key, citizen)), Some(rt), Target::Service(i)) =
             (&ctx.citizen, &ctx.runtime, ctx.target)
@@ -380,6 +373,39 @@ impl ProxyHttp for Proxy {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A back-end's answer, before it reaches the browser: a back-end (or an injection bug in
+    /// one) must not plant varco's own cookies (a session fixed on its host, a login binding for
+    /// the portal), so every `Set-Cookie` for one of their names goes.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        let set_cookie = http::header::SET_COOKIE;
+        let planted = upstream_response
+            .headers
+            .get_all(&set_cookie)
+            .iter()
+            .any(crate::identity::sets_varco_cookie);
+        if planted {
+            let kept: Vec<http::HeaderValue> = upstream_response
+                .headers
+                .get_all(&set_cookie)
+                .iter()
+                .filter(|v| !crate::identity::sets_varco_cookie(v))
+                .cloned()
+                .collect();
+            upstream_response.remove_header(&set_cookie);
+            for v in kept {
+                upstream_response.append_header(set_cookie.clone(), v)?;
+            }
+            self.shared.metrics.event("upstream_set_cookie");
+            tracing::warn!(route = %route_label(ctx), "a back-end tried to set one of varco's cookies; dropped");
         }
         Ok(())
     }
@@ -471,6 +497,46 @@ impl ProxyHttp for Proxy {
         // fail_to_proxy already logged it, without the request line pingora would print.
         true
     }
+}
+
+/// The 302 that sends a browser without a good enough session to the portal's login. On a host
+/// the portal's cookie does not reach, the browser also gets this host's handoff-binding cookie,
+/// and the login carries its digest: only this browser can redeem the code that brings the
+/// session back here.
+fn login_redirect(rt: &Runtime, req: &RequestHeader, level: policies::Level) -> crate::sso::Reply {
+    let public = &rt.snapshot.config.server.public_url;
+    let raw_host = req
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    let back = format!("{}://{raw_host}{path}", public.url.scheme());
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("return_to", &back)
+        .append_pair("level", level.as_str());
+    let host = policies::normalize_host(raw_host).map(|h| h.into_owned());
+    let binding = match host {
+        Ok(h) if !crate::sso::cookie_reaches(rt, &h) => {
+            let name = crate::sso::handoff_cookie_name(public.https);
+            let b = crate::sso::presented_cookie_binding(req, name)
+                .unwrap_or_else(idp_bridge::BrowserBinding::new);
+            query.append_pair("hb", &crate::sso::digest_param(&b.digest()));
+            crate::sso::binding_cookie(name, &b, public.https, false)
+        }
+        _ => None,
+    };
+    let location = format!(
+        "{}/.sso/login?{}",
+        public.url.origin().ascii_serialization(),
+        query.finish()
+    );
+    let mut reply = crate::sso::Reply::redirect_to(&location);
+    if let Some(cookie) = binding {
+        reply.headers.push((http::header::SET_COOKIE, cookie));
+    }
+    reply
 }
 
 fn route_label(ctx: &Ctx) -> &str {

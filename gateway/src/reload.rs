@@ -44,12 +44,13 @@ pub enum Outcome {
 /// Loads, validates and compiles the configuration again and swaps it in if valid.
 pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
     let path = shared.config_path().to_path_buf();
+    let current = shared.current();
+    let previous = current.clone();
     let built = tokio::task::spawn_blocking(move || -> crate::error::Result<Runtime> {
         let snapshot = policies::load(&path)?;
-        Runtime::build(snapshot, 0)
+        Runtime::rebuild(snapshot, 0, Some(&previous))
     })
     .await;
-    let current = shared.current();
     match built {
         Ok(Ok(mut rt)) => {
             let generation = shared.next_generation();
@@ -60,6 +61,13 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
                 || old.threads != new.threads
             {
                 tracing::warn!("server.listen, server.admin_listen and server.threads changes take effect only after a restart");
+            }
+            for refused in &rt.identity.kept_metadata {
+                shared.metrics.event("metadata_kept");
+                tracing::error!(
+                    trigger,
+                    "{refused}; the last good metadata of this IdP keeps serving"
+                );
             }
             let services = rt.snapshot.services().count();
             shared.swap(rt);

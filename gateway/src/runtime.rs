@@ -2,6 +2,7 @@
 //! upstream peers, rendered pages, metric attributes, the strip set). One `Runtime` per snapshot,
 //! swapped atomically on reload; a request keeps the one it started with.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,11 @@ pub struct ServiceRuntime {
     pub identity: crate::identity::IdentityHeaders,
     /// Whether the service needs a login (identity headers are sent only then).
     pub needs_login: bool,
+    /// Inbound names to remove on its route: those mapped by any service on its host or behind
+    /// its upstream.
+    pub strip: StripSet,
+    /// Its host (lower case, no port).
+    pub host: Box<str>,
 }
 
 /// Pre-rendered pages.
@@ -112,19 +118,37 @@ pub struct Identity {
     pub metadata_cie: Bytes,
     /// Identity JWT keys.
     pub jwt: crate::jwt::JwtKeys,
+    /// IdP metadata files refused at this reload whose previous, still valid version keeps
+    /// serving (for the log and the metric).
+    pub kept_metadata: Vec<idp_bridge::Error>,
 }
 
 impl Identity {
     /// Loads keys and IdP metadata and signs the SP metadata; every problem is returned.
     pub fn build(snapshot: &Snapshot) -> Result<Self> {
+        Self::rebuild(snapshot, None)
+    }
+
+    /// As [`Identity::build`], at a reload: a metadata file that is now refused keeps its IdP
+    /// from `previous` while that version is valid ([`idp_bridge::IdpRegistry::reload`]).
+    pub fn rebuild(
+        snapshot: &Snapshot,
+        previous: Option<&idp_bridge::IdpRegistry>,
+    ) -> Result<Self> {
         let config = &snapshot.config;
         let mut errors = Vec::new();
         let keys = idp_bridge::SpKeys::load(&config.sp.key, &config.sp.cert)
             .map_err(|e| errors.push(e))
             .ok();
-        let idps = idp_bridge::IdpRegistry::load(&config.idps)
-            .map_err(|e| errors.extend(e))
-            .ok();
+        let empty = idp_bridge::IdpRegistry::default();
+        let (idps, kept_metadata) =
+            match idp_bridge::IdpRegistry::reload(&config.idps, previous.unwrap_or(&empty)) {
+                Ok((idps, kept)) => (Some(idps), kept),
+                Err(e) => {
+                    errors.extend(e);
+                    (None, Vec::new())
+                }
+            };
         let jwt = crate::jwt::JwtKeys::load(&config.session.jwt_keys)
             .map_err(|e| errors.push(e))
             .ok();
@@ -145,6 +169,7 @@ impl Identity {
             metadata_spid: spid,
             metadata_cie: cie,
             jwt,
+            kept_metadata,
         })
     }
 }
@@ -159,8 +184,6 @@ pub struct Runtime {
     services: Vec<ServiceRuntime>,
     /// First flat index of each comune's services.
     offsets: Vec<u32>,
-    /// Inbound names to remove.
-    pub strip: StripSet,
     /// SP keys, IdPs, metadata.
     pub identity: Identity,
     /// Rendered pages.
@@ -185,22 +208,50 @@ impl Runtime {
     /// Compiles a snapshot: resolves every upstream (blocking DNS: call off the async runtime),
     /// renders pages.
     pub fn build(snapshot: Snapshot, generation: u64) -> Result<Self> {
-        let identity = Identity::build(&snapshot)?;
+        Self::rebuild(snapshot, generation, None)
+    }
+
+    /// As [`Runtime::build`], at a reload of `previous` (whose last good IdP metadata may keep
+    /// serving).
+    pub fn rebuild(
+        snapshot: Snapshot,
+        generation: u64,
+        previous: Option<&Runtime>,
+    ) -> Result<Self> {
+        let identity = Identity::rebuild(&snapshot, previous.map(|p| &p.identity.idps))?;
+        // The names a back-end may trust: mapped by a service on the same host, or by one behind
+        // the same upstream (one application may serve several prefixes).
+        let mut by_host: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut by_upstream: HashMap<String, Vec<&str>> = HashMap::new();
+        for (_, _, s) in snapshot.services() {
+            let names = s.headers.iter().map(|(n, _)| n.as_str());
+            by_host
+                .entry(&s.route.host)
+                .or_default()
+                .extend(names.clone());
+            by_upstream
+                .entry(s.upstream.authority())
+                .or_default()
+                .extend(names);
+        }
         let mut services = Vec::new();
         let mut offsets = Vec::with_capacity(snapshot.comuni.len());
         for comune in &snapshot.comuni {
             offsets.push(services.len() as u32);
             for service in &comune.services {
-                services.push(compile_service(&snapshot, comune, service)?);
+                let mut compiled = compile_service(&snapshot, comune, service)?;
+                let host = by_host
+                    .get(service.route.host.as_str())
+                    .into_iter()
+                    .flatten();
+                let upstream = by_upstream
+                    .get(&service.upstream.authority())
+                    .into_iter()
+                    .flatten();
+                compiled.strip = StripSet::new(host.chain(upstream).copied());
+                services.push(compiled);
             }
         }
-        let strip = StripSet::new(
-            snapshot
-                .comuni
-                .iter()
-                .flat_map(|c| &c.services)
-                .flat_map(|s| s.headers.iter().map(|(n, _)| n.as_str())),
-        );
         let page = |p| Bytes::from(catalog::error_page(p));
         let catalog = catalog::Catalog::build(&snapshot);
         let pages = Pages {
@@ -217,7 +268,6 @@ impl Runtime {
             snapshot: Arc::new(snapshot),
             services,
             offsets,
-            strip,
             identity,
             pages,
             catalog_json: Served::of(catalog.json()),
@@ -295,5 +345,7 @@ fn compile_service(
         label: label.into(),
         identity: crate::identity::IdentityHeaders::compile(comune, service),
         needs_login: service.access != Access::Public,
+        strip: StripSet::default(),
+        host: service.route.host.as_str().into(),
     })
 }

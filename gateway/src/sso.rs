@@ -18,6 +18,9 @@ use crate::store::{Handoff, StateStore as _, StoreError, StoreResult};
 
 /// Cookie that binds pending logins to the browser (over http; `__Secure-` prefixed over https).
 pub const LOGIN_COOKIE: &str = "varco_login";
+/// Cookie that a service host sets when it sends a browser to log in, so that the one-time code
+/// bringing the session back can be redeemed by that browser only (`__Secure-` over https).
+pub const HANDOFF_COOKIE: &str = "varco_handoff";
 
 /// A response varco produces itself.
 #[derive(Debug)]
@@ -71,8 +74,8 @@ pub async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply
 async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResult<Reply> {
     let get = matches!(req.method, Method::GET | Method::HEAD);
     Ok(match req.uri.path() {
-        "/.sso/metadata" | "/.sso/metadata/cie" | "/.sso/login" | "/.sso/session"
-        | "/.sso/logout" | "/.sso/slo"
+        "/.sso/logout" if !get => method_not_allowed(rt, "GET, HEAD, POST"),
+        "/.sso/metadata" | "/.sso/metadata/cie" | "/.sso/login" | "/.sso/session" | "/.sso/slo"
             if !get =>
         {
             method_not_allowed(rt, "GET, HEAD")
@@ -82,7 +85,16 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         "/.sso/login" => login(rt, shared, req).await?,
         "/.sso/session" => session_json(rt, shared, req).await?,
         "/.sso/acs" => method_not_allowed(rt, "POST"),
-        "/.sso/logout" => logout(rt, shared, req).await?,
+        "/.sso/logout" => match logout_origin(rt, req) {
+            // A link or an automatic navigation from another site asks first.
+            Initiator::SameOrigin => logout(rt, shared, req).await?,
+            Initiator::CrossSite | Initiator::Unknown => {
+                let mut r = Reply::page(200, Bytes::from(catalog::logout_confirm_page()));
+                r.headers
+                    .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+                r
+            }
+        },
         "/.sso/jwks.json" => {
             let mut r = Reply {
                 status: 200,
@@ -103,15 +115,26 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
     })
 }
 
-/// Whether this request is a POST whose form body the proxy must read first (ACS, SLO).
+/// Whether this request is a POST whose form body the proxy must read first (ACS, SLO, the
+/// confirmed logout).
 pub fn needs_body(req: &RequestHeader) -> bool {
-    req.method == Method::POST && matches!(req.uri.path(), "/.sso/acs" | "/.sso/slo")
+    req.method == Method::POST
+        && matches!(req.uri.path(), "/.sso/acs" | "/.sso/slo" | "/.sso/logout")
 }
 
 /// Answers a POST that [`needs_body`], with its body.
 pub async fn with_body(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> Reply {
     let reply = match req.uri.path() {
         "/.sso/slo" => slo(rt, shared, req, Some(body)).await,
+        // The confirmation form posts from varco's own page: a POST from anywhere else is a
+        // forgery (SameSite cookies alone do not stop a same-site one).
+        "/.sso/logout" => match logout_origin(rt, req) {
+            Initiator::SameOrigin => logout(rt, shared, req).await,
+            Initiator::CrossSite | Initiator::Unknown => {
+                tracing::warn!("logout POST from another origin refused");
+                Ok(Reply::error(rt, ErrorPage::BadRequest))
+            }
+        },
         _ => acs(rt, shared, req, body).await,
     };
     reply.unwrap_or_else(|e| unavailable(rt, &e))
@@ -158,6 +181,44 @@ fn redirect(to: &str) -> Reply {
     r.headers
         .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
     r
+}
+
+/// Where a request that changes state comes from, as the browser tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Initiator {
+    /// This very origin, or the citizen typed the address (`Sec-Fetch-Site: none`).
+    SameOrigin,
+    /// Another origin, even of the same site.
+    CrossSite,
+    /// The client says nothing (an old browser, a script): treated like another site.
+    Unknown,
+}
+
+/// Decides by `Sec-Fetch-Site`, else by `Origin` compared with this request's own origin.
+fn logout_origin(rt: &Runtime, req: &RequestHeader) -> Initiator {
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    match header("sec-fetch-site") {
+        Some("same-origin" | "none") => return Initiator::SameOrigin,
+        Some(_) => return Initiator::CrossSite,
+        None => {}
+    }
+    let Some(origin) = header("origin") else {
+        return Initiator::Unknown;
+    };
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let own = format!(
+        "{}://{host}",
+        rt.snapshot.config.server.public_url.url.scheme()
+    );
+    if origin.eq_ignore_ascii_case(&own) {
+        Initiator::SameOrigin
+    } else {
+        Initiator::CrossSite
+    }
 }
 
 /// `GET /.sso/logout`: ends the session here at once, then asks its IdP to end its own (SAML
@@ -323,7 +384,7 @@ fn session_cookie(rt: &Runtime, id: &SessionId, host_only: bool) -> Option<Heade
 }
 
 /// Whether the portal's session cookie reaches `host`.
-fn cookie_reaches(rt: &Runtime, host: &str) -> bool {
+pub fn cookie_reaches(rt: &Runtime, host: &str) -> bool {
     let config = &rt.snapshot.config;
     host == config.server.public_url.host
         || config.session.cookie_domain.as_deref().is_some_and(|d| {
@@ -339,6 +400,7 @@ async fn finish_login(
     shared: &Shared,
     id: &SessionId,
     target: &str,
+    handoff_binding: Option<[u8; 32]>,
 ) -> StoreResult<Reply> {
     let Ok(uri) = target.parse::<http::Uri>() else {
         return Ok(redirect("/"));
@@ -353,6 +415,12 @@ async fn finish_login(
     if cookie_reaches(rt, &host) {
         return Ok(redirect(target));
     }
+    // A code is only made for the browser the service host sent here (it holds the binding
+    // cookie there). A login started elsewhere goes to the target without a code: the service
+    // host sends the browser back with its binding, and the portal's session then suffices.
+    let Some(binding) = handoff_binding else {
+        return Ok(redirect(target));
+    };
     let code = idp_bridge::random_token(32, true);
     shared
         .store
@@ -362,6 +430,7 @@ async fn finish_login(
                 host,
                 session: id.secret().to_string(),
                 target: target.to_string(),
+                binding,
             },
         )
         .await?;
@@ -369,6 +438,28 @@ async fn finish_login(
     Ok(redirect(&format!(
         "{scheme}://{authority}/.sso/handoff?code={code}"
     )))
+}
+
+/// Whether two sessions are one citizen's: by fiscal number when both have one (SPID NameIDs are
+/// transient, new at every login), else by IdP and NameID (the same login).
+fn same_person(a: &idp_bridge::Principal, b: &idp_bridge::Principal) -> bool {
+    match (a.attribute("fiscalNumber"), b.attribute("fiscalNumber")) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.idp() == b.idp() && a.name_id() == b.name_id(),
+    }
+}
+
+/// The request's host, normalised (lower case, no port), from the absolute-form target or `Host`.
+fn request_host(req: &RequestHeader) -> Option<String> {
+    req.uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+        })
+        .and_then(|h| policies::normalize_host(h).ok().map(|h| h.into_owned()))
 }
 
 /// `GET /.sso/handoff?code=…` on a service host: redeems a one-time code for this host's session
@@ -384,19 +475,18 @@ async fn handoff(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreRes
     let Some(code) = param(&q, "code").filter(|c| c.len() <= 64) else {
         return Ok(expired());
     };
-    let Some(h) = shared.store.take_handoff(code).await? else {
+    // Only the browser the service host sent to log in holds the binding cookie the code was
+    // made for: a code minted for somebody's own session and handed to a victim (login CSRF)
+    // finds nothing, and burns nothing.
+    let https = rt.snapshot.config.server.public_url.https;
+    let Some(presented) = presented_cookie_binding(req, handoff_cookie_name(https)) else {
+        tracing::warn!("handoff without this host's binding cookie");
         return Ok(expired());
     };
-    let host = req
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            req.headers
-                .get(http::header::HOST)
-                .and_then(|v| v.to_str().ok())
-        })
-        .and_then(|h| policies::normalize_host(h).ok().map(|h| h.into_owned()));
+    let Some(h) = shared.store.take_handoff(code, &presented.digest()).await? else {
+        return Ok(expired());
+    };
+    let host = request_host(req);
     if host.as_deref() != Some(h.host.as_str()) {
         tracing::warn!("handoff code presented on another host");
         return Ok(expired());
@@ -404,6 +494,26 @@ async fn handoff(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreRes
     let Some(session) = SessionId::from_untrusted(&h.session) else {
         return Ok(expired());
     };
+    let Some(incoming) = shared.store.session(&session).await? else {
+        return Ok(expired());
+    };
+    if let Some((current_id, current)) = current_session(rt, shared, req).await? {
+        if !same_person(&current.principal, &incoming.principal) {
+            // Never silently swap the person this site works for.
+            tracing::warn!("handoff refused: this host has another subject's session");
+            let mut r = Reply::page(
+                409,
+                Bytes::from(catalog::login_failed_page(LoginFailure::OtherPerson)),
+            );
+            r.headers
+                .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+            return Ok(r);
+        }
+        if current_id.key() != session.key() {
+            // The same citizen after a step-up elsewhere: one session per browser.
+            shared.store.remove_session(&current_id.key()).await?;
+        }
+    }
     let mut r = redirect(&h.target);
     if let Some(c) = session_cookie(rt, &session, true) {
         r.headers.push((SET_COOKIE, c));
@@ -462,8 +572,17 @@ pub async fn acs(
         None => Err(idp_bridge::AcsError::Malformed("no SAMLResponse field")),
         Some((_, Err(e))) => Err(e),
         Some((response, Ok(received))) => {
-            // Taken once, whichever instance started the login.
-            let pending = shared.store.take_login(received.in_response_to()).await?;
+            // Taken once, whichever instance started the login, and only by the browser that
+            // started it (a forged POST from another browser burns nothing).
+            let pending = match &binding {
+                Some(b) => {
+                    shared
+                        .store
+                        .take_login(received.in_response_to(), &b.digest())
+                        .await?
+                }
+                None => None,
+            };
             idp_bridge::verify_response(
                 &idp_bridge::AcsContext {
                     entity_id: &rt.snapshot.config.sp.entity_id,
@@ -524,7 +643,7 @@ pub async fn acs(
                 .store
                 .put_session(&id, Session::open(accepted.principal, asked))
                 .await?;
-            let mut r = finish_login(rt, shared, &id, &return_to).await?;
+            let mut r = finish_login(rt, shared, &id, &return_to, accepted.handoff_binding).await?;
             if let Some(c) = session_cookie(rt, &id, false) {
                 r.headers.push((SET_COOKIE, c));
             }
@@ -562,9 +681,29 @@ async fn session_json(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Sto
     let (status, value) = match current_session(rt, shared, req).await? {
         Some((_, s)) => {
             let p = &s.principal;
+            // A script on a service host reads only what that host's back-ends may receive,
+            // never what the session got for another comune's service.
+            let host = request_host(req);
+            let visible: Option<AttributeMask> = (host.as_deref()
+                != Some(rt.snapshot.config.server.public_url.host.as_str()))
+            .then(|| {
+                rt.snapshot
+                    .services()
+                    .filter(|(_, _, svc)| Some(svc.route.host.as_str()) == host.as_deref())
+                    .fold(AttributeMask::EMPTY, |m, (_, _, svc)| {
+                        m.union(svc.attribute_mask())
+                    })
+            });
             let attributes: serde_json::Map<String, serde_json::Value> = p
                 .attributes()
                 .iter()
+                .filter(|(k, _)| {
+                    visible.is_none_or(|mask| {
+                        policies::Attribute::ALL
+                            .iter()
+                            .any(|a| a.as_str() == k && mask.contains(*a))
+                    })
+                })
                 .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
                 .collect();
             (
@@ -681,15 +820,66 @@ fn cookie_name(https: bool) -> &'static str {
     }
 }
 
+/// The handoff-binding cookie's name for this portal.
+pub fn handoff_cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Secure-varco_handoff"
+    } else {
+        HANDOFF_COOKIE
+    }
+}
+
 /// The binding token the browser already has, if well formed.
 pub fn presented_binding(req: &RequestHeader, https: bool) -> Option<BrowserBinding> {
-    cookie_value(req, cookie_name(https))
+    presented_cookie_binding(req, cookie_name(https))
+}
+
+/// A binding cookie (`name`) the browser sent, if well formed.
+pub fn presented_cookie_binding(req: &RequestHeader, name: &str) -> Option<BrowserBinding> {
+    cookie_value(req, name)
         .filter(|v| {
             v.len() == 43
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(BrowserBinding::from_untrusted)
+}
+
+/// A binding cookie: `Path=/.sso/`, HttpOnly, for [`idp_bridge::LOGIN_TTL`] (set again, so
+/// refreshed, at every login start), `SameSite=None; Secure` over https when the IdP's cross-site
+/// POST must carry it, `Lax` otherwise.
+pub fn binding_cookie(
+    name: &str,
+    binding: &BrowserBinding,
+    https: bool,
+    cross_site: bool,
+) -> Option<HeaderValue> {
+    let attrs = match (https, cross_site) {
+        (true, true) => "; Secure; SameSite=None",
+        (true, false) => "; Secure; SameSite=Lax",
+        (false, _) => "; SameSite=Lax",
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={}; Path=/.sso/; HttpOnly; Max-Age={}{attrs}",
+        binding.secret(),
+        idp_bridge::LOGIN_TTL.as_secs()
+    ))
+    .ok()
+}
+
+/// A digest as it travels in a URL (`hb=`): unpadded base64url.
+pub fn digest_param(d: &[u8; 32]) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, d)
+}
+
+fn parse_digest_param(v: &str) -> Option<[u8; 32]> {
+    if v.len() != 43 {
+        return None;
+    }
+    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v)
+        .ok()?
+        .try_into()
+        .ok()
 }
 
 fn shuffled<T>(mut v: Vec<T>) -> Vec<T> {
@@ -735,13 +925,18 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         _ => None,
     };
     let level = asked.max(needed).unwrap_or(Level::SpidL1);
+    let handoff_binding = match param(&q, "hb").map(parse_digest_param) {
+        None => None,
+        Some(Some(d)) => Some(d),
+        Some(None) => return Ok(Reply::error(rt, ErrorPage::BadRequest)),
+    };
 
     // One login for every service: a portal session that is good enough needs no IdP.
     let current = current_session(rt, shared, req).await?;
     let service_needs = service.map_or(AttributeMask::EMPTY, |(_, s)| s.attribute_mask());
     if let Some((id, s)) = &current {
         if s.held().allows(Access::Login(level), service_needs) {
-            return finish_login(rt, shared, id, &target.url).await;
+            return finish_login(rt, shared, id, &target.url, handoff_binding).await;
         }
     }
     // A step-up for attributes keeps what the session already had: ask for both when a declared
@@ -760,14 +955,16 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
                 .filter(|i| i.kind == IdpKind::Spid || cie_possible)
                 .map(|i| IdpChoice {
                     name: i.display_name.clone(),
-                    href: format!(
-                        "/.sso/login?{}",
-                        url::form_urlencoded::Serializer::new(String::new())
-                            .append_pair("idp", &i.entity_id)
+                    href: {
+                        let mut q = url::form_urlencoded::Serializer::new(String::new());
+                        q.append_pair("idp", &i.entity_id)
                             .append_pair("level", level.as_str())
-                            .append_pair("return_to", &target.url)
-                            .finish()
-                    ),
+                            .append_pair("return_to", &target.url);
+                        if let Some(hb) = &handoff_binding {
+                            q.append_pair("hb", &digest_param(hb));
+                        }
+                        format!("/.sso/login?{}", q.finish())
+                    },
                     cie: i.kind == IdpKind::Cie,
                     logo: i.logo.clone(),
                 })
@@ -834,10 +1031,7 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         }
     };
     let https = snapshot.config.server.public_url.https;
-    let (binding, fresh) = match presented_binding(req, https) {
-        Some(b) => (b, false),
-        None => (BrowserBinding::new(), true),
-    };
+    let binding = presented_binding(req, https).unwrap_or_else(BrowserBinding::new);
     if let Err(e) = audit.record(
         idp_bridge::AuditKind::AuthnRequest,
         &idp.entity_id,
@@ -861,6 +1055,7 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
             binding: binding.digest(),
             relay_state: relay_digest,
             replaces: current.as_ref().map(|(id, _)| id.key()),
+            handoff_binding,
         })
         .await?;
     tracing::info!(idp = %idp.entity_id, level = %level, attribute_set, post = use_post, "login started");
@@ -868,23 +1063,10 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         r.headers
             .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
     }
-    if fresh {
-        // The IdP answers with a cross-site POST: over https the cookie must be SameSite=None
-        // to come back with it; over plain http (loopback, the demo) Secure would drop it.
-        let attrs = if https {
-            "; Secure; SameSite=None"
-        } else {
-            "; SameSite=Lax"
-        };
-        let cookie = format!(
-            "{}={}; Path=/.sso/; HttpOnly; Max-Age={}{attrs}",
-            cookie_name(https),
-            binding.secret(),
-            idp_bridge::LOGIN_TTL.as_secs()
-        );
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            r.headers.push((SET_COOKIE, v));
-        }
+    // Set again even when the browser has it: a retry after a long stay at the IdP must still
+    // find its binding (the pending login's own lifetime counts from this start).
+    if let Some(v) = binding_cookie(cookie_name(https), &binding, https, true) {
+        r.headers.push((SET_COOKIE, v));
     }
     Ok(r)
 }

@@ -28,6 +28,7 @@ pub struct Metrics {
     duration: Histogram<f64>,
     reloads: Counter<u64>,
     stripped: Counter<u64>,
+    events: Counter<u64>,
     generation: Arc<AtomicU64>,
     last_reload_errors: Arc<AtomicU64>,
 }
@@ -67,6 +68,10 @@ impl Metrics {
             .u64_counter("varco.inbound.identity.headers.stripped")
             .with_description("Inbound headers removed because varco owns their name (spoofing attempts or misconfigured clients)")
             .build();
+        let events = meter
+            .u64_counter("varco.security.events")
+            .with_description("Things refused or kept out, by kind: upstream_set_cookie (a back-end tried to set a varco cookie), metadata_kept (a refused IdP metadata file at reload, its last good version kept), rate_limited, audit_unavailable")
+            .build();
         let generation = Arc::new(AtomicU64::new(0));
         let g = generation.clone();
         let _gauge = meter
@@ -90,6 +95,7 @@ impl Metrics {
             duration,
             reloads,
             stripped,
+            events,
             generation,
             last_reload_errors,
         })
@@ -112,6 +118,11 @@ impl Metrics {
     /// Counts removed inbound headers.
     pub fn stripped(&self, n: usize) {
         self.stripped.add(n as u64, &[]);
+    }
+
+    /// Counts one security event of this kind (see the instrument's description).
+    pub fn event(&self, kind: &'static str) {
+        self.events.add(1, &[KeyValue::new("kind", kind)]);
     }
 
     /// Records a reload attempt.

@@ -197,6 +197,8 @@ pub struct Accepted {
     pub attribute_set: u16,
     /// Store key of the session this login replaces, if any.
     pub replaces: Option<[u8; 32]>,
+    /// The service host's handoff binding the login started with, if any.
+    pub handoff_binding: Option<[u8; 32]>,
 }
 
 /// What the ACS checks against.
@@ -338,7 +340,9 @@ pub fn consume(
     req: &AcsRequest<'_>,
 ) -> Result<Accepted, AcsError> {
     let received = receive(req.saml_response)?;
-    let pending = store.take(received.in_response_to());
+    let pending = req
+        .binding
+        .and_then(|b| store.take(received.in_response_to(), &b.digest()));
     verify(ctx, &received, pending, req)
 }
 
@@ -406,7 +410,8 @@ pub fn verify(
         // The signed Response must be the document itself: one nested anywhere else (in an
         // unsigned Response's Extensions, say) would leave the outer document, which is what the
         // audit trail keeps, unverified.
-        if signed_root.get_attribute("ID") != raw_root.get_attribute("ID") || !signs_itself(&raw_root)
+        if signed_root.get_attribute("ID") != raw_root.get_attribute("ID")
+            || !signs_itself(&raw_root)
         {
             return Err(AcsError::Signature(
                 "the signed Response is not the document's root".into(),
@@ -612,6 +617,7 @@ pub fn verify(
         return_to: pending.return_to,
         attribute_set: pending.attribute_set,
         replaces: pending.replaces,
+        handoff_binding: pending.handoff_binding,
         kind: idp.kind,
     })
 }

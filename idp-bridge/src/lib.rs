@@ -35,7 +35,7 @@ pub use authn::{
 pub use error::{Error, Result};
 pub use keys::SpKeys;
 pub use metadata::{signed_metadata, unsigned_metadata, Profile, SpEndpoints};
-pub use pending::{LoginStore, MemoryLoginStore, PendingLogin, LOGIN_TTL};
+pub use pending::{login_key, LoginStore, MemoryLoginStore, PendingLogin, LOGIN_TTL};
 pub use registry::{Idp, IdpRegistry};
 pub use secret::{random_token, BrowserBinding, RelayState};
 pub use slo::{

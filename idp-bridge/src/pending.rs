@@ -38,14 +38,41 @@ pub struct PendingLogin {
     /// does not carry the `SameSite=Lax` session cookie.
     #[serde(default)]
     pub replaces: Option<[u8; 32]>,
+    /// SHA-256 of the service host's handoff-binding cookie, when the login started from a host
+    /// the portal's session cookie does not reach: the one-time code that carries the session
+    /// there is redeemable only by the browser holding that cookie.
+    #[serde(default)]
+    pub handoff_binding: Option<[u8; 32]>,
+}
+
+impl PendingLogin {
+    /// The key it is stored under: its request ID with its browser binding, so that only the
+    /// browser that started the login can take it (a forged POST naming a known request ID, from
+    /// another browser, finds nothing and burns nothing).
+    pub fn store_key(&self) -> String {
+        login_key(&self.request_id, &self.binding)
+    }
+}
+
+/// The store key of the login with this request ID started by the browser with this binding.
+pub fn login_key(request_id: &str, binding: &[u8; 32]) -> String {
+    use std::fmt::Write as _;
+    let mut key = String::with_capacity(request_id.len() + 65);
+    key.push_str(request_id);
+    key.push('.');
+    for b in &binding[..16] {
+        let _ = write!(key, "{b:02x}");
+    }
+    key
 }
 
 /// Where pending logins live.
 pub trait LoginStore: Send + Sync + std::fmt::Debug {
     /// Keeps a login until it is taken or [`LOGIN_TTL`] passes.
     fn put(&self, login: PendingLogin);
-    /// Removes and returns the login with this request ID: a second call gets `None`.
-    fn take(&self, request_id: &str) -> Option<PendingLogin>;
+    /// Removes and returns the login with this request ID started by the browser with this
+    /// binding digest: a second call, or one from another browser, gets `None`.
+    fn take(&self, request_id: &str, binding: &[u8; 32]) -> Option<PendingLogin>;
 }
 
 /// In-process store (one instance).
@@ -68,11 +95,13 @@ impl MemoryLoginStore {
 
 impl LoginStore for MemoryLoginStore {
     fn put(&self, login: PendingLogin) {
-        self.cache.insert(login.request_id.clone(), Arc::new(login));
+        self.cache.insert(login.store_key(), Arc::new(login));
     }
 
-    fn take(&self, request_id: &str) -> Option<PendingLogin> {
-        self.cache.remove(request_id).map(|l| (*l).clone())
+    fn take(&self, request_id: &str, binding: &[u8; 32]) -> Option<PendingLogin> {
+        self.cache
+            .remove(&login_key(request_id, binding))
+            .map(|l| (*l).clone())
     }
 }
 
@@ -91,6 +120,7 @@ mod tests {
             binding: [1; 32],
             relay_state: [2; 32],
             replaces: None,
+            handoff_binding: None,
         }
     }
 
@@ -99,10 +129,18 @@ mod tests {
         let store = MemoryLoginStore::new(100);
         store.put(login("_a"));
         store.put(login("_b"));
-        assert_eq!(store.take("_a").map(|l| l.request_id), Some("_a".into()));
-        assert_eq!(store.take("_a"), None);
-        assert!(store.take("_b").is_some());
-        assert_eq!(store.take("_unknown"), None);
+        assert_eq!(
+            store.take("_a", &[1; 32]).map(|l| l.request_id),
+            Some("_a".into())
+        );
+        assert_eq!(store.take("_a", &[1; 32]), None);
+        assert_eq!(
+            store.take("_b", &[9; 32]),
+            None,
+            "another browser finds nothing"
+        );
+        assert!(store.take("_b", &[1; 32]).is_some(), "and burns nothing");
+        assert_eq!(store.take("_unknown", &[1; 32]), None);
     }
 
     #[test]
@@ -112,7 +150,7 @@ mod tests {
         let winners: usize = (0..8)
             .map(|_| {
                 let s = store.clone();
-                std::thread::spawn(move || usize::from(s.take("_race").is_some()))
+                std::thread::spawn(move || usize::from(s.take("_race", &[1; 32]).is_some()))
             })
             .map(|h| h.join().unwrap_or(0))
             .sum();

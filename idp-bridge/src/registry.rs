@@ -74,9 +74,10 @@ impl IdpRegistry {
             let idp = match load_idp(c) {
                 Ok(idp) => Arc::new(idp),
                 Err(e) => {
-                    let old = previous.idps.iter().find(|i| {
-                        i.source == c.metadata && i.kind == c.kind && i.is_valid_now()
-                    });
+                    let old = previous
+                        .idps
+                        .iter()
+                        .find(|i| i.source == c.metadata && i.kind == c.kind && i.is_valid_now());
                     match old {
                         Some(old) => {
                             kept.push(e);

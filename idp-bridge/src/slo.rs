@@ -111,7 +111,9 @@ fn issuer_of(root: &Node) -> Result<String, SloError> {
 /// HTTP-Redirect query, or what the reduction of an HTTP-POST document to its signed root kept).
 fn read_verified(root: &Node, idp: &Idp, slo_url: &str) -> Result<LogoutMessage, SloError> {
     if issuer_of(root)? != idp.entity_id {
-        return Err(SloError::Untrusted("the signed Issuer is not the IdP".into()));
+        return Err(SloError::Untrusted(
+            "the signed Issuer is not the IdP".into(),
+        ));
     }
     if root
         .get_attribute("Destination")

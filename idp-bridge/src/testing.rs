@@ -189,7 +189,9 @@ pub fn idp_redirect(
 /// `xml` without its XML declaration, to embed the document in another one.
 pub fn without_declaration(xml: &str) -> &str {
     match xml.strip_prefix("<?xml") {
-        Some(rest) => rest.split_once("?>").map_or(xml, |(_, body)| body.trim_start()),
+        Some(rest) => rest
+            .split_once("?>")
+            .map_or(xml, |(_, body)| body.trim_start()),
         None => xml,
     }
 }

@@ -160,7 +160,9 @@ pub fn parse(xml: &str, max_bytes: usize) -> Result<Document, Refused> {
 
 /// Whether `n` is the element `name` in `namespace`.
 pub(crate) fn is(n: &Node, name: &str, namespace: &str) -> bool {
-    n.get_name() == name && n.get_namespace().is_some_and(|ns| ns.get_href() == namespace)
+    n.get_name() == name
+        && n.get_namespace()
+            .is_some_and(|ns| ns.get_href() == namespace)
 }
 
 /// The child elements `name` in `namespace`.
@@ -242,8 +244,11 @@ mod tests {
 
     #[test]
     fn plain_xml_parses() {
-        let doc = parse("<?xml version=\"1.0\" encoding=\"UTF-8\"?><a><b/></a>", 1024)
-            .expect("plain XML");
+        let doc = parse(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><a><b/></a>",
+            1024,
+        )
+        .expect("plain XML");
         assert_eq!(doc.get_root_element().expect("root").get_name(), "a");
         parse("\u{feff}<a/>", 1024).expect("a UTF-8 BOM");
         parse("<?xml version='1.0' encoding='utf-8'?><a/>", 1024).expect("single quotes");
@@ -263,7 +268,9 @@ mod tests {
 
     #[test]
     fn a_bom_less_utf16_document_cannot_hide_its_dtd() {
-        let doc = utf16le("<?xml version=\"1.0\" encoding=\"UTF-16\"?><!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>");
+        let doc = utf16le(
+            "<?xml version=\"1.0\" encoding=\"UTF-16\"?><!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>",
+        );
         assert!(!doc.contains("<!DOCTYPE"), "the byte search is blind to it");
         assert_eq!(parse(&doc, 4096).err(), Some(Refused::Encoding));
     }
@@ -299,12 +306,19 @@ mod tests {
     #[test]
     fn size_and_depth_are_bounded() {
         assert_eq!(parse("<a/>", 3).err(), Some(Refused::TooLarge));
-        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}{}",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
         assert_eq!(parse(&deep, 1 << 20).err(), Some(Refused::TooDeep));
         let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
         parse(&ok, 1 << 20).expect("at the limit");
         let very_deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
-        assert!(parse(&very_deep, 1 << 20).is_err(), "no stack overflow, no hang");
+        assert!(
+            parse(&very_deep, 1 << 20).is_err(),
+            "no stack overflow, no hang"
+        );
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct ServerConfig {
     /// Peers whose `Forwarded`/`X-Forwarded-*` headers are believed (a load balancer). Empty by
     /// default: every client's copy is removed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Hosts on which services of several comuni may live, declared on purpose (lower case).
+    /// Every other host belongs to the one comune whose policy file first routes it.
+    pub shared_hosts: Vec<String>,
     /// Worker threads of the proxy (default: the number of CPUs).
     pub threads: usize,
     /// Time allowed to open a connection to a back-end before answering 502.
@@ -319,6 +322,7 @@ fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerCon
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             public_url: fallback_url,
             trusted_proxies: Vec::new(),
+            shared_hosts: Vec::new(),
             threads: threads_default,
             upstream_connect_timeout: Duration::from_secs(3),
             upstream_read_timeout: Duration::from_secs(30),
@@ -357,6 +361,15 @@ fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerCon
             }
         }
     }
+    let shared_hosts = t
+        .opt_str_array(sink, "shared_hosts")
+        .map(|list| {
+            list.value
+                .into_iter()
+                .map(|At { value, .. }| value.trim_end_matches('.').to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
     let threads = match t.opt_int(sink, "threads") {
         Some(At { value, span }) => match usize::try_from(value) {
             Ok(n) if (1..=256).contains(&n) => n,
@@ -390,6 +403,7 @@ fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerCon
         admin_listen,
         public_url,
         trusted_proxies,
+        shared_hosts,
         threads,
         upstream_connect_timeout,
         upstream_read_timeout,
@@ -423,7 +437,22 @@ fn parse_public_url(value: &str) -> Result<PublicUrl, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain credentials".into());
     }
+    if !https && !is_loopback_host(&host) {
+        return Err(format!(
+            "must be https off loopback (session cookies would travel in clear): \"{value}\"; plain http is for localhost, *.localhost, 127.0.0.0/8 and ::1 only"
+        ));
+    }
     Ok(PublicUrl { url, host, https })
+}
+
+/// `localhost`, `*.localhost`, 127.0.0.0/8 and `::1`: names that never leave the machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn read_telemetry(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> TelemetryConfig {

@@ -23,8 +23,8 @@ mod route;
 
 pub use category::Category;
 pub use config::{
-    AttributeSet, Config, Contact, IdpConfig, IdpKind, LogFormat, Organization, PublicUrl,
-    ServerConfig, SessionConfig, SessionStore, SpConfig, TelemetryConfig,
+    is_loopback_host, AttributeSet, Config, Contact, IdpConfig, IdpKind, LogFormat, Organization,
+    PublicUrl, ServerConfig, SessionConfig, SessionStore, SpConfig, TelemetryConfig,
 };
 pub use decision::{decide, Decision, Held, Permit};
 pub use diag::{Diagnostic, Diagnostics};

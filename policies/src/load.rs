@@ -151,6 +151,11 @@ pub fn load(config_path: &Path) -> Result<Snapshot> {
     // Checks across files: codes and routes are unique; services keep off portal paths.
     read.sort_by(|a, b| a.1.comune.ipa_code.cmp(&b.1.comune.ipa_code));
     let mut routes: Vec<(String, String, ServiceRef, usize, Range<usize>)> = Vec::new();
+    // Each host belongs to one comune: the first (in IPA order) whose file routes it. Another
+    // comune's service there could make the owner's subtree public or take its citizens'
+    // identity headers to its own back-end.
+    let mut owners: std::collections::HashMap<&str, (usize, ServiceRef, Range<usize>)> =
+        std::collections::HashMap::new();
     for (ci, (fi, rc)) in read.iter().enumerate() {
         let file = &sources[*fi];
         for (fj, other) in read.iter().take(ci) {
@@ -183,6 +188,29 @@ pub fn load(config_path: &Path) -> Result<Snapshot> {
                     r.path_prefix
                 )));
                 continue;
+            }
+            let shared = config.server.shared_hosts.contains(&r.host);
+            let here = ServiceRef {
+                comune: ci as u32,
+                service: si as u32,
+            };
+            match owners.get(r.host.as_str()) {
+                Some((ofi, owner, ospan)) if owner.comune != here.comune && !shared => {
+                    let (line, col) = sources[*ofi].locate(ospan.start);
+                    let oc = &read[owner.comune as usize].1.comune;
+                    diags.push(file.diag(&spans.route, format!(
+                        "service.route: host \"{}\" belongs to {} (service \"{}\" at {}:{line}:{col}); each host serves one comune, so that no comune can take over another's paths (a host shared on purpose is listed in [server] shared_hosts)",
+                        r.host,
+                        oc.name,
+                        oc.services[owner.service as usize].id.as_str(),
+                        sources[*ofi].path.display()
+                    )));
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    owners.insert(r.host.as_str(), (*fi, here, spans.route.clone()));
+                }
             }
             if let Some((_, _, owner, ofi, ospan)) = routes
                 .iter()

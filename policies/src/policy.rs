@@ -267,6 +267,17 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "via",
     "x-real-ip",
     "proxy-connection",
+    // Request semantics a browser sets, which back-ends read for CSRF checks, content
+    // negotiation and partial responses.
+    "origin",
+    "referer",
+    "accept",
+    "accept-encoding",
+    "range",
+    "if-range",
+    // Path overrides some frameworks (IIS, Symfony, Zend) honour: see the proxy's strip list.
+    "x-original-url",
+    "x-rewrite-url",
 ];
 
 /// The canonical form used to compare header names: lower case, `_` as `-`.
@@ -295,7 +306,10 @@ fn check_header_name(name: &str) -> Result<(), String> {
     if canon.starts_with("x-varco-") {
         return Err(format!("header name \"{name}\" uses the reserved `X-Varco-` prefix; the defaults are always sent"));
     }
-    if canon.starts_with("x-forwarded-") || FORBIDDEN_HEADERS.contains(&canon.as_str()) {
+    if canon.starts_with("x-forwarded-")
+        || canon.starts_with("sec-")
+        || FORBIDDEN_HEADERS.contains(&canon.as_str())
+    {
         return Err(format!(
             "header name \"{name}\" is reserved for HTTP itself and cannot carry identity"
         ));

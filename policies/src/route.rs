@@ -21,6 +21,9 @@
 //!   rejected with 400: browsers never send them, and back-ends disagree on how to resolve them.
 //! * **`;` parameters**: `/tari;jsessionid=1/x` matches as `/tari/x` (what Tomcat does).
 //! * **Backslash and control characters** in the raw path are rejected with 400.
+//! * **Trailing dots and spaces**: a segment that ends in `.` or in an escaped space (`/tari./x`,
+//!   `/tari%20/x`, also before `;` parameters) is rejected with 400: IIS and several frameworks
+//!   strip them, and would serve `/tari/x` under the policy of whatever `/tari./` fell to.
 //! * The query string never takes part in matching.
 //!
 //! Varco forwards the path and query exactly as received; the rules above only decide which
@@ -70,6 +73,9 @@ pub enum RejectedTarget {
     Backslash,
     /// A control character, raw or encoded.
     ControlCharacter,
+    /// A segment ending in `.` or an (encoded) space: IIS and some frameworks strip those, so
+    /// `/tari./x` would reach the `/tari/` back-end under another service's policy.
+    TrailingDotOrSpace,
     /// The host is missing or malformed.
     BadHost,
 }
@@ -83,6 +89,7 @@ impl fmt::Display for RejectedTarget {
             RejectedTarget::DotSegment => "dot segment in path",
             RejectedTarget::Backslash => "backslash in path",
             RejectedTarget::ControlCharacter => "control character in path",
+            RejectedTarget::TrailingDotOrSpace => "path segment ending in a dot or a space",
             RejectedTarget::BadHost => "missing or malformed host",
         })
     }
@@ -236,7 +243,7 @@ fn is_port(s: &str) -> bool {
 }
 
 /// True when the path can be matched as it is: starts with `/`, and has no `%`, `;`, `\`,
-/// control character, empty segment or dot segment.
+/// control character, empty segment, dot segment or segment ending in a dot.
 pub(crate) fn is_canonical(path: &[u8]) -> bool {
     if path.first() != Some(&b'/') {
         return false;
@@ -252,7 +259,7 @@ pub(crate) fn is_canonical(path: &[u8]) -> bool {
     let count = path[1..].split(|&b| b == b'/').count();
     for (i, seg) in segments.enumerate() {
         let last = i + 1 == count;
-        if (seg.is_empty() && !last) || seg == b"." || seg == b".." {
+        if (seg.is_empty() && !last) || seg.last() == Some(&b'.') {
             return false;
         }
     }
@@ -317,6 +324,9 @@ pub(crate) fn normalize_path(raw: &str) -> Result<Vec<u8>, RejectedTarget> {
         let main = seg.split(|&b| b == b';').next().unwrap_or(&[]);
         if main == b"." || main == b".." {
             return Err(RejectedTarget::DotSegment);
+        }
+        if main.last() == Some(&b'.') || main.ends_with(b"%20") {
+            return Err(RejectedTarget::TrailingDotOrSpace);
         }
         if main.is_empty() {
             continue;

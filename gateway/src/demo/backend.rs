@@ -154,7 +154,7 @@ impl Backend {
 <title>{comune} - servizio di prova</title><style>{STYLE}</style></head><body>\
 <header>{comune} · back-end di prova</header><main><h1>Il servizio ha ricevuto la richiesta</h1>\
 <p>Percorso richiesto: <code>{path}</code></p>{identity}{jwt}\
-<p><a href=\"{portal}/\">Torna all'elenco dei servizi</a> · <a href=\"{portal}/.sso/logout\">Esci</a></p></main></body></html>\n",
+<p><a href=\"{portal}/\">Torna all'elenco dei servizi</a> · <a href=\"/.sso/logout\">Esci</a></p></main></body></html>\n",
             comune = escape(&self.comune),
             path = escape(req.uri().path()),
             portal = escape(&self.portal),

@@ -30,14 +30,37 @@ fn every_spelling_of_an_owned_header_goes() {
         ("Accept", "text/html"),
         ("X-Varcox", "kept: not the prefix"),
     ]);
-    let removed = strip_inbound(&mut req, &set, false);
+    let removed = strip_inbound(&mut req, false) + strip_mapped(&mut req, &set);
     assert_eq!(names(&req), vec!["accept", "x-varcox"]);
     assert_eq!(removed, 8);
 }
 
 #[test]
+fn path_overrides_go_in_every_spelling() {
+    let mut req = request(&[
+        ("X-Original-URL", "/admin/"),
+        ("x_rewrite_url", "/admin/"),
+        ("X-Rewrite-Url", "/admin/"),
+        ("X-Original-Host", "kept"),
+    ]);
+    strip_inbound(&mut req, true);
+    assert_eq!(names(&req), vec!["x-original-host"]);
+}
+
+#[test]
+fn a_mapped_name_goes_only_where_its_set_applies() {
+    let mut req = request(&[("Origin", "https://a.example"), ("X-CF", "x")]);
+    strip_inbound(&mut req, false);
+    strip_mapped(&mut req, &StripSet::default());
+    assert_eq!(
+        names(&req),
+        vec!["origin", "x-cf"],
+        "another comune's mapping is not applied here"
+    );
+}
+
+#[test]
 fn forwarding_headers_go_unless_the_peer_is_trusted() {
-    let set = StripSet::default();
     let spoof = [
         ("Forwarded", "for=1.2.3.4"),
         ("X-Forwarded-For", "1.2.3.4"),
@@ -47,23 +70,22 @@ fn forwarding_headers_go_unless_the_peer_is_trusted() {
         ("X-Real-IP", "1.2.3.4"),
     ];
     let mut req = request(&spoof);
-    strip_inbound(&mut req, &set, false);
+    strip_inbound(&mut req, false);
     assert!(names(&req).is_empty(), "{:?}", names(&req));
     let mut req = request(&spoof);
-    strip_inbound(&mut req, &set, true);
+    strip_inbound(&mut req, true);
     assert_eq!(names(&req).len(), 6);
 }
 
 #[test]
 fn connection_nominations_are_removed_and_only_safe_tokens_stay() {
-    let set = StripSet::default();
     let mut req = request(&[
         ("Connection", "keep-alive, X-Trace, x-forwarded-for"),
         ("Connection", "Upgrade"),
         ("X-Trace", "1"),
         ("Upgrade", "websocket"),
     ]);
-    strip_inbound(&mut req, &set, true);
+    strip_inbound(&mut req, true);
     assert_eq!(names(&req), vec!["connection", "upgrade"]);
     assert_eq!(
         req.headers.get("connection").map(|v| v.as_bytes()),

@@ -1,11 +1,13 @@
 //! The in-process store: bounded moka caches whose entries expire on their own.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use idp_bridge::{LoginStore as _, MemoryLoginStore, PendingLogin};
 
-use super::{digest, Handoff, Lifetimes, StateStore, StoreResult, HANDOFF_TTL, LOGOUT_TTL};
+use super::{
+    digest, handoff_key, Handoff, Lifetimes, StateStore, StoreResult, HANDOFF_TTL, LOGOUT_TTL,
+};
 use crate::session::{Session, SessionId};
 
 /// Per-entry lifetimes for the replay cache.
@@ -17,10 +19,16 @@ impl moka::Expiry<String, Duration> for OwnTtl {
     }
 }
 
+/// One subject's session keys.
+type SessionKeys = Mutex<Vec<[u8; 32]>>;
+
 /// State of one instance.
 #[derive(Debug)]
 pub struct MemoryStore {
     sessions: moka::sync::Cache<[u8; 32], Arc<Session>>,
+    /// digest(IdP, NameID) → that subject's session keys, so that an IdP's LogoutRequest (which
+    /// anyone can send, signed or not) never costs a scan of every session.
+    subjects: moka::sync::Cache<[u8; 32], Arc<SessionKeys>>,
     absolute: Duration,
     logins: MemoryLoginStore,
     handoffs: moka::sync::Cache<[u8; 32], Arc<Handoff>>,
@@ -35,6 +43,10 @@ impl MemoryStore {
             sessions: moka::sync::Cache::builder()
                 .max_capacity(2_000_000)
                 .time_to_idle(lifetimes.idle)
+                .time_to_live(lifetimes.absolute)
+                .build(),
+            subjects: moka::sync::Cache::builder()
+                .max_capacity(2_000_000)
                 .time_to_live(lifetimes.absolute)
                 .build(),
             absolute: lifetimes.absolute,
@@ -63,7 +75,15 @@ impl MemoryStore {
 
 impl StateStore for MemoryStore {
     async fn put_session(&self, id: &SessionId, session: Session) -> StoreResult<()> {
-        self.sessions.insert(id.key(), Arc::new(session));
+        let key = id.key();
+        let subject = digest(&[session.principal.idp(), session.principal.name_id()]);
+        self.sessions.insert(key, Arc::new(session));
+        let keys = self
+            .subjects
+            .get_with(subject, || Arc::new(Mutex::new(Vec::new())));
+        let mut keys = keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.retain(|k| self.sessions.contains_key(k));
+        keys.push(key);
         Ok(())
     }
 
@@ -87,18 +107,17 @@ impl StateStore for MemoryStore {
     }
 
     async fn remove_subject(&self, idp: &str, name_id: &str) -> StoreResult<usize> {
-        // A scan: IdP-initiated logouts are rare, and a second index would have to be kept in
-        // step with moka's expiries.
-        let doomed: Vec<Arc<[u8; 32]>> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.principal.idp() == idp && s.principal.name_id() == name_id)
-            .map(|(k, _)| k)
-            .collect();
-        for k in &doomed {
-            self.sessions.invalidate(k.as_ref());
+        let Some(keys) = self.subjects.remove(&digest(&[idp, name_id])) else {
+            return Ok(0);
+        };
+        let keys = keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ended = 0;
+        for k in keys.iter() {
+            if self.sessions.remove(k).is_some() {
+                ended += 1;
+            }
         }
-        Ok(doomed.len())
+        Ok(ended)
     }
 
     async fn put_login(&self, login: PendingLogin) -> StoreResult<()> {
@@ -106,17 +125,25 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn take_login(&self, request_id: &str) -> StoreResult<Option<PendingLogin>> {
-        Ok(self.logins.take(request_id))
+    async fn take_login(
+        &self,
+        request_id: &str,
+        binding: &[u8; 32],
+    ) -> StoreResult<Option<PendingLogin>> {
+        Ok(self.logins.take(request_id, binding))
     }
 
     async fn put_handoff(&self, code: &str, handoff: Handoff) -> StoreResult<()> {
-        self.handoffs.insert(digest(&[code]), Arc::new(handoff));
+        self.handoffs
+            .insert(handoff_key(code, &handoff.binding), Arc::new(handoff));
         Ok(())
     }
 
-    async fn take_handoff(&self, code: &str) -> StoreResult<Option<Handoff>> {
-        Ok(self.handoffs.remove(&digest(&[code])).map(|h| (*h).clone()))
+    async fn take_handoff(&self, code: &str, binding: &[u8; 32]) -> StoreResult<Option<Handoff>> {
+        Ok(self
+            .handoffs
+            .remove(&handoff_key(code, binding))
+            .map(|h| (*h).clone()))
     }
 
     async fn put_logout(&self, request_id: &str) -> StoreResult<()> {

@@ -42,6 +42,9 @@ pub struct Handoff {
     pub session: String,
     /// Where to go after.
     pub target: String,
+    /// SHA-256 of the handoff-binding cookie of the browser that may redeem it (set on the
+    /// service host when it sent the browser to log in).
+    pub binding: [u8; 32],
 }
 
 impl std::fmt::Debug for Handoff {
@@ -85,10 +88,13 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<usize>> + Send;
     /// Keeps a login until it is taken or [`idp_bridge::LOGIN_TTL`] passes.
     fn put_login(&self, login: PendingLogin) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Removes and returns the login with this request ID: a second call gets `None`.
+    /// Removes and returns the login with this request ID that the browser with this binding
+    /// digest started: a second call, or one from another browser, gets `None` (and burns
+    /// nothing).
     fn take_login(
         &self,
         request_id: &str,
+        binding: &[u8; 32],
     ) -> impl Future<Output = StoreResult<Option<PendingLogin>>> + Send;
     /// Keeps a handoff code for [`HANDOFF_TTL`].
     fn put_handoff(
@@ -96,9 +102,13 @@ pub trait StateStore: Send + Sync {
         code: &str,
         handoff: Handoff,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Removes and returns a handoff code's entry: it works once.
-    fn take_handoff(&self, code: &str)
-        -> impl Future<Output = StoreResult<Option<Handoff>>> + Send;
+    /// Removes and returns a handoff code's entry, if it was made for the browser with this
+    /// binding digest: it works once, and a try from another browser burns nothing.
+    fn take_handoff(
+        &self,
+        code: &str,
+        binding: &[u8; 32],
+    ) -> impl Future<Output = StoreResult<Option<Handoff>>> + Send;
     /// Remembers a LogoutRequest we sent, for [`LOGOUT_TTL`].
     fn put_logout(&self, request_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// Whether we sent this LogoutRequest and it was not answered yet (forgets it).
@@ -161,14 +171,18 @@ impl StateStore for Store {
     async fn put_login(&self, login: PendingLogin) -> StoreResult<()> {
         dispatch!(self, s => s.put_login(login))
     }
-    async fn take_login(&self, request_id: &str) -> StoreResult<Option<PendingLogin>> {
-        dispatch!(self, s => s.take_login(request_id))
+    async fn take_login(
+        &self,
+        request_id: &str,
+        binding: &[u8; 32],
+    ) -> StoreResult<Option<PendingLogin>> {
+        dispatch!(self, s => s.take_login(request_id, binding))
     }
     async fn put_handoff(&self, code: &str, handoff: Handoff) -> StoreResult<()> {
         dispatch!(self, s => s.put_handoff(code, handoff))
     }
-    async fn take_handoff(&self, code: &str) -> StoreResult<Option<Handoff>> {
-        dispatch!(self, s => s.take_handoff(code))
+    async fn take_handoff(&self, code: &str, binding: &[u8; 32]) -> StoreResult<Option<Handoff>> {
+        dispatch!(self, s => s.take_handoff(code, binding))
     }
     async fn put_logout(&self, request_id: &str) -> StoreResult<()> {
         dispatch!(self, s => s.put_logout(request_id))
@@ -193,6 +207,16 @@ fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+/// The store key of a handoff code made for the browser with this binding digest.
+fn handoff_key(code: &str, binding: &[u8; 32]) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(code.as_bytes());
+    h.update([0]);
+    h.update(binding);
+    h.finalize().into()
 }
 
 /// SHA-256 of a one-time code or subject: stores never hold a redeemable value as a key.

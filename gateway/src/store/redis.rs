@@ -4,7 +4,8 @@
 //! - `s:<sha256(session ID)>`: a session, expiring after the idle timeout, refreshed by each read
 //!   (`GETEX`); the absolute timeout is checked against the login time inside;
 //! - `u:<sha256(idp, NameID)>`: the set of that subject's session keys, for IdP-initiated logout;
-//! - `l:<request ID>`: a pending login (`GETDEL`: one-shot across instances);
+//! - `l:<request ID>.<binding>`: a pending login (`GETDEL`: one-shot across instances, and only
+//!   for the browser that started it);
 //! - `h:<sha256(code)>`: a handoff code (`GETDEL`); `o:<request ID>`: a LogoutRequest sent;
 //! - `r:<id>`: the replay cache (`SET NX`).
 //!
@@ -18,7 +19,8 @@ use idp_bridge::{PendingLogin, LOGIN_TTL};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{
-    digest, hex, Handoff, Lifetimes, StateStore, StoreError, StoreResult, HANDOFF_TTL, LOGOUT_TTL,
+    digest, handoff_key, hex, Handoff, Lifetimes, StateStore, StoreError, StoreResult, HANDOFF_TTL,
+    LOGOUT_TTL,
 };
 use crate::session::{Session, SessionId};
 
@@ -238,7 +240,7 @@ impl StateStore for RedisStore {
         let value = serde_json::to_string(&login).map_err(err)?;
         self.run(
             redis::cmd("SET")
-                .arg(format!("varco:l:{}", login.request_id))
+                .arg(format!("varco:l:{}", login.store_key()))
                 .arg(value)
                 .arg("EX")
                 .arg(secs(LOGIN_TTL)),
@@ -246,9 +248,14 @@ impl StateStore for RedisStore {
         .await
     }
 
-    async fn take_login(&self, request_id: &str) -> StoreResult<Option<PendingLogin>> {
+    async fn take_login(
+        &self,
+        request_id: &str,
+        binding: &[u8; 32],
+    ) -> StoreResult<Option<PendingLogin>> {
+        let key = idp_bridge::login_key(request_id, binding);
         let value: Option<String> = self
-            .run(redis::cmd("GETDEL").arg(format!("varco:l:{request_id}")))
+            .run(redis::cmd("GETDEL").arg(format!("varco:l:{key}")))
             .await?;
         Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
     }
@@ -257,7 +264,10 @@ impl StateStore for RedisStore {
         let value = serde_json::to_string(&handoff).map_err(err)?;
         self.run(
             redis::cmd("SET")
-                .arg(format!("varco:h:{}", hex(&digest(&[code]))))
+                .arg(format!(
+                    "varco:h:{}",
+                    hex(&handoff_key(code, &handoff.binding))
+                ))
                 .arg(value)
                 .arg("EX")
                 .arg(secs(HANDOFF_TTL)),
@@ -265,10 +275,9 @@ impl StateStore for RedisStore {
         .await
     }
 
-    async fn take_handoff(&self, code: &str) -> StoreResult<Option<Handoff>> {
-        let value: Option<String> = self
-            .run(redis::cmd("GETDEL").arg(format!("varco:h:{}", hex(&digest(&[code])))))
-            .await?;
+    async fn take_handoff(&self, code: &str, binding: &[u8; 32]) -> StoreResult<Option<Handoff>> {
+        let key = format!("varco:h:{}", hex(&handoff_key(code, binding)));
+        let value: Option<String> = self.run(redis::cmd("GETDEL").arg(key)).await?;
         Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
     }
 

@@ -52,7 +52,7 @@ fn admin_listener_serves_metrics_and_health_and_the_public_one_does_not() {
         );
         for path in ["/metrics", "/healthz", "/readyz"] {
             let r = c
-                .get(gw.url("portal.test", path))
+                .get(gw.url("portal.localhost", path))
                 .send()
                 .await
                 .expect("send");

@@ -39,7 +39,7 @@ fn the_json_catalog_has_etags_filters_and_clear_errors() {
     let c = gw.client();
     rt().block_on(async {
         let r = c
-            .get(gw.url("portal.test", "/catalog.json"))
+            .get(gw.url("portal.localhost", "/catalog.json"))
             .send()
             .await
             .expect("send");
@@ -67,7 +67,7 @@ fn the_json_catalog_has_etags_filters_and_clear_errors() {
 
         // Revalidation.
         let r = c
-            .get(gw.url("portal.test", "/catalog.json"))
+            .get(gw.url("portal.localhost", "/catalog.json"))
             .header("if-none-match", &etag)
             .send()
             .await
@@ -91,7 +91,7 @@ fn the_json_catalog_has_etags_filters_and_clear_errors() {
             ("q=uffici", vec![]),
         ] {
             let r = c
-                .get(gw.url("portal.test", &format!("/catalog.json?{query}")))
+                .get(gw.url("portal.localhost", &format!("/catalog.json?{query}")))
                 .send()
                 .await
                 .expect("send");
@@ -125,7 +125,7 @@ fn the_json_catalog_has_etags_filters_and_clear_errors() {
             &format!("q={}", "%41".repeat(1000)),
         ] {
             let r = c
-                .get(gw.url("portal.test", &format!("/catalog.json?{query}")))
+                .get(gw.url("portal.localhost", &format!("/catalog.json?{query}")))
                 .send()
                 .await
                 .expect("send");
@@ -137,7 +137,7 @@ fn the_json_catalog_has_etags_filters_and_clear_errors() {
 
         // JSON-LD.
         let r = c
-            .get(gw.url("portal.test", "/catalog.jsonld?comune=c_a001"))
+            .get(gw.url("portal.localhost", "/catalog.jsonld?comune=c_a001"))
             .send()
             .await
             .expect("send");
@@ -156,7 +156,7 @@ fn the_json_catalog_has_etags_filters_and_clear_errors() {
         assert_eq!(org["identifier"][1]["value"], "c_a001");
         // The whole catalog comes gzip-compressed to clients that take it.
         let r = c
-            .get(gw.url("portal.test", "/catalog.json"))
+            .get(gw.url("portal.localhost", "/catalog.json"))
             .header("accept-encoding", "gzip, br;q=0.5")
             .send()
             .await
@@ -172,7 +172,7 @@ fn the_json_catalog_has_etags_filters_and_clear_errors() {
             all
         );
         let r = c
-            .get(gw.url("portal.test", "/catalog.json"))
+            .get(gw.url("portal.localhost", "/catalog.json"))
             .header("accept-encoding", "gzip;q=0")
             .send()
             .await
@@ -180,13 +180,13 @@ fn the_json_catalog_has_etags_filters_and_clear_errors() {
         assert!(r.headers().get("content-encoding").is_none());
         // HEAD and other methods.
         let r = c
-            .head(gw.url("portal.test", "/catalog.json"))
+            .head(gw.url("portal.localhost", "/catalog.json"))
             .send()
             .await
             .expect("send");
         assert_eq!(r.status(), 200);
         let r = c
-            .post(gw.url("portal.test", "/catalog.json"))
+            .post(gw.url("portal.localhost", "/catalog.json"))
             .send()
             .await
             .expect("send");
@@ -226,12 +226,12 @@ fn the_citizen_pages_search_without_javascript_and_page_results() {
                 r.text().await.expect("text")
             }
         };
-        let home = page(gw.url("portal.test", "/")).await;
+        let home = page(gw.url("portal.localhost", "/")).await;
         assert!(home.contains(
             "<form class=\"search\" role=\"search\" action=\"/catalog\" method=\"get\">"
         ));
         assert!(home.contains("<label for=\"q\">Cerca un servizio</label>"));
-        let first = page(gw.url("portal.test", "/catalog?q=Mensa")).await;
+        let first = page(gw.url("portal.localhost", "/catalog?q=Mensa")).await;
         assert!(
             first.contains("23 servizi trovati, pagina 1 di 2."),
             "{first}"
@@ -245,12 +245,12 @@ fn the_citizen_pages_search_without_javascript_and_page_results() {
             first.contains("href=\"/catalog?page=2&amp;q=mensa\" rel=\"next\""),
             "{first}"
         );
-        let second = page(gw.url("portal.test", "/catalog?page=2&q=mensa")).await;
+        let second = page(gw.url("portal.localhost", "/catalog?page=2&q=mensa")).await;
         assert_eq!(second.matches("<li><h2>").count(), 3);
         assert!(second.contains("rel=\"prev\""));
         // A hostile query is escaped and reported, and the page still answers.
         let hostile = page(gw.url(
-            "portal.test",
+            "portal.localhost",
             "/catalog?q=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E&level=nope&utm_source=x",
         ))
         .await;
@@ -271,10 +271,10 @@ fn a_logged_in_citizen_sees_what_opens_directly() {
         let mut b = Browser::new(&gw);
         // Log in at SpidL2 through the portal.
         let landing = b
-            .visit(&gw.url("portal.test", "/.sso/login?level=SpidL2"))
+            .visit(&gw.url("portal.localhost", "/.sso/login?level=SpidL2"))
             .await;
         assert_eq!(landing.status, 200);
-        let r = b.get(&gw.url("portal.test", "/catalog")).await;
+        let r = b.get(&gw.url("portal.localhost", "/catalog")).await;
         assert_eq!(r.headers()["cache-control"], "private, no-store");
         let html = r.text().await.expect("text");
         assert!(html.contains("Hai effettuato l'accesso con <strong>SPID livello 2</strong>"));
@@ -291,7 +291,7 @@ fn a_logged_in_citizen_sees_what_opens_directly() {
         // Anonymous: no notes.
         let anon = gw
             .client()
-            .get(gw.url("portal.test", "/catalog"))
+            .get(gw.url("portal.localhost", "/catalog"))
             .send()
             .await
             .expect("send");
@@ -305,7 +305,7 @@ fn a_reload_rebuilds_the_catalog() {
     let gw = line_up();
     let c = gw.client();
     rt().block_on(async {
-        let before = c.get(gw.url("portal.test", "/catalog.json?q=nuovo")).send().await.expect("send");
+        let before = c.get(gw.url("portal.localhost", "/catalog.json?q=nuovo")).send().await.expect("send");
         let before: serde_json::Value = before.json().await.expect("json");
         assert_eq!(before["total"], 0);
         let text = std::fs::read_to_string(gw.policy_path("a.toml")).expect("read");
@@ -316,7 +316,7 @@ fn a_reload_rebuilds_the_catalog() {
         .expect("write");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let r = c.get(gw.url("portal.test", "/catalog.json?q=nuovo")).send().await.expect("send");
+            let r = c.get(gw.url("portal.localhost", "/catalog.json?q=nuovo")).send().await.expect("send");
             let j: serde_json::Value = r.json().await.expect("json");
             if j["total"] == 1 {
                 assert_eq!(j["services"][0]["id"], "c_a001/nuovo");
@@ -325,7 +325,7 @@ fn a_reload_rebuilds_the_catalog() {
             assert!(Instant::now() < deadline, "the catalog was not rebuilt");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let home = c.get(gw.url("portal.test", "/")).send().await.expect("send").text().await.expect("text");
+        let home = c.get(gw.url("portal.localhost", "/")).send().await.expect("send").text().await.expect("text");
         assert!(home.contains("/catalog?category=turismo"));
     });
 }

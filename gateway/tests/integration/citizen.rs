@@ -131,7 +131,7 @@ pub(crate) struct Browser {
     pub(crate) port: u16,
     /// When set, the IdP posts its answer to this instance instead.
     pub(crate) acs_port: Option<u16>,
-    /// The portal's public origin (`http://portal.test:1234`), whatever instance serves it.
+    /// The portal's public origin (`http://portal.localhost:1234`), whatever instance serves it.
     public_origin: String,
 }
 
@@ -142,7 +142,7 @@ fn host_of(url: &url::Url) -> String {
 impl Browser {
     /// A browser in front of `gw`.
     pub(crate) fn new(gw: &Gateway) -> Self {
-        Self::with_origin(gw, &gw.url("portal.test", ""))
+        Self::with_origin(gw, &gw.url("portal.localhost", ""))
     }
 
     /// A browser in front of `gw` whose public origin is `origin` (TLS terminated, or a balancer).
@@ -344,7 +344,7 @@ impl Browser {
         let id = seen.attr("ID").expect("ID");
         self.seen.push(seen);
         let acs = format!("{}/.sso/acs", self.public_origin);
-        let mut b = ResponseBuilder::new(IDP, "http://portal.test/.sso/metadata", &acs, &id);
+        let mut b = ResponseBuilder::new(IDP, "http://portal.localhost/.sso/metadata", &acs, &id);
         b.level = self.idp.level;
         b.attributes = self.idp.attributes.clone();
         b.error_code = self.idp.error_code;

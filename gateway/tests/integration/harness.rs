@@ -102,12 +102,12 @@ pub(crate) fn write_config(
         r#"[server]
 listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:{admin}"
-public_url = "http://portal.test:{port}"
+public_url = "http://portal.localhost:{port}"
 threads = 2
 {server_extra}
 
 [sp]
-entity_id = "http://portal.test/.sso/metadata"
+entity_id = "http://portal.localhost/.sso/metadata"
 key = "sp.key"
 cert = "sp.crt"
 organization = {{ name = "Provincia di Prova", display_name = "Prova", url = "https://prova.example" }}
@@ -201,7 +201,13 @@ impl Gateway {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(20));
-        for h in ["portal.test", "a.test", "b.test", "c.test", "nowhere.test"] {
+        for h in [
+            "portal.localhost",
+            "a.test",
+            "b.test",
+            "c.test",
+            "nowhere.test",
+        ] {
             b = b.resolve(h, addr);
         }
         b.build().expect("client")

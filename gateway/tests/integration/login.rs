@@ -26,7 +26,7 @@ fn login_starts_with_a_signed_redirect_and_a_binding_cookie() {
     let back = gw.url("a.test", "/tari/avviso");
     rt().block_on(async {
         let url = gw.url(
-            "portal.test",
+            "portal.localhost",
             &format!(
                 "/.sso/login?idp={}&return_to={}",
                 enc("https://localhost:8443"),
@@ -55,20 +55,23 @@ fn login_starts_with_a_signed_redirect_and_a_binding_cookie() {
             "the return target stays server-side, never in RelayState"
         );
 
-        // With the cookie, no new one: every tab of one browser shares the binding.
+        // With the cookie, the same one again, refreshed: every tab of one browser shares the
+        // binding, and a retry after a long stay at the IdP still has it.
         let value = cookie.split(';').next().expect("pair").to_string();
         let url = gw.url(
-            "portal.test",
+            "portal.localhost",
             &format!("/.sso/login?idp={}", enc("https://localhost:8443")),
         );
         let r = c
             .get(url)
-            .header("cookie", value)
+            .header("cookie", &value)
             .send()
             .await
             .expect("send");
         assert_eq!(r.status(), 302);
-        assert!(r.headers().get("set-cookie").is_none());
+        let again = r.headers()["set-cookie"].to_str().expect("ascii");
+        assert!(again.starts_with(&format!("{value};")), "{again}");
+        assert!(again.contains("Max-Age=900"), "{again}");
     });
 }
 
@@ -78,7 +81,7 @@ fn the_choice_page_lists_the_idps_and_bad_parameters_are_refused() {
     let c = gw.client();
     rt().block_on(async {
         let url = gw.url(
-            "portal.test",
+            "portal.localhost",
             &format!("/.sso/login?return_to={}", enc(&gw.url("a.test", "/tari/"))),
         );
         let r = c.get(url).send().await.expect("send");
@@ -114,7 +117,7 @@ fn the_choice_page_lists_the_idps_and_bad_parameters_are_refused() {
             ),
         ] {
             let r = c
-                .get(gw.url("portal.test", &bad))
+                .get(gw.url("portal.localhost", &bad))
                 .send()
                 .await
                 .expect("send");
@@ -137,7 +140,7 @@ mod full {
         return_to: &str,
     ) -> (String, String, String) {
         let url = gw.url(
-            "portal.test",
+            "portal.localhost",
             &format!(
                 "/.sso/login?idp={}&return_to={}",
                 enc("https://localhost:8443"),
@@ -167,7 +170,7 @@ mod full {
             .append_pair("SAMLResponse", response)
             .append_pair("RelayState", relay)
             .finish();
-        c.post(gw.url("portal.test", "/.sso/acs"))
+        c.post(gw.url("portal.localhost", "/.sso/acs"))
             .header("cookie", cookie)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
@@ -181,13 +184,13 @@ mod full {
         let gw = gateway();
         let c = gw.client();
         let key = idp_key();
-        let acs = gw.url("portal.test", "/.sso/acs");
+        let acs = gw.url("portal.localhost", "/.sso/acs");
         rt().block_on(async {
             let back = gw.url("a.test", "/tari/avviso");
             let (id, cookie, relay) = start(&gw, &c, &back).await;
             let response = ResponseBuilder::new(
                 "https://localhost:8443",
-                "http://portal.test/.sso/metadata",
+                "http://portal.localhost/.sso/metadata",
                 &acs,
                 &id,
             )
@@ -195,12 +198,10 @@ mod full {
             .expect("sign");
             let r = post_acs(&gw, &c, &cookie, &response, &relay).await;
             assert_eq!(r.status(), 302);
-            // a.test is not the portal's host: the session is handed over there.
+            // Started at the portal (not sent by a.test with its binding): straight to the
+            // target, which sends the browser back for a handoff bound to it.
             let to = r.headers()["location"].to_str().expect("ascii");
-            assert!(
-                to.starts_with(&gw.url("a.test", "/.sso/handoff?code=")),
-                "{to}"
-            );
+            assert_eq!(to, back);
             let session = r.headers()["set-cookie"]
                 .to_str()
                 .expect("ascii")
@@ -240,13 +241,13 @@ mod full {
                 .contains("Accesso non completato"));
 
             let r = c
-                .get(gw.url("portal.test", "/.sso/session"))
+                .get(gw.url("portal.localhost", "/.sso/session"))
                 .send()
                 .await
                 .expect("send");
             assert_eq!(r.status(), 401);
             let r = c
-                .get(gw.url("portal.test", "/.sso/session"))
+                .get(gw.url("portal.localhost", "/.sso/session"))
                 .header("cookie", "varco_session=forged")
                 .send()
                 .await
@@ -260,7 +261,7 @@ mod full {
         let gw = gateway();
         let c = gw.client();
         let key = idp_key();
-        let acs = gw.url("portal.test", "/.sso/acs");
+        let acs = gw.url("portal.localhost", "/.sso/acs");
         rt().block_on(async {
             for (code, text) in [
                 (19, "Troppi tentativi"),
@@ -271,10 +272,10 @@ mod full {
                 (25, "Accesso annullato"),
                 (30, "Tipo di identità non ammesso"),
             ] {
-                let (id, cookie, relay) = start(&gw, &c, &gw.url("portal.test", "/")).await;
+                let (id, cookie, relay) = start(&gw, &c, &gw.url("portal.localhost", "/")).await;
                 let mut b = ResponseBuilder::new(
                     "https://localhost:8443",
-                    "http://portal.test/.sso/metadata",
+                    "http://portal.localhost/.sso/metadata",
                     &acs,
                     &id,
                 );
@@ -291,7 +292,7 @@ mod full {
             let r = post_acs(&gw, &c, "", "PGZvbz4=", "").await;
             assert_eq!(r.status(), 400);
             let r = c
-                .get(gw.url("portal.test", "/.sso/acs"))
+                .get(gw.url("portal.localhost", "/.sso/acs"))
                 .send()
                 .await
                 .expect("send");
@@ -315,11 +316,12 @@ mod logout {
 
     /// Logs in; returns the session cookie pair and the NameID.
     async fn login(gw: &Gateway, c: &reqwest::Client) -> (String, String) {
-        let (id, binding, relay) = super::full::start(gw, c, &gw.url("portal.test", "/")).await;
+        let (id, binding, relay) =
+            super::full::start(gw, c, &gw.url("portal.localhost", "/")).await;
         let b = ResponseBuilder::new(
             IDP,
-            "http://portal.test/.sso/metadata",
-            &gw.url("portal.test", "/.sso/acs"),
+            "http://portal.localhost/.sso/metadata",
+            &gw.url("portal.localhost", "/.sso/acs"),
             &id,
         );
         let answer = b.to_base64(&idp_key()).expect("sign");
@@ -335,18 +337,18 @@ mod logout {
         let c = gw.client();
         rt().block_on(async {
             let (session, name_id) = login(&gw, &c).await;
-            assert_eq!(session_status(&gw, gw.port, "portal.test", &session).await, 200);
-            let r = c.get(gw.url("portal.test", "/.sso/logout")).header("cookie", &session).send().await.expect("send");
+            assert_eq!(session_status(&gw, gw.port, "portal.localhost", &session).await, 200);
+            let r = c.get(gw.url("portal.localhost", "/.sso/logout")).header("cookie", &session).header("sec-fetch-site", "same-origin").send().await.expect("send");
             assert_eq!(r.status(), 302);
             assert!(r.headers()["set-cookie"].to_str().expect("ascii").contains("Max-Age=0"));
             let location = location_of(&r);
             assert!(location.starts_with("https://localhost:8443/") && location.contains("Signature="), "{location}");
             let request = saml_param(&location, "SAMLRequest");
             assert!(request.contains(&format!(">{name_id}</saml:NameID>")), "{request}");
-            assert_eq!(session_status(&gw, gw.port, "portal.test", &session).await, 401, "the session ends before the IdP answers");
+            assert_eq!(session_status(&gw, gw.port, "portal.localhost", &session).await, 401, "the session ends before the IdP answers");
 
             // The IdP's signed LogoutResponse comes back to /.sso/slo.
-            let slo = gw.url("portal.test", "/.sso/slo");
+            let slo = gw.url("portal.localhost", "/.sso/slo");
             let response = format!(
                 "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_lo\" Version=\"2.0\" IssueInstant=\"2026-11-26T08:00:00.000Z\" Destination=\"{slo}\" InResponseTo=\"{}\"><saml:Issuer>{IDP}</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status></samlp:LogoutResponse>",
                 xml_attr(&request, "ID").expect("ID")
@@ -369,7 +371,7 @@ mod logout {
         rt().block_on(async {
             let (session, name_id) = login(&gw, &c).await;
             let (other, _) = login(&gw, &c).await;
-            let slo = gw.url("portal.test", "/.sso/slo");
+            let slo = gw.url("portal.localhost", "/.sso/slo");
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let request = format!(
                 "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_idp1\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{slo}\"><saml:Issuer>{IDP}</saml:Issuer><saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\" NameQualifier=\"{IDP}\">{name_id}</saml:NameID></samlp:LogoutRequest>"
@@ -380,8 +382,8 @@ mod logout {
             let location = location_of(&r);
             let answer = saml_param(&location, "SAMLResponse");
             assert!(answer.contains("InResponseTo=\"_idp1\"") && answer.contains("status:Success"), "{answer}");
-            assert_eq!(session_status(&gw, gw.port, "portal.test", &session).await, 401);
-            assert_eq!(session_status(&gw, gw.port, "portal.test", &other).await, 200, "only that subject's sessions end");
+            assert_eq!(session_status(&gw, gw.port, "portal.localhost", &session).await, 401);
+            assert_eq!(session_status(&gw, gw.port, "portal.localhost", &other).await, 200, "only that subject's sessions end");
             assert_eq!(c.get(&url).send().await.expect("send").status(), 403, "a LogoutRequest works once");
         });
     }
@@ -393,7 +395,7 @@ fn the_post_binding_sends_a_signed_request_with_an_auto_submitting_form() {
     let c = gw.client();
     rt().block_on(async {
         let url = gw.url(
-            "portal.test",
+            "portal.localhost",
             &format!(
                 "/.sso/login?idp={}&binding=post",
                 enc("https://localhost:8443")
@@ -511,6 +513,7 @@ mod one_login {
                 .expect("send");
             assert_eq!(r.status(), 302);
             let login = location_of(&r);
+            let handoff_binding = cookie_pair(&r);
             // 2. The citizen picks the IdP.
             let r = c
                 .get(format!("{login}&idp={}", enc(IDP)))
@@ -523,8 +526,8 @@ mod one_login {
             // 3. The IdP answers; the portal hands the session over to a.test.
             let answer = ResponseBuilder::new(
                 IDP,
-                "http://portal.test/.sso/metadata",
-                &gw.url("portal.test", "/.sso/acs"),
+                "http://portal.localhost/.sso/metadata",
+                &gw.url("portal.localhost", "/.sso/acs"),
                 &id,
             )
             .to_base64(&key)
@@ -533,7 +536,7 @@ mod one_login {
                 .append_pair("SAMLResponse", &answer)
                 .finish();
             let r = c
-                .post(gw.url("portal.test", "/.sso/acs"))
+                .post(gw.url("portal.localhost", "/.sso/acs"))
                 .header("cookie", &binding)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body)
@@ -547,13 +550,26 @@ mod one_login {
                 handoff.starts_with(&gw.url("a.test", "/.sso/handoff?code=")),
                 "{handoff}"
             );
-            // 4. The handoff sets a.test's cookie and returns to the service.
+            // 4. The handoff sets a.test's cookie and returns to the service, for the browser
+            // a.test sent to log in only.
             let r = c.get(&handoff).send().await.expect("send");
+            assert_eq!(r.status(), 403, "without a.test's binding cookie");
+            let r = c
+                .get(&handoff)
+                .header("cookie", &handoff_binding)
+                .send()
+                .await
+                .expect("send");
             assert_eq!(r.status(), 302);
             assert_eq!(location_of(&r), gw.url("a.test", "/tari/avviso"));
             let a_session = cookie_pair(&r);
             assert_eq!(
-                c.get(&handoff).send().await.expect("send").status(),
+                c.get(&handoff)
+                    .header("cookie", &handoff_binding)
+                    .send()
+                    .await
+                    .expect("send")
+                    .status(),
                 403,
                 "a handoff code works once"
             );
@@ -594,7 +610,7 @@ mod one_login {
                 .expect("X-Varco-Assertion")
                 .to_string();
             let jwks: serde_json::Value = c
-                .get(gw.url("portal.test", "/.sso/jwks.json"))
+                .get(gw.url("portal.localhost", "/.sso/jwks.json"))
                 .send()
                 .await
                 .expect("send")
@@ -607,7 +623,10 @@ mod one_login {
                 claims["aud"], "c_a001/altro",
                 "a token for one service is no good for another"
             );
-            assert_eq!(claims["iss"], format!("http://portal.test:{}", gw.port));
+            assert_eq!(
+                claims["iss"],
+                format!("http://portal.localhost:{}", gw.port)
+            );
             assert_eq!(claims["level"], "SpidL2");
             assert_eq!(claims["attributes"]["fiscalNumber"], "RSSMRA80A01H501U");
             let lifetime =
@@ -652,7 +671,7 @@ mod one_login {
                 .expect("send");
             assert_eq!(r.status(), 302);
             let login_strong = location_of(&r);
-            assert!(login_strong.ends_with("level=SpidL3"), "{login_strong}");
+            assert!(login_strong.contains("&level=SpidL3&hb="), "{login_strong}");
             let r = c
                 .get(&login_strong)
                 .header("cookie", &portal_session)

@@ -5,6 +5,9 @@ mod citizen;
 mod harness;
 
 mod admin;
+mod attack_paths;
+mod attack_sessions;
+mod attack_tenants;
 mod catalog;
 mod cli;
 mod failures;

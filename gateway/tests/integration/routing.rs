@@ -17,7 +17,7 @@ fn line_up() -> Gateway {
                     Svc::public("home", "a.test", "/", be_b),
                     Svc::public("bandi", "a.test", "/bandi/", be_a),
                     spid,
-                    Svc::public("portale", "portal.test", "/servizi/", be_a),
+                    Svc::public("portale", "portal.localhost", "/servizi/", be_a),
                 ],
             ),
         )],
@@ -58,7 +58,7 @@ fn requests_reach_the_right_back_end_unchanged() {
         }
         let j = get_json(&c, gw.url("a.test", "/bandito")).await;
         assert_eq!(j["backend"], "b");
-        let j = get_json(&c, gw.url("portal.test", "/servizi/x")).await;
+        let j = get_json(&c, gw.url("portal.localhost", "/servizi/x")).await;
         assert_eq!(j["backend"], "a");
 
         // POST bodies go through.
@@ -85,10 +85,18 @@ fn services_with_a_level_send_the_citizen_to_login() {
         assert_eq!(r.status(), 302);
         let location = r.headers()["location"].to_str().expect("ascii").to_string();
         let expected = format!(
-            "http://portal.test:{}/.sso/login?return_to=http%3A%2F%2Fa.test%3A{}%2Ftari%2Favviso%3Fanno%3D2026&level=SpidL2",
+            "http://portal.localhost:{}/.sso/login?return_to=http%3A%2F%2Fa.test%3A{}%2Ftari%2Favviso%3Fanno%3D2026&level=SpidL2",
             gw.port, gw.port
         );
-        assert_eq!(location, expected);
+        // a.test is not reached by the portal's cookie: its handoff binding goes along.
+        let (before, hb) = location.split_once("&hb=").expect("handoff binding");
+        assert_eq!(before, expected);
+        assert_eq!(hb.len(), 43, "{hb}");
+        let cookie = r.headers()["set-cookie"].to_str().expect("ascii");
+        assert!(
+            cookie.starts_with("varco_handoff=") && cookie.contains("HttpOnly") && cookie.contains("Path=/.sso/"),
+            "{cookie}"
+        );
         // The login page names the service and the level.
         let page = c.get(location).send().await.expect("send").text().await.expect("text");
         assert!(page.contains("Servizio tari") && page.contains("SPID livello 2"), "{page}");
@@ -102,9 +110,9 @@ fn unknown_hosts_and_paths_get_the_italian_404_page() {
     rt().block_on(async {
         for (host, path) in [
             ("nowhere.test", "/"),
-            ("portal.test", "/altro"),
+            ("portal.localhost", "/altro"),
             ("a.test", "/.sso/nothing"),
-            ("portal.test", "/assets/style.css"),
+            ("portal.localhost", "/assets/style.css"),
         ] {
             let r = c.get(gw.url(host, path)).send().await.expect("send");
             assert_eq!(r.status(), 404, "{host}{path}");
@@ -115,7 +123,7 @@ fn unknown_hosts_and_paths_get_the_italian_404_page() {
             );
         }
         let r = c
-            .get(gw.url("portal.test", "/"))
+            .get(gw.url("portal.localhost", "/"))
             .send()
             .await
             .expect("send");
@@ -126,7 +134,7 @@ fn unknown_hosts_and_paths_get_the_italian_404_page() {
             "{body}"
         );
         let r = c
-            .get(gw.url("portal.test", "/catalog?comune=c_a001"))
+            .get(gw.url("portal.localhost", "/catalog?comune=c_a001"))
             .send()
             .await
             .expect("send");
@@ -172,7 +180,7 @@ fn two_host_headers_are_refused() {
     let gw = line_up();
     let resp = raw(
         gw.port,
-        b"GET /bandi/ HTTP/1.1\r\nHost: a.test\r\nHost: portal.test\r\nConnection: close\r\n\r\n",
+        b"GET /bandi/ HTTP/1.1\r\nHost: a.test\r\nHost: portal.localhost\r\nConnection: close\r\n\r\n",
     );
     assert!(resp.contains(" 400 "), "{resp}");
 }
@@ -184,13 +192,13 @@ fn sp_metadata_is_served_on_every_known_host() {
     rt().block_on(async {
         for (host, path, needle) in [
             (
-                "portal.test",
+                "portal.localhost",
                 "/.sso/metadata",
                 "<spid:IPACode>p_pr</spid:IPACode>",
             ),
             ("a.test", "/.sso/metadata", "<spid:Public/>"),
             (
-                "portal.test",
+                "portal.localhost",
                 "/.sso/metadata/cie",
                 "<cie:Municipality>046007</cie:Municipality>",
             ),
@@ -205,13 +213,13 @@ fn sp_metadata_is_served_on_every_known_host() {
             );
         }
         let r = c
-            .post(gw.url("portal.test", "/.sso/metadata"))
+            .post(gw.url("portal.localhost", "/.sso/metadata"))
             .send()
             .await
             .expect("send");
         assert_eq!(r.status(), 405);
         let r = c
-            .get(gw.url("portal.test", "/.sso/nothing"))
+            .get(gw.url("portal.localhost", "/.sso/nothing"))
             .send()
             .await
             .expect("send");

@@ -198,11 +198,11 @@ fn over_https_cookies_are_prefixed_secure_and_unprefixed_ones_ignored() {
     let be = echo("sessions");
     let gw = Gateway::start_edited("", &policies(be), |text, port| {
         text.replace(
-            &format!("public_url = \"http://portal.test:{port}\""),
-            &format!("public_url = \"https://portal.test:{port}\""),
+            &format!("public_url = \"http://portal.localhost:{port}\""),
+            &format!("public_url = \"https://portal.localhost:{port}\""),
         ) + CONTACTS_SET
     });
-    let origin = format!("https://portal.test:{}", gw.port);
+    let origin = format!("https://portal.localhost:{}", gw.port);
     rt().block_on(async {
         let mut b = Browser::with_origin(&gw, &origin);
         let page = b
@@ -243,21 +243,27 @@ fn over_https_cookies_are_prefixed_secure_and_unprefixed_ones_ignored() {
         // The same ID without the prefix (a cookie any subdomain or plain-http page could have
         // planted) is not a session over https.
         let id = b
-            .cookie("portal.test", "__Host-varco_session")
+            .cookie("portal.localhost", "__Host-varco_session")
             .expect("session");
         let port = gw.port;
         assert_eq!(
             session_status(
                 &gw,
                 port,
-                "portal.test",
+                "portal.localhost",
                 &format!("__Host-varco_session={id}")
             )
             .await,
             200
         );
         assert_eq!(
-            session_status(&gw, port, "portal.test", &format!("varco_session={id}")).await,
+            session_status(
+                &gw,
+                port,
+                "portal.localhost",
+                &format!("varco_session={id}")
+            )
+            .await,
             401
         );
     });
@@ -270,37 +276,45 @@ fn a_session_id_planted_before_login_is_never_promoted() {
         // An attacker who can set cookies for the victim's browser picks the ID in advance.
         let planted = "Fx".repeat(21) + "d";
         let mut b = Browser::new(&gw);
-        b.set_cookie("portal.test", "varco_session", &planted);
+        b.set_cookie("portal.localhost", "varco_session", &planted);
         b.set_cookie("a.test", "varco_session", &planted);
         let page = b.visit(&gw.url("a.test", "/tari/")).await;
         assert_eq!(page.status, 200, "{}", page.body);
-        for host in ["portal.test", "a.test"] {
+        for host in ["portal.localhost", "a.test"] {
             let id = b.cookie(host, "varco_session").expect("session");
             assert_ne!(id, planted, "{host}: a fresh ID at login");
             assert_eq!(id.len(), 43, "256 random bits, base64url");
         }
         let port = gw.port;
-        for host in ["portal.test", "a.test"] {
+        for host in ["portal.localhost", "a.test"] {
             assert_eq!(
                 session_status(&gw, port, host, &format!("varco_session={planted}")).await,
                 401
             );
         }
         // A second login in the same browser replaces the first session rather than adding one.
-        let before = b.cookie("portal.test", "varco_session").expect("session");
+        let before = b
+            .cookie("portal.localhost", "varco_session")
+            .expect("session");
         b.idp.level = Level::SpidL3;
         let page = b
             .visit(&gw.url(
-                "portal.test",
+                "portal.localhost",
                 &format!(
                     "/.sso/login?level=SpidL3&return_to={}",
-                    enc(&gw.url("portal.test", "/"))
+                    enc(&gw.url("portal.localhost", "/"))
                 ),
             ))
             .await;
         assert_eq!(page.status, 200);
         assert_eq!(
-            session_status(&gw, port, "portal.test", &format!("varco_session={before}")).await,
+            session_status(
+                &gw,
+                port,
+                "portal.localhost",
+                &format!("varco_session={before}")
+            )
+            .await,
             401
         );
     });
@@ -313,7 +327,7 @@ fn the_login_endpoint_never_redirects_off_site() {
     rt().block_on(async {
         // Logged in, so that /.sso/login redirects straight to any target it accepts.
         let mut b = Browser::new(&gw);
-        let home = b.visit(&gw.url("portal.test", "/.sso/login")).await;
+        let home = b.visit(&gw.url("portal.localhost", "/.sso/login")).await;
         assert_eq!((home.status, b.seen.len()), (200, 1));
         let corpus = [
             "//evil.example/".to_string(),
@@ -335,15 +349,15 @@ fn the_login_endpoint_never_redirects_off_site() {
             "/tari\r\nLocation: http://evil.example/".into(),
             "/\r\nSet-Cookie: varco_session=x".into(),
             "/%0d%0aSet-Cookie:%20x=y".into(),
-            format!("http://portal.test:{port}@evil.example/"),
-            format!("http://evil.example\\@portal.test:{port}/"),
-            format!("http://portal.test:{port}.evil.example/"),
-            "http://portal.test.evil.example/".into(),
-            format!("http://portal.test:{}/", port.wrapping_add(1)),
-            format!("https://portal.test:{port}/"),
-            format!("ftp://portal.test:{port}/"),
+            format!("http://portal.localhost:{port}@evil.example/"),
+            format!("http://evil.example\\@portal.localhost:{port}/"),
+            format!("http://portal.localhost:{port}.evil.example/"),
+            "http://portal.localhost.evil.example/".into(),
+            format!("http://portal.localhost:{}/", port.wrapping_add(1)),
+            format!("https://portal.localhost:{port}/"),
+            format!("ftp://portal.localhost:{port}/"),
             format!("http://a.test:{port}/nothing-here/"),
-            format!("http://portal.test:{port}/.sso/logout"),
+            format!("http://portal.localhost:{port}/.sso/logout"),
             "http://xn--evil-9na.example/".into(),
             "／／evil.example/".into(),
             "http://[::1]/".into(),
@@ -351,14 +365,14 @@ fn the_login_endpoint_never_redirects_off_site() {
             "x".repeat(5000),
         ];
         let ours = [
-            gw.url("portal.test", "/"),
+            gw.url("portal.localhost", "/"),
             gw.url("a.test", "/"),
             "/".to_string(),
         ];
         for target in &corpus {
             let r = b
                 .get(&gw.url(
-                    "portal.test",
+                    "portal.localhost",
                     &format!("/.sso/login?return_to={}", enc(target)),
                 ))
                 .await;
@@ -386,7 +400,7 @@ fn the_login_endpoint_never_redirects_off_site() {
         // A valid target still works.
         let r = b
             .get(&gw.url(
-                "portal.test",
+                "portal.localhost",
                 &format!(
                     "/.sso/login?return_to={}",
                     enc(&gw.url("a.test", "/tari/x"))
@@ -394,7 +408,9 @@ fn the_login_endpoint_never_redirects_off_site() {
             ))
             .await;
         assert_eq!(r.status(), 302);
-        assert!(location_of(&r).starts_with(&gw.url("a.test", "/.sso/handoff?code=")));
+        // Started at the portal, not sent by a.test: no handoff code without a.test's binding;
+        // a.test sends the browser back with it.
+        assert_eq!(location_of(&r), gw.url("a.test", "/tari/x"));
     });
 }
 
@@ -417,8 +433,8 @@ mod redis {
             format!(
                 "{}{CONTACTS_SET}\n[session]\n{store}\n",
                 text.replace(
-                    &format!("public_url = \"http://portal.test:{port}\""),
-                    &format!("public_url = \"http://portal.test:{public}\"")
+                    &format!("public_url = \"http://portal.localhost:{port}\""),
+                    &format!("public_url = \"http://portal.localhost:{public}\"")
                 )
             )
         });
@@ -455,11 +471,11 @@ mod redis {
             for n in 0..3 {
                 let r = tabs
                     .get(&one.url(
-                        "portal.test",
+                        "portal.localhost",
                         &format!(
                             "/.sso/login?idp={}&return_to={}",
                             enc(IDP),
-                            enc(&one.url("portal.test", &format!("/?tab={n}")))
+                            enc(&one.url("portal.localhost", &format!("/?tab={n}")))
                         ),
                     ))
                     .await;
@@ -470,7 +486,7 @@ mod redis {
             for (n, at_idp) in pending.iter().enumerate().rev() {
                 let page = tabs.visit(at_idp).await;
                 assert_eq!(page.status, 200, "tab {n}: {}", page.body);
-                assert_eq!(page.url, one.url("portal.test", &format!("/?tab={n}")));
+                assert_eq!(page.url, one.url("portal.localhost", &format!("/?tab={n}")));
             }
 
             // Logout on two ends the session on one.
@@ -478,6 +494,7 @@ mod redis {
                 .client()
                 .get(two.url("a.test", "/.sso/logout"))
                 .header("cookie", &cookie)
+                .header("sec-fetch-site", "same-origin")
                 .send()
                 .await
                 .expect("send");
@@ -538,14 +555,19 @@ mod redis {
             idp: IDP.into(),
             level: Level::SpidL2,
             attribute_set: 1,
-            return_to: "http://portal.test/".into(),
+            return_to: "http://portal.localhost/".into(),
             binding: [7; 32],
             relay_state: [9; 32],
             replaces: None,
+            handoff_binding: None,
         };
         let id = format!("_{}", idp_bridge::random_token(16, false));
         a.put_login(login(&id)).await.expect("put");
-        let (x, y) = tokio::join!(b.take_login(&id), a.take_login(&id));
+        assert!(
+            b.take_login(&id, &[8; 32]).await.expect("take").is_none(),
+            "another browser's take finds nothing"
+        );
+        let (x, y) = tokio::join!(b.take_login(&id, &[7; 32]), a.take_login(&id, &[7; 32]));
         let taken = [x.expect("take"), y.expect("take")];
         assert_eq!(
             taken.iter().flatten().count(),
@@ -575,15 +597,70 @@ mod redis {
                 host: "a.test".into(),
                 session: "s".into(),
                 target: "http://a.test/".into(),
+                binding: [3; 32],
             },
         )
         .await
         .expect("put");
+        assert!(
+            b.take_handoff(&code, &[4; 32])
+                .await
+                .expect("take")
+                .is_none(),
+            "another browser's binding finds nothing"
+        );
         assert_eq!(
-            b.take_handoff(&code).await.expect("take").map(|h| h.host),
+            b.take_handoff(&code, &[3; 32])
+                .await
+                .expect("take")
+                .map(|h| h.host),
             Some("a.test".into())
         );
-        assert!(a.take_handoff(&code).await.expect("take").is_none());
+        assert!(a
+            .take_handoff(&code, &[3; 32])
+            .await
+            .expect("take")
+            .is_none());
+
+        // IdP-initiated logout ends exactly that subject's sessions, on every instance.
+        let session = |name_id: &str| -> gateway::session::Session {
+            serde_json::from_value(serde_json::json!({
+                "principal": {
+                    "idp": IDP, "name_id": name_id, "session_index": null, "level": "SpidL2",
+                    "authn_instant": null, "attributes": [["fiscalNumber", "TINIT-RSSMRA80A01H501U"]]
+                },
+                "asked": 0,
+                "created_ms": chrono::Utc::now().timestamp_millis(),
+            }))
+            .expect("a session")
+        };
+        let victim = format!("_{}", idp_bridge::random_token(8, false));
+        let bystander = format!("_{}", idp_bridge::random_token(8, false));
+        let ids: Vec<gateway::session::SessionId> =
+            (0..3).map(|_| gateway::session::SessionId::new()).collect();
+        a.put_session(&ids[0], session(&victim)).await.expect("put");
+        b.put_session(&ids[1], session(&victim)).await.expect("put");
+        a.put_session(&ids[2], session(&bystander))
+            .await
+            .expect("put");
+        a.remove_session(&ids[1].key()).await.expect("remove");
+        b.put_session(&ids[1], session(&victim))
+            .await
+            .expect("put again");
+        assert_eq!(
+            a.remove_subject("https://other.idp", &victim)
+                .await
+                .expect("none"),
+            0
+        );
+        assert_eq!(b.remove_subject(IDP, &victim).await.expect("ends"), 2);
+        assert!(a.session(&ids[0]).await.expect("get").is_none());
+        assert!(b.session(&ids[1]).await.expect("get").is_none());
+        assert!(
+            a.session(&ids[2]).await.expect("get").is_some(),
+            "other subjects stay"
+        );
+        assert_eq!(a.remove_subject(IDP, &victim).await.expect("again"), 0);
     }
 
     #[test]

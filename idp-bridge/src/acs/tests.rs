@@ -50,6 +50,7 @@ impl Fixture {
             binding: binding.digest(),
             relay_state: [0; 32],
             replaces: None,
+            handoff_binding: None,
         });
         Self {
             idps,
@@ -133,7 +134,12 @@ fn unsolicited_and_foreign_browser_responses_are_refused() {
     let b64 = f.response().to_base64(&f.key).expect("sign");
     assert_eq!(
         f.post_b64(&b64, Some(&BrowserBinding::new())).map(|_| ()),
-        Err(AcsError::WrongBrowser)
+        Err(AcsError::NoPendingLogin),
+        "another browser does not even find the login"
+    );
+    assert!(
+        f.post_b64(&b64, Some(&f.binding)).is_ok(),
+        "so the forged POST did not burn it"
     );
 }
 
@@ -244,6 +250,7 @@ fn signature_wrapping_never_yields_the_unsigned_identity() {
             binding: f2.binding.digest(),
             relay_state: [0; 32],
             replaces: None,
+            handoff_binding: None,
         });
         match f2.post_xml(&xml) {
             Err(_) => {}

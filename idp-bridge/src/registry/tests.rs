@@ -220,9 +220,8 @@ fn a_genuine_signed_descriptor_tucked_inside_a_forged_one_vouches_for_nothing() 
     let genuine = federation_signed(&good, "_fed1");
     let genuine = crate::testing::without_declaration(&genuine);
     let genuine_cert = cert_b64(&vectors().join("spid-sp-test-idp/public.cert"));
-    let attacker_cert = cert_b64(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/keys/sp.crt"),
-    );
+    let attacker_cert =
+        cert_b64(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/keys/sp.crt"));
     let forged = good.replace(&genuine_cert, &attacker_cert);
     let close = forged.find('>').expect("root") + 1;
     for inner in [
@@ -230,7 +229,11 @@ fn a_genuine_signed_descriptor_tucked_inside_a_forged_one_vouches_for_nothing() 
         genuine.to_string(),
     ] {
         let wrapped = format!("{}{inner}{}", &forged[..close], &forged[close..]);
-        let refused = reason(IdpRegistry::load(&[federated(&dir, "wrapped.xml", &wrapped)]));
+        let refused = reason(IdpRegistry::load(&[federated(
+            &dir,
+            "wrapped.xml",
+            &wrapped,
+        )]));
         assert!(refused.contains("wrapped.xml"), "{refused}");
     }
 }
@@ -271,7 +274,10 @@ fn expired_metadata_is_refused_at_start() {
     let past = chrono::Utc::now() - chrono::Duration::hours(1);
     let expired = variant(&dir, "expired.xml", |x| valid_until(x, past));
     let refused = reason(IdpRegistry::load(&[expired]));
-    assert!(refused.contains("expired") && refused.contains("validUntil"), "{refused}");
+    assert!(
+        refused.contains("expired") && refused.contains("validUntil"),
+        "{refused}"
+    );
     let future = chrono::Utc::now() + chrono::Duration::days(30);
     let fresh = variant(&dir, "fresh.xml", |x| valid_until(x, future));
     let reg = IdpRegistry::load(&[fresh]).expect("valid metadata");
@@ -286,12 +292,22 @@ fn at_reload_the_last_good_metadata_keeps_serving() {
     let c = federated(&dir, "idp.xml", &federation_signed(&good, "_fed1"));
     let first = IdpRegistry::load(std::slice::from_ref(&c)).expect("loads");
     // The file is replaced by a tampered copy: the reload keeps the previous IdP, and says why.
-    std::fs::write(&c.metadata, good.replace("https://localhost:8443/samlsso", "https://evil.example/samlsso")).expect("write");
+    std::fs::write(
+        &c.metadata,
+        good.replace(
+            "https://localhost:8443/samlsso",
+            "https://evil.example/samlsso",
+        ),
+    )
+    .expect("write");
     let (second, kept) = IdpRegistry::reload(std::slice::from_ref(&c), &first).expect("kept");
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(kept[0].to_string().contains("idp.xml"));
     let idp = second.get("https://localhost:8443").expect("still trusted");
-    assert!(idp.sso_redirect.as_deref().is_some_and(|u| !u.contains("evil")));
+    assert!(idp
+        .sso_redirect
+        .as_deref()
+        .is_some_and(|u| !u.contains("evil")));
     // A new IdP with a bad file is refused as at start.
     let other = variant(&dir, "new.xml", |_| "<garbage/>".into());
     assert!(IdpRegistry::reload(&[c, other], &first).is_err());

@@ -8,10 +8,10 @@ const MAIN: &str = r#"
 [server]
 listen = "127.0.0.1:8080"
 admin_listen = "127.0.0.1:9090"
-public_url = "http://portal.example"
+public_url = "http://portal.localhost"
 
 [sp]
-entity_id = "http://portal.example/.sso/metadata"
+entity_id = "http://portal.localhost/.sso/metadata"
 key = "sp.key"
 cert = "sp.crt"
 organization = { name = "Provincia di Prova", display_name = "Prova", url = "https://prova.example" }
@@ -117,7 +117,7 @@ fn a_good_policy_compiles() {
     assert_eq!(s.upstream.authority(), "127.0.0.1:9001");
     assert_eq!(s.route.match_prefix, "/tari");
     assert_eq!(
-        snap.routes.resolve("portal.example", "/"),
+        snap.routes.resolve("portal.localhost", "/"),
         Ok(RouteMatch::Portal)
     );
     assert_eq!(
@@ -222,7 +222,7 @@ fn duplicate_ids_routes_and_codes_across_files_are_reported() {
         &[
             "a.toml:19:6: [[service]]: duplicate service id \"tari\" (first declared on line 8)",
             "b.toml:5:14: [comune]: ISTAT code \"046007\" is already used by",
-            "b.toml:12:9: service.route: host \"servizi.capannori.example\" and path_prefix \"/tari/\" are already claimed by service \"tari\" at ",
+            "b.toml:12:9: service.route: host \"servizi.capannori.example\" belongs to Comune di Capannori (service \"tari\" at ",
         ],
     );
     // Case and trailing slash do not make a different route.
@@ -233,9 +233,73 @@ fn duplicate_ids_routes_and_codes_across_files_are_reported() {
     let (_d, main) = setup(MAIN, &[("a.toml", GOOD), ("b.toml", &upper)]);
     let got = problems(&main);
     assert!(
-        got.len() == 1 && got[0].contains("already claimed"),
+        got.len() == 1 && got[0].contains("belongs to Comune di Capannori"),
         "{got:?}"
     );
+    // Within one comune, case and trailing slash do not make a different route either.
+    let twice = format!(
+        "{GOOD}\n[[service]]\nid = \"tari2\"\nname = \"n\"\ndescription = \"d\"\ncategory = \"ambiente\"\nroute = {{ host = \"servizi.capannori.example\", path_prefix = \"/TARI\" }}\nupstream = \"http://127.0.0.1:1\"\nlevel = \"public\"\n"
+    );
+    let (_d, main) = setup(MAIN, &[("a.toml", &twice)]);
+    let got = problems(&main);
+    assert!(
+        got.len() == 1 && got[0].contains("already claimed by service \"tari\""),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_comune_cannot_claim_paths_on_another_comunes_host() {
+    // Comune B routes a longer prefix on A's host: it would make A's subtree public, or take A's
+    // citizens and their identity headers to B's back-end.
+    let intruder = GOOD
+        .replace("Capannori", "Altro")
+        .replace("c_b648", "c_b649")
+        .replace("046007", "046008")
+        .replace("\"/tari/\"", "\"/tari/avvisi/\"")
+        .replace("level = \"SpidL2\"", "level = \"public\"")
+        .replace("attributes = [\"fiscalNumber\", \"name\"]\n", "")
+        .replace("headers = { \"X-CF\" = \"fiscalNumber\" }\n", "");
+    let (_d, main) = setup(MAIN, &[("a.toml", GOOD), ("b.toml", &intruder)]);
+    assert_problems(
+        &main,
+        &["b.toml:12:9: service.route: host \"servizi.capannori.example\" belongs to Comune di Capannori (service \"tari\" at "],
+    );
+    let got = problems(&main);
+    assert!(
+        got[0].contains("a.toml:12:9"),
+        "names both positions: {got:?}"
+    );
+    // A host shared on purpose is declared in the main configuration.
+    let shared = MAIN.replace(
+        "admin_listen = \"127.0.0.1:9090\"",
+        "admin_listen = \"127.0.0.1:9090\"\nshared_hosts = [\"servizi.capannori.example\"]",
+    );
+    let (_d, main) = setup(&shared, &[("a.toml", GOOD), ("b.toml", &intruder)]);
+    assert_eq!(problems(&main), Vec::<String>::new());
+}
+
+#[test]
+fn plain_http_is_for_loopback_only() {
+    for (url, ok) in [
+        ("http://portal.localhost", true),
+        ("http://localhost:8080", true),
+        ("http://127.0.0.2:8080", true),
+        ("http://[::1]:8080", true),
+        ("https://accesso.example.it", true),
+        ("http://accesso.example.it", false),
+        ("http://10.0.0.1", false),
+        ("http://localhost.evil.example", false),
+    ] {
+        let main = MAIN.replace("http://portal.localhost\"", &format!("{url}\""));
+        let (_d, path) = setup(&main, &[("a.toml", GOOD)]);
+        let got = problems(&path);
+        assert_eq!(
+            got.iter().any(|p| p.contains("must be https off loopback")),
+            !ok,
+            "{url}: {got:?}"
+        );
+    }
 }
 
 #[test]
@@ -277,7 +341,7 @@ fn headers_are_checked() {
 #[test]
 fn the_main_file_is_validated_too() {
     let main = MAIN
-        .replace("public_url = \"http://portal.example\"", "public_url = \"ftp://portal.example/x\"\nthreads = 0\ntrusted_proxies = [\"10.0.0.0/8\", \"nonsense\"]")
+        .replace("public_url = \"http://portal.localhost\"", "public_url = \"ftp://portal.localhost/x\"\nthreads = 0\ntrusted_proxies = [\"10.0.0.0/8\", \"nonsense\"]")
         .replace("key = \"sp.key\"", "key = \"missing.key\"")
         .replace("municipality = \"046007\"", "municipality = \"Lucca\"")
         .replace("index = 0", "index = 0\nindex_ = 1");
@@ -301,7 +365,7 @@ fn the_main_file_is_validated_too() {
 fn services_cannot_hide_portal_or_sso_paths() {
     let on_portal = GOOD.replace(
         "servizi.capannori.example\", path_prefix = \"/tari/\"",
-        "portal.example\", path_prefix = \"/\"",
+        "portal.localhost\", path_prefix = \"/\"",
     );
     let (_d, main) = setup(MAIN, &[("a.toml", &on_portal)]);
     assert!(problems(&main)
@@ -314,7 +378,7 @@ fn services_cannot_hide_portal_or_sso_paths() {
         .any(|p| p.contains("must not be under `/.sso/`")));
     let ok = GOOD.replace(
         "servizi.capannori.example\", path_prefix = \"/tari/\"",
-        "portal.example\", path_prefix = \"/tari/\"",
+        "portal.localhost\", path_prefix = \"/tari/\"",
     );
     let (_d, main) = setup(MAIN, &[("a.toml", &ok)]);
     assert_eq!(problems(&main), Vec::<String>::new());
@@ -413,4 +477,32 @@ fn catalog_fields_are_read_and_checked() {
             "capannori.toml:20:12: [[service]]: `unlisted` must be true or false, found a string",
         ],
     );
+}
+
+#[test]
+fn request_semantics_cannot_carry_identity() {
+    // A mapping would make varco strip the client's own value on that back-end's routes (and so
+    // break CSRF checks, content negotiation or ranges) and overwrite it.
+    for name in [
+        "Origin",
+        "Referer",
+        "Accept",
+        "Range",
+        "Sec-Fetch-Site",
+        "Sec-Fetch-Mode",
+        "Sec-CH-UA",
+        "X-Original-URL",
+        "X-Rewrite-URL",
+    ] {
+        let text = GOOD.replace(
+            "{ \"X-CF\" = \"fiscalNumber\" }",
+            &format!("{{ \"{name}\" = \"fiscalNumber\" }}"),
+        );
+        let (_d, main) = setup(MAIN, &[("a.toml", &text)]);
+        let got = problems(&main);
+        assert!(
+            got.len() == 1 && got[0].contains("is reserved for HTTP itself"),
+            "{name}: {got:?}"
+        );
+    }
 }

@@ -107,9 +107,9 @@ fn case_slashes_encoding_and_parameters_do_not_change_the_service() {
         "%2D is `-`: tari-x is not tari"
     );
     assert_eq!(
-        svc("a.example", "/tari%20/x"),
+        svc("a.example", "/tari%20x"),
         Ok(RouteMatch::Service(r(0, 0))),
-        "an escaped space stays part of the segment"
+        "an escaped space inside a segment stays part of it"
     );
 }
 
@@ -127,6 +127,12 @@ fn ambiguous_targets_are_rejected() {
         ("/tari%2fx", EncodedSeparator),
         ("/tari%5C..%5Cx", EncodedSeparator),
         ("/tari\\x", Backslash),
+        ("/tari./x", TrailingDotOrSpace),
+        ("/tari%2e/x", TrailingDotOrSpace),
+        ("/tari%20/x", TrailingDotOrSpace),
+        ("/tari.;a=b/x", TrailingDotOrSpace),
+        ("/tari/x.", TrailingDotOrSpace),
+        ("/TARI.../x", TrailingDotOrSpace),
         ("/tari%", BadPercentEncoding),
         ("/tari%4", BadPercentEncoding),
         ("/tari%zz", BadPercentEncoding),
@@ -146,7 +152,7 @@ fn ambiguous_targets_are_rejected() {
         Ok(RouteMatch::Service(r(0, 1)))
     );
     assert_eq!(
-        svc("a.example", "/tari/..x/y..."),
+        svc("a.example", "/tari/..x/y...z"),
         Ok(RouteMatch::Service(r(0, 1)))
     );
 }
