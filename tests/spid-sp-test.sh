@@ -23,7 +23,7 @@ trap cleanup EXIT INT TERM
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$work/policies"
-cp examples/keys/sp.key examples/keys/sp.crt "$work/"
+cp examples/keys/sp.key examples/keys/sp.crt examples/keys/audit.key "$work/"
 mkdir -p "$work/keys" && cp examples/keys/jwt.pem "$work/keys/"
 cp examples/policies/*.toml "$work/policies/"
 cat > "$work/varco.toml" <<CONF
@@ -37,6 +37,7 @@ access_log = false
 entity_id = "http://localhost:$port/.sso/metadata"
 key = "sp.key"
 cert = "sp.crt"
+audit_key = "audit.key"
 organization = { name = "Provincia di Lucca", display_name = "Provincia di Lucca", url = "https://www.provincia.lucca.it" }
 contact = { ipa_code = "p_lu", email = "spid@provincia.lucca.it", public = true, municipality = "046017" }
 

@@ -144,6 +144,7 @@ pub fn write_tuscany(
     let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/keys");
     std::fs::copy(keys.join("sp.key"), dir.join("sp.key"))?;
     std::fs::copy(keys.join("sp.crt"), dir.join("sp.crt"))?;
+    std::fs::copy(keys.join("audit.key"), dir.join("audit.key"))?;
     std::fs::create_dir_all(dir.join("keys"))?;
     std::fs::copy(keys.join("jwt.pem"), dir.join("keys/jwt.pem"))?;
     let policies = dir.join("policies");
@@ -187,7 +188,7 @@ pub fn write_tuscany(
         &main,
         format!(
             "[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\npublic_url = \"{public_url}\"\naccess_log = false\n\n\
-[sp]\nentity_id = \"{public_url}/.sso/metadata\"\nkey = \"sp.key\"\ncert = \"sp.crt\"\n\
+[sp]\nentity_id = \"{public_url}/.sso/metadata\"\nkey = \"sp.key\"\ncert = \"sp.crt\"\naudit_key = \"audit.key\"\n\
 organization = {{ name = \"Regione Toscana\", display_name = \"Regione Toscana\", url = \"https://www.regione.toscana.it\" }}\n\
 contact = {{ ipa_code = \"r_toscan\", email = \"spid@regione.toscana.it\", municipality = \"048017\" }}\n\n\
 [[sp.attribute_set]]\nindex = 0\nname = \"Identità di base\"\nattributes = [\"fiscalNumber\", \"name\", \"familyName\"]\n"

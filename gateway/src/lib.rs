@@ -7,6 +7,7 @@
 //! 401, 404) or proxies with a permit, adding forwarding headers after pingora's hop-by-hop step.
 
 pub mod admin;
+pub mod audit;
 pub mod demo;
 pub mod echo;
 pub mod error;

@@ -106,10 +106,15 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
-    /// Check the hash chain of an audit file; prints the first broken record.
+    /// Check the audit trail's chain (the file and the rotated files beside it); prints the first
+    /// broken record, or the number of records and the last one's seq and MAC.
     Verify {
-        /// The audit file (`[sp] audit_log`).
+        /// The current audit file (`[sp] audit_log`).
         file: PathBuf,
+        /// The audit key (`[sp] audit_key`); without it, only a file written before audit keys
+        /// existed (a plain SHA-256 chain) can be checked.
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
 }
 
@@ -138,17 +143,41 @@ fn main() -> ExitCode {
             }
         }
         Command::Audit {
-            command: AuditCommand::Verify { file },
-        } => match idp_bridge::verify_audit(&file) {
-            Ok((records, _)) => {
-                println!("{}: chain intact, {records} records", file.display());
-                ExitCode::SUCCESS
+            command: AuditCommand::Verify { file, key },
+        } => {
+            let key = match key.as_deref().map(idp_bridge::AuditKey::load).transpose() {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match idp_bridge::verify_audit(&file, key.as_ref()) {
+                Ok(v) => {
+                    let pruned = if v.first_seq > 1 {
+                        format!(
+                            " (from seq {}: older files removed by retention)",
+                            v.first_seq
+                        )
+                    } else {
+                        String::new()
+                    };
+                    println!(
+                        "{}: chain intact, {} records in {} files{pruned}; last seq {} mac {}",
+                        file.display(),
+                        v.records,
+                        v.files.len(),
+                        v.last_seq,
+                        v.last_mac
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(1)
-            }
-        },
+        }
         Command::Metadata { config, cie } => {
             let identity = policies::load(&config)
                 .map_err(Error::from)

@@ -118,6 +118,9 @@ pub struct Identity {
     pub metadata_cie: Bytes,
     /// Identity JWT keys.
     pub jwt: crate::jwt::JwtKeys,
+    /// The audit trail's MAC key (read at every load so that `varco check` checks it; the
+    /// trail itself keeps the key it was opened with).
+    pub audit_key: idp_bridge::AuditKey,
     /// IdP metadata files refused at this reload whose previous, still valid version keeps
     /// serving (for the log and the metric).
     pub kept_metadata: Vec<idp_bridge::Error>,
@@ -152,7 +155,19 @@ impl Identity {
         let jwt = crate::jwt::JwtKeys::load(&config.session.jwt_keys)
             .map_err(|e| errors.push(e))
             .ok();
-        let (Some(keys), Some(idps), Some(jwt)) = (keys, idps, jwt) else {
+        let audit_key = idp_bridge::AuditKey::load(&config.sp.audit_key)
+            .map_err(|e| {
+                errors.push(idp_bridge::Error::AuditKey {
+                    path: config.sp.audit_key.clone(),
+                    reason: match e {
+                        idp_bridge::AuditError::Key { reason, .. } => reason,
+                        other => other.to_string(),
+                    },
+                })
+            })
+            .ok();
+        let (Some(keys), Some(idps), Some(jwt), Some(audit_key)) = (keys, idps, jwt, audit_key)
+        else {
             return Err(Error::Identity(errors));
         };
         let sign = |p| idp_bridge::signed_metadata(config, &keys, p).map(Bytes::from);
@@ -169,6 +184,7 @@ impl Identity {
             metadata_spid: spid,
             metadata_cie: cie,
             jwt,
+            audit_key,
             kept_metadata,
         })
     }

@@ -64,6 +64,15 @@ pub fn unavailable(rt: &Runtime, e: &StoreError) -> Reply {
     r
 }
 
+/// The page for a login that cannot be recorded (a full disk, say): 503, not cached; the
+/// catalog and public services keep working.
+fn audit_unavailable(rt: &Runtime) -> Reply {
+    let mut r = Reply::error(rt, ErrorPage::Unavailable);
+    r.headers
+        .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    r
+}
+
 /// Answers a request under `/.sso/` (the ACS, which needs the body, is [`acs`]).
 pub async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
     route(rt, shared, req)
@@ -613,18 +622,28 @@ pub async fn acs(
         Ok(a) => (a.principal.idp().to_string(), "accepted".to_string()),
         Err(e) => ("-".to_string(), format!("refused: {e}")),
     };
-    let recorded = shared.audit.record(
-        idp_bridge::AuditKind::Response,
-        &idp,
-        "-",
-        &outcome,
-        &message,
+    let kind = idp_bridge::AuditKind::Response;
+    // A post that answers no login of this browser was never verified: junk must not be able to
+    // fill the disk, so only its head and digest are kept.
+    let unverified = matches!(
+        &result,
+        Err(idp_bridge::AcsError::Malformed(_)
+            | idp_bridge::AcsError::Dangerous(_)
+            | idp_bridge::AcsError::NoPendingLogin
+            | idp_bridge::AcsError::WrongBrowser)
     );
+    let record = if unverified {
+        idp_bridge::AuditRecord::bounded(kind, &idp, "-", &outcome, &message)
+    } else {
+        idp_bridge::AuditRecord::new(kind, &idp, "-", &outcome, &message)
+    };
+    let recorded = shared.audit.record(record).await;
     if let Err(e) = &recorded {
+        shared.metrics.event("audit_unavailable");
         tracing::error!(error = %e, "cannot write the SAML audit trail");
     }
     Ok(match result {
-        Ok(_) if recorded.is_err() => Reply::error(rt, ErrorPage::Internal),
+        Ok(_) if recorded.is_err() => audit_unavailable(rt),
         Ok(accepted) => {
             // A new login (or step-up) replaces the browser's session: one session, and never a
             // presented ID promoted. The session the login started from was recorded then: the
@@ -1032,16 +1051,18 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
     };
     let https = snapshot.config.server.public_url.https;
     let binding = presented_binding(req, https).unwrap_or_else(BrowserBinding::new);
-    if let Err(e) = audit.record(
+    let record = idp_bridge::AuditRecord::new(
         idp_bridge::AuditKind::AuthnRequest,
         &idp.entity_id,
         &id,
         "sent",
         xml.as_bytes(),
-    ) {
+    );
+    if let Err(e) = audit.record(record).await {
         // SPID requires every request to be kept: no record, no login.
+        shared.metrics.event("audit_unavailable");
         tracing::error!(error = %e, "cannot write the SAML audit trail");
-        return Ok(Reply::error(rt, ErrorPage::Internal));
+        return Ok(audit_unavailable(rt));
     }
     shared
         .store

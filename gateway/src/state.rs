@@ -19,8 +19,8 @@ pub struct Shared {
     current: ArcSwap<Runtime>,
     generations: AtomicU64,
     trace_requests: bool,
-    /// The SAML audit trail (its path is fixed at start).
-    pub audit: idp_bridge::AuditLog,
+    /// The SAML audit trail (its path and key are fixed at start).
+    pub audit: crate::audit::AuditWriter,
     /// Signed identity JWTs, reused for half their lifetime: (policy generation, service, session
     /// key) → token.
     pub assertions: moka::sync::Cache<(u64, usize, [u8; 32]), http::HeaderValue>,
@@ -40,8 +40,22 @@ impl Shared {
         let trace_requests = snapshot.config.telemetry.otlp_endpoint.is_some();
         let runtime = Runtime::build(snapshot, 1)?;
         let store = Store::open(&runtime.snapshot.config.session)?;
-        let audit = idp_bridge::AuditLog::open(&runtime.snapshot.config.sp.audit_log)
-            .map_err(Error::Audit)?;
+        let sp = &runtime.snapshot.config.sp;
+        let log = idp_bridge::AuditLog::open(
+            idp_bridge::AuditOptions {
+                path: sp.audit_log.clone(),
+                rotate_bytes: sp.audit_rotate_bytes,
+                retention: sp.audit_retention,
+            },
+            runtime.identity.audit_key.clone(),
+        )
+        .map_err(Error::Audit)?;
+        let audit = crate::audit::AuditWriter::start(log).map_err(|e| {
+            Error::Audit(idp_bridge::AuditError::Io {
+                path: sp.audit_log.display().to_string(),
+                reason: format!("cannot start the audit writer: {e}"),
+            })
+        })?;
         let metrics = Metrics::new()?;
         metrics.set_generation(1);
         Ok(Self {

@@ -1,22 +1,46 @@
 //! The SAML audit trail SPID requires of a Service Provider: every AuthnRequest sent and every
-//! Response received, with time, IdP and outcome, kept as an append-only, hash-chained file.
+//! Response received, with time, IdP and outcome, kept as an append-only chain that whoever can
+//! write the files cannot rewrite.
 //!
-//! One record per line: `HASH JSON`, where `HASH` is the hex SHA-256 of the JSON text exactly as
-//! written and the JSON holds `seq` (1, 2, ...) and `prev`, the previous line's hash (64 zeros for
-//! the first). Changing, removing or reordering any line breaks the chain at that line, which
-//! [`verify`] reports. The messages themselves are kept (base64), as the rules require; no cookie
-//! or session value ever is. Each gateway instance writes its own file.
+//! One record per line: `MAC JSON`. `MAC` is the hex HMAC-SHA256, under the audit key (a file
+//! named by `[sp] audit_key`, never in the trail), of the JSON text exactly as written; the JSON
+//! holds `seq` (1, 2, ...) and `prev`, the previous record's MAC (64 zeros for the very first).
+//! Changing, removing, inserting or reordering a record breaks the chain there, and without the
+//! key no record can be made that fits. Cutting the tail off cannot be seen from the files alone:
+//! the gateway logs a checkpoint (`seq` and MAC) to its own log every [`CHECKPOINT_EVERY`]
+//! records and at every rotation, and `varco audit verify` prints the last one it reached.
+//!
+//! Files rotate at a size: the current file is renamed `<file>.<UTC time>` and the new one starts
+//! with a `rotated` record that carries the chain on (`seq` continues, `prev` is the last MAC of
+//! the previous file). Rotated files older than the retention (SPID asks for 24 months) are
+//! deleted; a set whose first file starts with a `rotated` record is then verified from there.
+//!
+//! Records are written in batches and each batch is flushed to the disk (`fdatasync`) before it
+//! counts as written: a caller that was told "written" never loses its record to a crash. The
+//! messages themselves are kept (base64), as the rules require, except for posts that fail before
+//! anything was verified (garbage, unsolicited answers), of which the first [`BOUNDED_PREFIX`]
+//! bytes and the SHA-256 of the whole are kept, so that nobody can fill the disk with junk.
+//! No cookie or session value is ever recorded. Each gateway instance writes its own files.
+//!
+//! Files written before the audit key existed (plain SHA-256 chains) still verify without a key,
+//! and are set aside (renamed `<file>.unkeyed-<UTC time>`) when a keyed chain starts.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use chrono::{SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The format of keyed chains, named in each file's first record.
+const FORMAT: &str = "hmac-sha256";
+/// How many bytes of an unverified message are kept.
+pub const BOUNDED_PREFIX: usize = 2048;
+/// How often (in records) the gateway logs a checkpoint.
+pub const CHECKPOINT_EVERY: u64 = 1000;
 
 /// What a record is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,17 +51,10 @@ pub enum AuditKind {
     Response,
 }
 
-/// The append-only audit file.
-#[derive(Debug)]
-pub struct AuditLog {
-    path: PathBuf,
-    state: Mutex<(File, u64, String)>,
-}
-
-/// Why the audit file cannot be used or does not verify.
+/// Why the audit trail cannot be used or does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuditError {
-    /// The file cannot be opened, read or written.
+    /// A file cannot be opened, read or written (a full disk, permissions).
     #[error("{path}: {reason}")]
     Io {
         /// The file.
@@ -55,6 +72,14 @@ pub enum AuditError {
         /// What is wrong there.
         reason: String,
     },
+    /// The audit key is missing, unreadable or too short.
+    #[error("{path}: {reason}")]
+    Key {
+        /// The key file.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> AuditError {
@@ -68,57 +93,147 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl AuditLog {
-    /// Opens (creating it and its directory if needed) the audit file, checking the whole
-    /// existing chain first: a broken file is not extended.
-    pub fn open(path: &Path) -> Result<Self, AuditError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        }
-        let (seq, last) = if path.exists() {
-            verify(path)?
-        } else {
-            (0, GENESIS.to_string())
+/// The key of the chain's MACs. Never printed.
+#[derive(Clone)]
+pub struct AuditKey(openssl::pkey::PKey<openssl::pkey::Private>);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey([redacted])")
+    }
+}
+
+impl AuditKey {
+    /// The smallest key accepted, in bytes.
+    pub const MIN_LEN: usize = 32;
+
+    /// Reads the key file (raw bytes, at least [`Self::MIN_LEN`]).
+    pub fn load(path: &Path) -> Result<Self, AuditError> {
+        let refuse = |reason: String| AuditError::Key {
+            path: path.display().to_string(),
+            reason,
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| io(path, e))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            state: Mutex::new((file, seq, last)),
-        })
+        let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot read: {e}")))?;
+        Self::from_bytes(&bytes).map_err(refuse)
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// A key from its bytes (at least [`Self::MIN_LEN`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() < Self::MIN_LEN {
+            return Err(format!(
+                "the audit key has {} bytes, at least {} random bytes are needed (e.g. `openssl rand -out audit.key 32`)",
+                bytes.len(),
+                Self::MIN_LEN
+            ));
+        }
+        openssl::pkey::PKey::hmac(bytes)
+            .map(Self)
+            .map_err(|e| e.to_string())
     }
 
-    /// Appends one record. An error means the event could not be recorded: callers fail closed.
-    pub fn record(
-        &self,
+    fn mac(&self, data: &[u8]) -> String {
+        let signed = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &self.0)
+            .and_then(|mut s| {
+                s.update(data)?;
+                s.sign_to_vec()
+            });
+        // HMAC over memory cannot fail but for allocation; an empty MAC never verifies.
+        signed.map(|m| hex(&m)).unwrap_or_default()
+    }
+}
+
+/// One event to record.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    kind: AuditKind,
+    idp: String,
+    request_id: String,
+    outcome: String,
+    message: Vec<u8>,
+    bounded: bool,
+}
+
+impl AuditRecord {
+    /// A record keeping the whole message.
+    pub fn new(
         kind: AuditKind,
         idp: &str,
         request_id: &str,
         outcome: &str,
         message: &[u8],
-    ) -> Result<(), AuditError> {
-        let Ok(mut state) = self.state.lock() else {
-            return Err(io(&self.path, "audit writer poisoned"));
-        };
-        let (file, seq, prev) = &mut *state;
-        let json = serde_json_line(*seq + 1, prev, kind, idp, request_id, outcome, message);
-        let hash = hex(&Sha256::digest(json.as_bytes()));
-        let line = format!("{hash} {json}\n");
-        file.write_all(line.as_bytes())
-            .and_then(|()| file.flush())
-            .map_err(|e| io(&self.path, e))?;
-        *seq += 1;
-        *prev = hash;
-        Ok(())
+    ) -> Self {
+        Self {
+            kind,
+            idp: idp.into(),
+            request_id: request_id.into(),
+            outcome: outcome.into(),
+            message: message.to_vec(),
+            bounded: false,
+        }
     }
+
+    /// A record of a message nothing was verified of: its first [`BOUNDED_PREFIX`] bytes, its
+    /// length and its SHA-256 only.
+    pub fn bounded(
+        kind: AuditKind,
+        idp: &str,
+        request_id: &str,
+        outcome: &str,
+        message: &[u8],
+    ) -> Self {
+        let mut r = Self::new(
+            kind,
+            idp,
+            request_id,
+            outcome,
+            &message[..message.len().min(BOUNDED_PREFIX)],
+        );
+        r.bounded = true;
+        r.outcome = format!(
+            "{outcome} [{} bytes, sha256 {}]",
+            message.len(),
+            hex(&Sha256::digest(message))
+        );
+        r
+    }
+}
+
+/// Where and how the trail is kept.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// The current file; rotated ones sit beside it.
+    pub path: PathBuf,
+    /// Rotate once the current file is larger than this.
+    pub rotate_bytes: u64,
+    /// Delete rotated files last written longer ago than this.
+    pub retention: Duration,
+}
+
+/// The append-only trail (one writer: the gateway runs it on its own thread).
+#[derive(Debug)]
+pub struct AuditLog {
+    options: AuditOptions,
+    key: AuditKey,
+    file: File,
+    size: u64,
+    seq: u64,
+    prev: String,
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Records checked.
+    pub records: u64,
+    /// Files checked, oldest first.
+    pub files: Vec<PathBuf>,
+    /// `seq` of the first record (above 1 when older files were removed by retention).
+    pub first_seq: u64,
+    /// `seq` of the last record.
+    pub last_seq: u64,
+    /// MAC (or, for an unkeyed file, hash) of the last record: compare with the last checkpoint
+    /// in the gateway's log to see that no tail was cut off.
+    pub last_mac: String,
 }
 
 fn json_str(s: &str) -> String {
@@ -136,37 +251,283 @@ fn json_str(s: &str) -> String {
     out
 }
 
-fn serde_json_line(
-    seq: u64,
-    prev: &str,
-    kind: AuditKind,
-    idp: &str,
-    request_id: &str,
-    outcome: &str,
-    message: &[u8],
-) -> String {
-    let kind = match kind {
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn record_json(seq: u64, prev: &str, r: &AuditRecord) -> String {
+    let kind = match r.kind {
         AuditKind::AuthnRequest => "authn_request",
         AuditKind::Response => "response",
     };
     format!(
-        "{{\"seq\":{seq},\"prev\":{},\"time\":{},\"kind\":{},\"idp\":{},\"request_id\":{},\"outcome\":{},\"message\":{}}}",
+        "{{\"seq\":{seq},\"prev\":{},\"time\":{},\"kind\":{},\"idp\":{},\"request_id\":{},\"outcome\":{},\"message\":{}{}}}",
         json_str(prev),
-        json_str(&Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+        json_str(&now()),
         json_str(kind),
-        json_str(idp),
-        json_str(request_id),
-        json_str(outcome),
-        json_str(&base64::engine::general_purpose::STANDARD.encode(message)),
+        json_str(&r.idp),
+        json_str(&r.request_id),
+        json_str(&r.outcome),
+        json_str(&base64::engine::general_purpose::STANDARD.encode(&r.message)),
+        if r.bounded { ",\"bounded\":true" } else { "" },
     )
 }
 
-/// Checks the whole chain; returns the number of records and the last hash, or the first broken
-/// line.
-pub fn verify(path: &Path) -> Result<(u64, String), AuditError> {
+/// The first record of a file: where the chain comes from.
+fn start_json(seq: u64, prev: &str, previous_file: Option<&str>) -> String {
+    let (kind, from) = match previous_file {
+        None => ("chain_start", String::new()),
+        Some(f) => ("rotated", format!(",\"previous_file\":{}", json_str(f))),
+    };
+    format!(
+        "{{\"seq\":{seq},\"prev\":{},\"time\":{},\"kind\":\"{kind}\",\"format\":\"{FORMAT}\"{from}}}",
+        json_str(prev),
+        json_str(&now()),
+    )
+}
+
+/// The rotated files of `path`, oldest first (their names end in a UTC time, which sorts).
+fn rotated_files(path: &Path) -> Result<Vec<PathBuf>, AuditError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Err(io(path, "not a file name"));
+    };
+    let prefix = format!("{name}.");
+    let mut found: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with(&prefix) && !n[prefix.len()..].starts_with("unkeyed")
+                })
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(dir, e)),
+    };
+    found.sort();
+    Ok(found)
+}
+
+fn stamp() -> String {
+    Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string()
+}
+
+impl AuditLog {
+    /// Opens the trail: checks every file of the chain first (a broken chain is not extended),
+    /// deletes rotated files past the retention, sets an unkeyed file aside, and starts a file
+    /// when there is none.
+    pub fn open(options: AuditOptions, key: AuditKey) -> Result<Self, AuditError> {
+        let path = options.path.clone();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        }
+        if path.exists() && is_unkeyed(&path)? {
+            // Written before the audit key: check it as it was written, then keep it aside.
+            verify_unkeyed(&path)?;
+            let aside = path.with_file_name(format!(
+                "{}.unkeyed-{}",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("audit"),
+                stamp()
+            ));
+            std::fs::rename(&path, &aside).map_err(|e| io(&path, e))?;
+        }
+        prune(&options)?;
+        let verified = if path.exists() {
+            Some(verify_chain(&path, Some(&key))?)
+        } else {
+            None
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        let size = file.metadata().map_err(|e| io(&path, e))?.len();
+        let mut log = Self {
+            options,
+            key,
+            file,
+            size,
+            seq: 0,
+            prev: GENESIS.to_string(),
+        };
+        let previous_file = match verified {
+            Some(v) if v.records > 0 => {
+                log.seq = v.last_seq;
+                log.prev = v.last_mac;
+                v.files
+                    .iter()
+                    .rev()
+                    .find(|f| **f != log.options.path)
+                    .and_then(|f| f.file_name())
+                    .and_then(|n| n.to_str())
+                    .map(String::from)
+            }
+            _ => None,
+        };
+        if log.size == 0 {
+            // A new trail, or a crash between a rotation's rename and its first record.
+            log.start_file(previous_file.as_deref())?;
+        }
+        Ok(log)
+    }
+
+    /// `seq` of the last record written.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// MAC of the last record written (for checkpoints).
+    pub fn last_mac(&self) -> &str {
+        &self.prev
+    }
+
+    /// The current file.
+    pub fn path(&self) -> &Path {
+        &self.options.path
+    }
+
+    fn write_lines(&mut self, lines: &str) -> Result<(), AuditError> {
+        let path = self.options.path.clone();
+        let written = self
+            .file
+            .write_all(lines.as_bytes())
+            .and_then(|()| self.file.flush())
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Whatever part of the batch reached the file is cut off again: the chain on disk
+            // stays the one in memory, and the next batch can still extend it.
+            let _ = self.file.set_len(self.size);
+            return Err(io(&path, e));
+        }
+        self.size += lines.len() as u64;
+        Ok(())
+    }
+
+    fn start_file(&mut self, previous_file: Option<&str>) -> Result<(), AuditError> {
+        let json = start_json(self.seq + 1, &self.prev, previous_file);
+        let mac = self.key.mac(json.as_bytes());
+        self.write_lines(&format!("{mac} {json}\n"))?;
+        self.seq += 1;
+        self.prev = mac;
+        Ok(())
+    }
+
+    /// Renames the current file aside and starts the next one, carrying the chain on.
+    fn rotate(&mut self) -> Result<(), AuditError> {
+        let path = self.options.path.clone();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("audit");
+        let rotated = path.with_file_name(format!("{name}.{}", stamp()));
+        std::fs::rename(&path, &rotated).map_err(|e| io(&path, e))?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        self.size = 0;
+        let previous = rotated
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        self.start_file(Some(&previous))?;
+        prune(&self.options)
+    }
+
+    /// Appends a batch of records and waits until they are on the disk. An error means none of
+    /// them counts as recorded: callers fail closed.
+    pub fn append(&mut self, records: &[AuditRecord]) -> Result<(), AuditError> {
+        if self.size > self.options.rotate_bytes {
+            self.rotate()?;
+        }
+        let mut lines = String::new();
+        let (mut seq, mut prev) = (self.seq, self.prev.clone());
+        for r in records {
+            seq += 1;
+            let json = record_json(seq, &prev, r);
+            let mac = self.key.mac(json.as_bytes());
+            lines.push_str(&mac);
+            lines.push(' ');
+            lines.push_str(&json);
+            lines.push('\n');
+            prev = mac;
+        }
+        self.write_lines(&lines)?;
+        self.seq = seq;
+        self.prev = prev;
+        Ok(())
+    }
+
+    /// One record, written at once (the command line and tests; the gateway batches).
+    pub fn record(
+        &mut self,
+        kind: AuditKind,
+        idp: &str,
+        request_id: &str,
+        outcome: &str,
+        message: &[u8],
+    ) -> Result<(), AuditError> {
+        self.append(&[AuditRecord::new(kind, idp, request_id, outcome, message)])
+    }
+}
+
+/// Deletes rotated files last written longer ago than the retention.
+fn prune(options: &AuditOptions) -> Result<(), AuditError> {
+    let Some(cutoff) = SystemTime::now().checked_sub(options.retention) else {
+        return Ok(());
+    };
+    for f in rotated_files(&options.path)? {
+        let old = std::fs::metadata(&f)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < cutoff);
+        if old {
+            std::fs::remove_file(&f).map_err(|e| io(&f, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the file's first record is of the chains written before the audit key.
+fn is_unkeyed(path: &Path) -> Result<bool, AuditError> {
     let file = File::open(path).map_err(|e| io(path, e))?;
-    let mut prev = GENESIS.to_string();
-    let mut seq = 0u64;
+    let first = BufReader::new(file).lines().next();
+    Ok(match first {
+        None => false,
+        Some(line) => !line
+            .map_err(|e| io(path, e))?
+            .contains(&format!("\"format\":\"{FORMAT}\"")),
+    })
+}
+
+/// Checks one file of the plain SHA-256 chains written before the audit key existed.
+fn verify_unkeyed(path: &Path) -> Result<Verified, AuditError> {
+    check_file(path, None, 0, GENESIS, true).map(|(records, last_seq, last_mac)| Verified {
+        records,
+        files: vec![path.to_path_buf()],
+        first_seq: 1,
+        last_seq,
+        last_mac,
+    })
+}
+
+/// Checks the lines of one file, starting after `seq`/`prev`. With `first_of_set`, a file that
+/// starts with a `rotated` record may start anywhere (older files were removed by retention).
+/// Returns the records checked, the last seq and the last MAC.
+fn check_file(
+    path: &Path,
+    key: Option<&AuditKey>,
+    mut seq: u64,
+    prev: &str,
+    first_of_set: bool,
+) -> Result<(u64, u64, String), AuditError> {
+    let file = File::open(path).map_err(|e| io(path, e))?;
+    let mut prev = prev.to_string();
+    let mut count = 0u64;
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let broken = |reason: &str| AuditError::Broken {
             path: path.display().to_string(),
@@ -174,16 +535,35 @@ pub fn verify(path: &Path) -> Result<(u64, String), AuditError> {
             reason: reason.to_string(),
         };
         let line = line.map_err(|e| broken(&format!("unreadable: {e}")))?;
-        let Some((hash, json)) = line.split_once(' ') else {
-            return Err(broken("not a `HASH JSON` record"));
-        };
-        if hex(&Sha256::digest(json.as_bytes())) != hash {
+        let Some((mac, json)) = line.split_once(' ') else {
             return Err(broken(
-                "the record does not match its hash (changed after writing)",
+                "not a `MAC JSON` record (a torn write, or not an audit file)",
             ));
+        };
+        let expected = match key {
+            Some(k) => k.mac(json.as_bytes()),
+            None => hex(&Sha256::digest(json.as_bytes())),
+        };
+        if expected != mac {
+            return Err(broken(if key.is_some() {
+                "the record does not match its MAC (changed after writing, or another audit key)"
+            } else {
+                "the record does not match its hash (changed after writing)"
+            }));
         }
         let v: serde_json::Value =
             serde_json::from_str(json).map_err(|_| broken("the record is not JSON"))?;
+        if i == 0 && key.is_some() {
+            let kind = v["kind"].as_str().unwrap_or("");
+            if v["format"].as_str() != Some(FORMAT) || !matches!(kind, "chain_start" | "rotated") {
+                return Err(broken("the file does not start the chain or carry it on"));
+            }
+            if first_of_set && kind == "rotated" {
+                // Older files are gone (retention): the chain is checked from here.
+                seq = v["seq"].as_u64().unwrap_or(1).saturating_sub(1);
+                prev = v["prev"].as_str().unwrap_or("").to_string();
+            }
+        }
         if v["prev"].as_str() != Some(prev.as_str()) {
             return Err(broken("the record does not follow the previous one (removed, reordered or inserted records)"));
         }
@@ -195,95 +575,45 @@ pub fn verify(path: &Path) -> Result<(u64, String), AuditError> {
             )));
         }
         seq += 1;
-        prev = hash.to_string();
+        count += 1;
+        prev = mac.to_string();
     }
-    Ok((seq, prev))
+    Ok((count, seq, prev))
+}
+
+fn verify_chain(path: &Path, key: Option<&AuditKey>) -> Result<Verified, AuditError> {
+    let mut files = rotated_files(path)?;
+    if path.exists() {
+        files.push(path.to_path_buf());
+    }
+    let (mut seq, mut prev, mut records) = (0u64, GENESIS.to_string(), 0u64);
+    let mut first_seq = None;
+    for (i, f) in files.iter().enumerate() {
+        let (n, last, mac) = check_file(f, key, seq, &prev, i == 0)?;
+        if first_seq.is_none() && n > 0 {
+            first_seq = Some(last + 1 - n);
+        }
+        records += n;
+        seq = last;
+        prev = mac;
+    }
+    Ok(Verified {
+        records,
+        files,
+        first_seq: first_seq.unwrap_or(0),
+        last_seq: seq,
+        last_mac: prev,
+    })
+}
+
+/// Checks the whole trail whose current file is `path`: its rotated files, oldest first, then
+/// `path`. With a key, the keyed chain; without, a file written before the audit key.
+pub fn verify(path: &Path, key: Option<&AuditKey>) -> Result<Verified, AuditError> {
+    match key {
+        Some(k) => verify_chain(path, Some(k)),
+        None => verify_unkeyed(path),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lines(path: &Path) -> Vec<String> {
-        std::fs::read_to_string(path)
-            .expect("read")
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-
-    #[test]
-    fn records_chain_and_tampering_is_found() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("audit/saml.log");
-        let log = AuditLog::open(&path).expect("open");
-        for i in 0..5 {
-            log.record(
-                AuditKind::AuthnRequest,
-                "https://idp.example",
-                &format!("_{i}"),
-                "sent",
-                b"<samlp:AuthnRequest/>",
-            )
-            .expect("record");
-        }
-        drop(log);
-        assert_eq!(verify(&path).expect("valid").0, 5);
-        // Reopening continues the chain.
-        let log = AuditLog::open(&path).expect("reopen");
-        log.record(
-            AuditKind::Response,
-            "https://idp.example",
-            "_4",
-            "accepted",
-            b"<samlp:Response/>",
-        )
-        .expect("record");
-        assert_eq!(verify(&path).expect("valid").0, 6);
-
-        let original = lines(&path);
-        let write = |l: &[String]| std::fs::write(&path, l.join("\n") + "\n").expect("write");
-        let mut changed = original.clone();
-        changed[2] = changed[2].replace("\"sent\"", "\"refused\"");
-        write(&changed);
-        assert!(matches!(
-            verify(&path),
-            Err(AuditError::Broken { line: 3, .. })
-        ));
-        let mut removed = original.clone();
-        removed.remove(3);
-        write(&removed);
-        assert!(matches!(
-            verify(&path),
-            Err(AuditError::Broken { line: 4, .. })
-        ));
-        let mut swapped = original.clone();
-        swapped.swap(1, 2);
-        write(&swapped);
-        assert!(matches!(
-            verify(&path),
-            Err(AuditError::Broken { line: 2, .. })
-        ));
-        // A broken file is not extended.
-        assert!(AuditLog::open(&path).is_err());
-        write(&original);
-        assert!(verify(&path).is_ok());
-    }
-
-    #[test]
-    fn values_cannot_break_the_line() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("a.log");
-        let log = AuditLog::open(&path).expect("open");
-        log.record(
-            AuditKind::Response,
-            "idp\"\n{\"x\":1}",
-            "_\\1",
-            "refused: \"quoted\"\r\n",
-            b"\x00\xff",
-        )
-        .expect("record");
-        assert_eq!(lines(&path).len(), 1);
-        assert!(verify(&path).is_ok());
-    }
-}
+mod tests;

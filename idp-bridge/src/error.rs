@@ -21,6 +21,14 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+    /// The audit trail's key file is unusable.
+    #[error("{path}: {reason}")]
+    AuditKey {
+        /// The file.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The IdP offers no endpoint for the binding varco uses.
     #[error("IdP {idp} has no SingleSignOnService for the {binding} binding")]
     Binding {

@@ -27,7 +27,10 @@ pub use acs::{
     consume, receive, verify as verify_response, Accepted, AcsContext, AcsError, AcsRequest,
     Principal, ReceivedResponse, RefusalPage, VerifiedPrincipal, CLOCK_SKEW, MAX_RESPONSE,
 };
-pub use audit::{verify as verify_audit, AuditError, AuditKind, AuditLog};
+pub use audit::{
+    verify as verify_audit, AuditError, AuditKey, AuditKind, AuditLog, AuditOptions, AuditRecord,
+    Verified as VerifiedAudit, BOUNDED_PREFIX, CHECKPOINT_EVERY,
+};
 pub use authn::{
     authn_request_xml, new_request_id, post_request, redirect_request, LoginRequest, OutgoingPost,
     OutgoingRequest,

@@ -105,6 +105,14 @@ pub struct SpConfig {
     /// The append-only, hash-chained record of every AuthnRequest and Response (SPID requires
     /// SPs to keep them). Default `audit/saml-audit.log` next to the configuration.
     pub audit_log: PathBuf,
+    /// The key of the audit trail's MACs (a file of at least 32 random bytes), so that whoever
+    /// can write the trail cannot rewrite it.
+    pub audit_key: PathBuf,
+    /// Rotate the audit file past this size (`audit_rotate_mib`, default 64 MiB).
+    pub audit_rotate_bytes: u64,
+    /// Delete rotated audit files older than this (`audit_retention`, default 730 days: SPID
+    /// asks for 24 months).
+    pub audit_retention: Duration,
 }
 
 /// `sp.organization`.
@@ -507,6 +515,9 @@ fn read_sp(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> 
         },
         attribute_sets: Vec::new(),
         audit_log: base.join("audit/saml-audit.log"),
+        audit_key: PathBuf::new(),
+        audit_rotate_bytes: 64 * 1024 * 1024,
+        audit_retention: Duration::from_secs(730 * 24 * 3600),
     };
     let Some(mut t) = root.table(sink, "sp", "[sp]") else {
         return sp;
@@ -528,6 +539,22 @@ fn read_sp(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> 
             sink.error(&a.span, "[sp]: `audit_log` must be a file path");
         }
         sp.audit_log = base.join(a.value);
+    }
+    if let Some(k) = t.str(
+        sink,
+        "audit_key",
+        "a file of at least 32 random bytes for the audit trail's MACs (`openssl rand -out keys/audit.key 32`)",
+    ) {
+        sp.audit_key = existing_file(sink, base, "audit_key", k);
+    }
+    if let Some(At { value, span }) = t.opt_int(sink, "audit_rotate_mib") {
+        match u64::try_from(value) {
+            Ok(n) if (1..=4096).contains(&n) => sp.audit_rotate_bytes = n * 1024 * 1024,
+            _ => sink.error(&span, "`audit_rotate_mib` must be between 1 and 4096"),
+        }
+    }
+    if let Some(d) = duration(&mut t, sink, "audit_retention") {
+        sp.audit_retention = d;
     }
     if let Some(k) = t.str(sink, "key", "PEM private key file") {
         sp.key = existing_file(sink, base, "key", k);

@@ -167,6 +167,12 @@ fn keys(state: &Path) -> Result<()> {
         let _ = std::fs::remove_file(state.join("idp.key"));
         write_once(&state.join("idp.key"), || Ok(key))?;
     }
+    write_once(&state.join("keys/audit.key"), || {
+        let mut key = vec![0u8; 32];
+        openssl::rand::rand_bytes(&mut key)
+            .map_err(|e| demo_error("cannot generate the audit key", e))?;
+        Ok(key)
+    })?;
     write_once(&state.join("keys/jwt.pem"), || {
         PKey::generate_ed25519()
             .and_then(|k| k.private_key_to_pem_pkcs8())
@@ -207,6 +213,7 @@ upstream_connect_timeout = "2s"
 entity_id = "{portal}/.sso/metadata"
 key = "sp.key"
 cert = "sp.crt"
+audit_key = "keys/audit.key"
 organization = {{ name = "Provincia di Lucca (demo)", display_name = "Demo varco", url = "https://www.provincia.lucca.it" }}
 contact = {{ ipa_code = "p_lu", email = "spid@provincia.lucca.example", public = true, municipality = "046017" }}
 

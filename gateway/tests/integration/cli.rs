@@ -126,3 +126,52 @@ fn metadata_prints_the_signed_document_and_refuses_bad_keys() {
         );
     }
 }
+
+#[test]
+fn audit_verify_checks_the_keyed_chain_of_a_running_gateway() {
+    let be = echo("cli-audit");
+    let mut tari = Svc::public("tari", "a.test", "/tari/", be);
+    tari.level = "SpidL2";
+    tari.extra = "attributes = [\"fiscalNumber\"]";
+    let gw = Gateway::start("", &[("a.toml", policy_toml("c_a001", "046001", &[tari]))]);
+    rt().block_on(async {
+        let mut b = crate::citizen::Browser::new(&gw);
+        assert_eq!(b.visit(&gw.url("a.test", "/tari/")).await.status, 200);
+        // Junk at the ACS is recorded too, bounded.
+        let r = gw
+            .client()
+            .post(gw.url("portal.localhost", "/.sso/acs"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("SAMLResponse={}", "A".repeat(200_000)))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 400);
+    });
+    let dir = gw.config_path().parent().expect("dir").to_path_buf();
+    let trail = dir.join("audit/saml-audit.log");
+    let key = dir.join("audit.key");
+    let (trail_s, key_s) = (trail.to_str().expect("utf8"), key.to_str().expect("utf8"));
+    let (code, out, err) = varco(&["audit", "verify", trail_s, "--key", key_s]);
+    assert_eq!(code, 0, "{err}");
+    // The chain start, the AuthnRequest, the Response, the junk.
+    assert!(out.contains("chain intact, 4 records in 1 files"), "{out}");
+    let size = std::fs::metadata(&trail).expect("trail").len();
+    assert!(
+        size < 32 * 1024,
+        "the 200 KB of junk were not kept whole: {size} bytes"
+    );
+    // Without the key, or with another one, a keyed trail does not verify.
+    assert_eq!(varco(&["audit", "verify", trail_s]).0, 1);
+    let other = dir.join("other.key");
+    std::fs::write(&other, [1u8; 32]).expect("write");
+    let (code, _, err) = varco(&[
+        "audit",
+        "verify",
+        trail_s,
+        "--key",
+        other.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("saml-audit.log:1: "), "{err}");
+}

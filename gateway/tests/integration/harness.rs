@@ -91,6 +91,7 @@ pub(crate) fn write_config(
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/keys");
     std::fs::copy(examples.join("sp.key"), dir.path().join("sp.key")).expect("key");
     std::fs::copy(examples.join("sp.crt"), dir.path().join("sp.crt")).expect("crt");
+    std::fs::copy(examples.join("audit.key"), dir.path().join("audit.key")).expect("audit key");
     std::fs::create_dir(dir.path().join("keys")).expect("mkdir");
     std::fs::copy(examples.join("jwt.pem"), dir.path().join("keys/jwt.pem")).expect("jwt key");
     std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
@@ -110,6 +111,7 @@ threads = 2
 entity_id = "http://portal.localhost/.sso/metadata"
 key = "sp.key"
 cert = "sp.crt"
+audit_key = "audit.key"
 organization = {{ name = "Provincia di Prova", display_name = "Prova", url = "https://prova.example" }}
 contact = {{ ipa_code = "p_pr", email = "spid@prova.example", municipality = "046007" }}
 

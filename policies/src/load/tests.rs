@@ -16,6 +16,7 @@ key = "sp.key"
 cert = "sp.crt"
 organization = { name = "Provincia di Prova", display_name = "Prova", url = "https://prova.example" }
 contact = { ipa_code = "p_pr", email = "spid@prova.example", municipality = "046007" }
+audit_key = "audit.key"
 
 [[sp.attribute_set]]
 index = 0
@@ -46,6 +47,7 @@ fn setup(main: &str, policies: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("sp.key"), "key").expect("write");
     std::fs::write(dir.path().join("sp.crt"), "crt").expect("write");
+    std::fs::write(dir.path().join("audit.key"), [7u8; 32]).expect("write");
     std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
     for (name, text) in policies {
         std::fs::write(dir.path().join("policies").join(name), text).expect("write");
@@ -353,7 +355,7 @@ fn the_main_file_is_validated_too() {
         "varco.toml:7:34: `trusted_proxies`: \"nonsense\" is not an IP address or CIDR range",
         "varco.toml:11:7: `key`: file",
         "varco.toml:14:77: sp.contact: `municipality` must be a 6-digit ISTAT code",
-        "varco.toml:18:1: [[sp.attribute_set]]: unknown key `index_`",
+        "varco.toml:19:1: [[sp.attribute_set]]: unknown key `index_`",
     ];
     assert_eq!(got.len(), expect.len(), "{got:#?}");
     for (g, e) in got.iter().zip(expect) {

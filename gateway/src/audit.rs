@@ -1,0 +1,71 @@
+//! The audit trail's writer: one thread owns the files, requests hand it records and wait, without
+//! blocking the proxy's reactor, until their batch is on the disk. One `fdatasync` covers every
+//! record that arrived meanwhile, so a flood costs one disk flush per batch, not per record.
+//!
+//! A record counts as written only once flushed: a login whose AuthnRequest or Response cannot be
+//! recorded does not go on (SPID requires every one to be kept), and the citizen gets the 503
+//! page. A crash loses no record that a caller was told was written.
+
+use std::path::PathBuf;
+
+use idp_bridge::{AuditError, AuditLog, AuditRecord, CHECKPOINT_EVERY};
+use tokio::sync::{mpsc, oneshot};
+
+/// Records waiting for the writer at most; past that, callers wait for room.
+const QUEUE: usize = 4096;
+/// Records written (and flushed) together at most.
+const BATCH: usize = 256;
+
+type Job = (AuditRecord, oneshot::Sender<Result<(), AuditError>>);
+
+/// Hands records to the writer thread.
+#[derive(Debug)]
+pub struct AuditWriter {
+    tx: mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+impl AuditWriter {
+    /// Starts the writer thread over an opened trail.
+    pub fn start(mut log: AuditLog) -> std::io::Result<Self> {
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
+        let path = log.path().to_path_buf();
+        tracing::info!(seq = log.seq(), mac = %log.last_mac(), path = %path.display(), "audit trail open");
+        std::thread::Builder::new()
+            .name("varco-audit".into())
+            .spawn(move || {
+                while let Some(first) = rx.blocking_recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let before = log.seq();
+                    let records: Vec<AuditRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
+                    let result = log.append(&records);
+                    if result.is_ok() && log.seq() / CHECKPOINT_EVERY != before / CHECKPOINT_EVERY {
+                        // An anchor outside the trail: a tail cut off the files shows against it.
+                        tracing::info!(seq = log.seq(), mac = %log.last_mac(), "audit checkpoint");
+                    }
+                    for (_, reply) in batch {
+                        let _ = reply.send(result.clone());
+                    }
+                }
+                tracing::info!(seq = log.seq(), mac = %log.last_mac(), "audit trail closed");
+            })?;
+        Ok(Self { tx, path })
+    }
+
+    /// Records one event; returns once it is on the disk, or why it could not be.
+    pub async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
+        let stopped = || AuditError::Io {
+            path: self.path.display().to_string(),
+            reason: "the audit writer has stopped".into(),
+        };
+        let (reply, done) = oneshot::channel();
+        self.tx.send((record, reply)).await.map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?
+    }
+}
