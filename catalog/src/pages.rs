@@ -21,6 +21,8 @@ pub enum ErrorPage {
     Internal,
     /// 503: the shared session store cannot be reached.
     Unavailable,
+    /// 429: too many login requests from one client.
+    TooManyRequests,
 }
 
 impl ErrorPage {
@@ -33,6 +35,7 @@ impl ErrorPage {
             ErrorPage::GatewayTimeout => 504,
             ErrorPage::Internal => 500,
             ErrorPage::Unavailable => 503,
+            ErrorPage::TooManyRequests => 429,
         }
     }
 
@@ -61,6 +64,10 @@ impl ErrorPage {
             ErrorPage::Unavailable => (
                 "Accesso momentaneamente non disponibile",
                 "Non riusciamo a verificare il tuo accesso in questo momento. Riprova tra qualche minuto: non serve ripetere il login se lo hai già fatto.",
+            ),
+            ErrorPage::TooManyRequests => (
+                "Troppe richieste",
+                "Da questa connessione sono arrivate troppe richieste di accesso in poco tempo. Attendi qualche secondo, poi riprova.",
             ),
         }
     }
@@ -283,6 +290,7 @@ mod tests {
             ErrorPage::GatewayTimeout,
             ErrorPage::Internal,
             ErrorPage::Unavailable,
+            ErrorPage::TooManyRequests,
         ] {
             let html = error_page(p);
             assert!(html.contains("lang=\"it\""));

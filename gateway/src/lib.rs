@@ -15,6 +15,7 @@ pub mod explain;
 pub mod headers;
 pub mod identity;
 pub mod jwt;
+pub mod limits;
 pub mod logsink;
 pub mod portal;
 pub mod proxy;

@@ -248,6 +248,27 @@ impl ProxyHttp for Proxy {
             }
             Ok(RouteMatch::Sso) => {
                 ctx.target = Target::Sso;
+                if crate::limits::limited_path(req.uri.path()) {
+                    let server = &rt.snapshot.config.server;
+                    let client =
+                        crate::limits::client_of(ctx.client_ip, req, &server.trusted_proxies);
+                    if let Some(ip) = client {
+                        if let Err(wait) =
+                            self.shared
+                                .limiter
+                                .take(ip, server.sso_rate, server.sso_burst)
+                        {
+                            self.shared.metrics.event("rate_limited");
+                            let mut reply =
+                                crate::sso::Reply::error_page(&rt, ErrorPage::TooManyRequests);
+                            let secs = wait.as_secs() + 1;
+                            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+                                reply.headers.push((http::header::RETRY_AFTER, v));
+                            }
+                            return write_reply(session, ctx, reply).await;
+                        }
+                    }
+                }
                 self.sso(session, ctx, &rt).await
             }
             Ok(RouteMatch::Portal) => {

@@ -89,6 +89,8 @@ pub struct Pages {
     pub internal: Bytes,
     /// 503.
     pub unavailable: Bytes,
+    /// 429.
+    pub too_many_requests: Bytes,
 }
 
 impl Pages {
@@ -101,6 +103,7 @@ impl Pages {
             ErrorPage::GatewayTimeout => &self.gateway_timeout,
             ErrorPage::Internal => &self.internal,
             ErrorPage::Unavailable => &self.unavailable,
+            ErrorPage::TooManyRequests => &self.too_many_requests,
         }
     }
 }
@@ -278,6 +281,7 @@ impl Runtime {
             gateway_timeout: page(ErrorPage::GatewayTimeout),
             internal: page(ErrorPage::Internal),
             unavailable: page(ErrorPage::Unavailable),
+            too_many_requests: page(ErrorPage::TooManyRequests),
         };
         Ok(Self {
             generation,

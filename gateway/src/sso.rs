@@ -18,6 +18,9 @@ use crate::store::{Handoff, StateStore as _, StoreError, StoreResult};
 
 /// Cookie that binds pending logins to the browser (over http; `__Secure-` prefixed over https).
 pub const LOGIN_COOKIE: &str = "varco_login";
+/// Login starts one browser may make within [`idp_bridge::LOGIN_TTL`] (tabs, retries, step-ups).
+pub const MAX_LOGINS_PER_BROWSER: u64 = 30;
+
 /// Cookie that a service host sets when it sends a browser to log in, so that the one-time code
 /// bringing the session back can be redeemed by that browser only (`__Secure-` over https).
 pub const HANDOFF_COOKIE: &str = "varco_handoff";
@@ -176,6 +179,14 @@ pub(crate) fn script_hash() -> String {
 }
 
 impl Reply {
+    /// The error page `page`, not cached.
+    pub fn error_page(rt: &Runtime, page: ErrorPage) -> Self {
+        let mut r = Reply::error(rt, page);
+        r.headers
+            .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        r
+    }
+
     /// A 302 to `to`, not cached.
     pub fn redirect_to(to: &str) -> Self {
         redirect(to)
@@ -1017,6 +1028,17 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         .set_for(wanted_all, idp.kind)
         .or_else(|| sp.set_for(service_needs, idp.kind))
         .map_or(0, |s| s.index);
+    // Before anything is signed: one browser keeps a bounded number of logins in flight.
+    let https = snapshot.config.server.public_url.https;
+    let binding = presented_binding(req, https).unwrap_or_else(BrowserBinding::new);
+    if shared.store.count_login_start(&binding.digest()).await? > MAX_LOGINS_PER_BROWSER {
+        shared.metrics.event("rate_limited");
+        tracing::warn!("too many login starts from one browser");
+        let mut r = Reply::error_page(rt, ErrorPage::TooManyRequests);
+        r.headers
+            .push((http::header::RETRY_AFTER, HeaderValue::from_static("60")));
+        return Ok(r);
+    }
     let request = LoginRequest {
         idp,
         level,
@@ -1049,8 +1071,6 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
             return Ok(Reply::error(rt, ErrorPage::Internal));
         }
     };
-    let https = snapshot.config.server.public_url.https;
-    let binding = presented_binding(req, https).unwrap_or_else(BrowserBinding::new);
     let record = idp_bridge::AuditRecord::new(
         idp_bridge::AuditKind::AuthnRequest,
         &idp.entity_id,

@@ -31,6 +31,8 @@ pub struct Shared {
     pub catalog_cache: crate::portal::Cache,
     /// Instruments.
     pub metrics: Metrics,
+    /// Per-client buckets of the login endpoints (they outlive reloads).
+    pub limiter: crate::limits::RateLimiter,
 }
 
 impl Shared {
@@ -73,6 +75,7 @@ impl Shared {
             store,
             catalog_cache: crate::portal::new_cache(),
             metrics,
+            limiter: crate::limits::RateLimiter::new(),
         })
     }
 

@@ -48,6 +48,11 @@ pub struct ServerConfig {
     /// Hosts on which services of several comuni may live, declared on purpose (lower case).
     /// Every other host belongs to the one comune whose policy file first routes it.
     pub shared_hosts: Vec<String>,
+    /// Requests per second each client may make to varco's login endpoints (`/.sso/login`,
+    /// `acs`, `slo`, `logout`, `handoff`), refilled continuously (default 20).
+    pub sso_rate: u32,
+    /// How many such requests a client may make at once before the rate applies (default 100).
+    pub sso_burst: u32,
     /// Worker threads of the proxy (default: the number of CPUs).
     pub threads: usize,
     /// Time allowed to open a connection to a back-end before answering 502.
@@ -331,6 +336,8 @@ fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerCon
             public_url: fallback_url,
             trusted_proxies: Vec::new(),
             shared_hosts: Vec::new(),
+            sso_rate: 20,
+            sso_burst: 100,
             threads: threads_default,
             upstream_connect_timeout: Duration::from_secs(3),
             upstream_read_timeout: Duration::from_secs(30),
@@ -378,6 +385,18 @@ fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerCon
                 .collect()
         })
         .unwrap_or_default();
+    let mut limit = |key: &'static str, default: u32| match t.opt_int(sink, key) {
+        None => default,
+        Some(At { value, span }) => match u32::try_from(value) {
+            Ok(n) if (1..=1_000_000).contains(&n) => n,
+            _ => {
+                sink.error(&span, format!("`{key}` must be between 1 and 1000000"));
+                default
+            }
+        },
+    };
+    let sso_rate = limit("sso_rate", 20);
+    let sso_burst = limit("sso_burst", 100);
     let threads = match t.opt_int(sink, "threads") {
         Some(At { value, span }) => match usize::try_from(value) {
             Ok(n) if (1..=256).contains(&n) => n,
@@ -412,6 +431,8 @@ fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerCon
         public_url,
         trusted_proxies,
         shared_hosts,
+        sso_rate,
+        sso_burst,
         threads,
         upstream_connect_timeout,
         upstream_read_timeout,

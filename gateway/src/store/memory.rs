@@ -1,5 +1,6 @@
 //! The in-process store: bounded moka caches whose entries expire on their own.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ pub struct MemoryStore {
     subjects: moka::sync::Cache<[u8; 32], Arc<SessionKeys>>,
     absolute: Duration,
     logins: MemoryLoginStore,
+    /// Login starts per browser binding, for [`idp_bridge::LOGIN_TTL`].
+    starts: moka::sync::Cache<[u8; 32], Arc<AtomicU64>>,
     handoffs: moka::sync::Cache<[u8; 32], Arc<Handoff>>,
     logouts: moka::sync::Cache<String, ()>,
     seen: moka::sync::Cache<String, Duration>,
@@ -51,6 +54,10 @@ impl MemoryStore {
                 .build(),
             absolute: lifetimes.absolute,
             logins: MemoryLoginStore::new(1_000_000),
+            starts: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(idp_bridge::LOGIN_TTL)
+                .build(),
             handoffs: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(HANDOFF_TTL)
@@ -123,6 +130,13 @@ impl StateStore for MemoryStore {
     async fn put_login(&self, login: PendingLogin) -> StoreResult<()> {
         self.logins.put(login);
         Ok(())
+    }
+
+    async fn count_login_start(&self, binding: &[u8; 32]) -> StoreResult<u64> {
+        let n = self
+            .starts
+            .get_with(*binding, || Arc::new(AtomicU64::new(0)));
+        Ok(n.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     async fn take_login(

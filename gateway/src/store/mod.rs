@@ -88,6 +88,12 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<usize>> + Send;
     /// Keeps a login until it is taken or [`idp_bridge::LOGIN_TTL`] passes.
     fn put_login(&self, login: PendingLogin) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Counts a login start by the browser with this binding digest; returns how many it made
+    /// within [`idp_bridge::LOGIN_TTL`] of its first (a cap on one browser's pending logins).
+    fn count_login_start(
+        &self,
+        binding: &[u8; 32],
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Removes and returns the login with this request ID that the browser with this binding
     /// digest started: a second call, or one from another browser, gets `None` (and burns
     /// nothing).
@@ -170,6 +176,9 @@ impl StateStore for Store {
     }
     async fn put_login(&self, login: PendingLogin) -> StoreResult<()> {
         dispatch!(self, s => s.put_login(login))
+    }
+    async fn count_login_start(&self, binding: &[u8; 32]) -> StoreResult<u64> {
+        dispatch!(self, s => s.count_login_start(binding))
     }
     async fn take_login(
         &self,

@@ -248,6 +248,21 @@ impl StateStore for RedisStore {
         .await
     }
 
+    async fn count_login_start(&self, binding: &[u8; 32]) -> StoreResult<u64> {
+        let key = format!("varco:s:{}", hex(&binding[..16]));
+        let _: Option<String> = self
+            .run(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(0)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(secs(LOGIN_TTL)),
+            )
+            .await?;
+        self.run(redis::cmd("INCR").arg(&key)).await
+    }
+
     async fn take_login(
         &self,
         request_id: &str,

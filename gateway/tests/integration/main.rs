@@ -5,6 +5,7 @@ mod citizen;
 mod harness;
 
 mod admin;
+mod attack_exhaustion;
 mod attack_paths;
 mod attack_sessions;
 mod attack_tenants;
