@@ -45,7 +45,7 @@ http { access_log off; keepalive_requests 100000;
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";
                  proxy_set_header X-Forwarded-For \$remote_addr; } } }
 CONF
-cp examples/keys/sp.key examples/keys/sp.crt "$work/"
+cp examples/keys/sp.key examples/keys/sp.crt examples/keys/audit.key "$work/"
 mkdir -p "$work/keys" && cp examples/keys/jwt.pem "$work/keys/"
 cat > "$work/varco.toml" <<CONF
 [server]
@@ -58,6 +58,7 @@ access_log = ${ACCESS_LOG:-true}
 entity_id = "http://bench.localhost:$VARCO/.sso/metadata"
 key = "sp.key"
 cert = "sp.crt"
+audit_key = "audit.key"
 organization = { name = "Bench", display_name = "Bench", url = "https://bench.example" }
 contact = { ipa_code = "p_bench", email = "spid@bench.example", municipality = "046017" }
 [[sp.attribute_set]]

@@ -2,7 +2,8 @@
 # The test command: installs what the build needs, runs every test of the workspace (unit,
 # property and integration tests; the integration tests start real gateways and back-ends on
 # loopback ports), the SPID/CIE conformance suite (tests/spid-sp-test.sh) and the browser tests
-# (tests/browser.sh: headless Chromium, axe-core).
+# (tests/browser.sh: headless Chromium, axe-core), the fuzz smoke runs (tests/fuzz.sh: every
+# target for FUZZ_SECONDS) and the short soak (benches/soak.sh: SOAK_SECONDS with 200 clients).
 # Ends with one summary line: "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,9 @@ status=0
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 tests/spid-sp-test.sh 2>&1 | tee -a "$log" || status=1
 tests/browser.sh 2>&1 | tee -a "$log" || status=1
+tests/fuzz.sh 2>&1 | tee -a "$log" || status=1
+SOAK_PROFILE=debug benches/soak.sh "${SOAK_SECONDS:-20}" 200 2>&1 | tee -a "$log" || status=1
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     /^(spid-sp-test |browser: )/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^(spid-sp-test |browser: |fuzz: |soak: )/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

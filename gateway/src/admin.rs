@@ -52,6 +52,17 @@ impl ServeHttp for Admin {
             ),
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {
+                // Not ready while the session store does not answer: a load balancer then sends
+                // citizens to an instance that can log them in.
+                use crate::store::StateStore as _;
+                if let Err(e) = self.shared.store.ping().await {
+                    let body = format!("not ready: {e}\n");
+                    return reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        body.into_bytes(),
+                    );
+                }
                 let rt = self.shared.current();
                 let body = format!(
                     "ready: policy generation {}, {} services\n",

@@ -99,8 +99,22 @@ impl JwtKeys {
             };
             attributes.insert(name.clone(), serde_json::Value::String(value));
         }
+        // An opaque subject for this login and this audience: stable while the session lasts, new
+        // at the next login (the NameID is transient), different for every service, so that two
+        // back-ends cannot match their users by it; who the citizen is, a service learns from
+        // the attributes its policy releases.
+        let sub = {
+            use sha2::Digest as _;
+            let mut h = sha2::Sha256::new();
+            for part in [principal.idp(), principal.name_id(), audience] {
+                h.update(part.as_bytes());
+                h.update([0]);
+            }
+            b64(&h.finalize()[..18])
+        };
         let claims = serde_json::json!({
             "iss": issuer,
+            "sub": sub,
             "aud": audience,
             "iat": now,
             "nbf": now,
@@ -245,6 +259,23 @@ mod tests {
             claims["attributes"],
             serde_json::json!({"fiscalNumber": "RSSMRA80A01H501U"})
         );
+        // An opaque subject: the same for this login and service, another for another service,
+        // and nothing of the citizen's identity in it.
+        let sub = |aud: &str| {
+            let t = keys
+                .sign("https://portal", aud, &citizen, &[], 1)
+                .expect("token");
+            let c: serde_json::Value = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(t.split('.').nth(1).expect("claims"))
+                    .expect("b64"),
+            )
+            .expect("json");
+            c["sub"].as_str().expect("sub").to_string()
+        };
+        assert_eq!(claims["sub"].as_str(), Some(sub("c_a001/tari").as_str()));
+        assert_ne!(sub("c_a001/tari"), sub("c_b002/anagrafe"));
+        assert!(!sub("c_a001/tari").contains("RSSMRA") && !sub("c_a001/tari").contains("_n"));
     }
 
     #[test]

@@ -81,6 +81,10 @@ impl MemoryStore {
 }
 
 impl StateStore for MemoryStore {
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn put_session(&self, id: &SessionId, session: Session) -> StoreResult<()> {
         let key = id.key();
         let subject = digest(&[session.principal.idp(), session.principal.name_id()]);

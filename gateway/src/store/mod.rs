@@ -67,6 +67,8 @@ pub struct Lifetimes {
 /// Where shared state lives. Every "take" is atomic: of two instances (or two requests) asking
 /// for the same one-time entry, exactly one gets it.
 pub trait StateStore: Send + Sync {
+    /// Whether the store answers now (readiness).
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
     /// Stores a new session.
     fn put_session(
         &self,
@@ -162,6 +164,9 @@ macro_rules! dispatch {
 }
 
 impl StateStore for Store {
+    async fn ping(&self) -> StoreResult<()> {
+        dispatch!(self, s => s.ping())
+    }
     async fn put_session(&self, id: &SessionId, session: Session) -> StoreResult<()> {
         dispatch!(self, s => s.put_session(id, session))
     }

@@ -184,6 +184,11 @@ impl StateStore for RedisStore {
             .map_err(|e| StoreError(format!("{}: {e}", self.endpoint)))
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        let _: String = self.run(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+
     async fn session(&self, id: &SessionId) -> StoreResult<Option<Arc<Session>>> {
         let key = session_key(id);
         let value: Option<String> = self

@@ -340,6 +340,15 @@ impl RedisServer {
     pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
+        let child = Self::spawn(port, dir.path());
+        Self {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    fn spawn(port: u16, dir: &Path) -> std::process::Child {
         let child = std::process::Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args([
@@ -351,7 +360,7 @@ impl RedisServer {
                 "yes",
             ])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir)
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
@@ -362,11 +371,13 @@ impl RedisServer {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self {
-            port,
-            child,
-            _dir: dir,
-        }
+        child
+    }
+
+    /// Starts it again on the same port (after [`Self::kill`]), empty.
+    pub(crate) fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self.port, self._dir.path());
     }
 
     /// `redis://127.0.0.1:port`.

@@ -12,6 +12,7 @@ mod attack_tenants;
 mod catalog;
 mod cli;
 mod failures;
+mod faults;
 mod headers;
 mod login;
 mod process;
