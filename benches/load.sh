@@ -29,7 +29,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT INT TERM
 
 BACKEND=18181 NGINX=18182 VARCO=18183 ADMIN=18184
-mkdir -p "$work/nginx-b" "$work/nginx-p" "$work/policies"
+mkdir -p "$work/nginx-b" "$work/nginx-p"
 cat > "$work/nginx-b/nginx.conf" <<CONF
 worker_processes 1; daemon off; pid $work/nginx-b/pid; error_log $work/nginx-b/error.log;
 events { worker_connections 4096; }
@@ -45,52 +45,10 @@ http { access_log off; keepalive_requests 100000;
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";
                  proxy_set_header X-Forwarded-For \$remote_addr; } } }
 CONF
-cp examples/keys/sp.key examples/keys/sp.crt examples/keys/audit.key "$work/"
-mkdir -p "$work/keys" && cp examples/keys/jwt.pem "$work/keys/"
-cat > "$work/varco.toml" <<CONF
-[server]
-listen = "127.0.0.1:$VARCO"
-admin_listen = "127.0.0.1:$ADMIN"
-public_url = "http://bench.localhost:$VARCO"
-threads = ${VARCO_THREADS:-2}
-access_log = ${ACCESS_LOG:-true}
-[sp]
-entity_id = "http://bench.localhost:$VARCO/.sso/metadata"
-key = "sp.key"
-cert = "sp.crt"
-audit_key = "audit.key"
-organization = { name = "Bench", display_name = "Bench", url = "https://bench.example" }
-contact = { ipa_code = "p_bench", email = "spid@bench.example", municipality = "046017" }
-[[sp.attribute_set]]
-index = 0
-name = "Base"
-attributes = ["fiscalNumber", "name", "familyName"]
-[[idp]]
-metadata = "$PWD/idp-bridge/test_vectors/spid-sp-test-idp.xml"
-CONF
-cat > "$work/policies/bench.toml" <<CONF
-[comune]
-name = "Comune di Bench"
-ipa_code = "c_bench"
-istat_code = "046999"
-[[service]]
-id = "pub"
-name = "Pubblico"
-description = "bench"
-category = "ambiente"
-route = { host = "bench.localhost", path_prefix = "/pub/" }
-upstream = "http://127.0.0.1:$BACKEND"
-level = "public"
-[[service]]
-id = "auth"
-name = "Con SPID"
-description = "bench"
-category = "ambiente"
-route = { host = "bench.localhost", path_prefix = "/auth/" }
-upstream = "http://127.0.0.1:$BACKEND"
-level = "SpidL2"
-attributes = ["fiscalNumber", "name", "familyName"]
-CONF
+# shellcheck source=benches/bench-config.sh
+. benches/bench-config.sh
+write_bench_config "$work" "$VARCO" "$ADMIN" "$BACKEND" "threads = ${VARCO_THREADS:-2}
+access_log = ${ACCESS_LOG:-true}"
 
 nginx -p "$work/nginx-b" -c "$work/nginx-b/nginx.conf" & pids+=($!)
 nginx -p "$work/nginx-p" -c "$work/nginx-p/nginx.conf" & pids+=($!)

@@ -29,54 +29,11 @@ trap cleanup EXIT INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 BACKEND=$(free_port) VARCO=$(free_port) ADMIN=$(free_port)
 
-mkdir -p "$work/policies" "$work/keys"
-cp examples/keys/sp.key examples/keys/sp.crt examples/keys/audit.key "$work/"
-cp examples/keys/jwt.pem "$work/keys/"
-cat > "$work/varco.toml" <<CONF
-[server]
-listen = "127.0.0.1:$VARCO"
-admin_listen = "127.0.0.1:$ADMIN"
-public_url = "http://bench.localhost:$VARCO"
-trusted_proxies = ["127.0.0.1/32"]
+# shellcheck source=benches/bench-config.sh
+. benches/bench-config.sh
+write_bench_config "$work" "$VARCO" "$ADMIN" "$BACKEND" 'trusted_proxies = ["127.0.0.1/32"]
 threads = 2
-access_log = false
-[sp]
-entity_id = "http://bench.localhost:$VARCO/.sso/metadata"
-key = "sp.key"
-cert = "sp.crt"
-audit_key = "audit.key"
-organization = { name = "Soak", display_name = "Soak", url = "https://soak.example" }
-contact = { ipa_code = "p_soak", email = "spid@soak.example", municipality = "046017" }
-[[sp.attribute_set]]
-index = 0
-name = "Base"
-attributes = ["fiscalNumber", "name", "familyName"]
-[[idp]]
-metadata = "$PWD/idp-bridge/test_vectors/spid-sp-test-idp.xml"
-CONF
-cat > "$work/policies/bench.toml" <<CONF
-[comune]
-name = "Comune di Bench"
-ipa_code = "c_bench"
-istat_code = "046999"
-[[service]]
-id = "pub"
-name = "Servizio pubblico"
-description = "soak"
-category = "ambiente"
-route = { host = "bench.localhost", path_prefix = "/pub/" }
-upstream = "http://127.0.0.1:$BACKEND"
-level = "public"
-[[service]]
-id = "auth"
-name = "Servizio con SPID"
-description = "soak"
-category = "ambiente"
-route = { host = "bench.localhost", path_prefix = "/auth/" }
-upstream = "http://127.0.0.1:$BACKEND"
-level = "SpidL2"
-attributes = ["fiscalNumber", "name", "familyName"]
-CONF
+access_log = false'
 
 $bin/varco echo --listen "127.0.0.1:$BACKEND" --name soak > /dev/null 2>&1 & pids+=($!)
 $bin/varco run --config "$work/varco.toml" > "$work/varco.log" 2>&1 & pids+=($!)

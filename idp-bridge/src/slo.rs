@@ -107,6 +107,13 @@ fn issuer_of(root: &Node) -> Result<String, SloError> {
         .ok_or(SloError::Malformed("no Issuer"))
 }
 
+/// A non-empty attribute of `n`.
+fn required(n: &Node, name: &str, missing: &'static str) -> Result<String, SloError> {
+    n.get_attribute(name)
+        .filter(|v| !v.is_empty())
+        .ok_or(SloError::Malformed(missing))
+}
+
 /// Reads a verified message: `root` is signed content only (the whole message of a verified
 /// HTTP-Redirect query, or what the reduction of an HTTP-POST document to its signed root kept).
 fn read_verified(root: &Node, idp: &Idp, slo_url: &str) -> Result<LogoutMessage, SloError> {
@@ -146,10 +153,7 @@ fn read_verified(root: &Node, idp: &Idp, slo_url: &str) -> Result<LogoutMessage,
         };
         Ok(LogoutMessage::Request {
             idp: idp.entity_id.clone(),
-            id: root
-                .get_attribute("ID")
-                .filter(|i| !i.is_empty())
-                .ok_or(SloError::Malformed("no ID"))?,
+            id: required(root, "ID", "no ID")?,
             name_id: Some(name_id.get_content().trim().to_string())
                 .filter(|n| !n.is_empty())
                 .ok_or(SloError::Malformed("no NameID"))?,
@@ -163,10 +167,7 @@ fn read_verified(root: &Node, idp: &Idp, slo_url: &str) -> Result<LogoutMessage,
             .is_some_and(|v| v == "urn:oasis:names:tc:SAML:2.0:status:Success");
         Ok(LogoutMessage::Response {
             idp: idp.entity_id.clone(),
-            in_response_to: root
-                .get_attribute("InResponseTo")
-                .filter(|i| !i.is_empty())
-                .ok_or(SloError::Malformed("no InResponseTo"))?,
+            in_response_to: required(root, "InResponseTo", "no InResponseTo")?,
             success,
         })
     } else {

@@ -195,3 +195,16 @@ pub fn without_declaration(xml: &str) -> &str {
         None => xml,
     }
 }
+
+/// `xml` with its signature templates asking for RSA-SHA1 and SHA-1 digests, as a weak IdP (or an
+/// attacker with a downgrade in mind) would sign.
+pub fn with_sha1(xml: &str) -> String {
+    xml.replace(
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+        "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+    )
+    .replace(
+        "http://www.w3.org/2001/04/xmlenc#sha256",
+        "http://www.w3.org/2000/09/xmldsig#sha1",
+    )
+}

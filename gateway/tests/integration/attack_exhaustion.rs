@@ -6,32 +6,7 @@ use crate::citizen::*;
 use crate::harness::*;
 
 fn gateway(server_extra: &str) -> Gateway {
-    let be = echo("attack-exhaustion");
-    let mut tari = Svc::public("tari", "a.test", "/tari/", be);
-    tari.level = "SpidL2";
-    tari.extra = "attributes = [\"fiscalNumber\"]";
-    Gateway::start(
-        server_extra,
-        &[(
-            "a.toml",
-            policy_toml(
-                "c_a001",
-                "046001",
-                &[Svc::public("pub", "a.test", "/pub/", be), tari],
-            ),
-        )],
-    )
-}
-
-fn login_start(gw: &Gateway) -> String {
-    gw.url(
-        "portal.localhost",
-        &format!(
-            "/.sso/login?idp={}&return_to={}",
-            enc(IDP),
-            enc(&gw.url("portal.localhost", "/"))
-        ),
-    )
+    pub_and_tari(server_extra, echo("attack-exhaustion"))
 }
 
 #[test]
@@ -40,7 +15,7 @@ fn a_flood_of_login_starts_is_cut_off_per_client() {
     let gw = gateway("trusted_proxies = [\"127.0.0.1/32\"]\nsso_rate = 5\nsso_burst = 20");
     let c = gw.client();
     rt().block_on(async {
-        let url = login_start(&gw);
+        let url = login_url(&gw);
         let mut limited = None;
         for i in 0..40 {
             let r = c
@@ -134,7 +109,7 @@ fn one_browser_cannot_pile_up_pending_logins() {
     let gw = gateway("sso_burst = 1000\nsso_rate = 1000");
     rt().block_on(async {
         let mut b = Browser::new(&gw);
-        let url = login_start(&gw);
+        let url = login_url(&gw);
         let mut last = 0;
         for _ in 0..=gateway::sso::MAX_LOGINS_PER_BROWSER {
             last = b.get(&url).await.status().as_u16();

@@ -8,19 +8,19 @@ use crate::harness::*;
 /// application often are).
 fn gateway() -> Gateway {
     let be = echo("attack-paths");
-    let mut tari = Svc::public("tari", "a.test", "/tari/", be);
-    tari.level = "SpidL2";
-    tari.extra = "attributes = [\"fiscalNumber\"]";
     Gateway::start(
         "",
-        &[(
-            "a.toml",
-            policy_toml(
-                "c_a001",
-                "046001",
-                &[Svc::public("home", "a.test", "/", be), tari],
+        &one_comune(&[
+            Svc::public("home", "a.test", "/", be),
+            Svc::at_level(
+                "tari",
+                "a.test",
+                "/tari/",
+                be,
+                "SpidL2",
+                "attributes = [\"fiscalNumber\"]",
             ),
-        )],
+        ]),
     )
 }
 
@@ -85,14 +85,7 @@ fn back_ends_learn_the_scheme_citizens_use() {
     let be = echo("attack-paths-proto");
     let gw = Gateway::start_edited(
         "",
-        &[(
-            "a.toml",
-            policy_toml(
-                "c_a001",
-                "046001",
-                &[Svc::public("home", "a.test", "/", be)],
-            ),
-        )],
+        &one_comune(&[Svc::public("home", "a.test", "/", be)]),
         |text, port| {
             text.replace(
                 &format!("public_url = \"http://portal.localhost:{port}\""),

@@ -9,11 +9,7 @@ use crate::citizen::*;
 use crate::harness::*;
 
 fn gateway() -> Gateway {
-    let be = echo("attack-saml");
-    let mut tari = Svc::public("tari", "a.test", "/tari/", be);
-    tari.level = "SpidL2";
-    tari.extra = "attributes = [\"fiscalNumber\"]";
-    Gateway::start("", &[("a.toml", policy_toml("c_a001", "046001", &[tari]))])
+    pub_and_tari("", echo("attack-saml"))
 }
 
 fn b64(x: &[u8]) -> String {
@@ -68,27 +64,12 @@ fn slo_a_signed_assertion_wrapped_in_a_forged_logout_request_ends_no_session() {
     });
 }
 
-/// Starts a login in `b` and returns the request ID the IdP would answer.
-async fn pending_request_id(gw: &Gateway, b: &mut Browser) -> String {
-    let r = b
-        .get(&gw.url(
-            "portal.localhost",
-            &format!(
-                "/.sso/login?idp={}&return_to={}",
-                enc(IDP),
-                enc(&gw.url("portal.localhost", "/"))
-            ),
-        ))
-        .await;
-    xml_attr(&saml_param(&location_of(&r), "SAMLRequest"), "ID").expect("ID")
-}
-
 #[test]
 fn acs_a_signed_response_nested_in_an_unsigned_one_is_refused() {
     let gw = gateway();
     rt().block_on(async {
         let mut b = Browser::new(&gw);
-        let id = pending_request_id(&gw, &mut b).await;
+        let id = b.start_login(&gw).await.1;
         let acs = gw.url("portal.localhost", "/.sso/acs");
         let genuine = ResponseBuilder::new(IDP, "http://portal.localhost/.sso/metadata", &acs, &id)
             .signed_xml(&idp_key())
@@ -120,7 +101,7 @@ fn acs_a_dtd_hidden_in_a_bom_less_utf16_document_is_refused() {
     let gw = gateway();
     rt().block_on(async {
         let mut b = Browser::new(&gw);
-        let id = pending_request_id(&gw, &mut b).await;
+        let id = b.start_login(&gw).await.1;
         let acs = gw.url("portal.localhost", "/.sso/acs");
         let genuine = ResponseBuilder::new(IDP, "http://portal.localhost/.sso/metadata", &acs, &id)
             .signed_xml(&idp_key())

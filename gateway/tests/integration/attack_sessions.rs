@@ -9,22 +9,27 @@ use crate::harness::*;
 /// level 2 and a level 3 service.
 fn gateway() -> Gateway {
     let be = echo("attack-sessions");
-    let mut tari = Svc::public("tari", "a.test", "/tari/", be);
-    tari.level = "SpidL2";
-    tari.extra = "attributes = [\"fiscalNumber\", \"name\"]";
-    let mut forte = Svc::public("forte", "a.test", "/forte/", be);
-    forte.level = "SpidL3";
-    forte.extra = "attributes = [\"fiscalNumber\"]";
     Gateway::start(
         "",
-        &[(
-            "a.toml",
-            policy_toml(
-                "c_a001",
-                "046001",
-                &[Svc::public("pub", "a.test", "/pub/", be), tari, forte],
+        &one_comune(&[
+            Svc::public("pub", "a.test", "/pub/", be),
+            Svc::at_level(
+                "tari",
+                "a.test",
+                "/tari/",
+                be,
+                "SpidL2",
+                "attributes = [\"fiscalNumber\", \"name\"]",
             ),
-        )],
+            Svc::at_level(
+                "forte",
+                "a.test",
+                "/forte/",
+                be,
+                "SpidL3",
+                "attributes = [\"fiscalNumber\"]",
+            ),
+        ]),
     )
 }
 
@@ -191,18 +196,7 @@ fn a_forged_acs_post_from_another_browser_does_not_burn_the_citizens_login() {
     rt().block_on(async {
         let mut b = Browser::new(&gw);
         // The citizen is at the IdP: varco has a pending login for this request ID.
-        let r = b
-            .get(&gw.url(
-                "portal.localhost",
-                &format!(
-                    "/.sso/login?idp={}&return_to={}",
-                    enc(IDP),
-                    enc(&gw.url("portal.localhost", "/"))
-                ),
-            ))
-            .await;
-        let at_idp = location_of(&r);
-        let id = xml_attr(&saml_param(&at_idp, "SAMLRequest"), "ID").expect("ID");
+        let (at_idp, id) = b.start_login(&gw).await;
         // Someone who learnt the ID posts a response for it from another browser.
         let forged = idp_bridge::testing::ResponseBuilder::new(
             IDP,

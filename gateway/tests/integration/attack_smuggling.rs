@@ -60,21 +60,7 @@ fn recording_back_end() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
 
 fn gateway() -> (Gateway, Arc<Mutex<Vec<String>>>) {
     let (be, seen) = recording_back_end();
-    let mut tari = Svc::public("tari", "a.test", "/tari/", be);
-    tari.level = "SpidL2";
-    tari.extra = "attributes = [\"fiscalNumber\"]";
-    let gw = Gateway::start(
-        "",
-        &[(
-            "a.toml",
-            policy_toml(
-                "c_a001",
-                "046001",
-                &[Svc::public("pub", "a.test", "/pub/", be), tari],
-            ),
-        )],
-    );
-    (gw, seen)
+    (pub_and_tari("", be), seen)
 }
 
 /// Sends `request` on one connection and reads everything until the server closes or 2 s pass.

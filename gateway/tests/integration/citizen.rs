@@ -293,6 +293,15 @@ impl Browser {
         r
     }
 
+    /// Starts a login with the test IdP at the portal (returning to the portal's home): the URL
+    /// at the IdP and the AuthnRequest's ID, which the IdP has not answered yet.
+    pub(crate) async fn start_login(&mut self, gw: &Gateway) -> (String, String) {
+        let r = self.get(&login_url(gw)).await;
+        let at_idp = location_of(&r);
+        let id = xml_attr(&saml_param(&at_idp, "SAMLRequest"), "ID").expect("ID");
+        (at_idp, id)
+    }
+
     /// GET one URL, no redirect followed.
     pub(crate) async fn get(&mut self, url: &str) -> reqwest::Response {
         let port = self.port;
@@ -368,6 +377,18 @@ impl Browser {
             })
         }
     }
+}
+
+/// `/.sso/login` with the test IdP, returning to the portal's home.
+pub(crate) fn login_url(gw: &Gateway) -> String {
+    gw.url(
+        "portal.localhost",
+        &format!(
+            "/.sso/login?idp={}&return_to={}",
+            enc(IDP),
+            enc(&gw.url("portal.localhost", "/"))
+        ),
+    )
 }
 
 /// Form-encodes one value.

@@ -43,14 +43,7 @@ fn a_back_end_that_resets_every_connection_gets_a_502_at_once_and_nothing_sticks
     };
     let gw = Gateway::start(
         "",
-        &[(
-            "a.toml",
-            policy_toml(
-                "c_a001",
-                "046001",
-                &[reset, half, Svc::public("ok", "a.test", "/ok/", be)],
-            ),
-        )],
+        &one_comune(&[reset, half, Svc::public("ok", "a.test", "/ok/", be)]),
     );
     rt().block_on(async {
         let started = Instant::now();
@@ -101,20 +94,20 @@ fn readiness(gw: &Gateway) -> u16 {
 fn redis_down_and_back_readiness_and_recovery_without_a_restart() {
     let mut redis = RedisServer::start();
     let be = echo("faults-redis");
-    let mut tari = Svc::public("tari", "a.test", "/tari/", be);
-    tari.level = "SpidL2";
-    tari.extra = "attributes = [\"fiscalNumber\"]";
     let url = redis.url();
     let gw = Gateway::start_edited(
         "",
-        &[(
-            "a.toml",
-            policy_toml(
-                "c_a001",
-                "046001",
-                &[Svc::public("pub", "a.test", "/pub/", be), tari],
+        &one_comune(&[
+            Svc::public("pub", "a.test", "/pub/", be),
+            Svc::at_level(
+                "tari",
+                "a.test",
+                "/tari/",
+                be,
+                "SpidL2",
+                "attributes = [\"fiscalNumber\"]",
             ),
-        )],
+        ]),
         move |text, _| format!("{text}\n[session]\nstore = \"{url}\"\n"),
     );
     assert_eq!(readiness(&gw), 200);
@@ -146,13 +139,7 @@ fn redis_down_and_back_readiness_and_recovery_without_a_restart() {
 #[test]
 fn an_idp_metadata_file_broken_at_a_reload_keeps_its_last_good_version() {
     let be = echo("faults-metadata");
-    let gw = Gateway::start(
-        "",
-        &[(
-            "a.toml",
-            policy_toml("c_a001", "046001", &[Svc::public("pub", "a.test", "/", be)]),
-        )],
-    );
+    let gw = Gateway::start("", &one_comune(&[Svc::public("pub", "a.test", "/", be)]));
     let original = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../idp-bridge/test_vectors/spid-sp-test-idp.xml");
     let metadata = gw.config_path().with_file_name("idp.xml");
@@ -201,9 +188,29 @@ fn an_idp_metadata_file_broken_at_a_reload_keeps_its_last_good_version() {
             && l.ends_with(" 2")));
 }
 
+/// A child process that is stopped when the test ends, passed or failed.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `varco run` in a mount namespace of its own where `dir/audit` is a small tmpfs (no root
 /// needed: an unprivileged user namespace maps the caller to root there). Returns the child.
-fn run_with_small_audit_disk(dir: &std::path::Path) -> std::process::Child {
+fn run_with_small_audit_disk(dir: &std::path::Path) -> Stopped {
     let audit = dir.join("audit");
     std::fs::create_dir_all(&audit).expect("mkdir");
     let script = format!(
@@ -212,12 +219,14 @@ fn run_with_small_audit_disk(dir: &std::path::Path) -> std::process::Child {
         env!("CARGO_BIN_EXE_varco"),
         dir.join("varco.toml").display()
     );
-    Command::new("unshare")
-        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("unshare (util-linux) runs varco in its own mount namespace")
+    Stopped(
+        Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux) runs varco in its own mount namespace"),
+    )
 }
 
 #[test]
@@ -225,26 +234,19 @@ fn a_full_disk_under_the_audit_trail_turns_logins_into_a_503_and_recovers() {
     let be = echo("faults-disk");
     let (dir, port, admin) = write_config(
         "",
-        &[(
-            "a.toml",
-            policy_toml(
-                "c_a001",
-                "046001",
-                &[Svc::public("pub", "a.test", "/pub/", be)],
-            ),
-        )],
+        &one_comune(&[Svc::public("pub", "a.test", "/pub/", be)]),
     );
-    let mut child = run_with_small_audit_disk(dir.path());
+    let mut varco = run_with_small_audit_disk(dir.path());
     let deadline = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = varco.0.try_wait() {
             panic!("varco did not start in its namespace: {status} (are unprivileged user namespaces on?)");
         }
         assert!(Instant::now() < deadline, "varco did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     // The trail's disk, as varco sees it.
-    let audit = std::path::PathBuf::from(format!("/proc/{}/root", child.id()))
+    let audit = std::path::PathBuf::from(format!("/proc/{}/root", varco.0.id()))
         .join(dir.path().strip_prefix("/").expect("absolute"))
         .join("audit");
     let filler = audit.join("filler");
@@ -316,8 +318,5 @@ fn a_full_disk_under_the_audit_trail_turns_logins_into_a_503_and_recovers() {
     );
     let verified = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(verified.contains("chain intact"), "{verified}");
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    drop(varco);
 }

@@ -71,6 +71,49 @@ impl Svc {
     }
 }
 
+impl Svc {
+    /// A service that needs `level` and releases `attributes` (a TOML array's items, e.g.
+    /// `"\"fiscalNumber\""`).
+    pub(crate) fn at_level(
+        id: &'static str,
+        host: &'static str,
+        prefix: &'static str,
+        upstream: SocketAddr,
+        level: &'static str,
+        extra: &'static str,
+    ) -> Self {
+        Self {
+            level,
+            extra,
+            ..Self::public(id, host, prefix, upstream)
+        }
+    }
+}
+
+/// The policy files of one comune (`c_a001`) with these services.
+pub(crate) fn one_comune(services: &[Svc]) -> Vec<(&'static str, String)> {
+    vec![("a.toml", policy_toml("c_a001", "046001", services))]
+}
+
+/// A gateway for one comune on a.test: a public service at `/pub/` and TARI at level 2 at
+/// `/tari/` (releasing the fiscal number), both on the back-end `be`.
+pub(crate) fn pub_and_tari(server_extra: &str, be: SocketAddr) -> Gateway {
+    Gateway::start(
+        server_extra,
+        &one_comune(&[
+            Svc::public("pub", "a.test", "/pub/", be),
+            Svc::at_level(
+                "tari",
+                "a.test",
+                "/tari/",
+                be,
+                "SpidL2",
+                "attributes = [\"fiscalNumber\"]",
+            ),
+        ]),
+    )
+}
+
 pub(crate) fn policy_toml(ipa: &str, istat: &str, services: &[Svc]) -> String {
     let mut s = format!("[comune]\nname = \"Comune di Prova {ipa}\"\nipa_code = \"{ipa}\"\nistat_code = \"{istat}\"\n");
     for svc in services {

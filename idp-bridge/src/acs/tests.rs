@@ -299,17 +299,7 @@ fn dtds_entities_and_xslt_are_refused_before_anything_else() {
 #[test]
 fn sha1_signatures_are_refused() {
     let f = Fixture::new(Level::SpidL2);
-    let unsigned = f
-        .response()
-        .unsigned_xml(&f.key)
-        .replace(
-            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
-        )
-        .replace(
-            "http://www.w3.org/2001/04/xmlenc#sha256",
-            "http://www.w3.org/2000/09/xmldsig#sha1",
-        );
+    let unsigned = crate::testing::with_sha1(&f.response().unsigned_xml(&f.key));
     signature_error(f.post_xml(&sign_all(&unsigned, &f.key).expect("sign")));
 }
 

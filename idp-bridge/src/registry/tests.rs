@@ -242,16 +242,7 @@ fn a_genuine_signed_descriptor_tucked_inside_a_forged_one_vouches_for_nothing() 
 fn federation_signatures_with_sha1_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = std::fs::read_to_string(vectors().join("spid-sp-test-idp.xml")).expect("fixture");
-    let sha1 = federation_signed_with(&good, "_fed1", |t| {
-        t.replace(
-            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
-        )
-        .replace(
-            "http://www.w3.org/2001/04/xmlenc#sha256",
-            "http://www.w3.org/2000/09/xmldsig#sha1",
-        )
-    });
+    let sha1 = federation_signed_with(&good, "_fed1", |t| crate::testing::with_sha1(&t));
     assert!(sha1.contains("rsa-sha1"));
     let refused = reason(IdpRegistry::load(&[federated(&dir, "sha1.xml", &sha1)]));
     assert!(refused.contains("SHA-256 or stronger"), "{refused}");
