@@ -95,21 +95,9 @@ fn redis_down_and_back_readiness_and_recovery_without_a_restart() {
     let mut redis = RedisServer::start();
     let be = echo("faults-redis");
     let url = redis.url();
-    let gw = Gateway::start_edited(
-        "",
-        &one_comune(&[
-            Svc::public("pub", "a.test", "/pub/", be),
-            Svc::at_level(
-                "tari",
-                "a.test",
-                "/tari/",
-                be,
-                "SpidL2",
-                "attributes = [\"fiscalNumber\"]",
-            ),
-        ]),
-        move |text, _| format!("{text}\n[session]\nstore = \"{url}\"\n"),
-    );
+    let gw = Gateway::start_edited("", &pub_and_tari_policies(be), move |text, _| {
+        format!("{text}\n[session]\nstore = \"{url}\"\n")
+    });
     assert_eq!(readiness(&gw), 200);
     let mut b = Browser::new(&gw);
     rt().block_on(async {

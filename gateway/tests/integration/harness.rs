@@ -98,20 +98,22 @@ pub(crate) fn one_comune(services: &[Svc]) -> Vec<(&'static str, String)> {
 /// A gateway for one comune on a.test: a public service at `/pub/` and TARI at level 2 at
 /// `/tari/` (releasing the fiscal number), both on the back-end `be`.
 pub(crate) fn pub_and_tari(server_extra: &str, be: SocketAddr) -> Gateway {
-    Gateway::start(
-        server_extra,
-        &one_comune(&[
-            Svc::public("pub", "a.test", "/pub/", be),
-            Svc::at_level(
-                "tari",
-                "a.test",
-                "/tari/",
-                be,
-                "SpidL2",
-                "attributes = [\"fiscalNumber\"]",
-            ),
-        ]),
-    )
+    Gateway::start(server_extra, &pub_and_tari_policies(be))
+}
+
+/// The policy files of [`pub_and_tari`].
+pub(crate) fn pub_and_tari_policies(be: SocketAddr) -> Vec<(&'static str, String)> {
+    one_comune(&[
+        Svc::public("pub", "a.test", "/pub/", be),
+        Svc::at_level(
+            "tari",
+            "a.test",
+            "/tari/",
+            be,
+            "SpidL2",
+            "attributes = [\"fiscalNumber\"]",
+        ),
+    ])
 }
 
 pub(crate) fn policy_toml(ipa: &str, istat: &str, services: &[Svc]) -> String {
