@@ -221,3 +221,87 @@ fn a_forged_acs_post_from_another_browser_does_not_burn_the_citizens_login() {
         assert_eq!(page.url, gw.url("portal.localhost", "/"));
     });
 }
+
+#[test]
+fn a_tampered_forged_or_oversized_session_cookie_is_no_session() {
+    let gw = gateway();
+    rt().block_on(async {
+        let mut b = Browser::new(&gw);
+        assert_eq!(b.visit(&gw.url("a.test", "/tari/")).await.status, 200);
+        let good = b.cookie("a.test", "varco_session").expect("session");
+        let flipped = {
+            let mut v: Vec<char> = good.chars().collect();
+            v[10] = if v[10] == 'A' { 'B' } else { 'A' };
+            v.into_iter().collect::<String>()
+        };
+        let c = gw.client();
+        for (case, cookie) in [
+            ("one character changed", format!("varco_session={flipped}")),
+            ("forged", format!("varco_session={}", "A".repeat(43))),
+            ("truncated", format!("varco_session={}", &good[..42])),
+            ("with a suffix", format!("varco_session={good}x")),
+            ("empty", "varco_session=".to_string()),
+            ("another name", format!("Varco_Session={good}")),
+            (
+                "oversized",
+                format!("varco_session={}; x={}", "A".repeat(43), "y".repeat(12_000)),
+            ),
+        ] {
+            let r = c
+                .get(gw.url("a.test", "/tari/"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("send");
+            assert!(
+                r.status() == 302 || r.status().is_client_error(),
+                "{case}: {}",
+                r.status()
+            );
+        }
+        // The genuine cookie still works.
+        let r = c
+            .get(gw.url("a.test", "/tari/"))
+            .header("cookie", format!("varco_session={good}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+    });
+}
+
+#[test]
+fn an_expired_session_used_concurrently_never_comes_back() {
+    let be = echo("attack-sessions-expiry");
+    let gw = Gateway::start_edited("", &pub_and_tari_policies(be), |text, _| {
+        format!("{text}\n[session]\nidle_timeout = \"1s\"\nabsolute_timeout = \"30s\"\n")
+    });
+    rt().block_on(async {
+        let mut b = Browser::new(&gw);
+        assert_eq!(b.visit(&gw.url("a.test", "/tari/")).await.status, 200);
+        let cookie = format!(
+            "varco_session={}",
+            b.cookie("a.test", "varco_session").expect("session")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+        let mut tasks = Vec::new();
+        for _ in 0..24 {
+            let (c, url, cookie) = (gw.client(), gw.url("a.test", "/tari/"), cookie.clone());
+            tasks.push(tokio::spawn(async move {
+                c.get(url)
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.expect("task").expect("answer"), 302);
+        }
+        assert_eq!(
+            session_status(&gw, gw.port, "a.test", &cookie).await,
+            401,
+            "still gone"
+        );
+    });
+}
