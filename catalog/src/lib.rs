@@ -16,7 +16,8 @@ pub use error::{Error, Result};
 pub use html::escape;
 pub use model::{access_label, fold, Catalog, CatalogComune, CatalogService, Rendered};
 pub use pages::{
-    error_page, logged_out_page, login_choice_page, login_failed_page, logout_confirm_page,
-    post_binding_page, ErrorPage, IdpChoice, LoginFailure, POST_BINDING_SCRIPT,
+    continue_page, error_page, logged_out_page, login_choice_page, login_failed_page,
+    logout_confirm_page, post_binding_page, ErrorPage, IdpChoice, LoginFailure,
+    POST_BINDING_SCRIPT,
 };
 pub use query::{Query, QueryError, MAX_PAGE, MAX_PER_PAGE, MAX_QUERY, MAX_TERMS, MAX_TEXT};

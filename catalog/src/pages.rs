@@ -156,6 +156,21 @@ pub fn logged_out_page() -> String {
     )
 }
 
+/// The answer to a form that another site posted here (the IdP's answer, a confirmed logout)
+/// when it goes on elsewhere: a page, not a redirect, because browsers apply the posting page's
+/// `form-action` to every redirect after the POST, and an IdP's page cannot list every comune's
+/// host. The browser goes on by the `Refresh` header its response carries; the link is for when
+/// it does not.
+pub fn continue_page(to: &str) -> String {
+    shell(
+        "Un momento",
+        &format!(
+            "<h1>Un momento</h1><p>Stiamo proseguendo verso il servizio.</p><p><a href=\"{}\">Continua</a></p>",
+            escape(to)
+        ),
+    )
+}
+
 /// The question asked before a logout that another site started (a link or a form elsewhere
 /// must not be able to log a citizen out): a button that posts to `/.sso/logout`.
 pub fn logout_confirm_page() -> String {

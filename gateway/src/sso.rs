@@ -149,7 +149,30 @@ pub async fn with_body(rt: &Runtime, shared: &Shared, req: &RequestHeader, body:
         },
         _ => acs(rt, shared, req, body).await,
     };
-    reply.unwrap_or_else(|e| unavailable(rt, &e))
+    reply.map_or_else(|e| unavailable(rt, &e), onward)
+}
+
+/// A form POST's answer never redirects: browsers check every redirect after a POST against the
+/// posting page's `form-action`, which the IdP's page (for the ACS and SLO) or varco's own
+/// confirmation page (for the logout) cannot widen to every host a login goes on to. The 302
+/// becomes a page that goes on by `Refresh`, a new navigation that no `form-action` governs;
+/// its cookies and other headers stay.
+fn onward(mut reply: Reply) -> Reply {
+    if reply.status != 302 {
+        return reply;
+    }
+    let Some(at) = reply.headers.iter().position(|(n, _)| n == LOCATION) else {
+        return reply;
+    };
+    let (_, to) = reply.headers.remove(at);
+    let to = to.to_str().unwrap_or("/").to_string();
+    reply.status = 200;
+    reply.content_type = HTML;
+    reply.body = Bytes::from(catalog::continue_page(&to));
+    if let Ok(v) = HeaderValue::from_str(&format!("0; url={to}")) {
+        reply.headers.push((HeaderName::from_static("refresh"), v));
+    }
+    reply
 }
 
 fn clear_session_cookie(rt: &Runtime) -> HeaderValue {
@@ -1051,9 +1074,11 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         idp_bridge::post_request(entity_id, &rt.identity.keys, &request).map(|o| {
             let page = catalog::post_binding_page(&o.action, &[("SAMLRequest", &o.saml_request), ("RelayState", o.relay_state.secret())]);
             let mut r = Reply::page(200, Bytes::from(page));
+            // The IdP's endpoint, and wherever it redirects the POST to (its own login pages,
+            // often on another host: browsers check each redirect against form-action).
             let origin = url::Url::parse(&o.action).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
             r.csp = Some(format!(
-                "default-src 'none'; style-src 'unsafe-inline'; script-src '{}'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'",
+                "default-src 'none'; style-src 'unsafe-inline'; script-src '{}'; form-action {origin} https:; frame-ancestors 'none'; base-uri 'none'",
                 script_hash()
             ));
             (o.id, o.issue_instant, o.xml, o.relay_state.digest(), r)

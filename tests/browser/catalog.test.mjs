@@ -1,11 +1,20 @@
 // The catalog and the login choice page in headless Chromium: search, follow a service, keyboard
 // use, a phone-sized screen, and axe-core with no serious or critical violation; then the whole of
 // Tuscany (273 comuni × 40 services).
-import { test, before, after } from "node:test";
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { launch, seriousViolations, startExamples, startTuscany, stopAll, root } from "./varco.mjs";
+import { citizenContext, launch, seriousViolations, startExamples, startTuscany, stopAll, root } from "./varco.mjs";
+
+// Every page runs with its own Content Security Policy on, as in a citizen's browser: a test
+// fails if the browser reported any violation of it.
+const contexts = [];
+afterEach(async () => {
+  const violations = contexts.flatMap((c) => c.cspViolations);
+  for (const c of contexts.splice(0)) await c.close();
+  assert.deepEqual(violations, [], "the page's Content Security Policy blocked something");
+});
 
 let browser;
 let examples;
@@ -24,8 +33,8 @@ after(async () => {
 });
 
 async function newPage(options = {}) {
-  // bypassCSP: axe-core is injected as a script, which varco's CSP (rightly) forbids.
-  const context = await browser.newContext({ bypassCSP: true, locale: "it-IT", ...options });
+  const context = await citizenContext(browser, options);
+  contexts.push(context);
   return context.newPage();
 }
 

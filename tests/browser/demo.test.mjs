@@ -1,12 +1,21 @@
 // `varco demo` end to end in headless Chromium: the catalog, a SPID level 2 service, a login
 // through the DEMO IdP, the comune's back-end showing the identity and the verified JWT; logout,
 // after which the service asks for login again; and the nr22 (consent denied) simulation.
-import { test, before, after } from "node:test";
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, launch, seriousViolations, startDemo, stopAll, root } from "./varco.mjs";
+import { freePort, citizenContext, launch, seriousViolations, startDemo, stopAll, root } from "./varco.mjs";
+
+// Every page runs with its own Content Security Policy on, as in a citizen's browser: a test
+// fails if the browser reported any violation of it.
+const contexts = [];
+afterEach(async () => {
+  const violations = contexts.flatMap((c) => c.cspViolations);
+  for (const c of contexts.splice(0)) await c.close();
+  assert.deepEqual(violations, [], "the page's Content Security Policy blocked something");
+});
 
 let browser;
 let demo;
@@ -23,7 +32,8 @@ after(async () => {
 });
 
 async function newPage() {
-  const context = await browser.newContext({ bypassCSP: true, locale: "it-IT" });
+  const context = await citizenContext(browser);
+  contexts.push(context);
   return context.newPage();
 }
 

@@ -12,7 +12,7 @@ import { chromium } from "playwright-core";
 const here = dirname(fileURLToPath(import.meta.url));
 export const root = resolve(here, "../..");
 const require = createRequire(import.meta.url);
-export const axePath = require.resolve("axe-core/axe.min.js");
+const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 
 /** The varco binary: VARCO_BIN, or the debug build `cargo test` made. */
 export const varcoBin = process.env.VARCO_BIN ?? join(root, "target/debug/varco");
@@ -155,7 +155,9 @@ export function launch() {
  * violations, each as "rule: target" lines.
  */
 export async function seriousViolations(page) {
-  await page.addScriptTag({ path: axePath });
+  // Evaluated through the DevTools protocol, which the page's Content Security Policy does not
+  // govern: the page keeps the CSP a citizen's browser enforces (no bypassCSP), and axe still runs.
+  await page.evaluate(axeSource);
   const result = await page.evaluate(() =>
     // eslint-disable-next-line no-undef
     axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }),
@@ -163,4 +165,21 @@ export async function seriousViolations(page) {
   return result.violations
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+}
+
+/**
+ * A browser context as a citizen's: the pages' Content Security Policy stays on, and every
+ * violation it reports is collected in `context.cspViolations` (a test asserts there is none).
+ */
+export async function citizenContext(browser, options = {}) {
+  const context = await browser.newContext({ locale: "it-IT", ...options });
+  context.cspViolations = [];
+  context.on("page", (page) => watchCsp(context, page));
+  return context;
+}
+
+function watchCsp(context, page) {
+  page.on("console", (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) context.cspViolations.push(`${page.url()}: ${msg.text()}`);
+  });
 }

@@ -332,6 +332,14 @@ impl Browser {
                     .to_string();
                 continue;
             }
+            if let Some(next) = onward_of(&r) {
+                // The page that answers a form POST goes on by `Refresh`, as a browser does.
+                url = url::Url::parse(&url)
+                    .and_then(|base| base.join(&next))
+                    .expect("refresh")
+                    .to_string();
+                continue;
+            }
             let body = r.text().await.expect("body");
             let choice = url.contains("/.sso/login") && !url.contains("idp=") && status == 200;
             if choice && body.contains("Entra con SPID") {
@@ -367,8 +375,8 @@ impl Browser {
         let r = self
             .send_as(reqwest::Method::POST, &acs, Some(form.finish()), port, true)
             .await;
-        if r.status().is_redirection() {
-            Ok(location_of(&r))
+        if let Some(next) = onward_of(&r) {
+            Ok(next)
         } else {
             Err(Landing {
                 status: r.status().as_u16(),

@@ -367,6 +367,23 @@ pub(crate) fn location_of(r: &reqwest::Response) -> String {
     r.headers()["location"].to_str().expect("ascii").to_string()
 }
 
+/// Where a browser goes on from this answer: a redirect's `Location`, or the `Refresh` of the page
+/// that answers a form POST (`0; url=...`).
+pub(crate) fn onward_of(r: &reqwest::Response) -> Option<String> {
+    if r.status().is_redirection() {
+        return r
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(String::from);
+    }
+    r.headers()
+        .get("refresh")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once("url="))
+        .map(|(_, u)| u.to_string())
+}
+
 /// `name=value` of the (first) `Set-Cookie`, as a client sends it back.
 pub(crate) fn cookie_pair(r: &reqwest::Response) -> String {
     let v = r.headers()["set-cookie"].to_str().expect("ascii");
