@@ -64,16 +64,23 @@ fn slo_a_signed_assertion_wrapped_in_a_forged_logout_request_ends_no_session() {
     });
 }
 
+/// Starts a login in `b` and makes the IdP's genuine, signed answer to it: the ACS URL, the
+/// request ID and the answer's XML.
+async fn genuine_answer(gw: &Gateway, b: &mut Browser) -> (String, String, String) {
+    let id = b.start_login(gw).await.1;
+    let acs = gw.url("portal.localhost", "/.sso/acs");
+    let genuine = ResponseBuilder::new(IDP, "http://portal.localhost/.sso/metadata", &acs, &id)
+        .signed_xml(&idp_key())
+        .expect("sign");
+    (acs, id, genuine)
+}
+
 #[test]
 fn acs_a_signed_response_nested_in_an_unsigned_one_is_refused() {
     let gw = gateway();
     rt().block_on(async {
         let mut b = Browser::new(&gw);
-        let id = b.start_login(&gw).await.1;
-        let acs = gw.url("portal.localhost", "/.sso/acs");
-        let genuine = ResponseBuilder::new(IDP, "http://portal.localhost/.sso/metadata", &acs, &id)
-            .signed_xml(&idp_key())
-            .expect("sign");
+        let (acs, id, genuine) = genuine_answer(&gw, &mut b).await;
         let mut outer =
             ResponseBuilder::new(IDP, "http://portal.localhost/.sso/metadata", &acs, &id);
         outer.sign_response = false;
@@ -101,11 +108,7 @@ fn acs_a_dtd_hidden_in_a_bom_less_utf16_document_is_refused() {
     let gw = gateway();
     rt().block_on(async {
         let mut b = Browser::new(&gw);
-        let id = b.start_login(&gw).await.1;
-        let acs = gw.url("portal.localhost", "/.sso/acs");
-        let genuine = ResponseBuilder::new(IDP, "http://portal.localhost/.sso/metadata", &acs, &id)
-            .signed_xml(&idp_key())
-            .expect("sign");
+        let (acs, _, genuine) = genuine_answer(&gw, &mut b).await;
         let doc = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-16\"?><!DOCTYPE r [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>{}",
             without_declaration(&genuine)
