@@ -537,10 +537,11 @@ async fn handoff(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreRes
     let Some(session) = SessionId::from_untrusted(&h.session) else {
         return Ok(expired());
     };
-    let Some(incoming) = shared.store.session(&session).await? else {
-        return Ok(expired());
-    };
     if let Some((current_id, current)) = current_session(rt, shared, req).await? {
+        // Only a host that already has a session needs to know whose the incoming one is.
+        let Some(incoming) = shared.store.session(&session).await? else {
+            return Ok(expired());
+        };
         if !same_person(&current.principal, &incoming.principal) {
             // Never silently swap the person this site works for.
             tracing::warn!("handoff refused: this host has another subject's session");
