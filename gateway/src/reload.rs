@@ -20,16 +20,123 @@ use crate::state::Shared;
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// The background service that reloads.
-#[derive(Debug)]
+///
+/// The watcher is installed when the service is made, before the server starts listening: a
+/// file written the moment the ports open (by a deploy script, or a test) is seen. A change
+/// between the first load and the watcher is caught by comparing the inputs' metadata.
 pub struct Reloader {
     shared: Arc<Shared>,
+    relevant: Arc<std::sync::RwLock<Relevant>>,
+    watch: std::sync::Mutex<Option<Watching>>,
+}
+
+/// The parts that move into the running service.
+struct Watching {
+    watcher: Option<notify::RecommendedWatcher>,
+    dirs: BTreeSet<PathBuf>,
+    changes: tokio::sync::mpsc::Receiver<()>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish_non_exhaustive()
+    }
 }
 
 impl Reloader {
-    /// Reloads `shared`.
+    /// Reloads `shared`, watching its files from now on.
     pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+        let (tx, changes) = tokio::sync::mpsc::channel::<()>(1);
+        let relevant = Arc::new(std::sync::RwLock::new(Relevant::of(&shared)));
+        let filter = relevant.clone();
+        let queue = tx.clone();
+        let watcher = match notify::recommended_watcher(
+            move |event: notify::Result<notify::Event>| {
+                let Ok(event) = event else { return };
+                if event.kind.is_access() {
+                    return;
+                }
+                let wanted = filter
+                    .read()
+                    .map(|r| event.paths.iter().any(|p| r.matches(p)))
+                    .unwrap_or(true);
+                if wanted {
+                    let _ = queue.try_send(());
+                }
+            },
+        ) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch policy files; reload with SIGHUP");
+                None
+            }
+        };
+        let mut watching = Watching {
+            watcher,
+            dirs: BTreeSet::new(),
+            changes,
+        };
+        watching.rewatch(&shared);
+        if watching.watcher.is_some() && inputs(
+                shared.config_path(),
+                &shared.current().snapshot.config.policies_dir,
+            ) != shared.loaded_inputs {
+            tracing::info!("configuration changed while varco was starting; reloading");
+            let _ = tx.try_send(());
+        }
+        Self {
+            shared,
+            relevant,
+            watch: std::sync::Mutex::new(Some(watching)),
+        }
     }
+}
+
+impl Watching {
+    /// Watches the directories the current snapshot reads, and only those.
+    fn rewatch(&mut self, shared: &Shared) {
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        let want = watched_dirs(shared);
+        for gone in self.dirs.difference(&want) {
+            let _ = w.unwatch(gone);
+        }
+        for new in want.difference(&self.dirs) {
+            if let Err(e) = w.watch(new, RecursiveMode::NonRecursive) {
+                tracing::warn!(dir = %new.display(), error = %e, "cannot watch directory");
+            }
+        }
+        self.dirs = want;
+    }
+}
+
+/// Each input file with its version stamp (absent: cannot be read).
+pub(crate) type Inputs = Vec<(PathBuf, Option<(u64, u64, u64, i64, i64)>)>;
+
+/// What identifies the inputs' versions without reading them: device, inode, length and
+/// modification time of the main file and of every policy file (a rename over a file changes
+/// its inode; an edit in place, its time and usually its length).
+pub(crate) fn inputs(config_path: &Path, policies_dir: &Path) -> Inputs {
+    use std::os::unix::fs::MetadataExt;
+    let mut paths = vec![config_path.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(policies_dir) {
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        paths.extend(files);
+    }
+    paths
+        .into_iter()
+        .map(|p| {
+            let stamp = std::fs::metadata(&p)
+                .ok()
+                .map(|m| (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
+            (p, stamp)
+        })
+        .collect()
 }
 
 /// What happened to one reload attempt.
@@ -158,45 +265,11 @@ impl Relevant {
 #[async_trait]
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-        let relevant = Arc::new(std::sync::RwLock::new(Relevant::of(&self.shared)));
-        let filter = relevant.clone();
-        let mut watcher =
-            match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let Ok(event) = event else { return };
-                if event.kind.is_access() {
-                    return;
-                }
-                let wanted = filter
-                    .read()
-                    .map(|r| event.paths.iter().any(|p| r.matches(p)))
-                    .unwrap_or(true);
-                if wanted {
-                    let _ = tx.try_send(());
-                }
-            }) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot watch policy files; reload with SIGHUP");
-                    None
-                }
-            };
-        let mut dirs = BTreeSet::new();
-        let rewatch = |watcher: &mut Option<notify::RecommendedWatcher>,
-                       dirs: &mut BTreeSet<PathBuf>| {
-            let Some(w) = watcher.as_mut() else { return };
-            let want = watched_dirs(&self.shared);
-            for gone in dirs.difference(&want) {
-                let _ = w.unwatch(gone);
-            }
-            for new in want.difference(dirs) {
-                if let Err(e) = w.watch(new, RecursiveMode::NonRecursive) {
-                    tracing::warn!(dir = %new.display(), error = %e, "cannot watch directory");
-                }
-            }
-            *dirs = want;
+        let taken = self.watch.lock().ok().and_then(|mut w| w.take());
+        let Some(mut watching) = taken else {
+            tracing::error!("the reload service was started twice");
+            return;
         };
-        rewatch(&mut watcher, &mut dirs);
         let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -206,17 +279,17 @@ impl BackgroundService for Reloader {
         };
         loop {
             let trigger = tokio::select! {
-                Some(()) = rx.recv() => {
+                Some(()) = watching.changes.recv() => {
                     tokio::time::sleep(DEBOUNCE).await;
-                    while rx.try_recv().is_ok() {}
+                    while watching.changes.try_recv().is_ok() {}
                     "file change"
                 }
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
                 _ = shutdown.changed() => break,
             };
             if let Outcome::Swapped(_) = reload(&self.shared, trigger).await {
-                rewatch(&mut watcher, &mut dirs);
-                if let Ok(mut r) = relevant.write() {
+                watching.rewatch(&self.shared);
+                if let Ok(mut r) = self.relevant.write() {
                     *r = Relevant::of(&self.shared);
                 }
             }

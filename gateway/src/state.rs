@@ -33,12 +33,15 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Per-client buckets of the login endpoints (they outlive reloads).
     pub limiter: crate::limits::RateLimiter,
+    /// The versions of the files the first load read (see [`crate::reload::inputs`]).
+    pub(crate) loaded_inputs: crate::reload::Inputs,
 }
 
 impl Shared {
     /// Loads and compiles the configuration at `config_path` (generation 1).
     pub fn load(config_path: &Path) -> Result<Self> {
         let snapshot = policies::load(config_path)?;
+        let loaded_inputs = crate::reload::inputs(config_path, &snapshot.config.policies_dir);
         let trace_requests = snapshot.config.telemetry.otlp_endpoint.is_some();
         let runtime = Runtime::build(snapshot, 1)?;
         let store = Store::open(&runtime.snapshot.config.session)?;
@@ -76,6 +79,7 @@ impl Shared {
             catalog_cache: crate::portal::new_cache(),
             metrics,
             limiter: crate::limits::RateLimiter::new(),
+            loaded_inputs,
         })
     }
 

@@ -211,6 +211,16 @@ impl Gateway {
         let shared = Arc::new(
             Shared::load(&dir.path().join("varco.toml")).unwrap_or_else(|e| panic!("{e}")),
         );
+        Self::serve_loaded(dir, port, admin, shared)
+    }
+
+    /// Serves what was already loaded from `dir` (its files may have changed since).
+    pub(crate) fn serve_loaded(
+        dir: tempfile::TempDir,
+        port: u16,
+        admin: u16,
+        shared: Arc<Shared>,
+    ) -> Self {
         let stop = Arc::new(tokio::sync::Notify::new());
         let (s2, n2) = (shared.clone(), stop.clone());
         let thread = std::thread::spawn(move || {

@@ -114,6 +114,41 @@ fn hot_reload_under_concurrent_load_drops_no_request() {
     );
 }
 
+/// A deploy that writes a policy while varco is still starting (after the first load, before
+/// the watcher runs) is served, not lost until the next edit; a file written the moment the
+/// ports open is seen too.
+#[test]
+fn a_change_while_starting_is_not_lost() {
+    let be = echo("start");
+    let (dir, port, admin) = write_config("", &[("a.toml", policy(be, None))]);
+    let shared = std::sync::Arc::new(
+        gateway::state::Shared::load(&dir.path().join("varco.toml")).expect("load"),
+    );
+    replace(
+        &dir.path().join("policies").join("a.toml"),
+        &policy(be, Some("tardi")),
+    );
+    let gw = Gateway::serve_loaded(dir, port, admin, shared);
+    let c = gw.client();
+    let served = |host: &'static str| {
+        rt().block_on(async {
+            c.get(gw.url(host, "/"))
+                .send()
+                .await
+                .map(|r| r.status() == 200)
+                .unwrap_or(false)
+        })
+    };
+    wait_for(&gw, "the policy written during start", || served("b.test"));
+    assert_eq!(gw.shared.current().generation, 2);
+    // Right after the ports open: one more edit, seen by the watcher.
+    replace(
+        &gw.policy_path("a.toml"),
+        &policy(be, None).replace("a.test", "c.test"),
+    );
+    wait_for(&gw, "the next edit", || served("c.test") && !served("b.test"));
+}
+
 #[test]
 fn an_invalid_reload_keeps_serving_the_previous_policy() {
     let be = echo("keep");
