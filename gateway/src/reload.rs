@@ -50,8 +50,8 @@ impl Reloader {
         let relevant = Arc::new(std::sync::RwLock::new(Relevant::of(&shared)));
         let filter = relevant.clone();
         let queue = tx.clone();
-        let watcher = match notify::recommended_watcher(
-            move |event: notify::Result<notify::Event>| {
+        let watcher =
+            match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let Ok(event) = event else { return };
                 if event.kind.is_access() {
                     return;
@@ -63,24 +63,25 @@ impl Reloader {
                 if wanted {
                     let _ = queue.try_send(());
                 }
-            },
-        ) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot watch policy files; reload with SIGHUP");
-                None
-            }
-        };
+            }) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch policy files; reload with SIGHUP");
+                    None
+                }
+            };
         let mut watching = Watching {
             watcher,
             dirs: BTreeSet::new(),
             changes,
         };
         watching.rewatch(&shared);
-        if watching.watcher.is_some() && inputs(
+        if watching.watcher.is_some()
+            && inputs(
                 shared.config_path(),
                 &shared.current().snapshot.config.policies_dir,
-            ) != shared.loaded_inputs {
+            ) != shared.loaded_inputs
+        {
             tracing::info!("configuration changed while varco was starting; reloading");
             let _ = tx.try_send(());
         }

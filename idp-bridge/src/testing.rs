@@ -144,6 +144,12 @@ ID=\"{rid}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{acs}\" InResp
     }
 }
 
+/// The signature template for the element with `ID="{id}"`, carrying `key`'s certificate: put
+/// it where the signature goes (after the element's Issuer) and sign with [`sign_all`].
+pub fn signature_template_for(id: &str, key: &TestIdpKey) -> String {
+    signature_template(id, &key.cert_b64)
+}
+
 /// Signs every signature template of `xml`, innermost (last in document order) first.
 pub fn sign_all(xml: &str, key: &TestIdpKey) -> Result<String, String> {
     // xmlsec signs the first template it finds; hide the others until their turn.

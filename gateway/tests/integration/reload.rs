@@ -146,7 +146,9 @@ fn a_change_while_starting_is_not_lost() {
         &gw.policy_path("a.toml"),
         &policy(be, None).replace("a.test", "c.test"),
     );
-    wait_for(&gw, "the next edit", || served("c.test") && !served("b.test"));
+    wait_for(&gw, "the next edit", || {
+        served("c.test") && !served("b.test")
+    });
 }
 
 #[test]
