@@ -8,7 +8,10 @@
 //! * on a service's route, every header name an attribute is mapped to (`headers = { "X-CF" =
 //!   ... }`) by a service on the same host or behind the same upstream, since that back-end may
 //!   trust it ([`strip_mapped`], once the route is known);
-//! * from peers that are not trusted proxies, `Forwarded`, `X-Forwarded-*` and `X-Real-IP`;
+//! * from peers that are not trusted proxies, `Forwarded`, `X-Forwarded-*`, `X-Real-IP` and the
+//!   other client-address and original-host headers that frameworks and CDNs read
+//!   ([`CLIENT_ADDRESS`]): a back-end that logs, limits or allows by address must not learn a
+//!   forged one;
 //! * every header that `Connection:` nominates (RFC 9110 §7.6.1), so that a client cannot ask a
 //!   hop to drop a header varco adds; only `close`, `keep-alive` and `upgrade` stay nominated.
 //!
@@ -69,6 +72,22 @@ impl StripSet {
 /// back-end honouring them would serve another path than the one varco routed and decided on.
 const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
 
+/// Headers besides `Forwarded`/`X-Forwarded-*` that back-ends read as the client's address or
+/// the original host (Akamai, Cloudflare, Fastly, Rackspace, ASP.NET, ipware, Spring): only a
+/// trusted proxy may send them.
+pub const CLIENT_ADDRESS: &[&str] = &[
+    "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-original-forwarded-for",
+    "x-original-host",
+    "x-host",
+];
+
 /// Whether an inbound header of this (lower-case) name goes on every route.
 fn owned_everywhere(name: &str, peer_trusted: bool) -> bool {
     if name.contains('_') {
@@ -81,7 +100,9 @@ fn owned_canonical(name: &str, peer_trusted: bool) -> bool {
     name.starts_with(VARCO_PREFIX)
         || PATH_OVERRIDES.contains(&name)
         || (!peer_trusted
-            && (name == "forwarded" || name == "x-real-ip" || name.starts_with("x-forwarded-")))
+            && (name == "forwarded"
+                || name.starts_with("x-forwarded-")
+                || CLIENT_ADDRESS.contains(&name)))
 }
 
 /// Removes every inbound header that varco owns on every route (see the module docs) and every

@@ -126,3 +126,18 @@ fn trust_is_by_network() {
     assert!(!is_trusted(Some("192.168.1.1".parse().expect("ip")), &nets));
     assert!(!is_trusted(None, &nets));
 }
+
+#[test]
+fn client_address_headers_come_only_from_trusted_proxies() {
+    let spoofed: Vec<(&str, &str)> = CLIENT_ADDRESS
+        .iter()
+        .map(|n| (*n, "6.6.6.6"))
+        .chain([("True_Client_IP", "6.6.6.6"), ("Accept", "*/*")])
+        .collect();
+    let mut from_client = request(&spoofed);
+    strip_inbound(&mut from_client, false);
+    assert_eq!(names(&from_client), vec!["accept"]);
+    let mut from_proxy = request(&spoofed);
+    strip_inbound(&mut from_proxy, true);
+    assert_eq!(names(&from_proxy).len(), CLIENT_ADDRESS.len() + 2);
+}

@@ -6,6 +6,7 @@ mod harness;
 
 mod admin;
 mod attack_exhaustion;
+mod attack_headers;
 mod attack_paths;
 mod attack_saml;
 mod attack_sessions;
@@ -15,7 +16,6 @@ mod catalog;
 mod cli;
 mod failures;
 mod faults;
-mod headers;
 mod login;
 mod process;
 mod reload;
