@@ -20,6 +20,9 @@
 //! * **Dot segments**: `.` and `..`, also encoded (`%2e%2e`) or followed by parameters (`..;`), are
 //!   rejected with 400: browsers never send them, and back-ends disagree on how to resolve them.
 //! * **`;` parameters**: `/tari;jsessionid=1/x` matches as `/tari/x` (what Tomcat does).
+//! * **Double encoding**: an escaped `%` followed by two hex digits (`%252e`, `%252f`) is
+//!   rejected with 400: a back-end (or a framework in front of it) that decodes twice would read
+//!   `%252f..%252ftari` as `/../tari`, a path varco never matched.
 //! * **Backslash and control characters** in the raw path are rejected with 400.
 //! * **Trailing dots and spaces**: a segment that ends in `.` or in an escaped space (`/tari./x`,
 //!   `/tari%20/x`, also before `;` parameters) is rejected with 400: IIS and several frameworks
@@ -69,6 +72,8 @@ pub enum RejectedTarget {
     EncodedSeparator,
     /// A `.` or `..` segment, in any spelling.
     DotSegment,
+    /// `%25` followed by two hex digits: what a back-end that decodes twice reads differently.
+    DoubleEncoding,
     /// A raw `\`.
     Backslash,
     /// A control character, raw or encoded.
@@ -87,6 +92,7 @@ impl fmt::Display for RejectedTarget {
             RejectedTarget::BadPercentEncoding => "malformed percent-encoding",
             RejectedTarget::EncodedSeparator => "encoded / or \\ in path",
             RejectedTarget::DotSegment => "dot segment in path",
+            RejectedTarget::DoubleEncoding => "double percent-encoding in path",
             RejectedTarget::Backslash => "backslash in path",
             RejectedTarget::ControlCharacter => "control character in path",
             RejectedTarget::TrailingDotOrSpace => "path segment ending in a dot or a space",
@@ -308,6 +314,11 @@ pub(crate) fn normalize_path(raw: &str) -> Result<Vec<u8>, RejectedTarget> {
                         return Err(RejectedTarget::EncodedSeparator);
                     } else if v < 0x20 || v == 0x7f {
                         return Err(RejectedTarget::ControlCharacter);
+                    } else if v == b'%'
+                        && raw_seg.get(i + 3).copied().and_then(hex).is_some()
+                        && raw_seg.get(i + 4).copied().and_then(hex).is_some()
+                    {
+                        return Err(RejectedTarget::DoubleEncoding);
                     } else {
                         seg.push(b'%');
                         seg.extend_from_slice(format!("{v:02X}").as_bytes());

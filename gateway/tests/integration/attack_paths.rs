@@ -114,3 +114,141 @@ fn back_ends_learn_the_scheme_citizens_use() {
         );
     });
 }
+
+/// The path a lenient back-end (IIS, Tomcat, a PHP router) could make of what it receives:
+/// decoded twice, `\` as `/`, case-folded, `;params` cut, `//` collapsed, dot segments resolved,
+/// trailing dots and spaces of segments dropped.
+fn leniently(path: &str) -> String {
+    let decode = |s: &str| {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (b[i], hex) {
+                (b'%', Some(byte)) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                (c, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let once = decode(path.split('?').next().unwrap_or(""));
+    let twice = decode(&once).replace('\\', "/").to_lowercase();
+    let mut out: Vec<String> = Vec::new();
+    for seg in twice.split('/') {
+        let seg = seg.split(';').next().unwrap_or("");
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => match s.trim_end_matches(['.', ' ']) {
+                "" => {}
+                s => out.push(s.to_string()),
+            },
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+#[test]
+fn a_public_route_never_reaches_a_protected_path_by_any_spelling() {
+    let gw = gateway();
+    let port = gw.port;
+    let targets = [
+        "/tari/avviso",
+        "/TARI/avviso",
+        "/Tari/avviso",
+        "/tari",
+        "//tari/avviso",
+        "///tari/avviso",
+        "/./tari/avviso",
+        "/x/../tari/avviso",
+        "/x/%2e%2e/tari/avviso",
+        "/x/%2E%2E/tari/avviso",
+        "/x/.%2e/tari/avviso",
+        "/x/%252e%252e/tari/avviso",
+        "/%2e/tari/avviso",
+        "/x%2f..%2ftari/avviso",
+        "/x%2F..%2Ftari/avviso",
+        "/%2ftari/avviso",
+        "/%252ftari/avviso",
+        "/x/..;/tari/avviso",
+        "/;x/tari/avviso",
+        "/tari;x/avviso",
+        "/tari;/avviso",
+        "/x\\..\\tari\\avviso",
+        "/x%5c..%5ctari/avviso",
+        "/%74ari/avviso",
+        "/t%61ri/avviso",
+        "/tari%00/avviso",
+        "/tari%09/avviso",
+        "/tari%ef%bc%8eavviso",
+        "/x/..%00/tari/avviso",
+        "/tari#/avviso",
+    ];
+    let hosts = [
+        "a.test".to_string(),
+        format!("a.test:{port}"),
+        "A.TEST".to_string(),
+        "a.test.".to_string(),
+        format!("a.test.:{port}"),
+        "a.test..".to_string(),
+        "a.test%2e".to_string(),
+    ];
+    let mut reached = Vec::new();
+    let mut checked = 0;
+    for host in &hosts {
+        for target in &targets {
+            for absolute in [false, true] {
+                let line = if absolute {
+                    format!("http://{host}{target}")
+                } else {
+                    (*target).to_string()
+                };
+                let resp = raw(
+                    port,
+                    format!("GET {line} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                );
+                checked += 1;
+                let status = resp.get(9..12).unwrap_or("");
+                if status != "200" {
+                    // 400, 404, or a redirect to log in: nothing was served.
+                    assert!(
+                        ["400", "404", "302"].contains(&status),
+                        "{host} {line}: {resp}"
+                    );
+                    if status == "302" {
+                        assert!(resp.contains("/.sso/login?"), "{host} {line}: {resp}");
+                    }
+                    continue;
+                }
+                let Some(json) = resp.split("\r\n\r\n").nth(1) else {
+                    continue;
+                };
+                let seen: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+                let path = seen["path"].as_str().unwrap_or("").to_string();
+                let lenient = leniently(&path);
+                if lenient == "/tari" || lenient.starts_with("/tari/") {
+                    reached.push(format!("{host} {line} → back-end path {path}"));
+                }
+            }
+        }
+    }
+    assert!(checked > 400);
+    assert!(
+        reached.is_empty(),
+        "the protected path was served without login:\n{}",
+        reached.join("\n")
+    );
+}

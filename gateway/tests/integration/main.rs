@@ -8,6 +8,7 @@ mod admin;
 mod attack_exhaustion;
 mod attack_headers;
 mod attack_paths;
+mod attack_redirects;
 mod attack_saml;
 mod attack_sessions;
 mod attack_smuggling;

@@ -127,6 +127,10 @@ fn ambiguous_targets_are_rejected() {
         ("/tari%2fx", EncodedSeparator),
         ("/tari%5C..%5Cx", EncodedSeparator),
         ("/tari\\x", Backslash),
+        ("/x%252f..%252ftari", DoubleEncoding),
+        ("/x/%252e%252e/tari", DoubleEncoding),
+        ("/%252ftari", DoubleEncoding),
+        ("/tari%2541", DoubleEncoding),
         ("/tari./x", TrailingDotOrSpace),
         ("/tari%2e/x", TrailingDotOrSpace),
         ("/tari%20/x", TrailingDotOrSpace),
@@ -146,6 +150,15 @@ fn ambiguous_targets_are_rejected() {
     for (p, want) in cases {
         assert_eq!(svc("a.example", p), Err(want), "{p}");
     }
+    // A percent sign that is not a double encoding is a percent sign.
+    assert_eq!(
+        svc("a.example", "/tari/100%25"),
+        Ok(RouteMatch::Service(r(0, 1)))
+    );
+    assert_eq!(
+        svc("a.example", "/tari/100%25off"),
+        Ok(RouteMatch::Service(r(0, 1)))
+    );
     // Dots inside names are fine.
     assert_eq!(
         svc("a.example", "/tari/.well-known/x"),
