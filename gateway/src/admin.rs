@@ -55,6 +55,13 @@ impl ServeHttp for Admin {
                 // Not ready while the session store does not answer: a load balancer then sends
                 // citizens to an instance that can log them in.
                 use crate::store::StateStore as _;
+                if self.shared.is_draining() {
+                    return reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        b"not ready: draining\n".to_vec(),
+                    );
+                }
                 if let Err(e) = self.shared.store.ping().await {
                     let body = format!("not ready: {e}\n");
                     return reply(

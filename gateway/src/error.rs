@@ -31,6 +31,9 @@ pub enum Error {
     /// Metrics or tracing could not be set up.
     #[error("telemetry: {0}")]
     Telemetry(String),
+    /// `varco run --upgrade` has nothing to take over, or cannot reach it.
+    #[error("upgrade: {0}")]
+    Upgrade(String),
     /// A listener address is not usable.
     #[error("cannot listen on {addr}: {reason}")]
     Listen {

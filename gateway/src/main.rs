@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use gateway::error::Error;
-use gateway::server::{run, Stop};
+use gateway::server::Stop;
 use policies::Level;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -37,6 +37,10 @@ enum Command {
         /// The main configuration file.
         #[arg(long)]
         config: PathBuf,
+        /// Take over from the varco running this configuration, without dropping a connection:
+        /// its listening sockets pass to this process, then it drains and exits.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate the configuration and every policy file.
     Check {
@@ -223,11 +227,21 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { config } => {
+        Command::Run { config, upgrade } => {
             let _guard = init_logging(&config);
-            match run(&config, Stop::Signals) {
+            let start = if upgrade {
+                gateway::state::Start::Upgrade
+            } else {
+                gateway::state::Start::Fresh
+            };
+            match gateway::server::run_as(&config, Stop::Signals, start) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e @ (Error::Policy(_) | Error::Identity(_) | Error::Audit(_))) => {
+                Err(
+                    e @ (Error::Policy(_)
+                    | Error::Identity(_)
+                    | Error::Audit(_)
+                    | Error::Upgrade(_)),
+                ) => {
                     eprintln!("{e}");
                     ExitCode::from(1)
                 }

@@ -209,6 +209,11 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         let rt = self.shared.current();
         ctx.runtime = Some(rt.clone());
+        if self.shared.is_draining() {
+            // Handing over or stopping: this answer closes the connection, and the client's next
+            // request opens one to the process that stays.
+            session.set_keepalive(None);
+        }
         ctx.client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())

@@ -33,29 +33,57 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Per-client buckets of the login endpoints (they outlive reloads).
     pub limiter: crate::limits::RateLimiter,
+    /// Set once the process is told to stop or hand over: every response then closes its
+    /// connection, so keep-alive clients move to the process that stays, and `/readyz` fails.
+    draining: std::sync::atomic::AtomicBool,
     /// The versions of the files the first load read (see [`crate::reload::inputs`]).
     pub(crate) loaded_inputs: crate::reload::Inputs,
 }
 
+/// How a process starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// On its own: the audit trail must be free.
+    Fresh,
+    /// Taking over from a running varco (`varco run --upgrade`): the audit trail is opened once
+    /// the old process has drained and let go of it.
+    Upgrade,
+}
+
+/// How long an upgraded process waits for the old one to release the audit trail: pingora's
+/// hand-over pause (5 s), the grace period and the runtimes' shutdown, with room to spare.
+const AUDIT_HANDOVER: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Shared {
     /// Loads and compiles the configuration at `config_path` (generation 1).
     pub fn load(config_path: &Path) -> Result<Self> {
+        Self::load_for(config_path, Start::Fresh)
+    }
+
+    /// [`Self::load`], for a fresh start or an upgrade.
+    pub fn load_for(config_path: &Path, start: Start) -> Result<Self> {
         let snapshot = policies::load(config_path)?;
         let loaded_inputs = crate::reload::inputs(config_path, &snapshot.config.policies_dir);
         let trace_requests = snapshot.config.telemetry.otlp_endpoint.is_some();
         let runtime = Runtime::build(snapshot, 1)?;
         let store = Store::open(&runtime.snapshot.config.session)?;
         let sp = &runtime.snapshot.config.sp;
-        let log = idp_bridge::AuditLog::open(
-            idp_bridge::AuditOptions {
-                path: sp.audit_log.clone(),
-                rotate_bytes: sp.audit_rotate_bytes,
-                retention: sp.audit_retention,
-            },
-            runtime.identity.audit_key.clone(),
-        )
-        .map_err(Error::Audit)?;
-        let audit = crate::audit::AuditWriter::start(log).map_err(|e| {
+        let options = idp_bridge::AuditOptions {
+            path: sp.audit_log.clone(),
+            rotate_bytes: sp.audit_rotate_bytes,
+            retention: sp.audit_retention,
+        };
+        let key = runtime.identity.audit_key.clone();
+        let writer = match start {
+            Start::Fresh => {
+                let log = idp_bridge::AuditLog::open(options, key).map_err(Error::Audit)?;
+                crate::audit::AuditWriter::start(log)
+            }
+            Start::Upgrade => {
+                crate::audit::AuditWriter::start_after_release(options, key, AUDIT_HANDOVER)
+            }
+        };
+        let audit = writer.map_err(|e| {
             Error::Audit(idp_bridge::AuditError::Io {
                 path: sp.audit_log.display().to_string(),
                 reason: format!("cannot start the audit writer: {e}"),
@@ -79,8 +107,19 @@ impl Shared {
             catalog_cache: crate::portal::new_cache(),
             metrics,
             limiter: crate::limits::RateLimiter::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             loaded_inputs,
         })
+    }
+
+    /// Starts draining (see the field).
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this process is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// The runtime to serve a new request with.

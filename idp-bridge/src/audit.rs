@@ -62,6 +62,12 @@ pub enum AuditError {
         /// The I/O error.
         reason: String,
     },
+    /// Another process (another varco, or the one being upgraded) has the trail open.
+    #[error("{path}: the audit trail is open in another varco process (a trail has one writer)")]
+    InUse {
+        /// The trail.
+        path: String,
+    },
     /// The chain is broken at this line.
     #[error("{path}:{line}: {reason}")]
     Broken {
@@ -214,6 +220,9 @@ pub struct AuditOptions {
 pub struct AuditLog {
     options: AuditOptions,
     key: AuditKey,
+    /// An exclusive lock on `.<file>.lock` beside the trail, held while the trail is open: two
+    /// writers would fork the chain, and during an upgrade the old and the new process both run.
+    _lock: File,
     file: File,
     size: u64,
     seq: u64,
@@ -286,6 +295,25 @@ fn start_json(seq: u64, prev: &str, previous_file: Option<&str>) -> String {
     )
 }
 
+/// Takes the trail's writer lock, or says who has it.
+fn lock_file(path: &Path) -> Result<File, AuditError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("audit");
+    let lock_path = path.with_file_name(format!(".{name}.lock"));
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| io(&lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AuditError::InUse {
+            path: path.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(&lock_path, e)),
+    }
+}
+
 /// The rotated files of `path`, oldest first (their names end in a UTC time, which sorts).
 fn rotated_files(path: &Path) -> Result<Vec<PathBuf>, AuditError> {
     let dir = path
@@ -321,11 +349,14 @@ impl AuditLog {
     /// Opens the trail: checks every file of the chain first (a broken chain is not extended),
     /// deletes rotated files past the retention, sets an unkeyed file aside, and starts a file
     /// when there is none.
+    ///
+    /// Fails with [`AuditError::InUse`] while another process has the trail open.
     pub fn open(options: AuditOptions, key: AuditKey) -> Result<Self, AuditError> {
         let path = options.path.clone();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
+        let lock = lock_file(&path)?;
         if path.exists() && is_unkeyed(&path)? {
             // Written before the audit key: check it as it was written, then keep it aside.
             verify_unkeyed(&path)?;
@@ -351,6 +382,7 @@ impl AuditLog {
         let mut log = Self {
             options,
             key,
+            _lock: lock,
             file,
             size,
             seq: 0,

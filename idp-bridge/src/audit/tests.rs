@@ -230,3 +230,25 @@ fn unverified_posts_are_kept_bounded() {
     let text = std::fs::read_to_string(&opts.path).expect("read");
     assert!(text.contains("276480 bytes, sha256 ") && text.contains("\"bounded\":true"));
 }
+
+#[test]
+fn one_trail_has_one_writer_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path());
+    let mut first = AuditLog::open(opts.clone(), key()).expect("open");
+    record(&mut first, 1);
+    match AuditLog::open(opts.clone(), key()) {
+        Err(AuditError::InUse { path }) => assert!(path.ends_with("saml.log"), "{path}"),
+        other => panic!("a second writer got {other:?}"),
+    }
+    drop(first);
+    // Once released, the next writer continues the same chain.
+    let mut second = AuditLog::open(opts.clone(), key()).expect("reopen");
+    assert_eq!(second.seq(), 2, "header and one record");
+    record(&mut second, 2);
+    drop(second);
+    let v = verify(&opts.path, Some(&key())).expect("verify");
+    assert_eq!(v.last_seq, 3);
+    // The lock file is no part of the trail.
+    assert_eq!(v.files, vec![opts.path.clone()]);
+}
