@@ -315,7 +315,7 @@ impl ProxyHttp for Proxy {
                         Ok(false)
                     }
                     Decision::Login { level } => {
-                        let reply = login_redirect(&rt, session.req_header(), level);
+                        let reply = login_redirect(&rt, session.req_header(), level, trusted);
                         write_reply(session, ctx, reply).await
                     }
                 }
@@ -529,15 +529,28 @@ impl ProxyHttp for Proxy {
 /// the portal's cookie does not reach, the browser also gets this host's handoff-binding cookie,
 /// and the login carries its digest: only this browser can redeem the code that brings the
 /// session back here.
-fn login_redirect(rt: &Runtime, req: &RequestHeader, level: policies::Level) -> crate::sso::Reply {
+pub(crate) fn login_redirect(
+    rt: &Runtime,
+    req: &RequestHeader,
+    level: policies::Level,
+    trusted: bool,
+) -> crate::sso::Reply {
     let public = &rt.snapshot.config.server.public_url;
-    let raw_host = req
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
     let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    let back = format!("{}://{raw_host}{path}", public.url.scheme());
+    let Some(origin) = crate::sso::browser_origin(rt, req, trusted) else {
+        return crate::sso::Reply::error_page(rt, ErrorPage::BadRequest);
+    };
+    let back = format!("{origin}{path}");
+    // Every redirect varco emits must be accepted where it points: a host reached on a port
+    // that `/.sso/login` would refuse gets a page now, and ops a line that says what to change.
+    if crate::sso::return_target(&rt.snapshot, &back).is_none() {
+        tracing::warn!(
+            %origin,
+            "a service was reached at an origin that logins cannot return to: list its port in [server] public_ports"
+        );
+        return crate::sso::Reply::error_page(rt, ErrorPage::BadRequest);
+    }
+    let raw_host = origin.split_once("://").map_or("", |(_, h)| h);
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query
         .append_pair("return_to", &back)

@@ -814,6 +814,9 @@ pub struct ReturnTarget {
 /// pages or a configured service. Anything else (other hosts, `//evil`, `/\evil`, `https:evil`,
 /// credentials, control characters, `/.sso/` itself) is refused: no open redirect.
 pub fn return_target(snapshot: &Snapshot, raw: &str) -> Option<ReturnTarget> {
+    // The ports allowed are the portal's, the scheme's default and `[server] public_ports`
+    // (cookies do not tell ports apart, so the host is the boundary; the list keeps a crafted
+    // link from sending a citizen, and a handoff code, to some other server on that host).
     if raw.is_empty()
         || raw.len() > 2048
         || raw.bytes().any(|b| b < 0x21 || b == 0x7f || b == b'\\')
@@ -835,11 +838,7 @@ pub fn return_target(snapshot: &Snapshot, raw: &str) -> Option<ReturnTarget> {
     if authority.as_str().contains('@') || scheme != public.url.scheme() {
         return None;
     }
-    if authority.port_u16().or(match scheme {
-        "https" => Some(443),
-        _ => Some(80),
-    }) != public.url.port_or_known_default()
-    {
+    if !snapshot.config.server.is_public_port(authority.port_u16()) {
         return None;
     }
     let service = match snapshot.routes.resolve(authority.as_str(), uri.path()) {
@@ -850,6 +849,47 @@ pub fn return_target(snapshot: &Snapshot, raw: &str) -> Option<ReturnTarget> {
     Some(ReturnTarget {
         url: absolute,
         service,
+    })
+}
+
+/// The origin the browser used for this request, which varco sends it back to after a login:
+/// the portal's scheme, and the host and port the browser asked for (the request's authority).
+/// Behind a trusted proxy, and only then, `X-Forwarded-Host` and `X-Forwarded-Port` say it
+/// instead: a TLS front that rewrites `Host` (nginx's `$host` drops the port) still sends the
+/// citizen back where they were. `None` for an authority with no single reading.
+pub fn browser_origin(rt: &Runtime, req: &RequestHeader, trusted: bool) -> Option<String> {
+    let public = &rt.snapshot.config.server.public_url;
+    let forwarded = |name: &str| {
+        if !trusted {
+            return None;
+        }
+        let v = req.headers.get(name)?.to_str().ok()?;
+        v.split(',').next().map(str::trim).filter(|v| !v.is_empty())
+    };
+    let raw = forwarded("x-forwarded-host").or_else(|| {
+        req.uri.authority().map(|a| a.as_str()).or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+    })?;
+    let authority: http::uri::Authority = raw.parse().ok()?;
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let host = policies::normalize_host(authority.host()).ok()?;
+    let port = match authority.port_u16() {
+        Some(p) => Some(p),
+        None => match forwarded("x-forwarded-port") {
+            Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0)?),
+            None => None,
+        },
+    };
+    let default = if public.https { 443 } else { 80 };
+    let scheme = public.url.scheme();
+    Some(match port {
+        Some(p) if p != default => format!("{scheme}://{host}:{p}"),
+        _ => format!("{scheme}://{host}"),
     })
 }
 

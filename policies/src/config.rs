@@ -45,6 +45,10 @@ pub struct ServerConfig {
     /// Peers whose `Forwarded`/`X-Forwarded-*` headers are believed (a load balancer). Empty by
     /// default: every client's copy is removed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Ports besides the portal's and the scheme's default on which citizens reach service hosts
+    /// (a port mapping, a second TLS front): `return_to` URLs and login redirects on them are
+    /// accepted.
+    pub public_ports: Vec<u16>,
     /// Hosts on which services of several comuni may live, declared on purpose (lower case).
     /// Every other host belongs to the one comune whose policy file first routes it.
     pub shared_hosts: Vec<String>,
@@ -63,6 +67,18 @@ pub struct ServerConfig {
     pub access_log: bool,
     /// Log line format.
     pub log_format: LogFormat,
+}
+
+impl ServerConfig {
+    /// Whether citizens may be sent to `port` (`None`: the scheme's default) on a host varco
+    /// serves: the portal's port, the scheme's default port, or one of `public_ports`.
+    pub fn is_public_port(&self, port: Option<u16>) -> bool {
+        let default = if self.public_url.https { 443 } else { 80 };
+        let port = port.unwrap_or(default);
+        port == default
+            || Some(port) == self.public_url.url.port_or_known_default()
+            || self.public_ports.contains(&port)
+    }
 }
 
 /// The portal's public base URL.
@@ -335,6 +351,7 @@ fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerCon
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             public_url: fallback_url,
             trusted_proxies: Vec::new(),
+            public_ports: Vec::new(),
             shared_hosts: Vec::new(),
             sso_rate: 20,
             sso_burst: 100,
@@ -372,6 +389,18 @@ fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerCon
                 Err(_) => sink.error(
                     &span,
                     format!("`trusted_proxies`: \"{value}\" is not an IP address or CIDR range"),
+                ),
+            }
+        }
+    }
+    let mut public_ports = Vec::new();
+    if let Some(list) = t.opt_int_array(sink, "public_ports") {
+        for At { value, span } in list.value {
+            match u16::try_from(value) {
+                Ok(p) if p > 0 => public_ports.push(p),
+                _ => sink.error(
+                    &span,
+                    format!("`public_ports`: {value} is not a TCP port (1 to 65535)"),
                 ),
             }
         }
@@ -430,6 +459,7 @@ fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerCon
         admin_listen,
         public_url,
         trusted_proxies,
+        public_ports,
         shared_hosts,
         sso_rate,
         sso_burst,

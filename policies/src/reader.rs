@@ -244,6 +244,47 @@ impl<'t, 'i> TableReader<'t, 'i> {
         })
     }
 
+    /// An optional array of integers.
+    pub(crate) fn opt_int_array(
+        &mut self,
+        sink: &mut Sink<'_>,
+        key: &'static str,
+    ) -> Option<At<Vec<At<i64>>>> {
+        let v = self.raw(key)?;
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(sink, key, v, "an array of integers");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            let parsed = match item.get_ref() {
+                DeValue::Integer(i) => {
+                    let digits: String = i.as_str().chars().filter(|c| *c != '_').collect();
+                    i64::from_str_radix(&digits, i.radix()).ok()
+                }
+                _ => None,
+            };
+            match parsed {
+                Some(n) => out.push(At {
+                    value: n,
+                    span: item.span(),
+                }),
+                None => sink.error(
+                    &item.span(),
+                    format!(
+                        "{}: `{key}` must contain only integers, found {}",
+                        self.name,
+                        type_name(item.get_ref())
+                    ),
+                ),
+            }
+        }
+        Some(At {
+            value: out,
+            span: v.span(),
+        })
+    }
+
     /// An optional table of string values, in file order of appearance.
     pub(crate) fn opt_str_map(
         &mut self,

@@ -271,9 +271,16 @@ impl Browser {
         cross_site: bool,
     ) -> reqwest::Response {
         let parsed = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        // The Host header is the URL's own, port included: the instance (port) connected to may
+        // differ, as behind a port mapping or a load balancer.
+        let host = match parsed.port() {
+            Some(p) => format!("{}:{p}", parsed.host_str().unwrap_or("")),
+            None => parsed.host_str().unwrap_or("").to_string(),
+        };
         let mut rb = self
             .client
-            .request(method, self.wire(&parsed, port).as_str());
+            .request(method, self.wire(&parsed, port).as_str())
+            .header(reqwest::header::HOST, host);
         let cookies = self.cookie_header(&parsed).map(|h| {
             h.split("; ")
                 .filter(|c| !(cross_site && c.contains("varco_session=")))

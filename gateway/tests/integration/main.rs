@@ -15,6 +15,7 @@ mod attack_smuggling;
 mod attack_tenants;
 mod catalog;
 mod cli;
+mod deployment;
 mod failures;
 mod faults;
 mod login;
