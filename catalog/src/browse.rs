@@ -169,7 +169,7 @@ fn service_item(body: &mut String, catalog: &Catalog, s: &CatalogService, viewer
         desc = escape(&s.description),
         comune = escape(&comune.name),
         category = s.category.label(),
-        access = access_label(s.access),
+        access = access_label(s.access, s.cie),
     );
     if let (Some(held), Access::Login(need)) = (viewer, s.access) {
         if Catalog::opens_directly(s, held) {

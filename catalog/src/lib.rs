@@ -12,6 +12,10 @@ mod pages;
 mod query;
 
 pub use browse::{home, results, PAGE_SIZE};
+
+/// The icon browsers ask every host for (`/favicon.ico`): varco's mark, a white passage on the
+/// PA's blue, as one 32-px PNG inside an ICO container.
+pub const FAVICON: &[u8] = include_bytes!("../assets/favicon.ico");
 pub use error::{Error, Result};
 pub use html::escape;
 pub use model::{access_label, fold, Catalog, CatalogComune, CatalogService, Rendered};

@@ -44,6 +44,9 @@ pub struct CatalogService {
     pub access: Access,
     /// Attributes released to the back-end.
     pub attributes: Vec<Attribute>,
+    /// Whether CIE is offered for it: a CIE provider is configured and CIE releases every
+    /// attribute the service needs.
+    pub cie: bool,
     /// Extra search words.
     pub keywords: Vec<String>,
     /// Where to get help.
@@ -131,11 +134,11 @@ pub fn fold(text: &str) -> String {
     out
 }
 
-/// The access a service needs, as citizens read it.
-pub fn access_label(access: Access) -> String {
+/// The access a service needs, as citizens read it; `cie`: whether CIE is offered for it.
+pub fn access_label(access: Access, cie: bool) -> String {
     match access {
         Access::Public => "Accesso libero".into(),
-        Access::Login(l) => format!("Accesso con {}", l.label_it()),
+        Access::Login(l) => format!("Accesso con {}", l.methods_it(cie)),
     }
 }
 
@@ -150,6 +153,11 @@ impl Catalog {
             .map(|p| format!(":{p}"))
             .unwrap_or_default();
         let origin = public.url.origin().ascii_serialization();
+        let cie_configured = snapshot
+            .config
+            .idps
+            .iter()
+            .any(|i| i.kind == policies::IdpKind::Cie);
 
         let mut order: Vec<usize> = (0..snapshot.comuni.len()).collect();
         let folded: Vec<String> = snapshot.comuni.iter().map(|c| fold(&c.name)).collect();
@@ -186,6 +194,7 @@ impl Catalog {
                     url: format!("{scheme}://{}{port}{}", s.route.host, s.route.path_prefix),
                     access: s.access,
                     attributes: s.attributes.clone(),
+                    cie: cie_configured && s.attributes.iter().all(|a| a.in_cie()),
                     keywords: s.keywords.clone(),
                     help_url: s.help_url.clone(),
                     search,
@@ -261,7 +270,7 @@ impl Catalog {
             },
             url: &s.url,
             access: s.access.as_str(),
-            access_label: access_label(s.access),
+            access_label: access_label(s.access, s.cie),
             attributes: s.attributes.iter().map(|a| a.as_str()).collect(),
             keywords: &s.keywords,
             help_url: s.help_url.as_deref(),
@@ -326,7 +335,7 @@ impl Catalog {
                     available_language: "it",
                     description: match s.access {
                         Access::Public => None,
-                        Access::Login(l) => Some(format!("Accesso con {}", l.label_it())),
+                        Access::Login(l) => Some(format!("Accesso con {}", l.methods_it(s.cie))),
                     },
                 },
                 is_accessible_for_free: true,

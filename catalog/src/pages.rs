@@ -224,26 +224,47 @@ fn idp_item(out: &mut String, i: &IdpChoice) {
 /// "Entra con CIE" leads to the CIE login; the page says which service asks and at what level.
 /// Mobile first (full-width 48-px targets), keyboard and screen-reader usable (`details`/`summary`
 /// announce their state; every link is text).
-pub fn login_choice_page(idps: &[IdpChoice], service: Option<&str>, level: Level) -> String {
+///
+/// The text names the ways in that the page offers: CIE only when a CIE button is there. When
+/// CIE is configured but withheld because the service needs what CIE cannot release
+/// (`cie_withheld`: those attributes), one line says so.
+pub fn login_choice_page(
+    idps: &[IdpChoice],
+    service: Option<&str>,
+    level: Level,
+    cie_withheld: &[policies::Attribute],
+) -> String {
     let mut body = String::from("<h1>Accedi</h1>");
+    let (cie, spid): (Vec<_>, Vec<_>) = idps.iter().partition(|i| i.cie);
+    let methods = if spid.is_empty() && !cie.is_empty() {
+        "CIE".to_string()
+    } else {
+        level.methods_it(!cie.is_empty())
+    };
     match service {
         Some(name) => {
             let _ = write!(
                 body,
-                "<p>Per usare <strong>{}</strong> serve l'accesso con <strong>{}</strong>.</p>",
+                "<p>Per usare <strong>{}</strong> serve l'accesso con <strong>{methods}</strong>.</p>",
                 escape(name),
-                level.label_it()
             );
         }
         None => {
-            let _ = write!(
-                body,
-                "<p>Accedi con <strong>{}</strong>.</p>",
-                level.label_it()
-            );
+            let _ = write!(body, "<p>Accedi con <strong>{methods}</strong>.</p>");
         }
     }
-    let (cie, spid): (Vec<_>, Vec<_>) = idps.iter().partition(|i| i.cie);
+    if !cie_withheld.is_empty() && cie.is_empty() {
+        let labels: Vec<&str> = cie_withheld.iter().map(|a| a.label_it()).collect();
+        let list = match labels.split_last() {
+            Some((last, [])) => (*last).to_string(),
+            Some((last, rest)) => format!("{} e {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        let _ = write!(
+            body,
+            "<p class=\"note\">L'accesso con CIE non è disponibile per questo servizio: richiede {list}, che la CIE non fornisce.</p>"
+        );
+    }
     body.push_str("<div class=\"access\">");
     if !spid.is_empty() {
         let _ = write!(
@@ -326,6 +347,7 @@ mod tests {
             &choices,
             Some("\"><script>alert(1)</script>"),
             Level::SpidL2,
+            &[],
         );
         assert!(!html.contains("<script>alert") && !html.contains("\"><script>"));
         assert!(html.contains("&lt;b&gt;IdP&lt;/b&gt;"));
@@ -349,7 +371,7 @@ mod tests {
             choice("Aruba", false),
             choice("CIE", true),
         ];
-        let html = login_choice_page(&idps, Some("TARI"), Level::SpidL2);
+        let html = login_choice_page(&idps, Some("TARI"), Level::SpidL2, &[]);
         // SPID: a disclosure button with the providers in the order given (shuffled by the caller).
         let spid = html.find("Entra con SPID").expect("SPID button");
         let (poste, aruba) = (
@@ -373,8 +395,37 @@ mod tests {
             &[choice("CIE", true), choice("CIE test", true)],
             None,
             Level::SpidL3,
+            &[],
         );
         assert!(two.contains("aria-label=\"Accesso con CIE\"") && !two.contains("Entra con SPID"));
-        assert!(login_choice_page(&[], None, Level::SpidL1).contains("Nessun gestore"));
+        assert!(login_choice_page(&[], None, Level::SpidL1, &[]).contains("Nessun gestore"));
+    }
+
+    #[test]
+    fn the_text_names_only_the_ways_in_the_page_offers() {
+        use policies::Attribute;
+        let with_cie = login_choice_page(
+            &[choice("Poste", false), choice("CIE", true)],
+            Some("TARI"),
+            Level::SpidL2,
+            &[],
+        );
+        assert!(with_cie.contains("<strong>SPID livello 2 o superiore, oppure CIE</strong>"));
+        // CIE configured but withheld: the text does not promise it, and says why in one line.
+        let without = login_choice_page(
+            &[choice("Poste", false)],
+            Some("Mensa"),
+            Level::SpidL2,
+            &[Attribute::Email, Attribute::MobilePhone],
+        );
+        assert!(without.contains("<strong>SPID livello 2 o superiore</strong>"));
+        assert!(!without.contains("oppure CIE"));
+        assert!(without.contains(
+            "L'accesso con CIE non è disponibile per questo servizio: richiede l'indirizzo email e il numero di cellulare, che la CIE non fornisce."
+        ));
+        assert!(!without.contains("Entra con CIE"));
+        // Only CIE: the text says CIE.
+        let only_cie = login_choice_page(&[choice("CIE", true)], None, Level::SpidL3, &[]);
+        assert!(only_cie.contains("Accedi con <strong>CIE</strong>"));
     }
 }

@@ -80,6 +80,17 @@ pub async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply
     }
 }
 
+/// `/favicon.ico` on a host where no service answers it (a service whose routes cover it serves
+/// its own): varco's icon, cacheable for a day.
+pub fn favicon() -> Reply {
+    let mut r = reply(200, "image/x-icon", Bytes::from_static(catalog::FAVICON));
+    r.headers.push((
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    ));
+    r
+}
+
 fn reply(status: u16, content_type: &'static str, body: Bytes) -> Reply {
     Reply {
         status,

@@ -249,6 +249,11 @@ impl ProxyHttp for Proxy {
             }
             Ok(RouteMatch::NotFound) => {
                 ctx.target = Target::Nothing;
+                let icon = req.uri.path().eq_ignore_ascii_case("/favicon.ico")
+                    && matches!(req.method, http::Method::GET | http::Method::HEAD);
+                if icon {
+                    return write_reply(session, ctx, crate::portal::favicon()).await;
+                }
                 respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await
             }
             Ok(RouteMatch::Sso) => {

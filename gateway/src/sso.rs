@@ -1041,6 +1041,13 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
     let cie_possible = service_needs.iter().all(|a| a.in_cie());
 
     let Some(idp_id) = param(&q, "idp") else {
+        // What keeps CIE off the page, when a CIE provider is configured: the citizen is told.
+        let cie_configured = rt.identity.idps.iter().any(|i| i.kind == IdpKind::Cie);
+        let cie_withheld: Vec<policies::Attribute> = if cie_configured {
+            service_needs.iter().filter(|a| !a.in_cie()).collect()
+        } else {
+            Vec::new()
+        };
         let choices = shuffled(
             rt.identity
                 .idps
@@ -1070,6 +1077,7 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
                 &choices,
                 service.map(|(_, s)| s.name.as_str()),
                 level,
+                &cie_withheld,
             )),
         );
         r.headers

@@ -39,11 +39,25 @@ impl Level {
     }
 
     /// What a citizen reads: "SPID livello 2 o CIE".
-    pub fn label_it(self) -> &'static str {
+    pub fn label_it(self) -> String {
+        self.methods_it(true)
+    }
+
+    /// The SPID part of it: "SPID livello 2 o superiore".
+    pub fn spid_label_it(self) -> &'static str {
         match self {
-            Level::SpidL1 => "SPID livello 1 o superiore, oppure CIE",
-            Level::SpidL2 => "SPID livello 2 o superiore, oppure CIE",
-            Level::SpidL3 => "SPID livello 3 oppure CIE",
+            Level::SpidL1 => "SPID livello 1 o superiore",
+            Level::SpidL2 => "SPID livello 2 o superiore",
+            Level::SpidL3 => "SPID livello 3",
+        }
+    }
+
+    /// The ways in at this level, as citizens read them: SPID, and CIE when it is offered.
+    pub fn methods_it(self, cie: bool) -> String {
+        if cie {
+            format!("{}, oppure CIE", self.spid_label_it())
+        } else {
+            self.spid_label_it().to_string()
         }
     }
 }
@@ -81,7 +95,7 @@ impl Access {
 }
 
 macro_rules! attributes {
-    ($($variant:ident => $name:literal, $cie:literal;)*) => {
+    ($($variant:ident => $name:literal, $cie:literal, $label:literal;)*) => {
         /// A SPID attribute name (Regole tecniche, "attributi"); CIE releases a subset.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Attribute {
@@ -104,34 +118,39 @@ macro_rules! attributes {
             pub fn in_cie(self) -> bool {
                 match self { $(Attribute::$variant => $cie),* }
             }
+
+            /// What citizens call it, with its article ("l'indirizzo email").
+            pub fn label_it(self) -> &'static str {
+                match self { $(Attribute::$variant => $label),* }
+            }
         }
     };
 }
 
 attributes! {
-    SpidCode => "spidCode", false;
-    Name => "name", true;
-    FamilyName => "familyName", true;
-    PlaceOfBirth => "placeOfBirth", false;
-    CountyOfBirth => "countyOfBirth", false;
-    DateOfBirth => "dateOfBirth", true;
-    Gender => "gender", false;
-    CompanyName => "companyName", false;
-    RegisteredOffice => "registeredOffice", false;
-    FiscalNumber => "fiscalNumber", true;
-    IvaCode => "ivaCode", false;
-    IdCard => "idCard", false;
-    MobilePhone => "mobilePhone", false;
-    Email => "email", false;
-    Address => "address", false;
-    ExpirationDate => "expirationDate", false;
-    DigitalAddress => "digitalAddress", false;
-    CompanyFiscalNumber => "companyFiscalNumber", false;
-    DomicileStreetAddress => "domicileStreetAddress", false;
-    DomicilePostalCode => "domicilePostalCode", false;
-    DomicileMunicipality => "domicileMunicipality", false;
-    DomicileProvince => "domicileProvince", false;
-    DomicileNation => "domicileNation", false;
+    SpidCode => "spidCode", false, "il codice identificativo SPID";
+    Name => "name", true, "il nome";
+    FamilyName => "familyName", true, "il cognome";
+    PlaceOfBirth => "placeOfBirth", false, "il luogo di nascita";
+    CountyOfBirth => "countyOfBirth", false, "la provincia di nascita";
+    DateOfBirth => "dateOfBirth", true, "la data di nascita";
+    Gender => "gender", false, "il sesso";
+    CompanyName => "companyName", false, "la ragione sociale";
+    RegisteredOffice => "registeredOffice", false, "la sede legale";
+    FiscalNumber => "fiscalNumber", true, "il codice fiscale";
+    IvaCode => "ivaCode", false, "la partita IVA";
+    IdCard => "idCard", false, "il documento d'identità";
+    MobilePhone => "mobilePhone", false, "il numero di cellulare";
+    Email => "email", false, "l'indirizzo email";
+    Address => "address", false, "il domicilio fisico";
+    ExpirationDate => "expirationDate", false, "la data di scadenza dell'identità";
+    DigitalAddress => "digitalAddress", false, "il domicilio digitale (PEC)";
+    CompanyFiscalNumber => "companyFiscalNumber", false, "il codice fiscale dell'impresa";
+    DomicileStreetAddress => "domicileStreetAddress", false, "l'indirizzo del domicilio";
+    DomicilePostalCode => "domicilePostalCode", false, "il CAP del domicilio";
+    DomicileMunicipality => "domicileMunicipality", false, "il comune del domicilio";
+    DomicileProvince => "domicileProvince", false, "la provincia del domicilio";
+    DomicileNation => "domicileNation", false, "la nazione del domicilio";
 }
 
 /// A set of [`Attribute`]s, as a bit mask: what a session was given, what a service needs.

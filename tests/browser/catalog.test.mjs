@@ -56,7 +56,9 @@ test("a citizen searches the catalog, opens a service, and every page is accessi
   const results = page.locator("ol.results > li");
   assert.equal(await results.count(), 2, "TARI (keyword) and Porcari's reports (description)");
   assert.match(await results.first().innerText(), /Pagamento TARI/);
-  assert.match(await results.first().innerText(), /Accesso con SPID livello 2 o superiore, oppure CIE/);
+  // TARI needs the e-mail, which CIE does not release: the label promises SPID only.
+  assert.match(await results.first().innerText(), /Accesso con SPID livello 2 o superiore/);
+  assert.doesNotMatch(await results.first().innerText(), /oppure CIE/);
   await page.screenshot({ path: join(shots, "catalog-search.png"), fullPage: true });
 
   // Browse by comune with the filter form, then follow a public service to its back-end.

@@ -118,4 +118,9 @@ test("CIE through the DEMO IdP: level 3 and CIE's attributes only", async () => 
   await Promise.all([page.waitForURL(/\/\.sso\/login\?/), page.getByRole("link", { name: "Permessi ZTL", exact: true }).click()]);
   assert.equal(await page.getByText("Entra con CIE").count(), 0);
   assert.equal(await page.getByText("Entra con SPID").count(), 1);
+  // The text promises only what the page offers, and says in one line why CIE is not there.
+  const choice = await page.locator("main").innerText();
+  assert.match(choice, /serve l'accesso con SPID livello \d( o superiore)?\./);
+  assert.doesNotMatch(choice, /oppure CIE/);
+  assert.match(choice, /L'accesso con CIE non è disponibile per questo servizio: richiede .*l'indirizzo email.*, che la CIE non fornisce\./);
 });

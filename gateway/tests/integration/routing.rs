@@ -232,3 +232,35 @@ fn sp_metadata_is_served_on_every_known_host() {
         assert_eq!(r.status(), 404);
     });
 }
+
+#[test]
+fn favicon_is_varcos_where_no_service_serves_one() {
+    let gw = line_up();
+    let c = gw.client();
+    rt().block_on(async {
+        // The portal host and an unknown host: varco's icon, cacheable, never the 404 page.
+        for host in ["portal.localhost", "nowhere.test"] {
+            let r = c
+                .get(gw.url(host, "/favicon.ico"))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 200, "{host}");
+            assert_eq!(r.headers()["content-type"], "image/x-icon");
+            assert!(r.headers()["cache-control"]
+                .to_str()
+                .expect("ascii")
+                .contains("max-age"));
+            let body = r.bytes().await.expect("body");
+            assert_eq!(&body[..4], b"\0\0\x01\0", "an ICO file");
+        }
+        // A host whose service covers `/`: the comune's own icon, from its back-end.
+        let r = c
+            .get(gw.url("a.test", "/favicon.ico"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.expect("body").contains("\"backend\": \"b\""));
+    });
+}
