@@ -47,10 +47,10 @@ fn catalog(c: &mut Criterion) {
     );
     let html = query("q=ztl");
     c.bench_function("catalog: results page (HTML) for a search", |b| {
-        b.iter(|| catalog::results(&cat, black_box(&html), &[], None))
+        b.iter(|| catalog::results(&catalog::Site::example(), &cat, black_box(&html), &[], None))
     });
     c.bench_function("catalog: home page (HTML, 273 comuni)", |b| {
-        b.iter(|| catalog::home(black_box(&cat), None))
+        b.iter(|| catalog::home(&catalog::Site::example(), black_box(&cat), None))
     });
 }
 

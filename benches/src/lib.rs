@@ -248,14 +248,20 @@ mod tests {
         let whole: serde_json::Value = serde_json::from_str(cat.json().text()).expect("JSON");
         assert_eq!(whole["total"], 273 * 40);
         assert_eq!(whole["comuni"].as_array().map(Vec::len), Some(273));
-        let page = catalog::results(&cat, &catalog::Query::parse("q=ztl", false).0, &[], None);
+        let page = catalog::results(
+            &catalog::Site::example(),
+            &cat,
+            &catalog::Query::parse("q=ztl", false).0,
+            &[],
+            None,
+        );
         assert!(
             page.contains("546 servizi trovati, pagina 1 di 28."),
             "{}",
             page.split("role=\"status\"").nth(1).unwrap_or("")
         );
         assert_eq!(page.matches("<li><h2>").count(), catalog::PAGE_SIZE);
-        let home = catalog::home(&cat, None);
+        let home = catalog::home(&catalog::Site::example(), &cat, None);
         assert!(home.contains("Provincia di Lucca") && home.contains("/catalog?comune=c_b648"));
     }
 }

@@ -3,28 +3,14 @@
 //! JavaScript. When the citizen is logged in, each service says whether it opens directly at the
 //! current level or will ask for a stronger login.
 
-use std::fmt::Write as _;
-
 use policies::{Access, Category, Held, Level};
 
-use crate::html::{escape, shell};
+use crate::html::{render, Site};
 use crate::model::{access_label, Catalog, CatalogService};
 use crate::query::{Query, QueryError};
 
 /// Services per results page.
 pub const PAGE_SIZE: usize = 20;
-
-fn viewer_banner(body: &mut String, viewer: Option<Held>) {
-    if let Some(Held { level, .. }) = viewer {
-        let _ = write!(
-            body,
-            "<p class=\"notice\" role=\"status\">Hai effettuato l'accesso con <strong>{}</strong>. \
-I servizi segnati «Si apre subito» non ti chiederanno di nuovo le credenziali. \
-<a href=\"/.sso/logout\">Esci</a></p>",
-            level_name(level)
-        );
-    }
-}
 
 fn level_name(l: Level) -> &'static str {
     match l {
@@ -34,179 +20,221 @@ fn level_name(l: Level) -> &'static str {
     }
 }
 
-fn search_form(body: &mut String, catalog: &Catalog, query: &Query, full: bool) {
-    let _ = write!(
-        body,
-        "<form class=\"search\" role=\"search\" action=\"/catalog\" method=\"get\">\
-<div class=\"field\"><label for=\"q\">Cerca un servizio</label>\
-<input id=\"q\" name=\"q\" type=\"search\" maxlength=\"200\" value=\"{}\" placeholder=\"es. mensa, rifiuti, certificato\"></div>",
-        escape(&query.text)
-    );
+/// One `<option>` of a filter.
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+/// The search form (`search.html`): the text box, and on the results page the three filters.
+struct SearchForm {
+    text: String,
+    full: bool,
+    comuni: Vec<Choice>,
+    categories: Vec<Choice>,
+    levels: Vec<Choice>,
+}
+
+fn search_form(catalog: &Catalog, query: &Query, full: bool) -> SearchForm {
+    let mut form = SearchForm {
+        text: query.text.clone(),
+        full,
+        comuni: Vec::new(),
+        categories: Vec::new(),
+        levels: Vec::new(),
+    };
     if full {
-        body.push_str("<div class=\"field\"><label for=\"comune\">Comune</label><select id=\"comune\" name=\"comune\"><option value=\"\">Tutti i comuni</option>");
-        for c in &catalog.comuni {
-            let selected = if query.comune.as_deref() == Some(c.ipa_code.as_str()) {
-                " selected"
-            } else {
-                ""
-            };
-            let _ = write!(
-                body,
-                "<option value=\"{}\"{selected}>{}</option>",
-                escape(&c.ipa_code),
-                escape(c.name.trim_start_matches("Comune di "))
-            );
-        }
-        body.push_str("</select></div><div class=\"field\"><label for=\"category\">Argomento</label><select id=\"category\" name=\"category\"><option value=\"\">Tutti gli argomenti</option>");
-        for c in Category::ALL {
-            let selected = if query.category == Some(*c) {
-                " selected"
-            } else {
-                ""
-            };
-            let _ = write!(
-                body,
-                "<option value=\"{}\"{selected}>{}</option>",
-                c.slug(),
-                c.label()
-            );
-        }
-        body.push_str("</select></div><div class=\"field\"><label for=\"level\">Accesso</label><select id=\"level\" name=\"level\"><option value=\"\">Qualsiasi accesso</option>");
-        for (value, label, access) in [
+        form.comuni = catalog
+            .comuni
+            .iter()
+            .map(|c| Choice {
+                value: c.ipa_code.clone(),
+                label: c.name.trim_start_matches("Comune di ").to_string(),
+                selected: query.comune.as_deref() == Some(c.ipa_code.as_str()),
+            })
+            .collect();
+        form.categories = Category::ALL
+            .iter()
+            .map(|c| Choice {
+                value: c.slug().into(),
+                label: c.label().into(),
+                selected: query.category == Some(*c),
+            })
+            .collect();
+        form.levels = [
             ("public", "Accesso libero", Access::Public),
             ("SpidL1", "SPID livello 1", Access::Login(Level::SpidL1)),
             ("SpidL2", "SPID livello 2", Access::Login(Level::SpidL2)),
             ("SpidL3", "SPID livello 3", Access::Login(Level::SpidL3)),
-        ] {
-            let selected = if query.access == Some(access) {
-                " selected"
-            } else {
-                ""
-            };
-            let _ = write!(body, "<option value=\"{value}\"{selected}>{label}</option>");
-        }
-        body.push_str("</select></div>");
+        ]
+        .into_iter()
+        .map(|(value, label, access)| Choice {
+            value: value.into(),
+            label: label.into(),
+            selected: query.access == Some(access),
+        })
+        .collect();
     }
-    body.push_str("<button type=\"submit\">Cerca</button></form>");
+    form
+}
+
+struct CategoryLink {
+    slug: &'static str,
+    label: &'static str,
+    count: usize,
+}
+
+struct ComuneLink {
+    ipa: String,
+    name: String,
+    count: usize,
+}
+
+struct Province {
+    heading: Option<String>,
+    comuni: Vec<ComuneLink>,
+}
+
+#[derive(askama::Template)]
+#[template(path = "home.html")]
+struct HomeTemplate<'a> {
+    site: &'a Site,
+    title: &'a str,
+    viewer: Option<&'static str>,
+    services: usize,
+    comuni: usize,
+    form: SearchForm,
+    categories: Vec<CategoryLink>,
+    provinces: Vec<Province>,
 }
 
 /// The portal's home: search, the 15 categories and every comune (by province), with counts.
-pub fn home(catalog: &Catalog, viewer: Option<Held>) -> String {
-    let mut body = String::from("<h1>Servizi on-line dei Comuni</h1>");
-    viewer_banner(&mut body, viewer);
-    let _ = write!(
-        body,
-        "<p>{} servizi on-line di {} comuni, con un solo accesso SPID o CIE.</p>",
-        catalog.services.len(),
-        catalog.comuni.len()
-    );
-    search_form(&mut body, catalog, &Query::default(), false);
-    if catalog.services.is_empty() {
-        body.push_str("<p>Nessun servizio è ancora pubblicato.</p>");
-        return shell("Servizi on-line dei Comuni", &body);
-    }
-    body.push_str("<section aria-labelledby=\"per-argomento\"><h2 id=\"per-argomento\">Per argomento</h2><ul class=\"grid\">");
-    for c in Category::ALL {
-        let n = catalog.services.iter().filter(|s| s.category == *c).count();
-        if n == 0 {
-            continue;
-        }
-        let _ = write!(
-            body,
-            "<li><a href=\"/catalog?category={}\">{}</a> <span class=\"count\">{n} {}</span></li>",
-            c.slug(),
-            c.label(),
-            if n == 1 { "servizio" } else { "servizi" }
-        );
-    }
-    body.push_str("</ul></section><section aria-labelledby=\"per-comune\"><h2 id=\"per-comune\">Per comune</h2>");
-    let mut provinces: Vec<Option<&str>> = catalog
+pub fn home(site: &Site, catalog: &Catalog, viewer: Option<Held>) -> String {
+    let categories = Category::ALL
+        .iter()
+        .map(|c| CategoryLink {
+            slug: c.slug(),
+            label: c.label(),
+            count: catalog.services.iter().filter(|s| s.category == *c).count(),
+        })
+        .filter(|c| c.count > 0)
+        .collect();
+    let mut names: Vec<Option<&str>> = catalog
         .comuni
         .iter()
         .map(|c| c.province.as_deref())
         .collect();
-    provinces.sort();
-    provinces.dedup();
-    for p in provinces {
-        if let Some(name) = p {
-            let _ = write!(body, "<h3>Provincia di {}</h3>", escape(name));
-        } else if catalog.comuni.iter().any(|c| c.province.is_some()) {
-            body.push_str("<h3>Altri comuni</h3>");
-        }
-        body.push_str("<ul class=\"columns\">");
-        for c in catalog
-            .comuni
-            .iter()
-            .filter(|c| c.province.as_deref() == p && c.services > 0)
-        {
-            let _ = write!(
-                body,
-                "<li><a href=\"/catalog?comune={}\">{}</a> <span class=\"count\">{}</span></li>",
-                escape(&c.ipa_code),
-                escape(c.name.trim_start_matches("Comune di ")),
-                c.services
-            );
-        }
-        body.push_str("</ul>");
-    }
-    body.push_str("</section>");
-    shell("Servizi on-line dei Comuni", &body)
+    names.sort();
+    names.dedup();
+    let some_province = catalog.comuni.iter().any(|c| c.province.is_some());
+    let provinces = names
+        .into_iter()
+        .map(|p| Province {
+            heading: match p {
+                Some(name) => Some(format!("Provincia di {name}")),
+                None if some_province => Some("Altri comuni".into()),
+                None => None,
+            },
+            comuni: catalog
+                .comuni
+                .iter()
+                .filter(|c| c.province.as_deref() == p && c.services > 0)
+                .map(|c| ComuneLink {
+                    ipa: c.ipa_code.clone(),
+                    name: c.name.trim_start_matches("Comune di ").to_string(),
+                    count: c.services,
+                })
+                .collect(),
+        })
+        .collect();
+    render(&HomeTemplate {
+        site,
+        title: "Servizi on-line dei Comuni",
+        viewer: viewer.map(|h| level_name(h.level)),
+        services: catalog.services.len(),
+        comuni: catalog.comuni.len(),
+        form: search_form(catalog, &Query::default(), false),
+        categories,
+        provinces,
+    })
 }
 
-fn service_item(body: &mut String, catalog: &Catalog, s: &CatalogService, viewer: Option<Held>) {
-    let comune = &catalog.comuni[s.comune];
-    let badge_class = if s.access == Access::Public {
-        "badge public"
-    } else {
-        "badge"
-    };
-    let _ = write!(
-        body,
-        "<li><h2><a href=\"{url}\">{name}</a></h2><p>{desc}</p>\
-<p class=\"meta\">{comune} · {category}</p><p><span class=\"{badge_class}\">{access}</span>",
-        url = escape(&s.url),
-        name = escape(&s.name),
-        desc = escape(&s.description),
-        comune = escape(&comune.name),
-        category = s.category.label(),
-        access = access_label(s.access, s.cie),
-    );
-    if let (Some(held), Access::Login(need)) = (viewer, s.access) {
-        if Catalog::opens_directly(s, held) {
-            body.push_str(" <span class=\"badge ok\">Si apre subito</span>");
+/// One result, as `results.html` shows it.
+struct Item<'a> {
+    url: &'a str,
+    name: &'a str,
+    description: &'a str,
+    comune: &'a str,
+    category: &'static str,
+    badge_class: &'static str,
+    access: String,
+    /// (class, text) of what this service means for the logged-in viewer.
+    viewer_note: Option<(&'static str, String)>,
+    help_url: Option<&'a str>,
+}
+
+fn item<'a>(catalog: &'a Catalog, s: &'a CatalogService, viewer: Option<Held>) -> Item<'a> {
+    let viewer_note = match (viewer, s.access) {
+        (Some(held), Access::Login(need)) => Some(if Catalog::opens_directly(s, held) {
+            ("badge ok", "Si apre subito".to_string())
         } else if held.level >= need {
-            body.push_str(
-                " <span class=\"badge step\">Ti chiederà di accedere di nuovo per altri dati</span>",
-            );
+            (
+                "badge step",
+                "Ti chiederà di accedere di nuovo per altri dati".to_string(),
+            )
         } else {
-            let _ = write!(
-                body,
-                " <span class=\"badge step\">Ti chiederà l'accesso con {}</span>",
-                level_name(need)
-            );
-        }
+            (
+                "badge step",
+                format!("Ti chiederà l'accesso con {}", level_name(need)),
+            )
+        }),
+        _ => None,
+    };
+    Item {
+        url: &s.url,
+        name: &s.name,
+        description: &s.description,
+        comune: &catalog.comuni[s.comune].name,
+        category: s.category.label(),
+        badge_class: if s.access == Access::Public {
+            "badge public"
+        } else {
+            "badge bg-primary"
+        },
+        access: access_label(s.access, s.cie),
+        viewer_note,
+        help_url: s.help_url.as_deref(),
     }
-    body.push_str("</p>");
-    if let Some(h) = &s.help_url {
-        let _ = write!(
-            body,
-            "<p><a href=\"{}\">Assistenza per questo servizio<span class=\"sr\"> ({})</span></a></p>",
-            escape(h),
-            escape(&s.name)
-        );
-    }
-    body.push_str("</li>");
 }
 
 fn page_link(query: &Query, page: usize) -> String {
     let mut q = query.clone();
     q.page = Some(page);
     q.per_page = None;
-    format!("/catalog?{}", escape(&q.canonical()))
+    format!("/catalog?{}", q.canonical())
+}
+
+#[derive(askama::Template)]
+#[template(path = "results.html")]
+struct ResultsTemplate<'a> {
+    site: &'a Site,
+    title: &'a str,
+    viewer: Option<&'static str>,
+    errors: Vec<&'a str>,
+    unknown_comune: bool,
+    form: SearchForm,
+    found: String,
+    items: Vec<Item<'a>>,
+    page: usize,
+    pages: usize,
+    prev: Option<String>,
+    next: Option<String>,
 }
 
 /// The results page for `query` (`errors`: parameters that were ignored).
 pub fn results(
+    site: &Site,
     catalog: &Catalog,
     query: &Query,
     errors: &[QueryError],
@@ -224,19 +252,6 @@ pub fn results(
         (None, None) if !query.terms.is_empty() => "Risultati della ricerca".into(),
         _ => "Tutti i servizi".into(),
     };
-    let mut body = format!("<h1>{}</h1>", escape(&title));
-    viewer_banner(&mut body, viewer);
-    for e in errors {
-        let _ = write!(
-            body,
-            "<p class=\"notice\" role=\"alert\">Un filtro non è valido ed è stato ignorato ({}).</p>",
-            escape(&e.param)
-        );
-    }
-    if query.comune.is_some() && comune.is_none() {
-        body.push_str("<p class=\"notice\" role=\"alert\">Nessun comune ha questo codice.</p>");
-    }
-    search_form(&mut body, catalog, query, true);
     let (page, per_page, slice) = query.page_of(&selected, PAGE_SIZE);
     let pages = selected.len().div_ceil(per_page).max(1);
     let found = match selected.len() {
@@ -244,36 +259,18 @@ pub fn results(
         1 => "1 servizio trovato.".to_string(),
         n => format!("{n} servizi trovati, pagina {page} di {pages}."),
     };
-    let _ = write!(body, "<p role=\"status\">{found}</p>");
-    if !slice.is_empty() {
-        body.push_str("<ol class=\"results\">");
-        for s in slice {
-            service_item(&mut body, catalog, s, viewer);
-        }
-        body.push_str("</ol>");
-    }
-    if pages > 1 {
-        body.push_str("<nav class=\"pages\" aria-label=\"Pagine dei risultati\"><ul>");
-        if page > 1 {
-            let _ = write!(
-                body,
-                "<li><a href=\"{}\" rel=\"prev\">Pagina precedente</a></li>",
-                page_link(query, page - 1)
-            );
-        }
-        let _ = write!(
-            body,
-            "<li aria-current=\"page\">Pagina {page} di {pages}</li>"
-        );
-        if page < pages {
-            let _ = write!(
-                body,
-                "<li><a href=\"{}\" rel=\"next\">Pagina successiva</a></li>",
-                page_link(query, page + 1)
-            );
-        }
-        body.push_str("</ul></nav>");
-    }
-    body.push_str("<p><a href=\"/\">Torna alla pagina iniziale</a> · <a href=\"/catalog.json\">Dati in JSON</a> · <a href=\"/catalog.jsonld\">JSON-LD (schema.org)</a></p>");
-    shell(&title, &body)
+    render(&ResultsTemplate {
+        site,
+        title: &title,
+        viewer: viewer.map(|h| level_name(h.level)),
+        errors: errors.iter().map(|e| e.param.as_str()).collect(),
+        unknown_comune: query.comune.is_some() && comune.is_none(),
+        form: search_form(catalog, query, true),
+        found,
+        items: slice.iter().map(|s| item(catalog, s, viewer)).collect(),
+        page,
+        pages,
+        prev: (page > 1).then(|| page_link(query, page - 1)),
+        next: (page < pages).then(|| page_link(query, page + 1)),
+    })
 }

@@ -1,6 +1,5 @@
-//! HTML escaping and the page shell shared by every page.
-
-use std::fmt::Write;
+//! HTML escaping, and what every page shares (the [`Site`]); the pages themselves are askama
+//! templates in `catalog/templates/`, escaped by default, extending one `layout.html`.
 
 /// Escapes text for HTML element content and double-quoted attribute values.
 pub fn escape(s: &str) -> String {
@@ -18,58 +17,108 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// The stylesheet, inline so that error pages need no second request. Colours follow the
-/// Designers Italia palette (primary blue #0066CC on white: contrast 5.6:1).
-const STYLE: &str = "\
-*{box-sizing:border-box}\
-body{margin:0;font-family:'Titillium Web',Geneva,Tahoma,sans-serif;color:#1a1a1a;background:#fff;line-height:1.5}\
-a{color:#0066cc}a:focus,button:focus,summary:focus{outline:3px solid #f90;outline-offset:2px}\
-.skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;padding:.5rem}\
-header{background:#0066cc;color:#fff;padding:1rem}header a{color:#fff;text-decoration:none;font-weight:700;font-size:1.25rem}\
-main{max-width:60rem;margin:0 auto;padding:1rem}\
-h1{font-size:1.75rem;margin:.5rem 0 1rem}h2{font-size:1.35rem;margin:1.5rem 0 .5rem}\
-.code{color:#5c6f82;font-size:.9rem}\
-ul.services{list-style:none;padding:0}ul.services li{border-bottom:1px solid #d9dadb;padding:.75rem 0}\
-.badge{display:inline-block;font-size:.85rem;padding:0 .5rem;border-radius:4px;background:#e6f0fa;color:#004d99;margin:0 .5rem .25rem 0}\
-.badge.public{background:#e8f5ec;color:#00663d}\
-.access{display:flex;flex-direction:column;gap:1rem;margin:1.5rem 0}\
-.btn-access{display:flex;align-items:center;gap:.75rem;width:100%;min-height:48px;padding:.75rem 1rem;border-radius:4px;background:#0066cc;color:#fff;font-weight:700;font-size:1.1rem;text-decoration:none;cursor:pointer;list-style:none}\
-.btn-access::-webkit-details-marker{display:none}.btn-access:hover{background:#004d99}\
-.idp-list{list-style:none;margin:.25rem 0 0;padding:0;border:1px solid #d9dadb;border-radius:4px}\
-.idp-list li+li{border-top:1px solid #d9dadb}\
-.idp-list a{display:flex;align-items:center;gap:.75rem;min-height:48px;padding:.5rem 1rem;font-weight:600;text-decoration:none}\
-.idp-list a:hover{background:#e6f0fa}.idp-list img{max-width:7rem;height:28px;object-fit:contain}\
-.idp-help{display:flex;flex-wrap:wrap;gap:1rem;font-size:.9rem}\
-@media (min-width:36em){.access-group{max-width:22rem}}\
-.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}\
-form.search{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-end;margin:1rem 0;padding:1rem;background:#f2f7fc;border-radius:4px}\
-.field{display:flex;flex-direction:column;flex:1 1 14rem}.field label{font-weight:600;margin-bottom:.25rem}\
-input,select{font:inherit;min-height:44px;padding:.4rem .6rem;border:1px solid #5c6f82;border-radius:4px;background:#fff;color:#1a1a1a}\
-input:focus,select:focus{outline:3px solid #f90;outline-offset:1px}\
-form.search button{font:inherit;font-weight:700;min-height:44px;padding:.4rem 1.25rem;border:0;border-radius:4px;background:#0066cc;color:#fff;cursor:pointer}\
-form.search button:hover{background:#004d99}\
-ul.grid,ul.columns{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:.25rem 1.5rem}\
-ul.grid li,ul.columns li{padding:.35rem 0}.count{color:#5c6f82;font-size:.9rem}\
-ol.results{list-style:none;padding:0}ol.results li{border-bottom:1px solid #d9dadb;padding:.75rem 0}\
-ol.results h2{font-size:1.2rem;margin:0 0 .25rem}.meta{color:#5c6f82;margin:.25rem 0}ol.results p{margin:.25rem 0}\
-.badge.ok{background:#e8f5ec;color:#00663d}.badge.step{background:#fff4e5;color:#7a4100}\
-.notice{background:#f2f7fc;border-left:4px solid #0066cc;padding:.5rem 1rem}\
-nav.pages ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem;align-items:center}\
-footer{border-top:1px solid #d9dadb;margin-top:2rem;padding:1rem;color:#5c6f82;font-size:.9rem;text-align:center}";
+/// The templates' escaper: `&`, `<`, `>` and `"` as named entities. Every attribute in the
+/// templates is double-quoted (checked by a test), so `'` needs no escape and the pages' text
+/// stays readable.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Html;
 
-/// Wraps `body` in the common page: landmarks, skip link, `lang="it"`.
-pub(crate) fn shell(title: &str, body: &str) -> String {
-    let mut out = String::with_capacity(body.len() + STYLE.len() + 512);
-    let _ = write!(
-        out,
-        "<!doctype html>\n<html lang=\"it\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title} - Varco</title><style>{STYLE}</style></head><body>\
-<a class=\"skip\" href=\"#contenuto\">Vai al contenuto</a>\
-<header><a href=\"/\">Varco · servizi on-line dei Comuni</a></header>\
-<main id=\"contenuto\">{body}</main>\
-<footer>Accesso unico ai servizi comunali con SPID e CIE</footer></body></html>\n",
-        title = escape(title),
-    );
-    out
+impl askama::filters::Escaper for Html {
+    fn write_escaped_str<W: std::fmt::Write>(&self, mut dest: W, s: &str) -> std::fmt::Result {
+        let mut last = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let entity = match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                _ => continue,
+            };
+            dest.write_str(&s[last..i])?;
+            dest.write_str(entity)?;
+            last = i + 1;
+        }
+        dest.write_str(&s[last..])
+    }
+}
+
+/// What every page carries besides its content: who runs the portal (the header and the
+/// footer name the organisation of `[sp] organization`) and the links AgID asks of PA sites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The organisation's name.
+    pub owner: String,
+    /// Its web site.
+    pub owner_url: String,
+    /// The accessibility statement (`[portal] accessibility_url`).
+    pub accessibility_url: Option<String>,
+    /// The privacy notice (`[portal] privacy_url`).
+    pub privacy_url: Option<String>,
+    /// Cache-busting versions of the two stylesheets.
+    pub kit_version: &'static str,
+    /// See `kit_version`.
+    pub own_version: &'static str,
+}
+
+impl Site {
+    /// The site of `snapshot`'s configuration.
+    pub fn of(snapshot: &policies::Snapshot) -> Self {
+        let c = &snapshot.config;
+        Self {
+            owner: c.sp.organization.name.clone(),
+            owner_url: c.sp.organization.url.clone(),
+            accessibility_url: c.portal.accessibility_url.clone(),
+            privacy_url: c.portal.privacy_url.clone(),
+            kit_version: crate::assets::KIT_VERSION,
+            own_version: crate::assets::own_version(),
+        }
+    }
+
+    /// A site for tests and tools without a configuration.
+    pub fn example() -> Self {
+        Self {
+            owner: "Regione Toscana".into(),
+            owner_url: "https://www.regione.toscana.it".into(),
+            accessibility_url: Some("https://form.agid.gov.it/view/esempio".into()),
+            privacy_url: Some("https://www.regione.toscana.it/privacy".into()),
+            kit_version: crate::assets::KIT_VERSION,
+            own_version: crate::assets::own_version(),
+        }
+    }
+}
+
+/// Renders a page template; a template's formatting cannot fail but for a value's `Display`,
+/// and then the citizen still gets a page.
+pub(crate) fn render(t: &impl askama::Template) -> String {
+    t.render().unwrap_or_else(|e| {
+        format!("<!doctype html>\n<html lang=\"it\"><head><meta charset=\"utf-8\"><title>Errore</title></head><body><main><h1>Si è verificato un errore</h1><p>{}</p></main></body></html>\n", escape(&e.to_string()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn no_template_writes_a_value_into_a_single_quoted_attribute() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        for entry in std::fs::read_dir(&dir).expect("templates") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("read");
+            // Inside a tag, every `{{ value }}` must sit in a double-quoted attribute value.
+            let (mut in_tag, mut in_quotes) = (false, false);
+            let bytes = text.as_bytes();
+            for (i, &b) in bytes.iter().enumerate() {
+                match b {
+                    b'<' if !in_tag => in_tag = true,
+                    b'>' if in_tag && !in_quotes => in_tag = false,
+                    b'"' if in_tag => in_quotes = !in_quotes,
+                    b'{' if in_tag && bytes.get(i + 1) == Some(&b'{') => assert!(
+                        in_quotes,
+                        "{}: a value outside double quotes at byte {i}",
+                        path.display()
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
 }

@@ -1,9 +1,11 @@
 //! The citizen-facing side of varco, built from the compiled policies: the unified service
 //! catalog (model, search, JSON, JSON-LD, the accessible citizen pages), the SPID/CIE choice page
-//! and the error pages every request can end on. Everything is rendered in Italian with a small
-//! self-contained stylesheet (no CDN: pages must work offline and inside a comune's intranet).
-//! This crate never sees SAML or pingora.
+//! and the error pages every request can end on. Everything is rendered in Italian, from askama
+//! templates with Bootstrap Italia (Designers Italia's UI kit), whose files varco serves itself
+//! (no CDN: pages must work offline and inside a comune's intranet, and no third-party host
+//! learns who visits which comune). This crate never sees SAML or pingora.
 
+pub mod assets;
 mod browse;
 mod error;
 mod html;
@@ -17,7 +19,7 @@ pub use browse::{home, results, PAGE_SIZE};
 /// PA's blue, as one 32-px PNG inside an ICO container.
 pub const FAVICON: &[u8] = include_bytes!("../assets/favicon.ico");
 pub use error::{Error, Result};
-pub use html::escape;
+pub use html::{escape, Site};
 pub use model::{access_label, fold, Catalog, CatalogComune, CatalogService, Rendered};
 pub use pages::{
     continue_page, error_page, logged_out_page, login_choice_page, login_failed_page,

@@ -1,10 +1,8 @@
 //! The pages: the portal's service list and the error pages.
 
-use std::fmt::Write;
-
 use policies::Level;
 
-use crate::html::{escape, shell};
+use crate::html::{render, Site};
 
 /// The error pages a request can end on, each with its status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,16 +71,24 @@ impl ErrorPage {
     }
 }
 
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorTemplate<'a> {
+    site: &'a Site,
+    title: &'a str,
+    text: &'a str,
+    status: u16,
+}
+
 /// The full HTML of an error page.
-pub fn error_page(page: ErrorPage) -> String {
+pub fn error_page(site: &Site, page: ErrorPage) -> String {
     let (title, text) = page.text();
-    shell(
+    render(&ErrorTemplate {
+        site,
         title,
-        &format!(
-            "<h1>{title}</h1><p>{text}</p><p><a href=\"/\">Vai all'elenco dei servizi</a></p><p class=\"code\">Codice errore: {}</p>",
-            page.status()
-        ),
-    )
+        text,
+        status: page.status(),
+    })
 }
 
 /// Why a login did not complete, as the citizen is told.
@@ -100,7 +106,7 @@ pub enum LoginFailure {
 
 /// The page for a login that did not complete (SPID "messaggi di errore": each user code has its
 /// own explanation and what to do next).
-pub fn login_failed_page(failure: LoginFailure) -> String {
+pub fn login_failed_page(site: &Site, failure: LoginFailure) -> String {
     let (title, text) = match failure {
         LoginFailure::Spid(19) => ("Troppi tentativi di accesso", "Hai inserito credenziali errate troppe volte. Attendi qualche minuto, oppure recupera le credenziali presso il tuo gestore di identità digitale, poi riprova."),
         LoginFailure::Spid(20) => ("Credenziali non adatte", "Il servizio richiede un livello di sicurezza più alto di quello delle credenziali che hai usato. Attiva presso il tuo gestore le credenziali di livello richiesto (ad esempio l'app o l'OTP) e riprova."),
@@ -114,14 +120,26 @@ pub fn login_failed_page(failure: LoginFailure) -> String {
         LoginFailure::Rejected => ("Accesso non riuscito", "La risposta del gestore di identità digitale non è valida, per questo non possiamo farti accedere. Riprova; se il problema continua, contatta l'assistenza."),
         LoginFailure::OtherPerson => ("Sessione di un'altra persona", "Su questo sito è già aperta la sessione di un'altra persona, e non la sostituiamo senza che tu lo sappia. Esci da quella sessione, poi accedi di nuovo con la tua identità."),
     };
-    let code = match failure {
-        LoginFailure::Spid(c) => format!("<p class=\"code\">Codice errore SPID: nr{c}</p>"),
-        LoginFailure::OtherPerson => {
-            "<p><a href=\"/.sso/logout\">Esci dalla sessione aperta</a></p>".to_string()
-        }
-        _ => String::new(),
-    };
-    shell(title, &format!("<h1>{title}</h1><p>{text}</p><p><a href=\"/.sso/login\">Riprova ad accedere</a> · <a href=\"/\">Vai all'elenco dei servizi</a></p>{code}"))
+    render(&LoginFailedTemplate {
+        site,
+        title,
+        text,
+        spid_code: match failure {
+            LoginFailure::Spid(c) => Some(c),
+            _ => None,
+        },
+        other_person: failure == LoginFailure::OtherPerson,
+    })
+}
+
+#[derive(askama::Template)]
+#[template(path = "login_failed.html")]
+struct LoginFailedTemplate<'a> {
+    site: &'a Site,
+    title: &'a str,
+    text: &'a str,
+    spid_code: Option<u8>,
+    other_person: bool,
 }
 
 /// The inline script of [`post_binding_page`]; its CSP hash is computed from this text.
@@ -129,31 +147,47 @@ pub const POST_BINDING_SCRIPT: &str = "document.getElementById('saml').submit();
 
 /// The page that sends the browser on with a SAML message by HTTP-POST: a form submitted at once
 /// by a one-line script, with a button for browsers without JavaScript.
-pub fn post_binding_page(action: &str, fields: &[(&str, &str)]) -> String {
-    let mut inputs = String::new();
-    for (name, value) in fields {
-        let _ = write!(
-            inputs,
-            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-            escape(name),
-            escape(value)
-        );
-    }
-    shell(
-        "Accesso in corso",
-        &format!(
-            "<h1>Accesso in corso</h1><form id=\"saml\" method=\"post\" action=\"{}\">{inputs}<p>Se la pagina non prosegue da sola, premi il pulsante.</p><button type=\"submit\">Continua</button></form><script>{POST_BINDING_SCRIPT}</script>",
-            escape(action)
-        ),
-    )
+pub fn post_binding_page(site: &Site, action: &str, fields: &[(&str, &str)]) -> String {
+    render(&PostBindingTemplate {
+        site,
+        title: "Accesso in corso",
+        action,
+        fields,
+        script: POST_BINDING_SCRIPT,
+    })
+}
+
+#[derive(askama::Template)]
+#[template(path = "post_binding.html")]
+struct PostBindingTemplate<'a> {
+    site: &'a Site,
+    title: &'a str,
+    action: &'a str,
+    fields: &'a [(&'a str, &'a str)],
+    script: &'static str,
+}
+
+#[derive(askama::Template)]
+#[template(path = "logged_out.html")]
+struct LoggedOutTemplate<'a> {
+    site: &'a Site,
+    title: &'a str,
 }
 
 /// The page after a logout.
-pub fn logged_out_page() -> String {
-    shell(
-        "Sei uscito",
-        "<h1>Sei uscito</h1><p>La tua sessione è terminata su tutti i servizi dei Comuni. Per motivi di sicurezza, chiudi il browser se usi un computer condiviso.</p><p><a href=\"/\">Vai all'elenco dei servizi</a></p>",
-    )
+pub fn logged_out_page(site: &Site) -> String {
+    render(&LoggedOutTemplate {
+        site,
+        title: "Sei uscito",
+    })
+}
+
+#[derive(askama::Template)]
+#[template(path = "continue.html")]
+struct ContinueTemplate<'a> {
+    site: &'a Site,
+    title: &'a str,
+    to: &'a str,
 }
 
 /// The answer to a form that another site posted here (the IdP's answer, a confirmed logout)
@@ -161,23 +195,28 @@ pub fn logged_out_page() -> String {
 /// `form-action` to every redirect after the POST, and an IdP's page cannot list every comune's
 /// host. The browser goes on by the `Refresh` header its response carries; the link is for when
 /// it does not.
-pub fn continue_page(to: &str) -> String {
-    shell(
-        "Un momento",
-        &format!(
-            "<h1>Un momento</h1><p>Stiamo proseguendo verso il servizio.</p><p><a href=\"{}\">Continua</a></p>",
-            escape(to)
-        ),
-    )
+pub fn continue_page(site: &Site, to: &str) -> String {
+    render(&ContinueTemplate {
+        site,
+        title: "Un momento",
+        to,
+    })
+}
+
+#[derive(askama::Template)]
+#[template(path = "logout_confirm.html")]
+struct LogoutConfirmTemplate<'a> {
+    site: &'a Site,
+    title: &'a str,
 }
 
 /// The question asked before a logout that another site started (a link or a form elsewhere
 /// must not be able to log a citizen out): a button that posts to `/.sso/logout`.
-pub fn logout_confirm_page() -> String {
-    shell(
-        "Vuoi uscire?",
-        "<h1>Vuoi uscire?</h1><p>Un altro sito ha chiesto di chiudere la tua sessione. Se vuoi uscire da tutti i servizi dei Comuni, conferma.</p><form method=\"post\" action=\"/.sso/logout\"><button type=\"submit\">Esci</button></form><p><a href=\"/\">No, torna all'elenco dei servizi</a></p>",
-    )
+pub fn logout_confirm_page(site: &Site) -> String {
+    render(&LogoutConfirmTemplate {
+        site,
+        title: "Vuoi uscire?",
+    })
 }
 
 /// One identity provider on the choice page.
@@ -193,124 +232,67 @@ pub struct IdpChoice {
     pub logo: Option<String>,
 }
 
-/// The SPID mark of the access button: a white figure on the button's blue (decorative; the
-/// button's text says what it is).
-const SPID_ICON: &str = "<svg class=\"mark\" aria-hidden=\"true\" focusable=\"false\" viewBox=\"0 0 24 24\" width=\"24\" height=\"24\"><circle cx=\"12\" cy=\"7\" r=\"4\" fill=\"#fff\"/><path d=\"M4 21c0-4.4 3.6-8 8-8s8 3.6 8 8z\" fill=\"#fff\"/></svg>";
-/// The CIE mark: a white card.
+/// The CIE mark: a white card (decorative; the button's text says what it is).
 const CIE_ICON: &str = "<svg class=\"mark\" aria-hidden=\"true\" focusable=\"false\" viewBox=\"0 0 24 24\" width=\"24\" height=\"24\"><rect x=\"2\" y=\"5\" width=\"20\" height=\"14\" rx=\"2\" fill=\"#fff\"/><circle cx=\"8\" cy=\"12\" r=\"2.5\" fill=\"#0066cc\"/><path d=\"M13 10h6M13 14h4\" stroke=\"#0066cc\" stroke-width=\"1.5\"/></svg>";
 
-fn idp_item(out: &mut String, i: &IdpChoice) {
-    let logo = i
-        .logo
-        .as_deref()
-        .map(|l| {
-            format!(
-                "<img src=\"{}\" alt=\"\" height=\"28\" loading=\"lazy\">",
-                escape(l)
-            )
-        })
-        .unwrap_or_default();
-    let _ = write!(
-        out,
-        "<li><a href=\"{}\">{logo}<span>{}</span></a></li>",
-        escape(&i.href),
-        escape(&i.name)
-    );
+#[derive(askama::Template)]
+#[template(path = "choice.html")]
+struct ChoiceTemplate<'a> {
+    site: &'a Site,
+    title: &'a str,
+    service: Option<&'a str>,
+    methods: String,
+    cie_note: Option<String>,
+    spid: Vec<&'a IdpChoice>,
+    cie: Vec<&'a IdpChoice>,
+    cie_icon: &'static str,
+    empty: bool,
 }
 
-/// The SPID/CIE choice page, after AgID's access button (`spid-sp-access-button`), rendered on
-/// the server so that it works without JavaScript: "Entra con SPID" opens the list of SPID
-/// providers (in the order given: the caller shuffles them, as AgID requires a random order),
-/// "Entra con CIE" leads to the CIE login; the page says which service asks and at what level.
-/// Mobile first (full-width 48-px targets), keyboard and screen-reader usable (`details`/`summary`
-/// announce their state; every link is text).
+/// The SPID/CIE choice page, after AgID's access button (`spid-sp-access-button`: the SPID mark,
+/// "Entra con SPID", the providers, and "Maggiori informazioni / Non hai SPID? / Serve aiuto?"),
+/// rendered on the server so that it works without JavaScript: "Entra con SPID" opens the list
+/// of SPID providers (in the order given: the caller shuffles them, as AgID requires a random
+/// order), "Entra con CIE" leads to the CIE login; the page says which service asks and at what
+/// level. Mobile first (full-width 48-px targets), keyboard and screen-reader usable
+/// (`details`/`summary` announce their state; every link is text).
 ///
 /// The text names the ways in that the page offers: CIE only when a CIE button is there. When
 /// CIE is configured but withheld because the service needs what CIE cannot release
 /// (`cie_withheld`: those attributes), one line says so.
 pub fn login_choice_page(
+    site: &Site,
     idps: &[IdpChoice],
     service: Option<&str>,
     level: Level,
     cie_withheld: &[policies::Attribute],
 ) -> String {
-    let mut body = String::from("<h1>Accedi</h1>");
     let (cie, spid): (Vec<_>, Vec<_>) = idps.iter().partition(|i| i.cie);
     let methods = if spid.is_empty() && !cie.is_empty() {
         "CIE".to_string()
     } else {
         level.methods_it(!cie.is_empty())
     };
-    match service {
-        Some(name) => {
-            let _ = write!(
-                body,
-                "<p>Per usare <strong>{}</strong> serve l'accesso con <strong>{methods}</strong>.</p>",
-                escape(name),
-            );
-        }
-        None => {
-            let _ = write!(body, "<p>Accedi con <strong>{methods}</strong>.</p>");
-        }
-    }
-    if !cie_withheld.is_empty() && cie.is_empty() {
+    let cie_note = (!cie_withheld.is_empty() && cie.is_empty()).then(|| {
         let labels: Vec<&str> = cie_withheld.iter().map(|a| a.label_it()).collect();
         let list = match labels.split_last() {
             Some((last, [])) => (*last).to_string(),
             Some((last, rest)) => format!("{} e {last}", rest.join(", ")),
             None => String::new(),
         };
-        let _ = write!(
-            body,
-            "<p class=\"note\">L'accesso con CIE non è disponibile per questo servizio: richiede {list}, che la CIE non fornisce.</p>"
-        );
-    }
-    body.push_str("<div class=\"access\">");
-    if !spid.is_empty() {
-        let _ = write!(
-            body,
-            "<section class=\"access-group\" aria-labelledby=\"spid-label\"><details class=\"idp-menu\">\
-<summary class=\"btn-access\">{SPID_ICON}<span id=\"spid-label\">Entra con SPID</span></summary>\
-<ul class=\"idp-list\" aria-label=\"Gestori di identità SPID\">"
-        );
-        for i in &spid {
-            idp_item(&mut body, i);
-        }
-        body.push_str(
-            "</ul><p class=\"idp-help\"><a href=\"https://www.spid.gov.it/\">Maggiori informazioni</a> \
-<a href=\"https://www.spid.gov.it/cos-e-spid/come-attivare-spid/\">Non hai SPID?</a> \
-<a href=\"https://www.spid.gov.it/serve-aiuto/\">Serve aiuto?</a></p></details></section>",
-        );
-    }
-    match cie.as_slice() {
-        [] => {}
-        [only] => {
-            let _ = write!(
-                body,
-                "<section class=\"access-group\" aria-label=\"Carta d'identità elettronica\"><a class=\"btn-access\" href=\"{}\">{CIE_ICON}<span>Entra con CIE</span></a></section>",
-                escape(&only.href)
-            );
-        }
-        several => {
-            let _ = write!(
-                body,
-                "<section class=\"access-group\" aria-labelledby=\"cie-label\"><details class=\"idp-menu\">\
-<summary class=\"btn-access\">{CIE_ICON}<span id=\"cie-label\">Entra con CIE</span></summary>\
-<ul class=\"idp-list\" aria-label=\"Accesso con CIE\">"
-            );
-            for i in several {
-                idp_item(&mut body, i);
-            }
-            body.push_str("</ul></details></section>");
-        }
-    }
-    body.push_str("</div>");
-    if idps.is_empty() {
-        body.push_str(
-            "<p>Nessun gestore di identità è configurato: contatta l'amministrazione.</p>",
-        );
-    }
-    shell("Accedi", &body)
+        format!("L'accesso con CIE non è disponibile per questo servizio: richiede {list}, che la CIE non fornisce.")
+    });
+    render(&ChoiceTemplate {
+        site,
+        title: "Accedi",
+        service,
+        methods,
+        cie_note,
+        empty: idps.is_empty(),
+        spid,
+        cie,
+        cie_icon: CIE_ICON,
+    })
 }
 
 #[cfg(test)]
@@ -328,10 +310,21 @@ mod tests {
             ErrorPage::Unavailable,
             ErrorPage::TooManyRequests,
         ] {
-            let html = error_page(p);
+            let html = error_page(&Site::example(), p);
             assert!(html.contains("lang=\"it\""));
             assert!(html.contains(&format!("Codice errore: {}", p.status())));
-            assert!(html.contains("<main id=\"contenuto\">"));
+            assert!(html.contains("<main id=\"contenuto\""));
+            // The layout: the kit's stylesheet served by varco, the skip link, the owner, and
+            // the links AgID asks of PA sites.
+            assert!(html.contains("href=\"/.sso/assets/bootstrap-italia.min.css?v="));
+            assert!(html.contains("href=\"#contenuto\">Vai al contenuto</a>"));
+            assert!(html.contains("Regione Toscana"));
+            assert!(html.contains(">Dichiarazione di accessibilità</a>"));
+            assert!(html.contains(">Informativa sulla privacy</a>"));
+            assert!(
+                !html.contains("style="),
+                "no inline style: the CSP allows none"
+            );
         }
     }
 
@@ -344,6 +337,7 @@ mod tests {
             logo: Some("https://idp.example/l.svg?a=1&b=2".into()),
         }];
         let html = login_choice_page(
+            &Site::example(),
             &choices,
             Some("\"><script>alert(1)</script>"),
             Level::SpidL2,
@@ -371,7 +365,7 @@ mod tests {
             choice("Aruba", false),
             choice("CIE", true),
         ];
-        let html = login_choice_page(&idps, Some("TARI"), Level::SpidL2, &[]);
+        let html = login_choice_page(&Site::example(), &idps, Some("TARI"), Level::SpidL2, &[]);
         // SPID: a disclosure button with the providers in the order given (shuffled by the caller).
         let spid = html.find("Entra con SPID").expect("SPID button");
         let (poste, aruba) = (
@@ -392,19 +386,24 @@ mod tests {
         );
         // Two CIE entries (production and pre-production): a list.
         let two = login_choice_page(
+            &Site::example(),
             &[choice("CIE", true), choice("CIE test", true)],
             None,
             Level::SpidL3,
             &[],
         );
         assert!(two.contains("aria-label=\"Accesso con CIE\"") && !two.contains("Entra con SPID"));
-        assert!(login_choice_page(&[], None, Level::SpidL1, &[]).contains("Nessun gestore"));
+        assert!(
+            login_choice_page(&Site::example(), &[], None, Level::SpidL1, &[])
+                .contains("Nessun gestore")
+        );
     }
 
     #[test]
     fn the_text_names_only_the_ways_in_the_page_offers() {
         use policies::Attribute;
         let with_cie = login_choice_page(
+            &Site::example(),
             &[choice("Poste", false), choice("CIE", true)],
             Some("TARI"),
             Level::SpidL2,
@@ -413,6 +412,7 @@ mod tests {
         assert!(with_cie.contains("<strong>SPID livello 2 o superiore, oppure CIE</strong>"));
         // CIE configured but withheld: the text does not promise it, and says why in one line.
         let without = login_choice_page(
+            &Site::example(),
             &[choice("Poste", false)],
             Some("Mensa"),
             Level::SpidL2,
@@ -425,7 +425,13 @@ mod tests {
         ));
         assert!(!without.contains("Entra con CIE"));
         // Only CIE: the text says CIE.
-        let only_cie = login_choice_page(&[choice("CIE", true)], None, Level::SpidL3, &[]);
+        let only_cie = login_choice_page(
+            &Site::example(),
+            &[choice("CIE", true)],
+            None,
+            Level::SpidL3,
+            &[],
+        );
         assert!(only_cie.contains("Accedi con <strong>CIE</strong>"));
     }
 }

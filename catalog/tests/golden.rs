@@ -84,6 +84,12 @@ fn unlisted_services_stay_out_of_every_output() {
     for body in [c.json().text(), c.jsonld().text()] {
         assert!(!body.contains("intranet") && !body.contains("Gestionale interno"));
     }
-    let html = catalog::results(&c, &catalog::Query::default(), &[], None);
+    let html = catalog::results(
+        &catalog::Site::example(),
+        &c,
+        &catalog::Query::default(),
+        &[],
+        None,
+    );
     assert!(!html.contains("Gestionale interno"));
 }

@@ -28,6 +28,6 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.canonical(), canonical);
         let _ = c.render_json(&q);
         let _ = c.render_jsonld(&q);
-        let _ = catalog::results(c, &q, &[], None);
+        let _ = catalog::results(&catalog::Site::example(), c, &q, &[], None);
     }
 });

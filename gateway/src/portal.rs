@@ -211,21 +211,27 @@ async fn page(rt: &Runtime, shared: &Shared, req: &RequestHeader, raw: &str, hom
     let body = if home {
         match viewer {
             None => rt.pages.home.clone(),
-            Some(_) => Bytes::from(catalog::home(&rt.catalog, viewer)),
+            Some(_) => Bytes::from(catalog::home(&rt.site, &rt.catalog, viewer)),
         }
     } else {
         let (query, errors) = Query::parse(raw, false);
         if viewer.is_none() && errors.is_empty() && query.is_unfiltered() {
             rt.catalog_page.clone()
         } else if !errors.is_empty() {
-            Bytes::from(catalog::results(&rt.catalog, &query, &errors, viewer))
+            Bytes::from(catalog::results(
+                &rt.site,
+                &rt.catalog,
+                &query,
+                &errors,
+                viewer,
+            ))
         } else {
             shared
                 .catalog_cache
                 .get_with(
                     (rt.generation, Kind::Page(viewer), query.canonical()),
                     || {
-                        let html = catalog::results(&rt.catalog, &query, &[], viewer);
+                        let html = catalog::results(&rt.site, &rt.catalog, &query, &[], viewer);
                         (Bytes::from(html), Arc::from(""))
                     },
                 )

@@ -83,10 +83,7 @@ async fn respond(
     resp.insert_header(CACHE_CONTROL, "no-store")?;
     resp.insert_header("x-content-type-options", "nosniff")?;
     resp.insert_header("referrer-policy", "no-referrer")?;
-    resp.insert_header(
-        "content-security-policy",
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    )?;
+    resp.insert_header("content-security-policy", PAGE_CSP)?;
     if let Some((name, value)) = extra {
         resp.insert_header(name, value)?;
     }
@@ -102,6 +99,10 @@ async fn respond(
     }
     Ok(true)
 }
+
+/// The Content-Security-Policy of varco's pages: its own stylesheets, fonts and images (the kit's
+/// rules use `data:` images), no script, no framing.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; font-src 'self' data:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 fn authority(req: &RequestHeader) -> Option<&str> {
     // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
@@ -157,9 +158,7 @@ async fn write_reply(
     resp.insert_header("x-content-type-options", "nosniff")?;
     if reply.content_type.starts_with("text/html") {
         resp.insert_header("referrer-policy", "no-referrer")?;
-        let csp = reply.csp.as_deref().unwrap_or(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        );
+        let csp = reply.csp.as_deref().unwrap_or(PAGE_CSP);
         resp.insert_header("content-security-policy", csp)?;
     }
     for (name, value) in reply.headers {
@@ -249,10 +248,14 @@ impl ProxyHttp for Proxy {
             }
             Ok(RouteMatch::NotFound) => {
                 ctx.target = Target::Nothing;
-                let icon = req.uri.path().eq_ignore_ascii_case("/favicon.ico")
-                    && matches!(req.method, http::Method::GET | http::Method::HEAD);
-                if icon {
+                let get = matches!(req.method, http::Method::GET | http::Method::HEAD);
+                if get && req.uri.path().eq_ignore_ascii_case("/favicon.ico") {
                     return write_reply(session, ctx, crate::portal::favicon()).await;
+                }
+                // An unknown host's 404 page is styled too.
+                if get && req.uri.path().starts_with("/.sso/assets/") {
+                    let reply = crate::sso::asset(&rt, req.uri.path());
+                    return write_reply(session, ctx, reply).await;
                 }
                 respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await
             }
@@ -473,7 +476,7 @@ impl ProxyHttp for Proxy {
         if session.response_written().is_none() {
             let body = match &ctx.runtime {
                 Some(rt) => rt.pages.error(page).clone(),
-                None => Bytes::from(catalog::error_page(page)),
+                None => Bytes::from(catalog::error_page(&catalog::Site::example(), page)),
             };
             // The connection is not reused after a failure: say so, or a client may send its next
             // request on it while it closes.

@@ -215,6 +215,8 @@ pub struct Runtime {
     pub catalog_jsonld: Served,
     /// The first page of `/catalog` for an anonymous citizen.
     pub catalog_page: Bytes,
+    /// What every page carries (owner, links).
+    pub site: catalog::Site,
     /// Metric attributes for requests that reach no service.
     pub metric_portal: [KeyValue; 2],
     /// For `/.sso/*`.
@@ -271,10 +273,11 @@ impl Runtime {
                 services.push(compiled);
             }
         }
-        let page = |p| Bytes::from(catalog::error_page(p));
+        let site = catalog::Site::of(&snapshot);
+        let page = |p| Bytes::from(catalog::error_page(&site, p));
         let catalog = catalog::Catalog::build(&snapshot);
         let pages = Pages {
-            home: Bytes::from(catalog::home(&catalog, None)),
+            home: Bytes::from(catalog::home(&site, &catalog, None)),
             bad_request: page(ErrorPage::BadRequest),
             not_found: page(ErrorPage::NotFound),
             bad_gateway: page(ErrorPage::BadGateway),
@@ -293,12 +296,14 @@ impl Runtime {
             catalog_json: Served::of(catalog.json()),
             catalog_jsonld: Served::of(catalog.jsonld()),
             catalog_page: Bytes::from(catalog::results(
+                &site,
                 &catalog,
                 &catalog::Query::default(),
                 &[],
                 None,
             )),
             catalog,
+            site,
             metric_portal: route_attributes("-", "portal"),
             metric_sso: route_attributes("-", "sso"),
             metric_none: route_attributes("-", "none"),

@@ -101,7 +101,7 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
             // A link or an automatic navigation from another site asks first.
             Initiator::SameOrigin => logout(rt, shared, req).await?,
             Initiator::CrossSite | Initiator::Unknown => {
-                let mut r = Reply::page(200, Bytes::from(catalog::logout_confirm_page()));
+                let mut r = Reply::page(200, Bytes::from(catalog::logout_confirm_page(&rt.site)));
                 r.headers
                     .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
                 r
@@ -123,8 +123,30 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         }
         "/.sso/handoff" => handoff(rt, shared, req).await?,
         "/.sso/slo" => slo(rt, shared, req, None).await?,
+        p if p.starts_with("/.sso/assets/") && get => asset(rt, p),
         _ => Reply::error(rt, ErrorPage::NotFound),
     })
+}
+
+/// A file of varco's pages (`/.sso/assets/…`), on every host: the pages of a comune's host use
+/// them as much as the portal's. Cacheable for a week; the pages name them with a version.
+pub fn asset(rt: &Runtime, path: &str) -> Reply {
+    let name = path.strip_prefix("/.sso/assets/").unwrap_or("");
+    let Some(a) = catalog::assets::asset(name) else {
+        return Reply::error(rt, ErrorPage::NotFound);
+    };
+    let mut r = Reply {
+        status: 200,
+        content_type: a.content_type,
+        body: Bytes::from_static(a.bytes),
+        headers: Vec::new(),
+        csp: None,
+    };
+    r.headers.push((
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=604800"),
+    ));
+    r
 }
 
 /// Whether this request is a POST whose form body the proxy must read first (ACS, SLO, the
@@ -149,7 +171,7 @@ pub async fn with_body(rt: &Runtime, shared: &Shared, req: &RequestHeader, body:
         },
         _ => acs(rt, shared, req, body).await,
     };
-    reply.map_or_else(|e| unavailable(rt, &e), onward)
+    reply.map_or_else(|e| unavailable(rt, &e), |r| onward(rt, r))
 }
 
 /// A form POST's answer never redirects: browsers check every redirect after a POST against the
@@ -157,7 +179,7 @@ pub async fn with_body(rt: &Runtime, shared: &Shared, req: &RequestHeader, body:
 /// confirmation page (for the logout) cannot widen to every host a login goes on to. The 302
 /// becomes a page that goes on by `Refresh`, a new navigation that no `form-action` governs;
 /// its cookies and other headers stay.
-fn onward(mut reply: Reply) -> Reply {
+fn onward(rt: &Runtime, mut reply: Reply) -> Reply {
     if reply.status != 302 {
         return reply;
     }
@@ -168,7 +190,7 @@ fn onward(mut reply: Reply) -> Reply {
     let to = to.to_str().unwrap_or("/").to_string();
     reply.status = 200;
     reply.content_type = HTML;
-    reply.body = Bytes::from(catalog::continue_page(&to));
+    reply.body = Bytes::from(catalog::continue_page(&rt.site, &to));
     if let Ok(v) = HeaderValue::from_str(&format!("0; url={to}")) {
         reply.headers.push((HeaderName::from_static("refresh"), v));
     }
@@ -288,10 +310,10 @@ async fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResu
                     shared.store.put_logout(&request_id).await?;
                     redirect(&url)
                 }
-                None => Reply::page(200, Bytes::from(catalog::logged_out_page())),
+                None => Reply::page(200, Bytes::from(catalog::logged_out_page(&rt.site))),
             }
         }
-        None => Reply::page(200, Bytes::from(catalog::logged_out_page())),
+        None => Reply::page(200, Bytes::from(catalog::logged_out_page(&rt.site))),
     };
     reply.headers.push((SET_COOKIE, clear_session_cookie(rt)));
     reply
@@ -329,7 +351,7 @@ async fn slo(
     let refused = |status| {
         Reply::page(
             status,
-            Bytes::from(catalog::login_failed_page(LoginFailure::Rejected)),
+            Bytes::from(catalog::login_failed_page(&rt.site, LoginFailure::Rejected)),
         )
     };
     Ok(match verified {
@@ -380,7 +402,7 @@ async fn slo(
             if !success {
                 tracing::warn!("the IdP did not confirm the logout");
             }
-            Reply::page(200, Bytes::from(catalog::logged_out_page()))
+            Reply::page(200, Bytes::from(catalog::logged_out_page(&rt.site)))
         }
         Err(e) => {
             tracing::warn!(error = %e, "SLO message refused");
@@ -512,7 +534,7 @@ async fn handoff(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreRes
     let expired = || {
         Reply::page(
             403,
-            Bytes::from(catalog::login_failed_page(LoginFailure::Expired)),
+            Bytes::from(catalog::login_failed_page(&rt.site, LoginFailure::Expired)),
         )
     };
     let Some(code) = param(&q, "code").filter(|c| c.len() <= 64) else {
@@ -547,7 +569,10 @@ async fn handoff(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreRes
             tracing::warn!("handoff refused: this host has another subject's session");
             let mut r = Reply::page(
                 409,
-                Bytes::from(catalog::login_failed_page(LoginFailure::OtherPerson)),
+                Bytes::from(catalog::login_failed_page(
+                    &rt.site,
+                    LoginFailure::OtherPerson,
+                )),
             );
             r.headers
                 .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
@@ -710,7 +735,10 @@ pub async fn acs(
                 idp_bridge::RefusalPage::LoginExpired => LoginFailure::Expired,
                 idp_bridge::RefusalPage::Rejected => LoginFailure::Rejected,
             };
-            let mut r = Reply::page(e.status(), Bytes::from(catalog::login_failed_page(failure)));
+            let mut r = Reply::page(
+                e.status(),
+                Bytes::from(catalog::login_failed_page(&rt.site, failure)),
+            );
             r.headers
                 .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
             r
@@ -1074,6 +1102,7 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         let mut r = Reply::page(
             200,
             Bytes::from(catalog::login_choice_page(
+                &rt.site,
                 &choices,
                 service.map(|(_, s)| s.name.as_str()),
                 level,
@@ -1084,7 +1113,7 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
             .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
         // IdP logos come from their metadata: https URLs or data: URIs.
         r.csp = Some(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+            "default-src 'none'; style-src 'self'; font-src 'self' data:; img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
                 .into(),
         );
         return Ok(r);
@@ -1121,13 +1150,13 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
     let use_post = param(&q, "binding") == Some("post") || idp.sso_redirect.is_none();
     let sent = if use_post {
         idp_bridge::post_request(entity_id, &rt.identity.keys, &request).map(|o| {
-            let page = catalog::post_binding_page(&o.action, &[("SAMLRequest", &o.saml_request), ("RelayState", o.relay_state.secret())]);
+            let page = catalog::post_binding_page(&rt.site, &o.action, &[("SAMLRequest", &o.saml_request), ("RelayState", o.relay_state.secret())]);
             let mut r = Reply::page(200, Bytes::from(page));
             // The IdP's endpoint, and wherever it redirects the POST to (its own login pages,
             // often on another host: browsers check each redirect against form-action).
             let origin = url::Url::parse(&o.action).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
             r.csp = Some(format!(
-                "default-src 'none'; style-src 'unsafe-inline'; script-src '{}'; form-action {origin} https:; frame-ancestors 'none'; base-uri 'none'",
+                "default-src 'none'; style-src 'self'; font-src 'self' data:; img-src 'self' data:; script-src '{}'; form-action {origin} https:; frame-ancestors 'none'; base-uri 'none'",
                 script_hash()
             ));
             (o.id, o.issue_instant, o.xml, o.relay_state.digest(), r)

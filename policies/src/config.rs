@@ -31,6 +31,17 @@ pub struct Config {
     pub session: SessionConfig,
     /// Directory with one policy file per comune.
     pub policies_dir: PathBuf,
+    /// What every page links to (`[portal]`).
+    pub portal: PortalConfig,
+}
+
+/// `[portal]`: the links every citizen page carries in its footer, as AgID asks of PA sites.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortalConfig {
+    /// The accessibility statement (the one published on AgID's form.agid.gov.it).
+    pub accessibility_url: Option<String>,
+    /// The privacy notice (GDPR art. 13).
+    pub privacy_url: Option<String>,
 }
 
 /// `[server]`.
@@ -283,6 +294,34 @@ pub(crate) fn read_config(
         }
         None => base.join("policies"),
     };
+    let portal = match root.opt_table(sink, "portal", "[portal]") {
+        Some(mut t) => {
+            let mut link = |key: &'static str| {
+                let v = t.opt_str(sink, key)?;
+                match Url::parse(&v.value) {
+                    Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Some(v.value),
+                    _ => {
+                        sink.error(
+                            &v.span,
+                            format!(
+                                "[portal]: `{key}` must be an http(s) URL, found \"{}\"",
+                                v.value
+                            ),
+                        );
+                        None
+                    }
+                }
+            };
+            let accessibility_url = link("accessibility_url");
+            let privacy_url = link("privacy_url");
+            t.finish(sink);
+            PortalConfig {
+                accessibility_url,
+                privacy_url,
+            }
+        }
+        None => PortalConfig::default(),
+    };
     root.finish(sink);
     let config = Config {
         path: path.to_path_buf(),
@@ -292,6 +331,7 @@ pub(crate) fn read_config(
         idps,
         session,
         policies_dir,
+        portal,
     };
     (config, sp_ok)
 }

@@ -24,7 +24,7 @@ mod route;
 pub use category::Category;
 pub use config::{
     is_loopback_host, AttributeSet, Config, Contact, IdpConfig, IdpKind, LogFormat, Organization,
-    PublicUrl, ServerConfig, SessionConfig, SessionStore, SpConfig, TelemetryConfig,
+    PortalConfig, PublicUrl, ServerConfig, SessionConfig, SessionStore, SpConfig, TelemetryConfig,
 };
 pub use decision::{decide, Decision, Held, Permit};
 pub use diag::{Diagnostic, Diagnostics};

@@ -490,7 +490,24 @@ con <strong>{level}</strong> e questi dati: {asked}.</p>\
         if let Some(rs) = &pending.relay_state {
             fields.push(("RelayState", rs.as_str()));
         }
-        let html = catalog::post_binding_page(&self.setup.acs_url, &fields);
+        // The IdP's own page (its origin serves no varco assets): inline style, and the same
+        // one-line script as varco's POST-binding page, so its CSP hash applies.
+        let mut inputs = String::new();
+        for (name, value) in &fields {
+            inputs.push_str(&format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(name),
+                escape(value)
+            ));
+        }
+        let html = format!(
+            "<!doctype html>\n<html lang=\"it\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Accesso in corso - DEMO (non valido)</title><style>{STYLE}</style></head><body>\
+<header><strong>DEMO (non valido)</strong> · identity provider di prova di varco</header>\
+<main><h1>Accesso in corso</h1><form id=\"saml\" method=\"post\" action=\"{}\">{inputs}<p>Se la pagina non prosegue da sola, premi il pulsante.</p><button type=\"submit\">Continua</button></form><script>{}</script></main></body></html>\n",
+            escape(&self.setup.acs_url),
+            catalog::POST_BINDING_SCRIPT
+        );
         let acs_origin = url::Url::parse(&self.setup.acs_url)
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_default();

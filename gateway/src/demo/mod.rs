@@ -240,6 +240,10 @@ store = "memory"
 
 [policies]
 dir = "policies"
+
+[portal]
+accessibility_url = "https://form.agid.gov.it/view/provincia-di-lucca-esempio"
+privacy_url = "https://www.provincia.lucca.example/privacy"
 # DEMO IdP: {idp_origin}/demo/spid and {idp_origin}/demo/cie
 "#,
         listen = o.listen,

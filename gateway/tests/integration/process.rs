@@ -272,6 +272,8 @@ fn an_upgrade_under_load_fails_no_request() {
                 n += 1;
                 // Task 0 starts a login now and then (the login limits allow about 20 a second
                 // per client address); the others mix public and authenticated pages.
+                // Paced, so that the tests running beside this one on 2 cores are not starved.
+                tokio::time::sleep(Duration::from_millis(3)).await;
                 let (what, request, want) = if task == 0 {
                     tokio::time::sleep(Duration::from_millis(150)).await;
                     ("login", c.get(&login), 302)

@@ -508,3 +508,37 @@ fn request_semantics_cannot_carry_identity() {
         );
     }
 }
+
+#[test]
+fn portal_links_and_public_ports_are_checked() {
+    let main = MAIN.replace(
+        "public_url = \"http://portal.localhost\"",
+        "public_url = \"http://portal.localhost\"\npublic_ports = [8443, 0, \"x\", 70000]",
+    ) + "\n[portal]\naccessibility_url = \"javascript:alert(1)\"\nprivacy_url = \"https://prova.example/privacy\"\nextra = 1\n";
+    let (_d, path) = setup(&main, &[("a.toml", GOOD)]);
+    let got = problems(&path);
+    let expect = [
+        "varco.toml:6:23: `public_ports`: 0 is not a TCP port",
+        "varco.toml:6:26: [server]: `public_ports` must contain only integers",
+        "varco.toml:6:31: `public_ports`: 70000 is not a TCP port",
+        "varco.toml:22:21: [portal]: `accessibility_url` must be an http(s) URL",
+        "varco.toml:24:1: [portal]: unknown key `extra`",
+    ];
+    assert_eq!(got.len(), expect.len(), "{got:#?}");
+    for (g, e) in got.iter().zip(expect) {
+        assert!(g.starts_with(e), "expected {e}\ngot {g}\n{got:#?}");
+    }
+    // Valid ones are read.
+    let good = MAIN.replace(
+        "public_url = \"http://portal.localhost\"",
+        "public_url = \"http://portal.localhost\"\npublic_ports = [8443]",
+    ) + "\n[portal]\nprivacy_url = \"https://prova.example/privacy\"\n";
+    let (_d, path) = setup(&good, &[("a.toml", GOOD)]);
+    let snapshot = load(&path).expect("loads");
+    assert_eq!(snapshot.config.server.public_ports, [8443]);
+    assert_eq!(
+        snapshot.config.portal.privacy_url.as_deref(),
+        Some("https://prova.example/privacy")
+    );
+    assert!(snapshot.config.portal.accessibility_url.is_none());
+}
