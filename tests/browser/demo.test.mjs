@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, citizenContext, launch, seriousViolations, startDemo, stopAll, root } from "./varco.mjs";
+import { freePort, citizenContext, launch, violations, startDemo, stopAll, tabTo, root } from "./varco.mjs";
 
 // Every page runs with its own Content Security Policy on, as in a citizen's browser: a test
 // fails if the browser reported any violation of it.
@@ -55,7 +55,7 @@ async function toTheDemoIdp(page) {
 test("log in through the DEMO IdP, see the identity at the back-end, log out", async () => {
   const page = await newPage();
   await toTheDemoIdp(page);
-  await assertNoSeriousViolations(page, "DEMO IdP page");
+  await assertNoViolations(page, "DEMO IdP page");
   await page.screenshot({ path: join(root, "target/browser/demo-idp.png"), fullPage: true });
   await page.getByLabel(/Giulia Bianchi/).check();
   await Promise.all([page.waitForURL(/capannori\.localhost:\d+\/tari\//), page.getByRole("button", { name: "Accedi" }).click()]);
@@ -86,19 +86,52 @@ test("log in through the DEMO IdP, see the identity at the back-end, log out", a
   assert.match(await page.locator("main").innerText(), /Entra con SPID/);
 });
 
-test("a simulated nr22 (consent denied) ends on its page", async () => {
-  const page = await newPage();
-  await toTheDemoIdp(page);
-  await page.selectOption("#error", "22");
-  await Promise.all([page.waitForURL(/\/\.sso\/acs/), page.getByRole("button", { name: "Simula l'errore" }).click()]);
-  const main = await page.locator("main").innerText();
-  assert.match(main, /Consenso negato/);
-  assert.match(main, /nr22/);
-  await assertNoSeriousViolations(page, "nr22 page");
+test("every simulated SPID error ends on its own page", async () => {
+  const titles = {
+    19: /Troppi tentativi di accesso/,
+    20: /Credenziali non adatte/,
+    21: /Tempo scaduto/,
+    22: /Consenso negato/,
+    23: /Identità sospesa o revocata/,
+    25: /Accesso annullato/,
+  };
+  for (const [code, title] of Object.entries(titles)) {
+    const page = await newPage();
+    await toTheDemoIdp(page);
+    await page.selectOption("#error", code);
+    await Promise.all([page.waitForURL(/\/\.sso\/acs/), page.getByRole("button", { name: "Simula l'errore" }).click()]);
+    const main = await page.locator("main").innerText();
+    assert.match(main, title, `nr${code}`);
+    assert.match(main, new RegExp(`nr${code}`));
+    await assertNoViolations(page, `nr${code} page`);
+  }
 });
 
-async function assertNoSeriousViolations(page, what) {
-  assert.deepEqual(await seriousViolations(page), [], `${what}: axe-core found serious or critical violations`);
+test("the whole login with the keyboard alone, the focus always visible", async () => {
+  const page = await newPage();
+  await page.goto(`${demo.portal}/`);
+  await tabTo(page, /Cerca un servizio/);
+  await page.keyboard.type("TARI");
+  await Promise.all([page.waitForURL(/\/catalog\?q=TARI/), page.keyboard.press("Enter")]);
+  await tabTo(page, /^Pagamento TARI$/);
+  await Promise.all([page.waitForURL(/\/\.sso\/login\?/), page.keyboard.press("Enter")]);
+  await tabTo(page, /Entra con SPID/);
+  await page.keyboard.press("Enter");
+  await tabTo(page, /DEMO \(non valido\)/);
+  await Promise.all([page.waitForURL(/\/demo\/spid\/sso\?/), page.keyboard.press("Enter")]);
+  // Tab reaches the group of citizens; the arrow keys move (and check) within it.
+  await tabTo(page, /[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]/);
+  for (let i = 0; i < 10 && !(await page.getByLabel(/Giulia Bianchi/).isChecked()); i++) {
+    await page.keyboard.press("ArrowDown");
+  }
+  assert.ok(await page.getByLabel(/Giulia Bianchi/).isChecked());
+  await tabTo(page, /^Accedi\b/);
+  await Promise.all([page.waitForURL(/capannori\.localhost:\d+\/tari\//), page.keyboard.press("Enter")]);
+  assert.match(await page.locator("main").innerText(), /x-varco-fiscal-number\s+BNCGLI92L54E715/);
+});
+
+async function assertNoViolations(page, what) {
+  assert.deepEqual(await violations(page), [], `${what}: axe-core found violations`);
 }
 
 test("CIE through the DEMO IdP: level 3 and CIE's attributes only", async () => {

@@ -155,16 +155,49 @@ export function launch() {
  * violations, each as "rule: target" lines.
  */
 export async function seriousViolations(page) {
+  return (await violations(page)).filter((v) => / \((serious|critical)\):/.test(v));
+}
+
+/**
+ * Every axe-core violation on the page, of any impact, under WCAG 2.1 A/AA and axe's best
+ * practices (landmarks, headings, regions).
+ */
+export async function violations(page) {
   // Evaluated through the DevTools protocol, which the page's Content Security Policy does not
   // govern: the page keeps the CSP a citizen's browser enforces (no bypassCSP), and axe still runs.
   await page.evaluate(axeSource);
   const result = await page.evaluate(() =>
     // eslint-disable-next-line no-undef
-    axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }),
+    axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] } }),
   );
-  return result.violations
-    .filter((v) => v.impact === "serious" || v.impact === "critical")
-    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+  return result.violations.map(
+    (v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`,
+  );
+}
+
+/**
+ * Moves the focus with Tab only (at most `limit` presses) until the focused element's text or
+ * label matches `name`; fails if it never does. Checks on the way that the focus is visible.
+ */
+export async function tabTo(page, name, limit = 60) {
+  for (let i = 0; i < limit; i++) {
+    await page.keyboard.press("Tab");
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return null;
+      const label = el.labels && el.labels.length ? el.labels[0].innerText : "";
+      const style = getComputedStyle(el);
+      return {
+        text: `${el.innerText || ""} ${el.getAttribute("aria-label") || ""} ${label} ${el.value || ""}`.trim(),
+        visible: style.outlineStyle !== "none" && style.outlineWidth !== "0px" || style.boxShadow !== "none",
+      };
+    });
+    if (focused && name.test(focused.text)) {
+      if (!focused.visible) throw new Error(`the focus on "${focused.text}" is not visible`);
+      return;
+    }
+  }
+  throw new Error(`${limit} presses of Tab never reached ${name}`);
 }
 
 /**
