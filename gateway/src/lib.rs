@@ -16,6 +16,7 @@ pub mod headers;
 pub mod identity;
 pub mod jwt;
 pub mod limits;
+pub mod logos;
 pub mod logsink;
 pub mod portal;
 pub mod proxy;

@@ -160,6 +160,8 @@ async fn write_reply(
         resp.insert_header("referrer-policy", "no-referrer")?;
         let csp = reply.csp.as_deref().unwrap_or(PAGE_CSP);
         resp.insert_header("content-security-policy", csp)?;
+    } else if let Some(csp) = reply.csp.as_deref() {
+        resp.insert_header("content-security-policy", csp)?;
     }
     for (name, value) in reply.headers {
         resp.append_header(name, value)?;

@@ -213,6 +213,19 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
     }
 }
 
+/// Fetches, in the background, the logos of the current IdPs that are not cached yet.
+fn refresh_logos(shared: &Arc<Shared>) {
+    let urls: Vec<String> = shared
+        .current()
+        .identity
+        .idps
+        .iter()
+        .filter_map(|i| i.logo.clone())
+        .collect();
+    let shared = shared.clone();
+    tokio::spawn(async move { shared.logos.refresh(urls).await });
+}
+
 /// Directories to watch: the main file's and every policy file's. Watching directories (not
 /// files) also sees files that editors and ConfigMaps replace by renaming.
 fn watched_dirs(shared: &Shared) -> BTreeSet<PathBuf> {
@@ -271,6 +284,7 @@ impl BackgroundService for Reloader {
             tracing::error!("the reload service was started twice");
             return;
         };
+        refresh_logos(&self.shared);
         let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -289,6 +303,7 @@ impl BackgroundService for Reloader {
                 _ = shutdown.changed() => break,
             };
             if let Outcome::Swapped(_) = reload(&self.shared, trigger).await {
+                refresh_logos(&self.shared);
                 watching.rewatch(&self.shared);
                 if let Ok(mut r) = self.relevant.write() {
                     *r = Relevant::of(&self.shared);

@@ -124,8 +124,30 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         "/.sso/handoff" => handoff(rt, shared, req).await?,
         "/.sso/slo" => slo(rt, shared, req, None).await?,
         p if p.starts_with("/.sso/assets/") && get => asset(rt, p),
+        p if p.starts_with("/.sso/logos/") && get => logo(rt, shared, p),
         _ => Reply::error(rt, ErrorPage::NotFound),
     })
+}
+
+/// An IdP's logo from the local cache (`/.sso/logos/{id}`). An SVG opened on its own runs in a
+/// sandbox with no script: it comes from an IdP's host, not from varco.
+fn logo(rt: &Runtime, shared: &Shared, path: &str) -> Reply {
+    let id = path.strip_prefix("/.sso/logos/").unwrap_or("");
+    let Some(l) = shared.logos.get(id) else {
+        return Reply::error(rt, ErrorPage::NotFound);
+    };
+    let mut r = Reply {
+        status: 200,
+        content_type: l.content_type,
+        body: l.bytes,
+        headers: Vec::new(),
+        csp: Some("default-src 'none'; style-src 'unsafe-inline'; sandbox".into()),
+    };
+    r.headers.push((
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    ));
+    r
 }
 
 /// A file of varco's pages (`/.sso/assets/…`), on every host: the pages of a comune's host use
@@ -1095,7 +1117,7 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
                         format!("/.sso/login?{}", q.finish())
                     },
                     cie: i.kind == IdpKind::Cie,
-                    logo: i.logo.clone(),
+                    logo: i.logo.as_deref().and_then(|l| shared.logos.local_url(l)),
                 })
                 .collect(),
         );
@@ -1113,7 +1135,7 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
             .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
         // IdP logos come from their metadata: https URLs or data: URIs.
         r.csp = Some(
-            "default-src 'none'; style-src 'self'; font-src 'self' data:; img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+            "default-src 'none'; style-src 'self'; font-src 'self' data:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
                 .into(),
         );
         return Ok(r);

@@ -33,6 +33,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Per-client buckets of the login endpoints (they outlive reloads).
     pub limiter: crate::limits::RateLimiter,
+    /// IdP logos, fetched once and served locally (they outlive reloads).
+    pub logos: crate::logos::Logos,
     /// Set once the process is told to stop or hand over: every response then closes its
     /// connection, so keep-alive clients move to the process that stays, and `/readyz` fails.
     draining: std::sync::atomic::AtomicBool,
@@ -107,6 +109,7 @@ impl Shared {
             catalog_cache: crate::portal::new_cache(),
             metrics,
             limiter: crate::limits::RateLimiter::new(),
+            logos: crate::logos::Logos::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             loaded_inputs,
         })

@@ -368,7 +368,15 @@ fn acceptable_logo(l: &str) -> bool {
     let safe_chars = l
         .bytes()
         .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'<' | b'>' | b'\\'));
+    // Plain http only on loopback, as for endpoints (tests, a local mirror).
+    let loopback_http = l.starts_with("http://")
+        && url::Url::parse(l).ok().is_some_and(|u| {
+            u.host_str().is_some_and(|h| {
+                policies::is_loopback_host(h.trim_start_matches('[').trim_end_matches(']'))
+            })
+        });
     let scheme_ok = l.starts_with("https://")
+        || loopback_http
         || [
             "data:image/png;base64,",
             "data:image/svg+xml;base64,",

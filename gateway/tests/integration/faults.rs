@@ -138,12 +138,15 @@ fn an_idp_metadata_file_broken_at_a_reload_keeps_its_last_good_version() {
         main.replace(&original.display().to_string(), "idp.xml"),
     )
     .expect("write");
-    // The file was read at start from the original; from now on this copy counts.
-    let outcome = rt().block_on(gateway::reload::reload(&gw.shared, "test"));
-    assert!(
-        matches!(outcome, gateway::reload::Outcome::Swapped(_)),
-        "{outcome:?}"
-    );
+    // The file was read at start from the original; from now on this copy counts. The watcher
+    // sees the main file change and reloads: let it, and let it settle, so that no reload of its
+    // own runs between the ones below (each would count a kept file again).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gw.shared.current().generation < 2 {
+        assert!(std::time::Instant::now() < deadline, "the watcher did not reload");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(600));
     for broken in [
         "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"https://localhost:8443\" validUntil=\"2020-01-01T00:00:00Z\"/>",
         "not XML at all",

@@ -688,3 +688,141 @@ mod one_login {
         });
     }
 }
+
+/// A logo host: answers `/logo.png` with a PNG and anything else with an HTML page, counting
+/// requests.
+fn logo_host() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let listener = rt()
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let h = hits.clone();
+    rt().spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            h.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let (ctype, body): (&str, &[u8]) = if head.starts_with("GET /logo.png ") {
+                    ("image/png", catalog::FAVICON)
+                } else {
+                    ("text/html", b"<script>alert(1)</script>")
+                };
+                let _ = conn
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                let _ = conn.write_all(body).await;
+            });
+        }
+    });
+    (port, hits)
+}
+
+#[test]
+fn idp_logos_are_served_by_varco_and_never_hot_linked() {
+    use std::sync::atomic::Ordering;
+    let (port, hits) = logo_host();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../idp-bridge/test_vectors/spid-sp-test-idp.xml");
+    let xml = std::fs::read_to_string(&fixture).expect("fixture");
+    let logo_url = format!("http://127.0.0.1:{port}/logo.png");
+    let with_logo = xml.replacen(
+        "<ns0:KeyDescriptor",
+        &format!("<ns0:Extensions><mdui:UIInfo xmlns:mdui=\"urn:oasis:names:tc:SAML:metadata:ui\"><mdui:Logo height=\"32\" width=\"32\">{logo_url}</mdui:Logo></mdui:UIInfo></ns0:Extensions><ns0:KeyDescriptor"),
+        1,
+    );
+    assert_ne!(with_logo, xml);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metadata = dir.path().join("idp-with-logo.xml");
+    std::fs::write(&metadata, &with_logo).expect("write");
+    let gw = Gateway::start_edited("", &pub_and_tari_policies(echo("logos")), |text, _| {
+        text.replace(
+            &fixture.display().to_string(),
+            &metadata.display().to_string(),
+        )
+    });
+    let c = gw.client();
+    let choice = || {
+        rt().block_on(async {
+            c.get(gw.url("portal.localhost", "/.sso/login?level=SpidL2"))
+                .send()
+                .await
+                .expect("send")
+                .text()
+                .await
+                .expect("body")
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let page = loop {
+        let page = choice();
+        if page.contains("/.sso/logos/") {
+            break page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the logo never reached the cache: {page}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        !page.contains(&format!("127.0.0.1:{port}")),
+        "the page hot-links the IdP's host"
+    );
+    let local = page
+        .split("src=\"/.sso/logos/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("logo src")
+        .to_string();
+    rt().block_on(async {
+        let r = c
+            .get(gw.url("a.test", &format!("/.sso/logos/{local}")))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "image/png");
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .contains("sandbox"));
+        assert_eq!(&r.bytes().await.expect("body")[..], catalog::FAVICON);
+        let unknown = c
+            .get(gw.url("portal.localhost", "/.sso/logos/0000"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(unknown.status(), 404);
+    });
+    // A reload does not fetch it again; a logo that is not an image is left out.
+    assert_eq!(hits.load(Ordering::Relaxed), 1);
+    std::fs::write(&metadata, with_logo.replace("/logo.png", "/page.html")).expect("write");
+    let main = gw.config_path();
+    std::fs::write(&main, std::fs::read_to_string(&main).expect("read") + "\n").expect("touch");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while hits.load(Ordering::Relaxed) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new logo was never fetched"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let page = choice();
+    assert!(
+        !page.contains("<img src=\"/.sso/logos/") && !page.contains("page.html"),
+        "{page}"
+    );
+    assert!(page.contains("Entra con SPID"));
+}

@@ -176,6 +176,10 @@ fn logos_come_from_the_metadata_ui_info_when_safe() {
             Some("data:image/png;base64,iVBORw0KGgo="),
         ),
         ("http://idp.example/logo.png", None),
+        (
+            "http://127.0.0.1:9/logo.png",
+            Some("http://127.0.0.1:9/logo.png"),
+        ),
         ("javascript:alert(1)", None),
         ("data:text/html;base64,PHNjcmlwdD4=", None),
         ("https://idp.example/a\" onerror=\"x", None),
