@@ -201,18 +201,23 @@ export async function tabTo(page, name, limit = 60) {
 }
 
 /**
- * A browser context as a citizen's: the pages' Content Security Policy stays on, and every
- * violation it reports is collected in `context.cspViolations` (a test asserts there is none).
+ * A browser context as a citizen's: the pages' Content Security Policy stays on, and every error
+ * the browser reports (a CSP violation, a resource that failed to load, a script error) is
+ * collected in `context.consoleErrors` (a test asserts there is none). The status of an error page
+ * itself (a 404 page answering a 404) is what that page is for, not an error of it.
  */
 export async function citizenContext(browser, options = {}) {
   const context = await browser.newContext({ locale: "it-IT", ...options });
-  context.cspViolations = [];
-  context.on("page", (page) => watchCsp(context, page));
+  context.consoleErrors = [];
+  context.on("page", (page) => watchConsole(context, page));
   return context;
 }
 
-function watchCsp(context, page) {
+function watchConsole(context, page) {
   page.on("console", (msg) => {
-    if (/Content Security Policy/i.test(msg.text())) context.cspViolations.push(`${page.url()}: ${msg.text()}`);
+    if (msg.type() !== "error") return;
+    const own = msg.text().startsWith("Failed to load resource") && msg.location().url === page.url();
+    if (!own) context.consoleErrors.push(`${page.url()}: ${msg.text()}`);
   });
+  page.on("pageerror", (e) => context.consoleErrors.push(`${page.url()}: ${e.message}`));
 }

@@ -143,7 +143,10 @@ fn an_idp_metadata_file_broken_at_a_reload_keeps_its_last_good_version() {
     // own runs between the ones below (each would count a kept file again).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while gw.shared.current().generation < 2 {
-        assert!(std::time::Instant::now() < deadline, "the watcher did not reload");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher did not reload"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(600));
