@@ -74,6 +74,29 @@ impl Site {
         }
     }
 
+    /// The site of a comune's hosts: its name in the header (linking to its services in the
+    /// portal's catalog) and its own accessibility and privacy links, else the portal's.
+    pub fn for_comune(snapshot: &policies::Snapshot, comune: &policies::Comune) -> Self {
+        let region = Self::of(snapshot);
+        let portal = snapshot
+            .config
+            .server
+            .public_url
+            .url
+            .origin()
+            .ascii_serialization();
+        Self {
+            owner: comune.name.clone(),
+            owner_url: format!("{portal}/catalog?comune={}", comune.ipa_code.as_str()),
+            accessibility_url: comune
+                .accessibility_url
+                .clone()
+                .or(region.accessibility_url),
+            privacy_url: comune.privacy_url.clone().or(region.privacy_url),
+            ..region
+        }
+    }
+
     /// A site for tests and tools without a configuration.
     pub fn example() -> Self {
         Self {

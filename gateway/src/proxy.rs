@@ -239,17 +239,12 @@ impl ProxyHttp for Proxy {
             Err(reason) => {
                 tracing::debug!(%reason, "request target rejected");
                 ctx.target = Target::Nothing;
-                respond(
-                    session,
-                    ctx,
-                    400,
-                    rt.pages.error(ErrorPage::BadRequest),
-                    None,
-                )
-                .await
+                let page = rt.error_for(ErrorPage::BadRequest, req);
+                respond(session, ctx, 400, &page, None).await
             }
             Ok(RouteMatch::NotFound) => {
                 ctx.target = Target::Nothing;
+                let not_found = rt.error_for(ErrorPage::NotFound, req);
                 let get = matches!(req.method, http::Method::GET | http::Method::HEAD);
                 if get && req.uri.path().eq_ignore_ascii_case("/favicon.ico") {
                     return write_reply(session, ctx, crate::portal::favicon()).await;
@@ -259,7 +254,7 @@ impl ProxyHttp for Proxy {
                     let reply = crate::sso::asset(&rt, req.uri.path());
                     return write_reply(session, ctx, reply).await;
                 }
-                respond(session, ctx, 404, rt.pages.error(ErrorPage::NotFound), None).await
+                respond(session, ctx, 404, &not_found, None).await
             }
             Ok(RouteMatch::Sso) => {
                 ctx.target = Target::Sso;
@@ -295,8 +290,8 @@ impl ProxyHttp for Proxy {
                 let (Some(index), Some((_, service))) = (rt.index(r), rt.snapshot.service(r))
                 else {
                     ctx.target = Target::Nothing;
-                    return respond(session, ctx, 500, rt.pages.error(ErrorPage::Internal), None)
-                        .await;
+                    let page = rt.error_for(ErrorPage::Internal, session.req_header());
+                    return respond(session, ctx, 500, &page, None).await;
                 };
                 ctx.target = Target::Service(index);
                 if let Some(svc) = rt.service(index) {
@@ -477,7 +472,7 @@ impl ProxyHttp for Proxy {
         let status = page.status();
         if session.response_written().is_none() {
             let body = match &ctx.runtime {
-                Some(rt) => rt.pages.error(page).clone(),
+                Some(rt) => rt.error_for(page, session.req_header()),
                 None => Bytes::from(catalog::error_page(&catalog::Site::example(), page)),
             };
             // The connection is not reused after a failure: say so, or a client may send its next

@@ -94,6 +94,21 @@ pub struct Pages {
 }
 
 impl Pages {
+    /// Every error page of `site`, and `home`.
+    fn render(site: &catalog::Site, home: Bytes) -> Self {
+        let page = |p| Bytes::from(catalog::error_page(site, p));
+        Self {
+            home,
+            bad_request: page(ErrorPage::BadRequest),
+            not_found: page(ErrorPage::NotFound),
+            bad_gateway: page(ErrorPage::BadGateway),
+            gateway_timeout: page(ErrorPage::GatewayTimeout),
+            internal: page(ErrorPage::Internal),
+            unavailable: page(ErrorPage::Unavailable),
+            too_many_requests: page(ErrorPage::TooManyRequests),
+        }
+    }
+
     /// The page for an error.
     pub fn error(&self, page: ErrorPage) -> &Bytes {
         match page {
@@ -215,8 +230,14 @@ pub struct Runtime {
     pub catalog_jsonld: Served,
     /// The first page of `/catalog` for an anonymous citizen.
     pub catalog_page: Bytes,
-    /// What every page carries (owner, links).
+    /// What every page carries (owner, links): the portal's.
     pub site: catalog::Site,
+    /// Each comune's, for the pages of its hosts (same order as the snapshot's comuni).
+    comune_sites: Vec<catalog::Site>,
+    /// Host → comune, for the hosts that belong to one comune (`shared_hosts` do not).
+    host_comune: std::collections::HashMap<Box<str>, usize>,
+    /// Each comune's error pages, rendered at first use.
+    comune_pages: Vec<std::sync::OnceLock<Pages>>,
     /// Metric attributes for requests that reach no service.
     pub metric_portal: [KeyValue; 2],
     /// For `/.sso/*`.
@@ -274,18 +295,26 @@ impl Runtime {
             }
         }
         let site = catalog::Site::of(&snapshot);
-        let page = |p| Bytes::from(catalog::error_page(&site, p));
         let catalog = catalog::Catalog::build(&snapshot);
-        let pages = Pages {
-            home: Bytes::from(catalog::home(&site, &catalog, None)),
-            bad_request: page(ErrorPage::BadRequest),
-            not_found: page(ErrorPage::NotFound),
-            bad_gateway: page(ErrorPage::BadGateway),
-            gateway_timeout: page(ErrorPage::GatewayTimeout),
-            internal: page(ErrorPage::Internal),
-            unavailable: page(ErrorPage::Unavailable),
-            too_many_requests: page(ErrorPage::TooManyRequests),
-        };
+        let pages = Pages::render(&site, Bytes::from(catalog::home(&site, &catalog, None)));
+        let comune_sites: Vec<catalog::Site> = snapshot
+            .comuni
+            .iter()
+            .map(|c| catalog::Site::for_comune(&snapshot, c))
+            .collect();
+        let mut host_comune = std::collections::HashMap::new();
+        let shared = &snapshot.config.server.shared_hosts;
+        for (ci, c) in snapshot.comuni.iter().enumerate() {
+            for s in &c.services {
+                let host = s.route.host.as_str();
+                if !shared.iter().any(|h| h == host) {
+                    host_comune.entry(Box::from(host)).or_insert(ci);
+                }
+            }
+        }
+        let comune_pages = (0..snapshot.comuni.len())
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
         Ok(Self {
             generation,
             snapshot: Arc::new(snapshot),
@@ -304,10 +333,50 @@ impl Runtime {
             )),
             catalog,
             site,
+            comune_sites,
+            host_comune,
+            comune_pages,
             metric_portal: route_attributes("-", "portal"),
             metric_sso: route_attributes("-", "sso"),
             metric_none: route_attributes("-", "none"),
         })
+    }
+
+    /// The comune whose host `req` is for, if one comune owns it.
+    fn comune_of(&self, req: &pingora::http::RequestHeader) -> Option<usize> {
+        let raw = req.uri.authority().map(|a| a.as_str()).or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })?;
+        let host = policies::normalize_host(raw).ok()?;
+        self.host_comune.get(host.as_ref()).copied()
+    }
+
+    /// What the pages answering `req` carry: its host's comune's name and links, or the
+    /// portal's.
+    pub fn site_for(&self, req: &pingora::http::RequestHeader) -> &catalog::Site {
+        self.comune_of(req)
+            .and_then(|c| self.comune_sites.get(c))
+            .unwrap_or(&self.site)
+    }
+
+    /// The site of the comune at `index` of the snapshot.
+    pub fn comune_site(&self, index: usize) -> Option<&catalog::Site> {
+        self.comune_sites.get(index)
+    }
+
+    /// The error page answering `req`, in its host's comune's name.
+    pub fn error_for(&self, page: ErrorPage, req: &pingora::http::RequestHeader) -> Bytes {
+        let Some((site, cell)) = self
+            .comune_of(req)
+            .and_then(|c| Some((self.comune_sites.get(c)?, self.comune_pages.get(c)?)))
+        else {
+            return self.pages.error(page).clone();
+        };
+        cell.get_or_init(|| Pages::render(site, Bytes::new()))
+            .error(page)
+            .clone()
     }
 
     /// The flat index of a service.

@@ -101,7 +101,10 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
             // A link or an automatic navigation from another site asks first.
             Initiator::SameOrigin => logout(rt, shared, req).await?,
             Initiator::CrossSite | Initiator::Unknown => {
-                let mut r = Reply::page(200, Bytes::from(catalog::logout_confirm_page(&rt.site)));
+                let mut r = Reply::page(
+                    200,
+                    Bytes::from(catalog::logout_confirm_page(rt.site_for(req))),
+                );
                 r.headers
                     .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
                 r
@@ -332,10 +335,10 @@ async fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResu
                     shared.store.put_logout(&request_id).await?;
                     redirect(&url)
                 }
-                None => Reply::page(200, Bytes::from(catalog::logged_out_page(&rt.site))),
+                None => Reply::page(200, Bytes::from(catalog::logged_out_page(rt.site_for(req)))),
             }
         }
-        None => Reply::page(200, Bytes::from(catalog::logged_out_page(&rt.site))),
+        None => Reply::page(200, Bytes::from(catalog::logged_out_page(rt.site_for(req)))),
     };
     reply.headers.push((SET_COOKIE, clear_session_cookie(rt)));
     reply
@@ -556,7 +559,10 @@ async fn handoff(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreRes
     let expired = || {
         Reply::page(
             403,
-            Bytes::from(catalog::login_failed_page(&rt.site, LoginFailure::Expired)),
+            Bytes::from(catalog::login_failed_page(
+                rt.site_for(req),
+                LoginFailure::Expired,
+            )),
         )
     };
     let Some(code) = param(&q, "code").filter(|c| c.len() <= 64) else {
@@ -1124,7 +1130,11 @@ async fn login(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         let mut r = Reply::page(
             200,
             Bytes::from(catalog::login_choice_page(
-                &rt.site,
+                // The service's comune asks for the login: its name heads the page.
+                target
+                    .service
+                    .and_then(|r| rt.comune_site(r.comune as usize))
+                    .unwrap_or(&rt.site),
                 &choices,
                 service.map(|(_, s)| s.name.as_str()),
                 level,

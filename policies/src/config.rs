@@ -296,22 +296,7 @@ pub(crate) fn read_config(
     };
     let portal = match root.opt_table(sink, "portal", "[portal]") {
         Some(mut t) => {
-            let mut link = |key: &'static str| {
-                let v = t.opt_str(sink, key)?;
-                match Url::parse(&v.value) {
-                    Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Some(v.value),
-                    _ => {
-                        sink.error(
-                            &v.span,
-                            format!(
-                                "[portal]: `{key}` must be an http(s) URL, found \"{}\"",
-                                v.value
-                            ),
-                        );
-                        None
-                    }
-                }
-            };
+            let mut link = |key: &'static str| opt_http_url(&mut t, sink, key, "[portal]");
             let accessibility_url = link("accessibility_url");
             let privacy_url = link("privacy_url");
             t.finish(sink);
@@ -334,6 +319,29 @@ pub(crate) fn read_config(
         portal,
     };
     (config, sp_ok)
+}
+
+/// An optional http(s) URL: a link every page carries, so nothing else (`javascript:`...).
+pub(crate) fn opt_http_url(
+    t: &mut TableReader<'_, '_>,
+    sink: &mut Sink<'_>,
+    key: &'static str,
+    table: &str,
+) -> Option<String> {
+    let v = t.opt_str(sink, key)?;
+    match Url::parse(&v.value) {
+        Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Some(v.value),
+        _ => {
+            sink.error(
+                &v.span,
+                format!(
+                    "{table}: `{key}` must be an http(s) URL, found \"{}\"",
+                    v.value
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn socket_addr(

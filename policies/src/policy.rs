@@ -56,6 +56,10 @@ pub struct Comune {
     pub istat_code: IstatCode,
     /// Province name (e.g. "Lucca"), for the catalog; optional.
     pub province: Option<String>,
+    /// The comune's accessibility statement, on the pages of its hosts (default: `[portal]`'s).
+    pub accessibility_url: Option<String>,
+    /// The comune's privacy notice, on the pages of its hosts (default: `[portal]`'s).
+    pub privacy_url: Option<String>,
     /// The services, in file order.
     pub services: Vec<Service>,
 }
@@ -330,12 +334,16 @@ pub(crate) fn read_comune(
     root.finish(sink);
 
     // Without `[comune]` the services are still checked, so that every problem shows at once.
-    let (name, ipa, istat, province) = match head {
+    let (name, ipa, istat, province, links) = match head {
         Some(mut head) => {
             let name = head.str(sink, "name", "e.g. \"Comune di Capannori\"");
             let ipa = head.str(sink, "ipa_code", "e.g. \"c_b648\"");
             let istat = head.str(sink, "istat_code", "6 digits, e.g. \"046007\"");
             let province = head.opt_str(sink, "province");
+            let links = (
+                crate::config::opt_http_url(&mut head, sink, "accessibility_url", "[comune]"),
+                crate::config::opt_http_url(&mut head, sink, "privacy_url", "[comune]"),
+            );
             head.finish(sink);
             if let Some(p) = &province {
                 if !(1..=64).contains(&p.value.chars().count())
@@ -347,9 +355,9 @@ pub(crate) fn read_comune(
                     );
                 }
             }
-            (name, ipa, istat, province.map(|p| p.value))
+            (name, ipa, istat, province.map(|p| p.value), links)
         }
-        None => (None, None, None, None),
+        None => (None, None, None, None, (None, None)),
     };
     if let Some(i) = &ipa {
         if let Err(m) = check_ipa_code(&i.value) {
@@ -378,6 +386,8 @@ pub(crate) fn read_comune(
             ipa_code: IpaCode(ipa.value),
             istat_code: IstatCode(istat.value),
             province,
+            accessibility_url: links.0,
+            privacy_url: links.1,
             services,
         },
         ipa_span: ipa.span,

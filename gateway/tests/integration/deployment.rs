@@ -56,3 +56,66 @@ fn a_port_nobody_declared_gets_a_page_not_a_redirect_that_login_refuses() {
         assert!(r.text().await.expect("body").contains("lang=\"it\""));
     });
 }
+
+#[test]
+fn the_pages_of_a_comunes_host_carry_its_name_and_links() {
+    let be = echo("site");
+    let policy = pub_and_tari_policies(be)
+        .into_iter()
+        .map(|(name, text)| {
+            (
+                name,
+                text.replacen(
+                    "istat_code = \"046001\"\n",
+                    "istat_code = \"046001\"\naccessibility_url = \"https://comune-a.example/accessibilita\"\n",
+                    1,
+                ),
+            )
+        })
+        .collect::<Vec<_>>();
+    let gw = Gateway::start_edited("", &policy, |text, _| {
+        format!("{text}\n[portal]\naccessibility_url = \"https://regione.example/accessibilita\"\nprivacy_url = \"https://regione.example/privacy\"\n")
+    });
+    let c = gw.client();
+    rt().block_on(async {
+        let body = |host: &'static str, path: &'static str| {
+            let c = c.clone();
+            let url = gw.url(host, path);
+            async move {
+                c.get(url)
+                    .send()
+                    .await
+                    .expect("send")
+                    .text()
+                    .await
+                    .expect("body")
+            }
+        };
+        // A comune's host: its name, its accessibility statement, the portal's privacy notice.
+        let page = body("a.test", "/non-esiste").await;
+        assert!(page.contains(">Comune di Prova c_a001</a>"), "{page}");
+        assert!(
+            page.contains("href=\"https://comune-a.example/accessibilita\""),
+            "{page}"
+        );
+        assert!(
+            page.contains("href=\"https://regione.example/privacy\""),
+            "{page}"
+        );
+        assert!(!page.contains("regione.example/accessibilita"));
+        // The portal: the organisation and its links.
+        let page = body("portal.localhost", "/non-esiste").await;
+        assert!(page.contains(">Provincia di Prova</a>"), "{page}");
+        assert!(
+            page.contains("href=\"https://regione.example/accessibilita\""),
+            "{page}"
+        );
+        // The choice page for a comune's service is headed by that comune.
+        let mut b = Browser::new(&gw);
+        let r = b.get(&gw.url("a.test", "/tari/")).await;
+        let login = location_of(&r);
+        let choice = b.get(&login).await.text().await.expect("body");
+        assert!(choice.contains(">Comune di Prova c_a001</a>"), "{choice}");
+        assert!(choice.contains("Entra con SPID"));
+    });
+}
