@@ -21,7 +21,7 @@ pub fn escape(s: &str) -> String {
 /// templates is double-quoted (checked by a test), so `'` needs no escape and the pages' text
 /// stays readable.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Html;
+pub struct Html;
 
 impl askama::filters::Escaper for Html {
     fn write_escaped_str<W: std::fmt::Write>(&self, mut dest: W, s: &str) -> std::fmt::Result {

@@ -19,7 +19,7 @@ pub use browse::{home, results, PAGE_SIZE};
 /// PA's blue, as one 32-px PNG inside an ICO container.
 pub const FAVICON: &[u8] = include_bytes!("../assets/favicon.ico");
 pub use error::{Error, Result};
-pub use html::{escape, Site};
+pub use html::{escape, Html, Site};
 pub use model::{access_label, fold, Catalog, CatalogComune, CatalogService, Rendered};
 pub use pages::{
     continue_page, error_page, logged_out_page, login_choice_page, login_failed_page,

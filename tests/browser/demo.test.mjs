@@ -57,7 +57,9 @@ test("log in through the DEMO IdP, see the identity at the back-end, log out", a
   await toTheDemoIdp(page);
   await assertNoViolations(page, "DEMO IdP page");
   await page.screenshot({ path: join(root, "target/browser/demo-idp.png"), fullPage: true });
-  await page.getByLabel(/Giulia Bianchi/).check();
+  // As a citizen does: the kit draws the radio in its label, which takes the click.
+  await page.locator("label", { hasText: "Giulia Bianchi" }).click();
+  assert.ok(await page.getByLabel(/Giulia Bianchi/).isChecked());
   await Promise.all([page.waitForURL(/capannori\.localhost:\d+\/tari\//), page.getByRole("button", { name: "Accedi" }).click()]);
 
   const main = await page.locator("main").innerText();

@@ -3,7 +3,6 @@
 //! signature with the published key, `aud` of this comune, not expired).
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -15,8 +14,6 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use openssl::pkey::{PKey, Public};
 use tokio::net::TcpListener;
-
-use catalog::escape;
 
 /// One demo back-end.
 pub(super) struct Backend {
@@ -111,7 +108,7 @@ impl Backend {
     }
 
     fn page(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-        let mut rows = String::new();
+        let mut rows = Vec::new();
         let mut token = None;
         for (name, value) in req.headers() {
             let n = name.as_str();
@@ -121,51 +118,51 @@ impl Backend {
                 continue;
             }
             if n.starts_with("x-varco-") || n == "x-cf" || n == "x-codice-fiscale" {
-                let _ = write!(
-                    rows,
-                    "<tr><th scope=\"row\"><code>{}</code></th><td>{}</td></tr>",
-                    escape(n),
-                    escape(&decoded(v))
-                );
+                rows.push((n.to_string(), decoded(v)));
             }
         }
-        let identity = if rows.is_empty() {
-            "<p>Nessuna identità: questo è un servizio ad accesso libero, varco non invia dati personali.</p>".to_string()
-        } else {
-            format!("<table><caption>Intestazioni di identità ricevute da varco</caption><tbody>{rows}</tbody></table>")
-        };
-        let jwt = match token.as_deref().map(|t| self.verify(t)) {
-            None => String::new(),
-            Some(Ok(claims)) => format!(
-                "<h2>Asserzione firmata (X-Varco-Assertion)</h2><p class=\"ok\" id=\"jwt-status\">Firma verificata con la chiave pubblicata in <code>/.sso/jwks.json</code>; destinatario <code>{}</code>; valida fino a {}.</p><pre>{}</pre>",
-                escape(claims["aud"].as_str().unwrap_or("")),
-                chrono::DateTime::from_timestamp(claims["exp"].as_i64().unwrap_or(0), 0)
+        let jwt = token.as_deref().map(|t| {
+            self.verify(t).map(|claims| JwtView {
+                audience: claims["aud"].as_str().unwrap_or("").to_string(),
+                until: chrono::DateTime::from_timestamp(claims["exp"].as_i64().unwrap_or(0), 0)
                     .map(|t| t.format("%H:%M:%S UTC").to_string())
                     .unwrap_or_default(),
-                escape(&serde_json::to_string_pretty(&claims).unwrap_or_default())
+                claims: serde_json::to_string_pretty(&claims).unwrap_or_default(),
+            })
+        });
+        let html = super::render(&BackendTemplate {
+            chrome: super::Chrome::new(
+                "servizio di prova",
+                &self.comune,
+                "back-end di prova: mostra ciò che varco gli invia",
+                "demo-backend",
             ),
-            Some(Err(why)) => format!(
-                "<h2>Asserzione firmata (X-Varco-Assertion)</h2><p class=\"bad\" id=\"jwt-status\">Non accettata: {}</p>",
-                escape(&why)
-            ),
-        };
-        let html = format!(
-            "<!doctype html>\n<html lang=\"it\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{comune} - servizio di prova</title><style>{STYLE}</style></head><body>\
-<header>{comune} · back-end di prova</header><main><h1>Il servizio ha ricevuto la richiesta</h1>\
-<p>Percorso richiesto: <code>{path}</code></p>{identity}{jwt}\
-<p><a href=\"{portal}/\">Torna all'elenco dei servizi</a> · <a href=\"/.sso/logout\">Esci</a></p></main></body></html>\n",
-            comune = escape(&self.comune),
-            path = escape(req.uri().path()),
-            portal = escape(&self.portal),
+            path: req.uri().path(),
+            rows,
+            jwt,
+            portal: &self.portal,
+        });
+        let csp = format!(
+            "default-src 'none'; {}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            super::DEMO_STYLES
         );
-        super::html_response(http::StatusCode::OK, html, None)
+        super::html_response(http::StatusCode::OK, html, Some(&csp))
     }
 }
 
-const STYLE: &str = "body{margin:0;font-family:'Titillium Web',Geneva,Tahoma,sans-serif;color:#1a1a1a;line-height:1.5}\
-header{background:#00663d;color:#fff;padding:1rem;font-weight:700}main{max-width:50rem;margin:0 auto;padding:1rem}\
-table{border-collapse:collapse;width:100%}caption{text-align:left;font-weight:700;padding:.5rem 0}\
-th,td{border-bottom:1px solid #d9dadb;padding:.4rem;text-align:left;vertical-align:top;word-break:break-all}\
-pre{background:#f2f7fc;padding:1rem;overflow:auto}.ok{color:#00663d;font-weight:700}.bad{color:#a61919;font-weight:700}\
-a{color:#0066cc}a:focus{outline:3px solid #f90}";
+/// The verified identity JWT, as the page shows it.
+struct JwtView {
+    audience: String,
+    until: String,
+    claims: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "demo_backend.html")]
+struct BackendTemplate<'a> {
+    chrome: super::Chrome,
+    path: &'a str,
+    rows: Vec<(String, String)>,
+    jwt: Option<Result<JwtView, String>>,
+    portal: &'a str,
+}

@@ -168,34 +168,80 @@ pub(super) async fn serve(listener: TcpListener, setup: Setup) -> std::io::Resul
 
 type Reply = Response<Full<Bytes>>;
 
-fn page(status: StatusCode, title: &str, body: &str, csp: &str) -> Reply {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"it\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title} - DEMO (non valido)</title><style>{STYLE}</style></head><body>\
-<header><strong>DEMO (non valido)</strong> · identity provider di prova di varco: nessuna identità qui è reale</header>\
-<main>{body}</main></body></html>\n",
-        title = escape(title)
-    );
-    super::html_response(status, html, Some(csp))
+fn chrome(title: &str) -> super::Chrome {
+    super::Chrome::new(
+        title,
+        "DEMO (non valido)",
+        "identity provider di prova di varco: nessuna identità qui è reale",
+        "demo-idp",
+    )
 }
 
-const STYLE: &str = "body{margin:0;font-family:'Titillium Web',Geneva,Tahoma,sans-serif;color:#1a1a1a;line-height:1.5}\
-header{background:#7a4100;color:#fff;padding:1rem}main{max-width:44rem;margin:0 auto;padding:1rem}\
-fieldset{border:1px solid #5c6f82;border-radius:4px;margin:1rem 0;padding:.5rem 1rem}legend{font-weight:700}\
-label{display:block;padding:.4rem 0;min-height:44px}button{font:inherit;font-weight:700;min-height:44px;padding:.4rem 1.25rem;border:0;border-radius:4px;background:#0066cc;color:#fff;margin:.25rem .5rem .25rem 0}\
-button.secondary{background:#5c6f82}select{font:inherit;min-height:44px}\
-button:focus,input:focus,select:focus{outline:3px solid #f90;outline-offset:2px}.note{color:#5c6f82}";
+/// The CSP of the IdP's own pages.
+fn default_csp() -> String {
+    format!(
+        "default-src 'none'; {}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        super::DEMO_STYLES
+    )
+}
 
-const DEFAULT_CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+#[derive(askama::Template)]
+#[template(path = "demo_idp_refuse.html")]
+struct RefuseTemplate<'a> {
+    chrome: super::Chrome,
+    why: &'a str,
+}
 
 fn refuse(status: StatusCode, why: &str) -> Reply {
-    page(
-        status,
-        "Richiesta rifiutata",
-        &format!("<h1>Richiesta rifiutata</h1><p>{}</p>", escape(why)),
-        DEFAULT_CSP,
-    )
+    let html = super::render(&RefuseTemplate {
+        chrome: chrome("Richiesta rifiutata"),
+        why,
+    });
+    super::html_response(status, html, Some(&default_csp()))
+}
+
+#[derive(askama::Template)]
+#[template(path = "demo_idp_home.html")]
+struct HomeTemplate {
+    chrome: super::Chrome,
+    spid: String,
+    cie: String,
+}
+
+/// One test citizen on the login page.
+struct CitizenChoice {
+    index: usize,
+    label: String,
+}
+
+/// One level on the login page.
+struct LevelChoice {
+    value: &'static str,
+    label: &'static str,
+    checked: bool,
+}
+
+#[derive(askama::Template)]
+#[template(path = "demo_idp_login.html")]
+struct LoginTemplate<'a> {
+    chrome: super::Chrome,
+    sp: &'a str,
+    level: String,
+    asked: String,
+    action: String,
+    token: &'a str,
+    citizens: Vec<CitizenChoice>,
+    levels: Vec<LevelChoice>,
+    errors: &'static [(u8, &'static str)],
+}
+
+#[derive(askama::Template)]
+#[template(path = "demo_idp_post.html")]
+struct PostTemplate<'a> {
+    chrome: super::Chrome,
+    action: &'a str,
+    fields: &'a [(&'a str, &'a str)],
+    script: &'static str,
 }
 
 fn raw_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
@@ -268,16 +314,34 @@ impl Idp {
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
         if path == "/" {
-            return page(
-                StatusCode::OK,
-                "Identity provider di prova",
-                &format!(
-                    "<h1>Identity provider di prova</h1><p>Questo IdP risponde soltanto al Service Provider di <code>varco demo</code>: apri il portale e scegli «Entra con SPID» → «DEMO (non valido)», oppure «Entra con CIE».</p><ul><li>SPID: <code>{}</code></li><li>CIE: <code>{}</code></li></ul>",
-                    escape(&self.setup.entity_id(Kind::Spid)),
-                    escape(&self.setup.entity_id(Kind::Cie))
-                ),
-                DEFAULT_CSP,
+            let html = super::render(&HomeTemplate {
+                chrome: chrome("Identity provider di prova"),
+                spid: self.setup.entity_id(Kind::Spid),
+                cie: self.setup.entity_id(Kind::Cie),
+            });
+            return super::html_response(StatusCode::OK, html, Some(&default_csp()));
+        }
+        if path == "/favicon.ico" {
+            let mut r = Response::new(Full::new(Bytes::from_static(catalog::FAVICON)));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("image/x-icon"),
             );
+            return r;
+        }
+        // The kit's files for the IdP's own pages (its origin is not varco's).
+        if let Some(name) = path.strip_prefix("/.sso/assets/") {
+            return match catalog::assets::asset(name) {
+                Some(a) => {
+                    let mut r = Response::new(Full::new(Bytes::from_static(a.bytes)));
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(a.content_type),
+                    );
+                    r
+                }
+                None => refuse(StatusCode::NOT_FOUND, "Indirizzo sconosciuto."),
+            };
         }
         let kind = if path.starts_with("/demo/spid/") {
             Kind::Spid
@@ -360,55 +424,48 @@ impl Idp {
             .iter()
             .map(Attribute::as_str)
             .collect();
-        let mut body = format!(
-            "<h1>Accesso di prova</h1><p>Il Service Provider <strong>{sp}</strong> chiede un accesso \
-con <strong>{level}</strong> e questi dati: {asked}.</p>\
-<form method=\"post\" action=\"/demo/{k}/answer\"><input type=\"hidden\" name=\"request\" value=\"{token}\">\
-<fieldset><legend>Chi sei (cittadini di prova)</legend>",
-            sp = escape(&self.setup.sp_entity_id),
-            level = level.label_it(),
-            asked = escape(&asked.join(", ")),
-            k = kind.path(),
-        );
-        for (i, c) in CITIZENS.iter().enumerate() {
-            let _ = write!(
-                body,
-                "<label><input type=\"radio\" name=\"citizen\" value=\"{i}\"{checked}> {} {} · nato/a a {} il {} · {}</label>",
-                escape(c.name),
-                escape(c.family_name),
-                escape(c.birthplace_name),
-                c.birth,
-                c.fiscal_number(),
-                checked = if i == 0 { " checked" } else { "" },
-            );
-        }
-        body.push_str("</fieldset><fieldset><legend>Livello da concedere</legend>");
         let levels: &[Level] = if kind == Kind::Cie {
             &[Level::SpidL3]
         } else {
             &Level::ALL
         };
-        for l in levels {
-            let _ = write!(
-                body,
-                "<label><input type=\"radio\" name=\"level\" value=\"{}\"{}> {}</label>",
-                l.as_str(),
-                if *l == level { " checked" } else { "" },
-                match l {
-                    Level::SpidL1 => "SPID livello 1 (password)",
-                    Level::SpidL2 => "SPID livello 2 (password e codice)",
-                    Level::SpidL3 => "SPID livello 3 / CIE (dispositivo)",
-                }
-            );
-        }
-        body.push_str("</fieldset><button type=\"submit\" name=\"action\" value=\"login\">Accedi</button>\
-<fieldset><legend>Oppure simula un errore SPID</legend><label for=\"error\">Errore</label><select id=\"error\" name=\"error\">");
-        for (code, text) in ERRORS {
-            let _ = write!(body, "<option value=\"{code}\">nr{code}: {text}</option>");
-        }
-        body.push_str("</select> <button class=\"secondary\" type=\"submit\" name=\"action\" value=\"error\">Simula l'errore</button></fieldset></form>\
-<p class=\"note\">Questo identity provider esiste solo con <code>varco demo</code>, su questo computer.</p>");
-        page(StatusCode::OK, "Accesso di prova", &body, DEFAULT_CSP)
+        let html = super::render(&LoginTemplate {
+            chrome: chrome("Accesso di prova"),
+            sp: &self.setup.sp_entity_id,
+            level: level.label_it(),
+            asked: asked.join(", "),
+            action: format!("/demo/{}/answer", kind.path()),
+            token: &token,
+            citizens: CITIZENS
+                .iter()
+                .enumerate()
+                .map(|(index, c)| CitizenChoice {
+                    index,
+                    label: format!(
+                        "{} {} · nato/a a {} il {} · {}",
+                        c.name,
+                        c.family_name,
+                        c.birthplace_name,
+                        c.birth,
+                        c.fiscal_number()
+                    ),
+                })
+                .collect(),
+            levels: levels
+                .iter()
+                .map(|l| LevelChoice {
+                    value: l.as_str(),
+                    label: match l {
+                        Level::SpidL1 => "SPID livello 1 (password)",
+                        Level::SpidL2 => "SPID livello 2 (password e codice)",
+                        Level::SpidL3 => "SPID livello 3 / CIE (dispositivo)",
+                    },
+                    checked: *l == level,
+                })
+                .collect(),
+            errors: ERRORS,
+        });
+        super::html_response(StatusCode::OK, html, Some(&default_csp()))
     }
 
     fn attributes_for(&self, kind: Kind, index: u16) -> AttributeMask {
@@ -490,24 +547,13 @@ con <strong>{level}</strong> e questi dati: {asked}.</p>\
         if let Some(rs) = &pending.relay_state {
             fields.push(("RelayState", rs.as_str()));
         }
-        // The IdP's own page (its origin serves no varco assets): inline style, and the same
-        // one-line script as varco's POST-binding page, so its CSP hash applies.
-        let mut inputs = String::new();
-        for (name, value) in &fields {
-            inputs.push_str(&format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                escape(name),
-                escape(value)
-            ));
-        }
-        let html = format!(
-            "<!doctype html>\n<html lang=\"it\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>Accesso in corso - DEMO (non valido)</title><style>{STYLE}</style></head><body>\
-<header><strong>DEMO (non valido)</strong> · identity provider di prova di varco</header>\
-<main><h1>Accesso in corso</h1><form id=\"saml\" method=\"post\" action=\"{}\">{inputs}<p>Se la pagina non prosegue da sola, premi il pulsante.</p><button type=\"submit\">Continua</button></form><script>{}</script></main></body></html>\n",
-            escape(&self.setup.acs_url),
-            catalog::POST_BINDING_SCRIPT
-        );
+        // The same one-line script as varco's POST-binding page, so its CSP hash applies.
+        let html = super::render(&PostTemplate {
+            chrome: chrome("Accesso in corso"),
+            action: &self.setup.acs_url,
+            fields: &fields,
+            script: catalog::POST_BINDING_SCRIPT,
+        });
         let acs_origin = url::Url::parse(&self.setup.acs_url)
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_default();
@@ -515,7 +561,8 @@ con <strong>{level}</strong> e questi dati: {asked}.</p>\
             StatusCode::OK,
             html,
             Some(&format!(
-                "default-src 'none'; style-src 'unsafe-inline'; script-src '{}'; form-action {acs_origin}; base-uri 'none'",
+                "default-src 'none'; {}; script-src '{}'; form-action {acs_origin}; base-uri 'none'",
+                super::DEMO_STYLES,
                 crate::sso::script_hash()
             )),
         )

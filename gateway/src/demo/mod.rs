@@ -50,6 +50,41 @@ const POLICIES: [&str; 3] = [
 ];
 
 /// An HTML page of the demo's helper servers: not cached, with `csp` when given.
+/// What every demo page shows around its content: the kit's look (served by varco, and by the
+/// DEMO IdP for its own origin), and a banner that says what the page is.
+#[derive(Debug, Clone)]
+struct Chrome {
+    title: String,
+    banner: String,
+    tagline: &'static str,
+    /// `demo-idp` (the IdP's warning colour) or `demo-backend`.
+    header_class: &'static str,
+    kit_version: &'static str,
+    own_version: &'static str,
+}
+
+impl Chrome {
+    fn new(title: &str, banner: &str, tagline: &'static str, header_class: &'static str) -> Self {
+        Self {
+            title: title.to_string(),
+            banner: banner.to_string(),
+            tagline,
+            header_class,
+            kit_version: catalog::assets::KIT_VERSION,
+            own_version: catalog::assets::own_version(),
+        }
+    }
+}
+
+/// Renders a demo page (a template's formatting fails only on a value's `Display`).
+fn render(t: &impl askama::Template) -> String {
+    t.render()
+        .unwrap_or_else(|e| format!("<!doctype html>\n<html lang=\"it\"><head><meta charset=\"utf-8\"><title>Errore</title></head><body><main><h1>Errore</h1><p>{}</p></main></body></html>\n", catalog::escape(&e.to_string())))
+}
+
+/// The demo's pages' CSP: the kit's styles, fonts and images from the page's own origin.
+const DEMO_STYLES: &str = "style-src 'self'; font-src 'self' data:; img-src 'self' data:";
+
 fn html_response(
     status: http::StatusCode,
     html: String,
