@@ -73,6 +73,7 @@ test("log in through the DEMO IdP, see the identity at the back-end, log out", a
   assert.match(await page.locator("#jwt-status").innerText(), /Firma verificata .* destinatario c_b648\/tari/);
   const claims = JSON.parse(await page.locator("pre").innerText());
   assert.deepEqual(Object.keys(claims.attributes).sort(), ["email", "familyName", "fiscalNumber", "name"], "only what TARI's policy lists");
+  await assertNoViolations(page, "demo back-end page");
   await page.screenshot({ path: join(root, "target/browser/demo-backend.png"), fullPage: true });
 
   // Another service of another comune at the same level: no second login.
