@@ -471,10 +471,9 @@ impl ProxyHttp for Proxy {
         };
         let status = page.status();
         if session.response_written().is_none() {
-            let body = match &ctx.runtime {
-                Some(rt) => rt.error_for(page, session.req_header()),
-                None => Bytes::from(catalog::error_page(&catalog::Site::example(), page)),
-            };
+            // Before request_filter ran there is no runtime in the context: the current one.
+            let rt = ctx.runtime.clone().unwrap_or_else(|| self.shared.current());
+            let body = rt.error_for(page, session.req_header());
             // The connection is not reused after a failure: say so, or a client may send its next
             // request on it while it closes.
             let close = Some((http::header::CONNECTION, "close"));

@@ -344,13 +344,8 @@ impl Runtime {
 
     /// The comune whose host `req` is for, if one comune owns it.
     fn comune_of(&self, req: &pingora::http::RequestHeader) -> Option<usize> {
-        let raw = req.uri.authority().map(|a| a.as_str()).or_else(|| {
-            req.headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })?;
-        let host = policies::normalize_host(raw).ok()?;
-        self.host_comune.get(host.as_ref()).copied()
+        let host = crate::sso::request_host(req)?;
+        self.host_comune.get(host.as_str()).copied()
     }
 
     /// What the pages answering `req` carry: its host's comune's name and links, or the

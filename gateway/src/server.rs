@@ -105,13 +105,15 @@ pub fn serve(shared: Arc<Shared>, stop: Stop) -> Result<()> {
     serve_as(shared, stop, Start::Fresh)
 }
 
-/// Where one gateway keeps its process files: its PID and the hand-over socket, beside the
-/// audit trail (a directory that varco alone writes, and that two gateways cannot share).
+/// Where one gateway keeps its process files: its PID and the hand-over socket, in
+/// `varco.run/` beside the audit trail (a directory that two gateways cannot share), readable by
+/// varco's user alone: pingora makes the socket world-writable, and whoever could connect to it
+/// during an upgrade could hand the new process listeners of their choosing.
 #[derive(Debug, Clone)]
 pub struct ProcessFiles {
-    /// `varco.pid`.
+    /// `varco.run/varco.pid`.
     pub pid: PathBuf,
-    /// `varco.upgrade.sock`.
+    /// `varco.run/varco.upgrade.sock`.
     pub upgrade_socket: PathBuf,
 }
 
@@ -124,6 +126,7 @@ impl ProcessFiles {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        let dir = dir.join("varco.run");
         Self {
             pid: dir.join("varco.pid"),
             upgrade_socket: dir.join("varco.upgrade.sock"),
@@ -189,6 +192,17 @@ pub fn serve_as(shared: Arc<Shared>, stop: Stop, start: Start) -> Result<()> {
         return Err(Error::Upgrade(format!(
             "{socket}: the hand-over socket's path is longer than {MAX_SOCKET_PATH} bytes; put the audit trail in a shorter directory"
         )));
+    }
+    if let Some(dir) = files.pid.parent() {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        let made = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)));
+        if let Err(e) = made {
+            return Err(Error::Upgrade(format!("{}: {e}", dir.display())));
+        }
     }
     match start {
         Start::Fresh => {

@@ -540,7 +540,7 @@ fn same_person(a: &idp_bridge::Principal, b: &idp_bridge::Principal) -> bool {
 }
 
 /// The request's host, normalised (lower case, no port), from the absolute-form target or `Host`.
-fn request_host(req: &RequestHeader) -> Option<String> {
+pub(crate) fn request_host(req: &RequestHeader) -> Option<String> {
     req.uri
         .authority()
         .map(|a| a.as_str())

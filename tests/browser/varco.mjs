@@ -164,7 +164,7 @@ export async function seriousViolations(page) {
  */
 export async function violations(page) {
   // Evaluated through the DevTools protocol, which the page's Content Security Policy does not
-  // govern: the page keeps the CSP a citizen's browser enforces (no bypassCSP), and axe still runs.
+  // govern: the page keeps the CSP a citizen's browser enforces, switched on, and axe still runs.
   await page.evaluate(axeSource);
   const result = await page.evaluate(() =>
     // eslint-disable-next-line no-undef

@@ -230,7 +230,7 @@ fn an_upgrade_under_load_fails_no_request() {
     let deadline = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect(("127.0.0.1", port)).is_err()
         || TcpStream::connect(("127.0.0.1", admin)).is_err()
-        || !dir.path().join("audit/varco.pid").exists()
+        || !dir.path().join("audit/varco.run/varco.pid").exists()
     {
         assert!(Instant::now() < deadline, "varco did not start");
         std::thread::sleep(Duration::from_millis(50));
@@ -350,7 +350,20 @@ fn an_upgrade_under_load_fails_no_request() {
         ok > 200 && after > 50,
         "{ok} requests, {after} after the hand-over"
     );
-    let pid = std::fs::read_to_string(dir.path().join("audit/varco.pid")).expect("pid file");
+    let pid =
+        std::fs::read_to_string(dir.path().join("audit/varco.run/varco.pid")).expect("pid file");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("audit/varco.run"))
+            .expect("run dir")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "the hand-over socket's directory is varco's alone"
+        );
+    }
     assert_eq!(
         pid.trim(),
         new.id().to_string(),
