@@ -1,5 +1,7 @@
 //! ACS validations per second on one core: a signed SPID response (Response and Assertion
-//! signed, RSA-2048/SHA-256) through every check, the pending login taken from the store.
+//! signed, RSA-2048/SHA-256) posted as a form, through the login door the gateway's ACS uses
+//! (`idp_bridge::login::finish`: form, shape checks, every verification, the audit record built),
+//! against the pending login a real `login::start` left.
 //!
 //! `cargo bench -p benches --bench acs`
 
@@ -7,19 +9,20 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use idp_bridge::testing::{ResponseBuilder, TestIdpKey};
-use idp_bridge::{
-    AcsContext, AcsRequest, BrowserBinding, IdpRegistry, LoginStore, MemoryLoginStore, PendingLogin,
-};
+use idp_bridge::insecure_test_idp::{ready, DiscardAudit, ResponseBuilder, TestIdpKey};
+use idp_bridge::{BrowserBinding, Callback, IdpRegistry, LoginStart, Outgoing, Sp, SpKeys};
 
-const SP: &str = "https://sp.example/metadata";
-const ACS: &str = "https://sp.example/.sso/acs";
 const IDP: &str = "https://localhost:8443";
 
 fn acs(c: &mut Criterion) {
-    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../idp-bridge/test_vectors");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let vectors = root.join("idp-bridge/test_vectors");
+    // The example deployment's SP, as `varco run` loads it.
+    let config = policies::load(&root.join("examples/varco.toml"))
+        .unwrap()
+        .config;
+    let keys = SpKeys::load(&config.sp.key, &config.sp.cert).unwrap();
     let idps = IdpRegistry::load(&[policies::IdpConfig {
         metadata: vectors.join("spid-sp-test-idp.xml"),
         kind: policies::IdpKind::Spid,
@@ -31,47 +34,66 @@ fn acs(c: &mut Criterion) {
         &std::fs::read(vectors.join("spid-sp-test-idp/public.cert")).unwrap(),
     )
     .unwrap();
-    let store = MemoryLoginStore::new(1_000_000);
-    let binding = BrowserBinding::new();
-    let request_id = idp_bridge::new_request_id();
-    let response = base64::engine::general_purpose::STANDARD.encode(
-        ResponseBuilder::new(IDP, SP, ACS, &request_id)
-            .signed_xml(&key)
-            .unwrap(),
-    );
-    let pending = PendingLogin {
-        request_id,
-        issue_instant: chrono::Utc::now(),
-        idp: IDP.into(),
-        level: policies::Level::SpidL2,
-        attribute_set: 0,
-        return_to: "https://portal.example/".into(),
-        binding: binding.digest(),
-        relay_state: [0; 32],
-        replaces: None,
-        handoff_binding: None,
-    };
-    let ctx = AcsContext {
-        entity_id: SP,
-        acs_url: ACS,
+    let sp = Sp {
+        config: &config,
+        keys: &keys,
         idps: &idps,
     };
+    let binding = BrowserBinding::new();
+    // A real login start: the pending login the ACS takes from the store.
+    let started = ready(idp_bridge::login::start(
+        sp,
+        LoginStart {
+            idp: idps.get(IDP).unwrap(),
+            level: policies::Level::SpidL2,
+            attribute_set: 0,
+            binding: &binding,
+            return_to: "http://127.0.0.1:8080/".into(),
+            replaces: None,
+            handoff_binding: None,
+            prefer_post: false,
+        },
+        &DiscardAudit,
+    ))
+    .unwrap();
+    let Outgoing::Redirect(url) = &started.outgoing else {
+        panic!("the test IdP takes HTTP-Redirect");
+    };
+    let relay_state = url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let endpoints = idp_bridge::SpEndpoints::of(&config);
+    let response = ResponseBuilder::new(
+        IDP,
+        &config.sp.entity_id,
+        &endpoints.acs,
+        started.pending.request_id(),
+    )
+    .to_base64(&key)
+    .unwrap();
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLResponse", &response)
+        .append_pair("RelayState", &relay_state)
+        .finish();
     c.bench_function("ACS: validate a signed SPID response", |b| {
         b.iter_batched(
-            || store.put(pending.clone()),
-            |()| {
-                idp_bridge::consume(
-                    &ctx,
-                    &store,
-                    &AcsRequest {
-                        saml_response: &response,
-                        relay_state: None,
-                        binding: Some(&binding),
-                    },
-                )
+            // One at a time: a pending login is one-shot, so each run gets its own copy, as the
+            // store would hand it over.
+            || started.pending.clone(),
+            |pending| {
+                let callback = Callback::saml_post(form.as_bytes());
+                ready(idp_bridge::login::finish(
+                    sp,
+                    callback,
+                    Some(pending),
+                    Some(&binding),
+                    &DiscardAudit,
+                ))
                 .unwrap()
             },
-            // One at a time: a pending login is one-shot, so it is put back before each run.
             BatchSize::PerIteration,
         )
     });

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gateway::headers::{strip_inbound, strip_mapped, StripSet};
+use gateway::request::headers::{strip_inbound, strip_mapped, StripSet};
 use pingora::http::RequestHeader;
 
 fn tuscany(services: usize) -> (tempfile::TempDir, std::path::PathBuf) {

@@ -1,6 +1,7 @@
 //! The pages: the portal's service list and the error pages.
 
 use policies::Level;
+pub use policies::LoginFailure;
 
 use crate::html::{render, Site};
 
@@ -89,19 +90,6 @@ pub fn error_page(site: &Site, page: ErrorPage) -> String {
         text,
         status: page.status(),
     })
-}
-
-/// Why a login did not complete, as the citizen is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginFailure {
-    /// A SPID error code sent by the identity provider (19 for nr19...).
-    Spid(u8),
-    /// The login took too long, was already used, or was started in another browser.
-    Expired,
-    /// The identity provider's answer could not be accepted.
-    Rejected,
-    /// The browser already has a session of another person on this site.
-    OtherPerson,
 }
 
 /// The page for a login that did not complete (SPID "messaggi di errore": each user code has its

@@ -1,6 +1,6 @@
 //! Any bytes as the XML of a posted SAMLResponse, answering a pending login `_fuzz` (so that
 //! mutations of a real response reach the signature and field checks): an error or a principal,
-//! never a panic or a hang. Seed with a signed response: `cargo run --example` is not needed, the
+//! never a panic or a hang, through the login door the gateway uses. Seed with a signed response: `cargo run --example` is not needed, the
 //! first run writes one into the corpus.
 #![no_main]
 
@@ -8,19 +8,26 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
-use idp_bridge::{AcsContext, AcsRequest, BrowserBinding, IdpRegistry, LoginStore, MemoryLoginStore, PendingLogin};
+use idp_bridge::insecure_test_idp::{pending_login_for_tests, ready, DiscardAudit};
+use idp_bridge::{BrowserBinding, Callback, IdpRegistry, Sp, SpKeys};
 use libfuzzer_sys::fuzz_target;
 
+const IDP: &str = "https://localhost:8443";
+
 struct Fixture {
+    config: policies::Config,
+    keys: SpKeys,
     idps: IdpRegistry,
-    store: MemoryLoginStore,
     binding: BrowserBinding,
 }
 
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../idp-bridge/test_vectors");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let vectors = root.join("idp-bridge/test_vectors");
+        let config = policies::load(&root.join("examples/varco.toml")).expect("example").config;
+        let keys = SpKeys::load(&config.sp.key, &config.sp.cert).expect("sp keys");
         let idps = IdpRegistry::load(&[policies::IdpConfig {
             metadata: vectors.join("spid-sp-test-idp.xml"),
             kind: policies::IdpKind::Spid,
@@ -28,36 +35,31 @@ fn fixture() -> &'static Fixture {
         }])
         .expect("idp");
         // A seed: a valid signed response to `_fuzz`.
-        let key = idp_bridge::testing::TestIdpKey::from_pem(
+        let key = idp_bridge::insecure_test_idp::TestIdpKey::from_pem(
             &std::fs::read(vectors.join("spid-sp-test-idp/private.key")).expect("key"),
             &std::fs::read(vectors.join("spid-sp-test-idp/public.cert")).expect("cert"),
         )
         .expect("key pair");
-        let seed = idp_bridge::testing::ResponseBuilder::new("https://localhost:8443", "https://sp.example/metadata", "https://sp.example/.sso/acs", "_fuzz")
+        let acs = idp_bridge::SpEndpoints::of(&config).acs;
+        let seed = idp_bridge::insecure_test_idp::ResponseBuilder::new(IDP, &config.sp.entity_id, &acs, "_fuzz")
             .signed_xml(&key)
             .expect("sign");
         let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/acs_response");
         let _ = std::fs::create_dir_all(&corpus);
         let _ = std::fs::write(corpus.join("seed-signed-response.xml"), seed);
-        Fixture { idps, store: MemoryLoginStore::new(10), binding: BrowserBinding::new() }
+        Fixture { config, keys, idps, binding: BrowserBinding::new() }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
-    f.store.put(PendingLogin {
-        request_id: "_fuzz".into(),
-        issue_instant: chrono::Utc::now() - chrono::Duration::seconds(5),
-        idp: "https://localhost:8443".into(),
-        level: policies::Level::SpidL1,
-        attribute_set: 0,
-        return_to: "https://portal.example/".into(),
-        binding: f.binding.digest(),
-        relay_state: [0; 32],
-        replaces: None,
-        handoff_binding: None,
-    });
-    let ctx = AcsContext { entity_id: "https://sp.example/metadata", acs_url: "https://sp.example/.sso/acs", idps: &f.idps };
+    let sp = Sp { config: &f.config, keys: &f.keys, idps: &f.idps };
+    let Some(idp) = f.idps.get(IDP) else { return };
+    let pending = pending_login_for_tests("_fuzz", idp, &f.binding);
     let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-    let _ = idp_bridge::consume(&ctx, &f.store, &AcsRequest { saml_response: &b64, relay_state: None, binding: Some(&f.binding) });
+    let form = url::form_urlencoded::Serializer::new(String::new()).append_pair("SAMLResponse", &b64).finish();
+    // Through the login door, as the gateway's ACS calls it.
+    let callback = Callback::saml_post(form.as_bytes());
+    let pending = (callback.answers() == Some("_fuzz")).then_some(pending);
+    let _ = ready(idp_bridge::login::finish(sp, callback, pending, Some(&f.binding), &DiscardAudit));
 });

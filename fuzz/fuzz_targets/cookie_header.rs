@@ -1,9 +1,9 @@
 //! Any bytes as a request's `Cookie` header: the browser-binding cookies are read or not
-//! (`gateway::sso::presented_cookie_binding`), and on the way upstream every varco cookie goes,
+//! (`gateway::cookies::presented_cookie_binding`), and on the way upstream every varco cookie goes,
 //! in any spelling, while every other pair stays as it was (`gateway::identity::strip_varco_cookies`).
 #![no_main]
 
-use gateway::identity::{is_varco_cookie, strip_varco_cookies};
+use gateway::cookies::{is_varco_cookie, strip_varco_cookies};
 use libfuzzer_sys::fuzz_target;
 use pingora::http::RequestHeader;
 
@@ -26,11 +26,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     for name in ["varco_login", "__Secure-varco_login", "varco_handoff"] {
-        if let Some(b) = gateway::sso::presented_cookie_binding(&req, name) {
+        if let Some(b) = gateway::cookies::presented_cookie_binding(&req, name) {
             assert_eq!(b.secret().len(), 43);
         }
     }
-    let _ = gateway::sso::presented_binding(&req, true);
+    let _ = gateway::cookies::presented_binding(&req, gateway::cookies::Cookie::Login, true);
     if strip_varco_cookies(&mut req).is_err() {
         return;
     }

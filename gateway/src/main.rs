@@ -213,9 +213,9 @@ fn main() -> ExitCode {
             };
             match policies::load(&config) {
                 Ok(s) => {
-                    let (verdict, text) = gateway::explain::explain(&s, &url, level);
+                    let (verdict, text) = gateway::cli::explain::explain(&s, &url, level);
                     print!("{text}");
-                    if verdict == gateway::explain::Verdict::NotRouted {
+                    if verdict == gateway::cli::explain::Verdict::NotRouted {
                         ExitCode::from(4)
                     } else {
                         ExitCode::SUCCESS
@@ -262,21 +262,32 @@ fn main() -> ExitCode {
                 eprintln!("--backends needs three addresses");
                 return ExitCode::from(2);
             };
-            let config = state.join("varco.toml");
-            let options = gateway::demo::Options {
-                state,
-                listen,
-                admin,
-                idp,
-                backends,
-            };
-            let _guard = init_logging(&config);
-            match gateway::demo::run(&options) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("varco: {e}");
-                    ExitCode::from(3)
+            #[cfg(feature = "demo")]
+            {
+                let config = state.join("varco.toml");
+                let options = gateway::demo::Options {
+                    state,
+                    listen,
+                    admin,
+                    idp,
+                    backends,
+                };
+                let _guard = init_logging(&config);
+                match gateway::demo::run(&options) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("varco: {e}");
+                        ExitCode::from(3)
+                    }
                 }
+            }
+            #[cfg(not(feature = "demo"))]
+            {
+                let _ = (state, listen, admin, idp, backends);
+                eprintln!(
+                    "varco: this build has no demo (a production build leaves out its test identity provider); build with the default features to run `varco demo`"
+                );
+                ExitCode::from(2)
             }
         }
         Command::Echo { listen, name } => {
@@ -317,7 +328,7 @@ fn init_logging(config: &std::path::Path) -> Option<Guards> {
         Ok(s) => (s.config.server.log_format, s.config.telemetry.otlp_endpoint),
         Err(_) => (policies::LogFormat::Text, None),
     };
-    let (writer, guard) = match gateway::logsink::start(log_output()) {
+    let (writer, guard) = match gateway::ops::logsink::start(log_output()) {
         Ok(pair) => pair,
         Err(e) => {
             eprintln!("varco: cannot start the log writer: {e}");
@@ -387,7 +398,7 @@ fn otlp_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::Sdk
 }
 
 struct Guards {
-    _log: gateway::logsink::LogGuard,
+    _log: gateway::ops::logsink::LogGuard,
     provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 

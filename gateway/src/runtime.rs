@@ -14,8 +14,8 @@ use pingora::upstreams::peer::HttpPeer;
 use policies::{Access, Comune, Service, ServiceRef, Snapshot};
 
 use crate::error::{Error, Result};
-use crate::headers::StripSet;
-use crate::telemetry::route_attributes;
+use crate::ops::telemetry::route_attributes;
+use crate::request::headers::StripSet;
 
 /// How long an idle upstream connection stays in the pool.
 const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
@@ -62,7 +62,7 @@ pub struct ServiceRuntime {
     /// `[comune, service]` metric attributes.
     pub metric: [KeyValue; 2],
     /// Identity headers for allowed, logged-in requests.
-    pub identity: crate::identity::IdentityHeaders,
+    pub identity: crate::request::identity::IdentityHeaders,
     /// Whether the service needs a login (identity headers are sent only then).
     pub needs_login: bool,
     /// Inbound names to remove on its route: those mapped by any service on its host or behind
@@ -135,7 +135,7 @@ pub struct Identity {
     /// Signed SP metadata, CIE profile.
     pub metadata_cie: Bytes,
     /// Identity JWT keys.
-    pub jwt: crate::jwt::JwtKeys,
+    pub jwt: crate::request::jwt::JwtKeys,
     /// The audit trail's MAC key (read at every load so that `varco check` checks it; the
     /// trail itself keeps the key it was opened with).
     pub audit_key: idp_bridge::AuditKey,
@@ -145,6 +145,15 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The SP as the login door needs it, for `snapshot`'s configuration.
+    pub fn sp<'a>(&'a self, snapshot: &'a Snapshot) -> idp_bridge::Sp<'a> {
+        idp_bridge::Sp {
+            config: &snapshot.config,
+            keys: &self.keys,
+            idps: &self.idps,
+        }
+    }
+
     /// Loads keys and IdP metadata and signs the SP metadata; every problem is returned.
     pub fn build(snapshot: &Snapshot) -> Result<Self> {
         Self::rebuild(snapshot, None)
@@ -170,7 +179,7 @@ impl Identity {
                     (None, Vec::new())
                 }
             };
-        let jwt = crate::jwt::JwtKeys::load(&config.session.jwt_keys)
+        let jwt = crate::request::jwt::JwtKeys::load(&config.session.jwt_keys)
             .map_err(|e| errors.push(e))
             .ok();
         let audit_key = idp_bridge::AuditKey::load(&config.sp.audit_key)
@@ -344,7 +353,7 @@ impl Runtime {
 
     /// The comune whose host `req` is for, if one comune owns it.
     fn comune_of(&self, req: &pingora::http::RequestHeader) -> Option<usize> {
-        let host = crate::sso::request_host(req)?;
+        let host = crate::request::target::request_host(req)?;
         self.host_comune.get(host.as_str()).copied()
     }
 
@@ -432,7 +441,7 @@ fn compile_service(
         peer,
         metric: route_attributes(comune.ipa_code.as_str(), service.id.as_str()),
         label: label.into(),
-        identity: crate::identity::IdentityHeaders::compile(comune, service),
+        identity: crate::request::identity::IdentityHeaders::compile(comune, service),
         needs_login: service.access != Access::Public,
         strip: StripSet::default(),
         host: service.route.host.as_str().into(),

@@ -22,10 +22,10 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::admin::Admin;
 use crate::error::{Error, Result};
-use crate::proxy::Proxy;
-use crate::reload::Reloader;
+use crate::ops::admin::Admin;
+use crate::ops::reload::Reloader;
+use crate::request::Proxy;
 use crate::state::{Shared, Start};
 
 /// How long `SIGTERM` drains before the listeners close.

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::error::{Error, Result};
+use crate::ops::telemetry::Metrics;
 use crate::runtime::Runtime;
 use crate::store::Store;
-use crate::telemetry::Metrics;
 
 /// One gateway's shared state.
 #[derive(Debug)]
@@ -20,26 +20,25 @@ pub struct Shared {
     generations: AtomicU64,
     trace_requests: bool,
     /// The SAML audit trail (its path and key are fixed at start).
-    pub audit: crate::audit::AuditWriter,
-    /// Signed identity JWTs, reused for half their lifetime: (policy generation, service, session
-    /// key) → token.
-    pub assertions: moka::sync::Cache<(u64, usize, [u8; 32]), http::HeaderValue>,
+    pub audit: crate::ops::audit::AuditWriter,
+    /// Signed identity JWTs, reused for half their lifetime.
+    pub assertions: crate::request::jwt::AssertionCache,
     /// Sessions, logins in flight, handoff codes, logouts sent, replay cache: fixed at start
     /// (a change of `session.store` needs a restart), they outlive policy reloads.
     pub store: Store,
     /// Filtered catalog answers (keyed by generation: a reload never serves an old catalog).
-    pub catalog_cache: crate::portal::Cache,
+    pub catalog_cache: crate::request::portal::Cache,
     /// Instruments.
     pub metrics: Metrics,
     /// Per-client buckets of the login endpoints (they outlive reloads).
-    pub limiter: crate::limits::RateLimiter,
+    pub limiter: crate::request::limits::RateLimiter,
     /// IdP logos, fetched once and served locally (they outlive reloads).
-    pub logos: crate::logos::Logos,
+    pub logos: crate::ops::logos::Logos,
     /// Set once the process is told to stop or hand over: every response then closes its
     /// connection, so keep-alive clients move to the process that stays, and `/readyz` fails.
     draining: std::sync::atomic::AtomicBool,
     /// The versions of the files the first load read (see [`crate::reload::inputs`]).
-    pub(crate) loaded_inputs: crate::reload::Inputs,
+    pub(crate) loaded_inputs: crate::ops::reload::Inputs,
 }
 
 /// How a process starts.
@@ -65,7 +64,7 @@ impl Shared {
     /// [`Self::load`], for a fresh start or an upgrade.
     pub fn load_for(config_path: &Path, start: Start) -> Result<Self> {
         let snapshot = policies::load(config_path)?;
-        let loaded_inputs = crate::reload::inputs(config_path, &snapshot.config.policies_dir);
+        let loaded_inputs = crate::ops::reload::inputs(config_path, &snapshot.config.policies_dir);
         let trace_requests = snapshot.config.telemetry.otlp_endpoint.is_some();
         let runtime = Runtime::build(snapshot, 1)?;
         let store = Store::open(&runtime.snapshot.config.session)?;
@@ -79,10 +78,10 @@ impl Shared {
         let writer = match start {
             Start::Fresh => {
                 let log = idp_bridge::AuditLog::open(options, key).map_err(Error::Audit)?;
-                crate::audit::AuditWriter::start(log)
+                crate::ops::audit::AuditWriter::start(log)
             }
             Start::Upgrade => {
-                crate::audit::AuditWriter::start_after_release(options, key, AUDIT_HANDOVER)
+                crate::ops::audit::AuditWriter::start_after_release(options, key, AUDIT_HANDOVER)
             }
         };
         let audit = writer.map_err(|e| {
@@ -99,17 +98,12 @@ impl Shared {
             generations: AtomicU64::new(1),
             trace_requests,
             audit,
-            assertions: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(std::time::Duration::from_secs(
-                    crate::jwt::LIFETIME_SECS / 2,
-                ))
-                .build(),
+            assertions: crate::request::jwt::assertion_cache(),
             store,
-            catalog_cache: crate::portal::new_cache(),
+            catalog_cache: crate::request::portal::new_cache(),
             metrics,
-            limiter: crate::limits::RateLimiter::new(),
-            logos: crate::logos::Logos::new(),
+            limiter: crate::request::limits::RateLimiter::new(),
+            logos: crate::ops::logos::Logos::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             loaded_inputs,
         })

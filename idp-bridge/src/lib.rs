@@ -1,47 +1,48 @@
-//! The identity bridge: varco's SAML Service Provider for SPID and CIE (and, later, its OpenID
+//! The identity bridge: varco's SAML Service Provider for SPID and CIE (and, next, its OpenID
 //! Connect relying party). It turns what an identity provider sends into a verified principal, or
 //! a typed error, and never lets raw XML or JSON reach the rest of the gateway.
 //!
-//! Today: the SP's keys ([`SpKeys`]), the registry of trusted IdPs from their metadata
-//! ([`IdpRegistry`]) and the signed SP metadata for the SPID and CIE federations
-//! ([`signed_metadata`]). AuthnRequest, ACS validation and single logout come next; until then
-//! the gateway answers services that need a login with a "login required" page.
+//! - [`login`]: the door every login goes through, whatever the protocol: [`login::start`]
+//!   gives the message for the browser and the [`PendingLogin`] to keep; [`login::finish`]
+//!   takes the IdP's answer with that pending login and gives a [`VerifiedLogin`]. Both write
+//!   the audit trail ([`AuditLog`]) before they return.
+//! - [`saml`]: the SAML implementation behind it (AuthnRequest, ACS, single logout, metadata).
+//! - [`Principal`]: who logged in; only a protocol's verification makes one.
+//! - [`IdpRegistry`]: the trusted IdPs, from their metadata; [`SpKeys`]: the SP's keys.
+//! - [`untrusted`]: the one way to parse XML from outside.
 
-mod acs;
 mod audit;
-mod authn;
 mod error;
 mod keys;
-mod metadata;
-mod pending;
+pub mod login;
+mod principal;
 mod registry;
+pub mod saml;
 mod secret;
-mod slo;
 pub mod untrusted;
 mod xml;
 
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
+#[cfg(any(test, feature = "insecure-test-idp"))]
+pub mod insecure_test_idp;
 
-pub use acs::{
-    consume, receive, verify as verify_response, Accepted, AcsContext, AcsError, AcsRequest,
-    Principal, ReceivedResponse, RefusalPage, VerifiedPrincipal, CLOCK_SKEW, MAX_RESPONSE,
-};
 pub use audit::{
     verify as verify_audit, AuditError, AuditKey, AuditKind, AuditLog, AuditOptions, AuditRecord,
     Verified as VerifiedAudit, BOUNDED_PREFIX, CHECKPOINT_EVERY,
 };
-pub use authn::{
-    authn_request_xml, new_request_id, post_request, redirect_request, LoginRequest, OutgoingPost,
-    OutgoingRequest,
-};
 pub use error::{Error, Result};
 pub use keys::SpKeys;
-pub use metadata::{signed_metadata, unsigned_metadata, Profile, SpEndpoints};
-pub use pending::{login_key, LoginStore, MemoryLoginStore, PendingLogin, LOGIN_TTL};
+pub use login::{
+    AuditSink, Callback, FinishError, LoginStart, Outgoing, PendingLogin, Sp, StartError, Started,
+    VerifiedLogin, LOGIN_TTL,
+};
+pub use principal::{FiscalNumber, Principal, VerifiedPrincipal};
 pub use registry::{Idp, IdpRegistry};
-pub use secret::{random_token, BrowserBinding, RelayState};
-pub use slo::{
+pub use saml::acs::{AcsError, CLOCK_SKEW, MAX_RESPONSE};
+pub use saml::metadata::{signed_metadata, unsigned_metadata, Profile, SpEndpoints};
+pub use saml::slo::{
     logout_request, logout_response, verify_post, verify_redirect, LogoutMessage, SloError,
     MAX_LOGOUT_REQUEST_AGE,
+};
+pub use secret::{
+    random_token, BindingDigest, BrowserBinding, RelayDigest, RelayState, SessionKey,
 };

@@ -200,6 +200,16 @@ impl AttributeSet {
 }
 
 impl SpConfig {
+    /// What a login with `AttributeConsumingServiceIndex` `index` asks an IdP of `kind` for (CIE
+    /// releases only its own); nothing for an index that was never declared.
+    pub fn asked_by(&self, index: u16, kind: IdpKind) -> AttributeMask {
+        self.attribute_sets
+            .iter()
+            .find(|s| s.index == index)
+            .map(|s| s.asked_of(kind))
+            .unwrap_or_default()
+    }
+
     /// The smallest declared set covering `wanted` (ties: lowest index).
     pub fn smallest_set_covering(&self, wanted: &[Attribute]) -> Option<&AttributeSet> {
         self.set_for(wanted.iter().copied().collect(), IdpKind::Spid)

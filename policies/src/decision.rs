@@ -56,6 +56,20 @@ pub fn decide(service: &Service, session: Option<Held>) -> Decision {
     }
 }
 
+/// Why a login did not complete, as the citizen is told: the one vocabulary that the protocols
+/// (which find out why) and the pages (which explain it) share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// A SPID error code sent by the identity provider (19 for nr19...).
+    Spid(u8),
+    /// The login took too long, was already used, or was started in another browser.
+    Expired,
+    /// The identity provider's answer could not be accepted.
+    Rejected,
+    /// The browser already has a session of another person on this site.
+    OtherPerson,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -218,6 +218,21 @@ impl fmt::Display for Attribute {
     }
 }
 
+/// Stores and JSON keep an attribute by its SAML name (`"fiscalNumber"`).
+impl serde::Serialize for Attribute {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Attribute {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        name.parse()
+            .map_err(|()| serde::de::Error::custom(format!("unknown attribute {name}")))
+    }
+}
+
 impl FromStr for Attribute {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {

@@ -26,7 +26,7 @@ pub use config::{
     is_loopback_host, AttributeSet, Config, Contact, IdpConfig, IdpKind, LogFormat, Organization,
     PortalConfig, PublicUrl, ServerConfig, SessionConfig, SessionStore, SpConfig, TelemetryConfig,
 };
-pub use decision::{decide, Decision, Held, Permit};
+pub use decision::{decide, Decision, Held, LoginFailure, Permit};
 pub use diag::{Diagnostic, Diagnostics};
 pub use error::{Error, Result};
 pub use identity::{Access, Attribute, AttributeMask, Level};

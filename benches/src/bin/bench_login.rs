@@ -8,7 +8,7 @@ use std::io::Read as _;
 
 use anyhow::{anyhow, Context as _};
 use base64::Engine as _;
-use idp_bridge::testing::{ResponseBuilder, TestIdpKey};
+use idp_bridge::insecure_test_idp::{ResponseBuilder, TestIdpKey};
 
 #[allow(clippy::print_stdout)] // the cookie is this tool's output
 fn main() -> anyhow::Result<()> {

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use gateway::session::{Session, SessionId};
 use gateway::store::{Lifetimes, MemoryStore, StateStore as _};
+use gateway::store::{Session, SessionId};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -23,33 +23,26 @@ fn rss() -> anyhow::Result<u64> {
     Ok(pages * 4096)
 }
 
-/// A session as the ACS would leave it, read back the way a shared store reads it.
+/// A session as the ACS would leave it.
 fn session(i: usize) -> anyhow::Result<Session> {
-    let json = serde_json::json!({
-        "principal": {
-            "idp": "https://identity.sieltecloud.it",
-            "name_id": format!("_{i:032x}"),
-            "session_index": format!("_s{i:030x}"),
-            "level": "SpidL2",
-            "authn_instant": "2026-11-26T09:00:00Z",
-            "attributes": [
-                ["fiscalNumber", format!("TINIT-RSSMRA80A01H{:03}U", i % 1000)],
-                ["name", "Maria Grazia"],
-                ["familyName", "Bianchi Lucchesi"],
-                ["email", format!("cittadino{i}@example.org")]
-            ]
-        },
-        "asked": 0x3FF,
-        "created_ms": chrono_now_ms()
-    });
-    Ok(serde_json::from_value(json)?)
-}
-
-fn chrono_now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
+    use policies::Attribute;
+    let fiscal = format!("TINIT-RSSMRA80A01H{:03}U", i % 1000);
+    let email = format!("cittadino{i}@example.org");
+    let principal = idp_bridge::insecure_test_idp::unverified_principal_for_tests(
+        "https://identity.sieltecloud.it",
+        &format!("_{i:032x}"),
+        policies::Level::SpidL2,
+        &[
+            (Attribute::FiscalNumber, &fiscal),
+            (Attribute::Name, "Maria Grazia"),
+            (Attribute::FamilyName, "Bianchi Lucchesi"),
+            (Attribute::Email, &email),
+        ],
+    );
+    Ok(Session::open(
+        principal,
+        Attribute::ALL.iter().copied().take(10).collect(),
+    ))
 }
 
 #[allow(clippy::print_stdout)] // the figure is this tool's output

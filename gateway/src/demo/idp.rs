@@ -8,26 +8,20 @@
 //! the SP's LogoutRequest with a signed LogoutResponse.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::io::Read as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use idp_bridge::testing::{ResponseBuilder, TestIdpKey};
-use openssl::hash::MessageDigest;
-use openssl::sign::Verifier;
+use idp_bridge::insecure_test_idp::{self as test_idp, ResponseBuilder, TestIdpKey};
 use policies::{Attribute, AttributeMask, Level};
 use tokio::net::TcpListener;
 
 use super::citizens::CITIZENS;
-use catalog::escape;
 
 /// SPID error codes the page can simulate, with what each means.
 const ERRORS: &[(u8, &str)] = &[
@@ -38,9 +32,6 @@ const ERRORS: &[(u8, &str)] = &[
     (23, "identità sospesa o revocata"),
     (25, "annullamento da parte del cittadino"),
 ];
-
-/// Largest inflated AuthnRequest or LogoutRequest read.
-const MAX_MESSAGE: u64 = 64 * 1024;
 
 /// Which of the two demo entities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +67,8 @@ pub(super) struct Setup {
     pub(super) key_pem: std::path::PathBuf,
     /// Its certificate.
     pub(super) cert_pem: std::path::PathBuf,
-    /// The SP's declared attribute sets.
-    pub(super) attribute_sets: Vec<policies::AttributeSet>,
+    /// The SP's configuration (its declared attribute sets).
+    pub(super) sp: policies::SpConfig,
 }
 
 impl std::fmt::Debug for Setup {
@@ -244,71 +235,6 @@ struct PostTemplate<'a> {
     script: &'static str,
 }
 
-fn raw_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-}
-
-fn decode(v: &str) -> String {
-    url::form_urlencoded::parse(format!("v={v}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-/// The DOM of a signed HTTP-Redirect message from the SP: signature checked over the raw query
-/// (RSA-SHA256, the SP's certificate), then inflated (bounded) and parsed.
-fn verified_message(
-    setup: &Setup,
-    query: &str,
-    param: &str,
-) -> Result<(String, Option<String>), String> {
-    let value = raw_param(query, param).ok_or("the message is missing")?;
-    let sig_alg = raw_param(query, "SigAlg").ok_or("the request is not signed (no SigAlg)")?;
-    let signature = raw_param(query, "Signature").ok_or("the request is not signed")?;
-    if decode(sig_alg) != "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" {
-        return Err("signature algorithm other than RSA-SHA256".into());
-    }
-    let mut signed = format!("{param}={value}");
-    let relay = raw_param(query, "RelayState");
-    if let Some(rs) = relay {
-        let _ = write!(signed, "&RelayState={rs}");
-    }
-    let _ = write!(signed, "&SigAlg={sig_alg}");
-    let signature = base64::engine::general_purpose::STANDARD
-        .decode(decode(signature))
-        .map_err(|_| "the signature is not base64")?;
-    let key = setup.sp_cert.public_key().map_err(|e| e.to_string())?;
-    let ok = Verifier::new(MessageDigest::sha256(), &key)
-        .and_then(|mut v| {
-            v.update(signed.as_bytes())?;
-            v.verify(&signature)
-        })
-        .unwrap_or(false);
-    if !ok {
-        return Err("the signature does not verify with the SP's certificate".into());
-    }
-    let deflated = base64::engine::general_purpose::STANDARD
-        .decode(decode(value))
-        .map_err(|_| "the message is not base64")?;
-    let mut xml = String::new();
-    flate2::read::DeflateDecoder::new(&deflated[..])
-        .take(MAX_MESSAGE)
-        .read_to_string(&mut xml)
-        .map_err(|_| "the message does not inflate")?;
-    Ok((xml, relay.map(decode)))
-}
-
-fn element_text(root: &libxml::tree::Node, name: &str) -> Option<String> {
-    if root.get_name() == name {
-        return Some(root.get_content().trim().to_string());
-    }
-    root.get_child_elements()
-        .iter()
-        .find_map(|c| element_text(c, name))
-}
-
 impl Idp {
     async fn handle(&self, req: Request<Incoming>) -> Reply {
         let path = req.uri().path().to_string();
@@ -370,43 +296,26 @@ impl Idp {
 
     /// The SP's AuthnRequest: verified, then the choice page.
     fn sso(&self, kind: Kind, query: &str) -> Reply {
-        let (xml, relay_state) = match verified_message(&self.setup, query, "SAMLRequest") {
-            Ok(m) => m,
+        let read = match test_idp::read_authn_request(query, &self.setup.sp_cert) {
+            Ok(r) => r,
             Err(why) => return refuse(StatusCode::FORBIDDEN, &why),
         };
-        let Ok(doc) = libxml::parser::Parser::default().parse_string(&xml) else {
-            return refuse(StatusCode::BAD_REQUEST, "AuthnRequest non leggibile.");
-        };
-        let Some(root) = doc
-            .get_root_element()
-            .filter(|r| r.get_name() == "AuthnRequest")
-        else {
-            return refuse(StatusCode::BAD_REQUEST, "Non è una AuthnRequest.");
-        };
         let entity = self.setup.entity_id(kind);
-        if root.get_attribute("Destination").as_deref() != Some(format!("{entity}/sso").as_str()) {
+        if read.destination.as_deref() != Some(format!("{entity}/sso").as_str()) {
             return refuse(StatusCode::FORBIDDEN, "Destination non è questo IdP.");
         }
-        if element_text(&root, "Issuer").as_deref() != Some(self.setup.sp_entity_id.as_str()) {
+        if read.issuer.as_deref() != Some(self.setup.sp_entity_id.as_str()) {
             return refuse(
                 StatusCode::FORBIDDEN,
                 "Issuer non è il Service Provider atteso.",
             );
         }
-        let Some(request_id) = root.get_attribute("ID").filter(|i| !i.is_empty()) else {
-            return refuse(StatusCode::BAD_REQUEST, "AuthnRequest senza ID.");
-        };
-        let level = element_text(&root, "AuthnContextClassRef")
-            .and_then(|r| Level::ALL.into_iter().find(|l| l.class_ref() == r))
-            .unwrap_or(Level::SpidL1);
-        let attribute_set = root
-            .get_attribute("AttributeConsumingServiceIndex")
-            .and_then(|i| i.parse().ok())
-            .unwrap_or(0);
+        let (request_id, relay_state, attribute_set) =
+            (read.id, read.relay_state, read.attribute_set);
         let level = if kind == Kind::Cie {
             Level::SpidL3
         } else {
-            level
+            read.level
         };
         let token = idp_bridge::random_token(16, true);
         self.pending.insert(
@@ -473,12 +382,7 @@ impl Idp {
             Kind::Spid => policies::IdpKind::Spid,
             Kind::Cie => policies::IdpKind::Cie,
         };
-        self.setup
-            .attribute_sets
-            .iter()
-            .find(|s| s.index == index)
-            .map(|s| s.asked_of(kind))
-            .unwrap_or_default()
+        self.setup.sp.asked_by(index, kind)
     }
 
     /// The citizen's choice: a signed Response posted to the SP's ACS.
@@ -570,36 +474,16 @@ impl Idp {
 
     /// The SP's LogoutRequest: verified, answered with a signed LogoutResponse by redirect.
     fn slo(&self, kind: Kind, query: &str) -> Reply {
-        let (xml, _) = match verified_message(&self.setup, query, "SAMLRequest") {
-            Ok(m) => m,
+        let id = match test_idp::read_logout_request(query, &self.setup.sp_cert) {
+            Ok(id) => id,
             Err(why) => return refuse(StatusCode::FORBIDDEN, &why),
         };
-        let Ok(doc) = libxml::parser::Parser::default().parse_string(&xml) else {
-            return refuse(StatusCode::BAD_REQUEST, "LogoutRequest non leggibile.");
-        };
-        let Some(id) = doc
-            .get_root_element()
-            .filter(|r| r.get_name() == "LogoutRequest")
-            .and_then(|r| r.get_attribute("ID"))
-        else {
-            return refuse(StatusCode::BAD_REQUEST, "Non è una LogoutRequest.");
-        };
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let response = format!(
-            "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_{rid}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}\" InResponseTo=\"{id}\">\
-<saml:Issuer Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:entity\">{issuer}</saml:Issuer>\
-<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status></samlp:LogoutResponse>",
-            rid = idp_bridge::random_token(16, false),
-            dest = escape(&self.setup.slo_url),
-            id = escape(&id),
-            issuer = escape(&self.setup.entity_id(kind)),
-        );
-        match idp_bridge::testing::idp_redirect(
+        match test_idp::logout_response_redirect(
             &self.setup.key_pem,
             &self.setup.cert_pem,
+            &self.setup.entity_id(kind),
             &self.setup.slo_url,
-            "SAMLResponse",
-            &response,
+            &id,
         ) {
             Ok(url) => {
                 let mut r = Response::new(Full::new(Bytes::new()));

@@ -330,11 +330,11 @@ fn idp_setup(o: &Options) -> Result<idp::Setup> {
         sp_cert: read_cert(&o.state.join("sp.crt"))?,
         key_pem: o.state.join("idp.key"),
         cert_pem: o.state.join("idp.crt"),
-        // The SP's declared sets, as the configuration written above declares them.
-        attribute_sets: policies::load(&o.state.join("varco.toml"))?
+        // The SP as the configuration written above declares it.
+        sp: policies::load(&o.state.join("varco.toml"))?
             .config
             .sp
-            .attribute_sets,
+            .clone(),
     })
 }
 

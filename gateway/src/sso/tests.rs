@@ -1,3 +1,7 @@
+use policies::{Level, Snapshot};
+
+use super::login::shuffled;
+use super::return_to::login_redirect;
 use super::*;
 
 fn example() -> Snapshot {
@@ -149,7 +153,7 @@ mod public_origins {
                         || Some(p) == public.url.port_or_known_default()
                         || ports.contains(&p)
                 };
-                let reply = crate::proxy::login_redirect(rt, &req, Level::SpidL2, trusted);
+                let reply = login_redirect(rt, &req, Level::SpidL2, trusted);
                 if !allowed {
                     prop_assert_eq!(reply.status, 400);
                     return Ok(());

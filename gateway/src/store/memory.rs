@@ -4,12 +4,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use idp_bridge::{LoginStore as _, MemoryLoginStore, PendingLogin};
+use idp_bridge::{BindingDigest, PendingLogin, SessionKey};
 
+use super::session::{Session, SessionId};
 use super::{
     digest, handoff_key, Handoff, Lifetimes, StateStore, StoreResult, HANDOFF_TTL, LOGOUT_TTL,
 };
-use crate::session::{Session, SessionId};
 
 /// Per-entry lifetimes for the replay cache.
 struct OwnTtl;
@@ -21,19 +21,20 @@ impl moka::Expiry<String, Duration> for OwnTtl {
 }
 
 /// One subject's session keys.
-type SessionKeys = Mutex<Vec<[u8; 32]>>;
+type SessionKeys = Mutex<Vec<SessionKey>>;
 
 /// State of one instance.
 #[derive(Debug)]
 pub struct MemoryStore {
-    sessions: moka::sync::Cache<[u8; 32], Arc<Session>>,
+    sessions: moka::sync::Cache<SessionKey, Arc<Session>>,
     /// digest(IdP, NameID) → that subject's session keys, so that an IdP's LogoutRequest (which
     /// anyone can send, signed or not) never costs a scan of every session.
     subjects: moka::sync::Cache<[u8; 32], Arc<SessionKeys>>,
     absolute: Duration,
-    logins: MemoryLoginStore,
+    /// Pending logins by [`PendingLogin::store_key`], one-shot.
+    logins: moka::sync::Cache<String, Arc<PendingLogin>>,
     /// Login starts per browser binding, for [`idp_bridge::LOGIN_TTL`].
-    starts: moka::sync::Cache<[u8; 32], Arc<AtomicU64>>,
+    starts: moka::sync::Cache<BindingDigest, Arc<AtomicU64>>,
     handoffs: moka::sync::Cache<[u8; 32], Arc<Handoff>>,
     logouts: moka::sync::Cache<String, ()>,
     seen: moka::sync::Cache<String, Duration>,
@@ -53,7 +54,10 @@ impl MemoryStore {
                 .time_to_live(lifetimes.absolute)
                 .build(),
             absolute: lifetimes.absolute,
-            logins: MemoryLoginStore::new(1_000_000),
+            logins: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(idp_bridge::LOGIN_TTL)
+                .build(),
             starts: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(idp_bridge::LOGIN_TTL)
@@ -87,7 +91,7 @@ impl StateStore for MemoryStore {
 
     async fn put_session(&self, id: &SessionId, session: Session) -> StoreResult<()> {
         let key = id.key();
-        let subject = digest(&[session.principal.idp(), session.principal.name_id()]);
+        let subject = digest(&[session.principal().idp(), session.principal().name_id()]);
         self.sessions.insert(key, Arc::new(session));
         let keys = self
             .subjects
@@ -112,7 +116,7 @@ impl StateStore for MemoryStore {
         Ok(Some(s))
     }
 
-    async fn remove_session(&self, key: &[u8; 32]) -> StoreResult<()> {
+    async fn remove_session(&self, key: &SessionKey) -> StoreResult<()> {
         self.sessions.invalidate(key);
         Ok(())
     }
@@ -132,11 +136,11 @@ impl StateStore for MemoryStore {
     }
 
     async fn put_login(&self, login: PendingLogin) -> StoreResult<()> {
-        self.logins.put(login);
+        self.logins.insert(login.store_key(), Arc::new(login));
         Ok(())
     }
 
-    async fn count_login_start(&self, binding: &[u8; 32]) -> StoreResult<u64> {
+    async fn count_login_start(&self, binding: &BindingDigest) -> StoreResult<u64> {
         let n = self
             .starts
             .get_with(*binding, || Arc::new(AtomicU64::new(0)));
@@ -146,9 +150,12 @@ impl StateStore for MemoryStore {
     async fn take_login(
         &self,
         request_id: &str,
-        binding: &[u8; 32],
+        binding: &BindingDigest,
     ) -> StoreResult<Option<PendingLogin>> {
-        Ok(self.logins.take(request_id, binding))
+        Ok(self
+            .logins
+            .remove(&PendingLogin::key_for(request_id, binding))
+            .map(|l| (*l).clone()))
     }
 
     async fn put_handoff(&self, code: &str, handoff: Handoff) -> StoreResult<()> {
@@ -157,7 +164,11 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
-    async fn take_handoff(&self, code: &str, binding: &[u8; 32]) -> StoreResult<Option<Handoff>> {
+    async fn take_handoff(
+        &self,
+        code: &str,
+        binding: &BindingDigest,
+    ) -> StoreResult<Option<Handoff>> {
         Ok(self
             .handoffs
             .remove(&handoff_key(code, binding))

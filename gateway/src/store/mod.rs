@@ -8,17 +8,18 @@
 
 mod memory;
 mod redis;
+mod session;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use idp_bridge::PendingLogin;
+use idp_bridge::{BindingDigest, PendingLogin, SessionKey};
 use serde::{Deserialize, Serialize};
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
-use crate::session::{Session, SessionId};
+pub use self::session::{Session, SessionId};
 
 /// How long a handoff code lives.
 pub const HANDOFF_TTL: Duration = Duration::from_secs(60);
@@ -44,7 +45,7 @@ pub struct Handoff {
     pub target: String,
     /// SHA-256 of the handoff-binding cookie of the browser that may redeem it (set on the
     /// service host when it sent the browser to log in).
-    pub binding: [u8; 32],
+    pub binding: BindingDigest,
 }
 
 impl std::fmt::Debug for Handoff {
@@ -81,7 +82,7 @@ pub trait StateStore: Send + Sync {
         id: &SessionId,
     ) -> impl Future<Output = StoreResult<Option<Arc<Session>>>> + Send;
     /// Ends a session, named by its store key ([`SessionId::key`]).
-    fn remove_session(&self, key: &[u8; 32]) -> impl Future<Output = StoreResult<()>> + Send;
+    fn remove_session(&self, key: &SessionKey) -> impl Future<Output = StoreResult<()>> + Send;
     /// Ends every session of this subject at this IdP (IdP-initiated logout); how many ended.
     fn remove_subject(
         &self,
@@ -94,7 +95,7 @@ pub trait StateStore: Send + Sync {
     /// within [`idp_bridge::LOGIN_TTL`] of its first (a cap on one browser's pending logins).
     fn count_login_start(
         &self,
-        binding: &[u8; 32],
+        binding: &BindingDigest,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Removes and returns the login with this request ID that the browser with this binding
     /// digest started: a second call, or one from another browser, gets `None` (and burns
@@ -102,7 +103,7 @@ pub trait StateStore: Send + Sync {
     fn take_login(
         &self,
         request_id: &str,
-        binding: &[u8; 32],
+        binding: &BindingDigest,
     ) -> impl Future<Output = StoreResult<Option<PendingLogin>>> + Send;
     /// Keeps a handoff code for [`HANDOFF_TTL`].
     fn put_handoff(
@@ -115,7 +116,7 @@ pub trait StateStore: Send + Sync {
     fn take_handoff(
         &self,
         code: &str,
-        binding: &[u8; 32],
+        binding: &BindingDigest,
     ) -> impl Future<Output = StoreResult<Option<Handoff>>> + Send;
     /// Remembers a LogoutRequest we sent, for [`LOGOUT_TTL`].
     fn put_logout(&self, request_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
@@ -173,7 +174,7 @@ impl StateStore for Store {
     async fn session(&self, id: &SessionId) -> StoreResult<Option<Arc<Session>>> {
         dispatch!(self, s => s.session(id))
     }
-    async fn remove_session(&self, key: &[u8; 32]) -> StoreResult<()> {
+    async fn remove_session(&self, key: &SessionKey) -> StoreResult<()> {
         dispatch!(self, s => s.remove_session(key))
     }
     async fn remove_subject(&self, idp: &str, name_id: &str) -> StoreResult<usize> {
@@ -182,20 +183,24 @@ impl StateStore for Store {
     async fn put_login(&self, login: PendingLogin) -> StoreResult<()> {
         dispatch!(self, s => s.put_login(login))
     }
-    async fn count_login_start(&self, binding: &[u8; 32]) -> StoreResult<u64> {
+    async fn count_login_start(&self, binding: &BindingDigest) -> StoreResult<u64> {
         dispatch!(self, s => s.count_login_start(binding))
     }
     async fn take_login(
         &self,
         request_id: &str,
-        binding: &[u8; 32],
+        binding: &BindingDigest,
     ) -> StoreResult<Option<PendingLogin>> {
         dispatch!(self, s => s.take_login(request_id, binding))
     }
     async fn put_handoff(&self, code: &str, handoff: Handoff) -> StoreResult<()> {
         dispatch!(self, s => s.put_handoff(code, handoff))
     }
-    async fn take_handoff(&self, code: &str, binding: &[u8; 32]) -> StoreResult<Option<Handoff>> {
+    async fn take_handoff(
+        &self,
+        code: &str,
+        binding: &BindingDigest,
+    ) -> StoreResult<Option<Handoff>> {
         dispatch!(self, s => s.take_handoff(code, binding))
     }
     async fn put_logout(&self, request_id: &str) -> StoreResult<()> {
@@ -224,12 +229,12 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The store key of a handoff code made for the browser with this binding digest.
-fn handoff_key(code: &str, binding: &[u8; 32]) -> [u8; 32] {
+fn handoff_key(code: &str, binding: &BindingDigest) -> [u8; 32] {
     use sha2::Digest as _;
     let mut h = sha2::Sha256::new();
     h.update(code.as_bytes());
     h.update([0]);
-    h.update(binding);
+    h.update(binding.as_bytes());
     h.finalize().into()
 }
 

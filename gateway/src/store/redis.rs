@@ -14,15 +14,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use idp_bridge::{PendingLogin, LOGIN_TTL};
+use idp_bridge::{BindingDigest, PendingLogin, SessionKey, LOGIN_TTL};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::session::{Session, SessionId};
 use super::{
     digest, handoff_key, hex, Handoff, Lifetimes, StateStore, StoreError, StoreResult, HANDOFF_TTL,
     LOGOUT_TTL,
 };
-use crate::session::{Session, SessionId};
 
 /// Longest wait for one Redis answer.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -145,8 +145,8 @@ fn session_key(id: &SessionId) -> String {
     stored_session_key(&id.key())
 }
 
-fn stored_session_key(key: &[u8; 32]) -> String {
-    format!("varco:s:{}", hex(key))
+fn stored_session_key(key: &SessionKey) -> String {
+    format!("varco:s:{}", hex(key.as_bytes()))
 }
 
 fn subject_key(idp: &str, name_id: &str) -> String {
@@ -161,7 +161,7 @@ impl StateStore for RedisStore {
     async fn put_session(&self, id: &SessionId, session: Session) -> StoreResult<()> {
         let value = serde_json::to_string(&session).map_err(err)?;
         let key = session_key(id);
-        let subject = subject_key(session.principal.idp(), session.principal.name_id());
+        let subject = subject_key(session.principal().idp(), session.principal().name_id());
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SET")
@@ -202,7 +202,7 @@ impl StateStore for RedisStore {
         let Some(value) = value else {
             return Ok(None);
         };
-        let session: Session = match serde_json::from_str(&value) {
+        let session = match Session::from_trusted_store(&value) {
             Ok(s) => s,
             Err(e) => {
                 // Written by another version (a rolling upgrade) or damaged: no session here,
@@ -218,7 +218,7 @@ impl StateStore for RedisStore {
         Ok(Some(Arc::new(session)))
     }
 
-    async fn remove_session(&self, key: &[u8; 32]) -> StoreResult<()> {
+    async fn remove_session(&self, key: &SessionKey) -> StoreResult<()> {
         self.run(redis::cmd("DEL").arg(stored_session_key(key)))
             .await
     }
@@ -253,8 +253,8 @@ impl StateStore for RedisStore {
         .await
     }
 
-    async fn count_login_start(&self, binding: &[u8; 32]) -> StoreResult<u64> {
-        let key = format!("varco:s:{}", hex(&binding[..16]));
+    async fn count_login_start(&self, binding: &BindingDigest) -> StoreResult<u64> {
+        let key = format!("varco:s:{}", hex(&binding.as_bytes()[..16]));
         let _: Option<String> = self
             .run(
                 redis::cmd("SET")
@@ -271,9 +271,9 @@ impl StateStore for RedisStore {
     async fn take_login(
         &self,
         request_id: &str,
-        binding: &[u8; 32],
+        binding: &BindingDigest,
     ) -> StoreResult<Option<PendingLogin>> {
-        let key = idp_bridge::login_key(request_id, binding);
+        let key = PendingLogin::key_for(request_id, binding);
         let value: Option<String> = self
             .run(redis::cmd("GETDEL").arg(format!("varco:l:{key}")))
             .await?;
@@ -295,7 +295,11 @@ impl StateStore for RedisStore {
         .await
     }
 
-    async fn take_handoff(&self, code: &str, binding: &[u8; 32]) -> StoreResult<Option<Handoff>> {
+    async fn take_handoff(
+        &self,
+        code: &str,
+        binding: &BindingDigest,
+    ) -> StoreResult<Option<Handoff>> {
         let key = format!("varco:h:{}", hex(&handoff_key(code, binding)));
         let value: Option<String> = self.run(redis::cmd("GETDEL").arg(key)).await?;
         Ok(value.and_then(|v| serde_json::from_str(&v).ok()))

@@ -162,7 +162,7 @@ fn open_redirect_relay_state_decides_nothing() {
                 .await;
             let id = xml_attr(&saml_param(&location_of(&r), "SAMLRequest"), "ID").expect("ID");
             let acs = gw.url("portal.localhost", "/.sso/acs");
-            let answer = idp_bridge::testing::ResponseBuilder::new(
+            let answer = idp_bridge::insecure_test_idp::ResponseBuilder::new(
                 IDP,
                 "http://portal.localhost/.sso/metadata",
                 &acs,

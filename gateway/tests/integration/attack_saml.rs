@@ -6,7 +6,7 @@
 //! tests; these show that varco as deployed refuses them.)
 
 use base64::Engine as _;
-use idp_bridge::testing::{
+use idp_bridge::insecure_test_idp::{
     sign_all, signature_template_for, with_sha1, without_declaration, ResponseBuilder, TestIdpKey,
 };
 use policies::Level;

@@ -200,7 +200,7 @@ fn a_forged_acs_post_from_another_browser_does_not_burn_the_citizens_login() {
         // The citizen is at the IdP: varco has a pending login for this request ID.
         let (at_idp, id) = b.start_login(&gw).await;
         // Someone who learnt the ID posts a response for it from another browser.
-        let forged = idp_bridge::testing::ResponseBuilder::new(
+        let forged = idp_bridge::insecure_test_idp::ResponseBuilder::new(
             IDP,
             "http://portal.localhost/.sso/metadata",
             &gw.url("portal.localhost", "/.sso/acs"),

@@ -4,7 +4,7 @@
 use std::io::Read as _;
 
 use base64::Engine as _;
-use idp_bridge::testing::{ResponseBuilder, TestIdpKey};
+use idp_bridge::insecure_test_idp::{ResponseBuilder, TestIdpKey};
 use policies::Level;
 
 use crate::harness::*;

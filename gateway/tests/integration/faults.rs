@@ -155,9 +155,9 @@ fn an_idp_metadata_file_broken_at_a_reload_keeps_its_last_good_version() {
         "not XML at all",
     ] {
         std::fs::write(&metadata, broken).expect("write");
-        let outcome = rt().block_on(gateway::reload::reload(&gw.shared, "test"));
+        let outcome = rt().block_on(gateway::ops::reload::reload(&gw.shared, "test"));
         assert!(
-            matches!(outcome, gateway::reload::Outcome::Swapped(_)),
+            matches!(outcome, gateway::ops::reload::Outcome::Swapped(_)),
             "the rest of the configuration still reloads: {outcome:?}"
         );
         // Logins with that IdP still start.

@@ -129,7 +129,7 @@ fn the_choice_page_lists_the_idps_and_bad_parameters_are_refused() {
 
 mod full {
 
-    use idp_bridge::testing::ResponseBuilder;
+    use idp_bridge::insecure_test_idp::ResponseBuilder;
 
     use super::*;
 
@@ -304,7 +304,7 @@ mod full {
 
 mod logout {
 
-    use idp_bridge::testing::{idp_redirect, ResponseBuilder};
+    use idp_bridge::insecure_test_idp::{idp_redirect, ResponseBuilder};
 
     use super::*;
 
@@ -470,7 +470,7 @@ fn verify_jwt(token: &str, jwks: &serde_json::Value) -> Option<serde_json::Value
 mod one_login {
 
     use base64::Engine as _;
-    use idp_bridge::testing::{ResponseBuilder, TestIdpKey};
+    use idp_bridge::insecure_test_idp::{ResponseBuilder, TestIdpKey};
 
     use super::*;
 

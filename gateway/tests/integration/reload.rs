@@ -203,8 +203,8 @@ fn an_invalid_reload_keeps_serving_the_previous_policy() {
         );
     });
     // And an explicit reload (what SIGHUP runs) of an unchanged, valid configuration.
-    let outcome = rt().block_on(gateway::reload::reload(&gw.shared, "test"));
-    assert_eq!(outcome, gateway::reload::Outcome::Swapped(3));
+    let outcome = rt().block_on(gateway::ops::reload::reload(&gw.shared, "test"));
+    assert_eq!(outcome, gateway::ops::reload::Outcome::Swapped(3));
 }
 
 #[test]

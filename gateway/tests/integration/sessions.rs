@@ -452,35 +452,42 @@ mod redis {
         });
     }
 
+    /// The test IdP that pending logins in the store contract were sent to.
+    fn test_idps() -> idp_bridge::IdpRegistry {
+        idp_bridge::IdpRegistry::load(&[policies::IdpConfig {
+            metadata: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../idp-bridge/test_vectors/spid-sp-test-idp.xml"),
+            kind: policies::IdpKind::Spid,
+            federation_cert: None,
+        }])
+        .expect("the test IdP's metadata")
+    }
+
     /// The store contract, for both implementations.
     async fn one_shot_entries(a: &impl StateStore, b: &impl StateStore) {
-        let now = chrono::Utc::now();
-        let login = |id: &str| idp_bridge::PendingLogin {
-            request_id: id.into(),
-            issue_instant: now,
-            idp: IDP.into(),
-            level: Level::SpidL2,
-            attribute_set: 1,
-            return_to: "http://portal.localhost/".into(),
-            binding: [7; 32],
-            relay_state: [9; 32],
-            replaces: None,
-            handoff_binding: None,
-        };
+        let idps = test_idps();
+        let browser = idp_bridge::BrowserBinding::new();
+        let digest = |n: u8| idp_bridge::BindingDigest::of(&[n]);
         let id = format!("_{}", idp_bridge::random_token(16, false));
-        a.put_login(login(&id)).await.expect("put");
+        let login = idp_bridge::insecure_test_idp::pending_login_for_tests(
+            &id,
+            idps.get(IDP).expect("the test IdP"),
+            &browser,
+        );
+        a.put_login(login.clone()).await.expect("put");
         assert!(
-            b.take_login(&id, &[8; 32]).await.expect("take").is_none(),
+            b.take_login(&id, &digest(8)).await.expect("take").is_none(),
             "another browser's take finds nothing"
         );
-        let (x, y) = tokio::join!(b.take_login(&id, &[7; 32]), a.take_login(&id, &[7; 32]));
+        let mine = browser.digest();
+        let (x, y) = tokio::join!(b.take_login(&id, &mine), a.take_login(&id, &mine));
         let taken = [x.expect("take"), y.expect("take")];
         assert_eq!(
             taken.iter().flatten().count(),
             1,
             "a pending login is taken exactly once"
         );
-        assert_eq!(taken.into_iter().flatten().next(), Some(login(&id)));
+        assert_eq!(taken.into_iter().flatten().next(), Some(login));
 
         let seen = format!("slo\0{id}");
         assert!(a
@@ -503,47 +510,47 @@ mod redis {
                 host: "a.test".into(),
                 session: "s".into(),
                 target: "http://a.test/".into(),
-                binding: [3; 32],
+                binding: digest(3),
             },
         )
         .await
         .expect("put");
         assert!(
-            b.take_handoff(&code, &[4; 32])
+            b.take_handoff(&code, &digest(4))
                 .await
                 .expect("take")
                 .is_none(),
             "another browser's binding finds nothing"
         );
         assert_eq!(
-            b.take_handoff(&code, &[3; 32])
+            b.take_handoff(&code, &digest(3))
                 .await
                 .expect("take")
                 .map(|h| h.host),
             Some("a.test".into())
         );
         assert!(a
-            .take_handoff(&code, &[3; 32])
+            .take_handoff(&code, &digest(3))
             .await
             .expect("take")
             .is_none());
 
         // IdP-initiated logout ends exactly that subject's sessions, on every instance.
-        let session = |name_id: &str| -> gateway::session::Session {
-            serde_json::from_value(serde_json::json!({
-                "principal": {
-                    "idp": IDP, "name_id": name_id, "session_index": null, "level": "SpidL2",
-                    "authn_instant": null, "attributes": [["fiscalNumber", "TINIT-RSSMRA80A01H501U"]]
-                },
-                "asked": 0,
-                "created_ms": chrono::Utc::now().timestamp_millis(),
-            }))
-            .expect("a session")
+        let session = |name_id: &str| -> gateway::store::Session {
+            gateway::store::Session::open(
+                idp_bridge::insecure_test_idp::unverified_principal_for_tests(
+                    IDP,
+                    name_id,
+                    Level::SpidL2,
+                    &[(policies::Attribute::FiscalNumber, "TINIT-RSSMRA80A01H501U")],
+                ),
+                policies::AttributeMask::EMPTY,
+            )
         };
         let victim = format!("_{}", idp_bridge::random_token(8, false));
         let bystander = format!("_{}", idp_bridge::random_token(8, false));
-        let ids: Vec<gateway::session::SessionId> =
-            (0..3).map(|_| gateway::session::SessionId::new()).collect();
+        let ids: Vec<gateway::store::SessionId> =
+            (0..3).map(|_| gateway::store::SessionId::new()).collect();
         a.put_session(&ids[0], session(&victim)).await.expect("put");
         b.put_session(&ids[1], session(&victim)).await.expect("put");
         a.put_session(&ids[2], session(&bystander))

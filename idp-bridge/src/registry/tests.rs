@@ -222,7 +222,7 @@ fn a_genuine_signed_descriptor_tucked_inside_a_forged_one_vouches_for_nothing() 
     let dir = tempfile::tempdir().expect("tempdir");
     let good = std::fs::read_to_string(vectors().join("spid-sp-test-idp.xml")).expect("fixture");
     let genuine = federation_signed(&good, "_fed1");
-    let genuine = crate::testing::without_declaration(&genuine);
+    let genuine = crate::insecure_test_idp::without_declaration(&genuine);
     let genuine_cert = cert_b64(&vectors().join("spid-sp-test-idp/public.cert"));
     let attacker_cert =
         cert_b64(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/keys/sp.crt"));
@@ -246,7 +246,7 @@ fn a_genuine_signed_descriptor_tucked_inside_a_forged_one_vouches_for_nothing() 
 fn federation_signatures_with_sha1_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = std::fs::read_to_string(vectors().join("spid-sp-test-idp.xml")).expect("fixture");
-    let sha1 = federation_signed_with(&good, "_fed1", |t| crate::testing::with_sha1(&t));
+    let sha1 = federation_signed_with(&good, "_fed1", |t| crate::insecure_test_idp::with_sha1(&t));
     assert!(sha1.contains("rsa-sha1"));
     let refused = reason(IdpRegistry::load(&[federated(&dir, "sha1.xml", &sha1)]));
     assert!(refused.contains("SHA-256 or stronger"), "{refused}");

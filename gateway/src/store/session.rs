@@ -1,17 +1,14 @@
 //! Sessions: what a successful login leaves behind, looked up by the session cookie.
 //!
-//! A [`Session`] is made only from an [`idp_bridge::VerifiedPrincipal`] (the ACS's output); stores
-//! keep it under the SHA-256 of its ID (the ID itself lives only in the browser's cookie) and may
-//! serialise its [`Principal`] (Redis): reading one back trusts the store, never the network.
+//! A [`Session`] is made only from an [`idp_bridge::VerifiedPrincipal`] (a protocol's verified
+//! output); stores keep it under its [`SessionKey`] (the ID itself lives only in the browser's
+//! cookie) and may serialise it (Redis): reading one back ([`Session::from_trusted_store`])
+//! trusts the store, never the network.
 
 use chrono::Utc;
-use idp_bridge::{Principal, VerifiedPrincipal};
+use idp_bridge::{Principal, SessionKey, VerifiedPrincipal};
 use policies::AttributeMask;
-use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
-
-/// The session cookie over plain http; `__Host-varco_session` over https.
-pub const SESSION_COOKIE: &str = "varco_session";
+use serde::Serialize;
 
 /// A session ID: 256 random bits. Never printed.
 #[derive(Clone)]
@@ -37,9 +34,9 @@ impl SessionId {
         &self.0
     }
 
-    /// SHA-256 of the ID: what stores and caches key on.
-    pub fn key(&self) -> [u8; 32] {
-        sha2::Sha256::digest(self.0.as_bytes()).into()
+    /// What stores and caches key on.
+    pub fn key(&self) -> SessionKey {
+        SessionKey::of(self.0.as_bytes())
     }
 }
 
@@ -50,24 +47,57 @@ impl std::fmt::Debug for SessionId {
 }
 
 /// One citizen's session.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Session {
-    /// Who, as verified at login.
-    pub principal: Principal,
-    /// The attributes that login asked the IdP for.
-    pub asked: AttributeMask,
+    principal: Principal,
+    asked: AttributeMask,
     /// When the login happened, Unix milliseconds (absolute timeout, valid across instances).
-    pub created_ms: i64,
+    created_ms: i64,
+}
+
+/// The stored shape, read back only by [`Session::from_trusted_store`].
+#[derive(serde::Deserialize)]
+struct Stored {
+    #[serde(deserialize_with = "Principal::restore_from_trusted_store")]
+    principal: Principal,
+    asked: AttributeMask,
+    created_ms: i64,
 }
 
 impl Session {
-    /// The session a verified login opens, now.
+    /// The session a verified login opens, now, with the attributes that login asked for.
     pub fn open(principal: VerifiedPrincipal, asked: AttributeMask) -> Self {
         Self {
             principal: principal.into_principal(),
             asked,
             created_ms: Utc::now().timestamp_millis(),
         }
+    }
+
+    /// A session that a store of varco's wrote (JSON), read back. **Trusts the store**: only a
+    /// store module calls it, on what varco itself put there.
+    pub(in crate::store) fn from_trusted_store(json: &str) -> serde_json::Result<Self> {
+        let s: Stored = serde_json::from_str(json)?;
+        Ok(Self {
+            principal: s.principal,
+            asked: s.asked,
+            created_ms: s.created_ms,
+        })
+    }
+
+    /// Who, as verified at login.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The attributes the login asked the IdP for.
+    pub fn asked(&self) -> AttributeMask {
+        self.asked
+    }
+
+    /// When the login happened, Unix milliseconds.
+    pub fn created_ms(&self) -> i64 {
+        self.created_ms
     }
 
     /// What the policy decision needs.

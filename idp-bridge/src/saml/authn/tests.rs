@@ -44,7 +44,7 @@ fn the_redirect_is_signed_over_the_exact_query() {
     assert!(out
         .redirect_url
         .starts_with("https://localhost:8443/samlsso?SAMLRequest="));
-    assert!(out.force_authn);
+    assert!(out.xml.contains("ForceAuthn=\"true\""));
     let query = out.redirect_url.split_once('?').expect("query").1;
     let (signed, sig) = query.rsplit_once("&Signature=").expect("signature last");
     let sig = base64::engine::general_purpose::STANDARD
@@ -111,7 +111,7 @@ fn level_1_spid_does_not_force_authentication_but_cie_always_does() {
         },
     )
     .expect("request");
-    assert!(!out.force_authn);
+    assert!(!out.xml.contains("ForceAuthn"));
     let cie = Idp {
         kind: IdpKind::Cie,
         ..clone_idp(idp)
@@ -126,7 +126,7 @@ fn level_1_spid_does_not_force_authentication_but_cie_always_does() {
         },
     )
     .expect("request");
-    assert!(out.force_authn);
+    assert!(out.xml.contains("ForceAuthn=\"true\""));
 }
 
 #[test]

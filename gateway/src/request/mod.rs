@@ -1,13 +1,21 @@
-//! The pingora `ProxyHttp` service: one request's way through varco.
+//! The request path: the pingora `ProxyHttp` service, one request's way through varco.
 //!
-//! `request_filter` strips what varco owns, resolves the route and decides; only a
-//! [`policies::Decision::Allow`] leaves a [`Permit`] in the context, and `upstream_peer` refuses to
-//! pick a back-end without one. Pages varco answers itself (404, 401, 400, the portal) are written
-//! in `request_filter`; back-end failures become 502/504 pages in `fail_to_proxy`.
+//! `request_filter` strips what varco owns ([`headers`]), resolves the route and decides; only a
+//! [`policies::Decision::Allow`] moves the context ([`ctx`]) to its allowed state, and
+//! `upstream_peer` finds a back-end in no other. Pages varco answers itself (404, 401, 400, the
+//! portal's [`portal`]) are written in `request_filter`; back-end failures become 502/504 pages
+//! in `fail_to_proxy`. An allowed request with a session gets its [`identity`] headers and a
+//! signed [`jwt`]; the login endpoints are rate-limited per client ([`limits`]).
 
-use std::net::IpAddr;
+pub(crate) mod ctx;
+pub mod headers;
+pub mod identity;
+pub mod jwt;
+pub mod limits;
+pub mod portal;
+pub(crate) mod target;
+
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,9 +26,13 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType};
-use policies::{decide, Decision, Permit, RouteMatch};
+use policies::{decide, Decision, RouteMatch};
 
-use crate::headers::{is_trusted, set_forwarded, strip_inbound, strip_mapped};
+pub use self::ctx::Ctx;
+use self::ctx::{Allowed, Answer, Citizen, Phase};
+use self::headers::{is_trusted, set_forwarded, strip_inbound, strip_mapped};
+use self::target::authority;
+use crate::reply::{Reply, HTML, PAGE_CSP};
 use crate::runtime::Runtime;
 use crate::state::Shared;
 
@@ -37,39 +49,8 @@ impl Proxy {
     }
 }
 
-/// What the request turned out to be for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    /// Not resolved yet (or the request failed before).
-    Unresolved,
-    /// varco's own pages and endpoints.
-    Portal,
-    /// `/.sso/*`.
-    Sso,
-    /// A service, by flat index in the runtime.
-    Service(usize),
-    /// 404 or 400.
-    Nothing,
-}
-
-/// Per-request state.
-#[derive(Debug)]
-pub struct Ctx {
-    started: Instant,
-    runtime: Option<Arc<Runtime>>,
-    target: Target,
-    permit: Option<Permit>,
-    client_ip: Option<IpAddr>,
-    status: u16,
-    /// The session of an allowed request to a service that needs a login, with its key.
-    citizen: Option<([u8; 32], std::sync::Arc<crate::session::Session>)>,
-    /// `varco.request`, only when traces are exported.
-    span: Option<tracing::Span>,
-}
-
-const HTML: &str = "text/html; charset=utf-8";
-
-/// Writes a complete response that varco produces itself. Returns `Ok(true)`: the request is done.
+/// Writes a complete error page that varco produces itself. Returns `Ok(true)`: the request is
+/// done.
 async fn respond(
     session: &mut Session,
     ctx: &mut Ctx,
@@ -98,18 +79,6 @@ async fn respond(
             .await?;
     }
     Ok(true)
-}
-
-/// The Content-Security-Policy of varco's pages: its own stylesheets, fonts and images (the kit's
-/// rules use `data:` images), no script, no framing.
-pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; font-src 'self' data:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-
-fn authority(req: &RequestHeader) -> Option<&str> {
-    // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
-    req.uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers.get(HOST).and_then(|h| h.to_str().ok()))
 }
 
 impl Proxy {
@@ -141,14 +110,65 @@ impl Proxy {
         let reply = crate::sso::handle(rt, &self.shared, session.req_header()).await;
         write_reply(session, ctx, reply).await
     }
+
+    /// A request for a service: strips its mapped headers, finds the session when it needs a
+    /// login, and decides. `Ok(false)`: allowed, on to the back-end.
+    async fn service(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        rt: Arc<Runtime>,
+        route: policies::ServiceRef,
+        trusted: bool,
+    ) -> pingora::Result<bool> {
+        let (Some(index), Some((_, service))) = (rt.index(route), rt.snapshot.service(route))
+        else {
+            ctx.answered(Answer::Nothing);
+            let page = rt.error_for(ErrorPage::Internal, session.req_header());
+            return respond(session, ctx, 500, &page, None).await;
+        };
+        ctx.answered(Answer::Service(index));
+        let compiled = rt.service(index);
+        if let Some(svc) = compiled {
+            let removed = strip_mapped(session.req_header_mut(), &svc.strip);
+            if removed > 0 {
+                self.shared.metrics.stripped(removed);
+            }
+        }
+        let citizen = if compiled.is_some_and(|s| s.needs_login) {
+            match crate::cookies::current_session(&rt, &self.shared, session.req_header()).await {
+                Ok(found) => found.map(|(id, session)| Citizen {
+                    key: id.key(),
+                    session,
+                }),
+                Err(e) => {
+                    let reply = Reply::unavailable(&rt, &e);
+                    return write_reply(session, ctx, reply).await;
+                }
+            }
+        } else {
+            None
+        };
+        match decide(service, citizen.as_ref().map(|c| c.session.held())) {
+            Decision::Allow(permit) => {
+                ctx.phase = Phase::Allowed(Allowed::new(permit, rt, index, citizen));
+                Ok(false)
+            }
+            Decision::Login { level } => {
+                let reply = crate::sso::return_to::login_redirect(
+                    &rt,
+                    session.req_header(),
+                    level,
+                    trusted,
+                );
+                write_reply(session, ctx, reply).await
+            }
+        }
+    }
 }
 
 /// Writes a reply that varco produced itself.
-async fn write_reply(
-    session: &mut Session,
-    ctx: &mut Ctx,
-    reply: crate::sso::Reply,
-) -> pingora::Result<bool> {
+async fn write_reply(session: &mut Session, ctx: &mut Ctx, reply: Reply) -> pingora::Result<bool> {
     let mut resp = ResponseHeader::build(reply.status, Some(6 + reply.headers.len()))?;
     resp.insert_header(CONTENT_TYPE, reply.content_type)?;
     if reply.status != 304 {
@@ -182,22 +202,13 @@ impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx {
-            started: Instant::now(),
-            runtime: None,
-            target: Target::Unresolved,
-            permit: None,
-            client_ip: None,
-            status: 0,
-            citizen: None,
-            span: self.shared.trace_requests().then(|| {
-                tracing::info_span!(
-                    "varco.request",
-                    route = tracing::field::Empty,
-                    http.response.status_code = tracing::field::Empty
-                )
-            }),
-        }
+        Ctx::new(self.shared.trace_requests().then(|| {
+            tracing::info_span!(
+                "varco.request",
+                route = tracing::field::Empty,
+                http.response.status_code = tracing::field::Empty
+            )
+        }))
     }
 
     fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
@@ -206,10 +217,10 @@ impl ProxyHttp for Proxy {
     }
 
     /// Runs first for every request: strips owned headers, resolves the route, decides. `Ok(true)`
-    /// means varco answered (page or error); `Ok(false)` goes on to the back-end with a permit.
+    /// means varco answered (page or error); `Ok(false)` goes on to the back-end, allowed.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         let rt = self.shared.current();
-        ctx.runtime = Some(rt.clone());
+        ctx.phase = Phase::Routing(rt.clone());
         if self.shared.is_draining() {
             // Handing over or stopping: this answer closes the connection, and the client's next
             // request opens one to the process that stays.
@@ -238,16 +249,16 @@ impl ProxyHttp for Proxy {
         match resolved {
             Err(reason) => {
                 tracing::debug!(%reason, "request target rejected");
-                ctx.target = Target::Nothing;
+                ctx.answered(Answer::Nothing);
                 let page = rt.error_for(ErrorPage::BadRequest, req);
                 respond(session, ctx, 400, &page, None).await
             }
             Ok(RouteMatch::NotFound) => {
-                ctx.target = Target::Nothing;
+                ctx.answered(Answer::Nothing);
                 let not_found = rt.error_for(ErrorPage::NotFound, req);
                 let get = matches!(req.method, http::Method::GET | http::Method::HEAD);
                 if get && req.uri.path().eq_ignore_ascii_case("/favicon.ico") {
-                    return write_reply(session, ctx, crate::portal::favicon()).await;
+                    return write_reply(session, ctx, portal::favicon()).await;
                 }
                 // An unknown host's 404 page is styled too.
                 if get && req.uri.path().starts_with("/.sso/assets/") {
@@ -257,11 +268,10 @@ impl ProxyHttp for Proxy {
                 respond(session, ctx, 404, &not_found, None).await
             }
             Ok(RouteMatch::Sso) => {
-                ctx.target = Target::Sso;
-                if crate::limits::limited_path(req.uri.path()) {
+                ctx.answered(Answer::Sso);
+                if limits::limited_path(req.uri.path()) {
                     let server = &rt.snapshot.config.server;
-                    let client =
-                        crate::limits::client_of(ctx.client_ip, req, &server.trusted_proxies);
+                    let client = limits::client_of(ctx.client_ip, req, &server.trusted_proxies);
                     if let Some(ip) = client {
                         if let Err(wait) =
                             self.shared
@@ -269,8 +279,7 @@ impl ProxyHttp for Proxy {
                                 .take(ip, server.sso_rate, server.sso_burst)
                         {
                             self.shared.metrics.event("rate_limited");
-                            let mut reply =
-                                crate::sso::Reply::error_page(&rt, ErrorPage::TooManyRequests);
+                            let mut reply = Reply::error_page(&rt, ErrorPage::TooManyRequests);
                             let secs = wait.as_secs() + 1;
                             if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
                                 reply.headers.push((http::header::RETRY_AFTER, v));
@@ -282,60 +291,22 @@ impl ProxyHttp for Proxy {
                 self.sso(session, ctx, &rt).await
             }
             Ok(RouteMatch::Portal) => {
-                ctx.target = Target::Portal;
-                let reply = crate::portal::handle(&rt, &self.shared, session.req_header()).await;
+                ctx.answered(Answer::Portal);
+                let reply = portal::handle(&rt, &self.shared, session.req_header()).await;
                 write_reply(session, ctx, reply).await
             }
-            Ok(RouteMatch::Service(r)) => {
-                let (Some(index), Some((_, service))) = (rt.index(r), rt.snapshot.service(r))
-                else {
-                    ctx.target = Target::Nothing;
-                    let page = rt.error_for(ErrorPage::Internal, session.req_header());
-                    return respond(session, ctx, 500, &page, None).await;
-                };
-                ctx.target = Target::Service(index);
-                if let Some(svc) = rt.service(index) {
-                    let removed = strip_mapped(session.req_header_mut(), &svc.strip);
-                    if removed > 0 {
-                        self.shared.metrics.stripped(removed);
-                    }
-                }
-                let needs_login = rt.service(index).is_some_and(|s| s.needs_login);
-                let citizen = if needs_login {
-                    match crate::sso::current_session(&rt, &self.shared, session.req_header()).await
-                    {
-                        Ok(found) => found.map(|(id, s)| (id.key(), s)),
-                        Err(e) => {
-                            let reply = crate::sso::unavailable(&rt, &e);
-                            return write_reply(session, ctx, reply).await;
-                        }
-                    }
-                } else {
-                    None
-                };
-                match decide(service, citizen.as_ref().map(|(_, s)| s.held())) {
-                    Decision::Allow(permit) => {
-                        ctx.permit = Some(permit);
-                        ctx.citizen = citizen;
-                        Ok(false)
-                    }
-                    Decision::Login { level } => {
-                        let reply = login_redirect(&rt, session.req_header(), level, trusted);
-                        write_reply(session, ctx, reply).await
-                    }
-                }
-            }
+            Ok(RouteMatch::Service(r)) => self.service(session, ctx, rt, r, trusted).await,
         }
     }
 
-    /// Picks the back-end. Without a permit there is none: the request fails closed with 500.
+    /// Picks the back-end: only an allowed request has one; any other fails closed with 500.
     async fn upstream_peer(
         &self,
         _session: &mut Session,
         ctx: &mut Ctx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        match (&ctx.runtime, ctx.permit, ctx.target) {
-            (Some(rt), Some(_permit), Target::Service(i)) => match rt.service(i) {
+        match &ctx.phase {
+            Phase::Allowed(a) => match a.service() {
                 Some(s) => Ok(Box::new(s.peer.clone())),
                 None => Error::e_explain(ErrorType::InternalError, "service index out of range"),
             },
@@ -351,57 +322,33 @@ impl ProxyHttp for Proxy {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        let Phase::Allowed(allowed) = &ctx.phase else {
+            return Error::e_explain(ErrorType::InternalError, "no permit for this request");
+        };
+        let rt = allowed.runtime();
         let host = session.req_header().headers.get(HOST).cloned();
         // The scheme citizens use is the portal's (TLS ends in front of varco, or in it).
-        let proto = match &ctx.runtime {
-            Some(rt) if rt.snapshot.config.server.public_url.https => "https",
-            _ => "http",
+        let proto = if rt.snapshot.config.server.public_url.https {
+            "https"
+        } else {
+            "http"
         };
         set_forwarded(upstream, ctx.client_ip, proto, host.as_ref())?;
-        crate::identity::strip_varco_cookies(upstream)?;
-        if let (Some((key, citizen)), Some(rt), Target::Service(i)) =
-            (&ctx.citizen, &ctx.runtime, ctx.target)
-        {
-            if let Some(service) = rt.service(i).filter(|s| s.needs_login) {
-                service.identity.inject(upstream, &citizen.principal)?;
-                let token = self
-                    .shared
-                    .assertions
-                    .get(&(rt.generation, i, *key))
-                    .or_else(|| {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs());
-                        let issuer = rt
-                            .snapshot
-                            .config
-                            .server
-                            .public_url
-                            .url
-                            .origin()
-                            .ascii_serialization();
-                        let jwt = rt.identity.jwt.sign(
-                            &issuer,
-                            &service.label,
-                            &citizen.principal,
-                            service.identity.released(),
-                            now,
-                        )?;
-                        let value = http::HeaderValue::from_str(&jwt).ok()?;
-                        self.shared
-                            .assertions
-                            .insert((rt.generation, i, *key), value.clone());
-                        Some(value)
-                    });
-                match token {
-                    Some(t) => upstream.insert_header(crate::identity::X_VARCO_ASSERTION, t)?,
-                    // No unsigned identity: without its JWT the request does not go on.
-                    None => {
-                        return Error::e_explain(
-                            ErrorType::InternalError,
-                            "cannot sign the identity JWT",
-                        )
-                    }
+        crate::cookies::strip_varco_cookies(upstream)?;
+        if let (Some(citizen), Some(service)) = (
+            allowed.citizen(),
+            allowed.service().filter(|s| s.needs_login),
+        ) {
+            let principal = citizen.session.principal();
+            service.identity.inject(upstream, principal)?;
+            match jwt::assertion(&self.shared.assertions, allowed, &citizen.key, principal) {
+                Some(t) => upstream.insert_header(identity::X_VARCO_ASSERTION, t)?,
+                // No unsigned identity: without its JWT the request does not go on.
+                None => {
+                    return Error::e_explain(
+                        ErrorType::InternalError,
+                        "cannot sign the identity JWT",
+                    )
                 }
             }
         }
@@ -422,13 +369,13 @@ impl ProxyHttp for Proxy {
             .headers
             .get_all(&set_cookie)
             .iter()
-            .any(crate::identity::sets_varco_cookie);
+            .any(crate::cookies::sets_varco_cookie);
         if planted {
             let kept: Vec<http::HeaderValue> = upstream_response
                 .headers
                 .get_all(&set_cookie)
                 .iter()
-                .filter(|v| !crate::identity::sets_varco_cookie(v))
+                .filter(|v| !crate::cookies::sets_varco_cookie(v))
                 .cloned()
                 .collect();
             upstream_response.remove_header(&set_cookie);
@@ -436,7 +383,7 @@ impl ProxyHttp for Proxy {
                 upstream_response.append_header(set_cookie.clone(), v)?;
             }
             self.shared.metrics.event("upstream_set_cookie");
-            tracing::warn!(route = %route_label(ctx), "a back-end tried to set one of varco's cookies; dropped");
+            tracing::warn!(route = %ctx.route_label(), "a back-end tried to set one of varco's cookies; dropped");
         }
         Ok(())
     }
@@ -472,7 +419,10 @@ impl ProxyHttp for Proxy {
         let status = page.status();
         if session.response_written().is_none() {
             // Before request_filter ran there is no runtime in the context: the current one.
-            let rt = ctx.runtime.clone().unwrap_or_else(|| self.shared.current());
+            let rt = ctx
+                .runtime()
+                .cloned()
+                .unwrap_or_else(|| self.shared.current());
             let body = rt.error_for(page, session.req_header());
             // The connection is not reused after a failure: say so, or a client may send its next
             // request on it while it closes.
@@ -481,7 +431,7 @@ impl ProxyHttp for Proxy {
                 tracing::debug!(%err, "could not send the error page");
             }
         }
-        tracing::warn!(status, error = %e, route = %route_label(ctx), "request failed");
+        tracing::warn!(status, error = %e, route = %ctx.route_label(), "request failed");
         ctx.status = status;
         FailToProxy {
             error_code: status,
@@ -495,20 +445,14 @@ impl ProxyHttp for Proxy {
             .response_written()
             .map_or(ctx.status, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
-        let Some(rt) = &ctx.runtime else {
+        let (Some(rt), Some(attrs)) = (ctx.runtime(), ctx.metric()) else {
             return;
-        };
-        let attrs = match ctx.target {
-            Target::Service(i) => rt.service(i).map_or(&rt.metric_none, |s| &s.metric),
-            Target::Portal => &rt.metric_portal,
-            Target::Sso => &rt.metric_sso,
-            Target::Unresolved | Target::Nothing => &rt.metric_none,
         };
         self.shared
             .metrics
             .request(attrs, status, elapsed.as_secs_f64());
         if let Some(span) = &ctx.span {
-            span.record("route", route_label(ctx));
+            span.record("route", ctx.route_label());
             span.record("http.response.status_code", status);
         }
         if rt.snapshot.config.server.access_log {
@@ -516,7 +460,7 @@ impl ProxyHttp for Proxy {
             tracing::info!(
                 target: "varco::access",
                 method = %session.req_header().method,
-                route = %route_label(ctx),
+                route = %ctx.route_label(),
                 status,
                 micros = elapsed.as_micros() as u64,
             );
@@ -526,67 +470,5 @@ impl ProxyHttp for Proxy {
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
         // fail_to_proxy already logged it, without the request line pingora would print.
         true
-    }
-}
-
-/// The 302 that sends a browser without a good enough session to the portal's login. On a host
-/// the portal's cookie does not reach, the browser also gets this host's handoff-binding cookie,
-/// and the login carries its digest: only this browser can redeem the code that brings the
-/// session back here.
-pub(crate) fn login_redirect(
-    rt: &Runtime,
-    req: &RequestHeader,
-    level: policies::Level,
-    trusted: bool,
-) -> crate::sso::Reply {
-    let public = &rt.snapshot.config.server.public_url;
-    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    let Some(origin) = crate::sso::browser_origin(rt, req, trusted) else {
-        return crate::sso::Reply::error_page(rt, ErrorPage::BadRequest);
-    };
-    let back = format!("{origin}{path}");
-    // Every redirect varco emits must be accepted where it points: a host reached on a port
-    // that `/.sso/login` would refuse gets a page now, and ops a line that says what to change.
-    if crate::sso::return_target(&rt.snapshot, &back).is_none() {
-        tracing::warn!(
-            %origin,
-            "a service was reached at an origin that logins cannot return to: list its port in [server] public_ports"
-        );
-        return crate::sso::Reply::error_page(rt, ErrorPage::BadRequest);
-    }
-    let raw_host = origin.split_once("://").map_or("", |(_, h)| h);
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    query
-        .append_pair("return_to", &back)
-        .append_pair("level", level.as_str());
-    let host = policies::normalize_host(raw_host).map(|h| h.into_owned());
-    let binding = match host {
-        Ok(h) if !crate::sso::cookie_reaches(rt, &h) => {
-            let name = crate::sso::handoff_cookie_name(public.https);
-            let b = crate::sso::presented_cookie_binding(req, name)
-                .unwrap_or_else(idp_bridge::BrowserBinding::new);
-            query.append_pair("hb", &crate::sso::digest_param(&b.digest()));
-            crate::sso::binding_cookie(name, &b, public.https, false)
-        }
-        _ => None,
-    };
-    let location = format!(
-        "{}/.sso/login?{}",
-        public.url.origin().ascii_serialization(),
-        query.finish()
-    );
-    let mut reply = crate::sso::Reply::redirect_to(&location);
-    if let Some(cookie) = binding {
-        reply.headers.push((http::header::SET_COOKIE, cookie));
-    }
-    reply
-}
-
-fn route_label(ctx: &Ctx) -> &str {
-    match (ctx.target, &ctx.runtime) {
-        (Target::Service(i), Some(rt)) => rt.service(i).map_or("-", |s| &s.label),
-        (Target::Portal, _) => "portal",
-        (Target::Sso, _) => "sso",
-        _ => "-",
     }
 }

@@ -4,21 +4,51 @@
 
 use std::path::PathBuf;
 
-use super::*;
-use crate::pending::{MemoryLoginStore, PendingLogin};
-use crate::testing::{sign_all, ResponseBuilder, TestIdpKey};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
-const SP: &str = "https://sp.example/metadata";
-const ACS: &str = "https://sp.example/.sso/acs";
+use super::*;
+use crate::insecure_test_idp::{ready, sign_all, DiscardAudit, ResponseBuilder, TestIdpKey};
+use crate::login::{Callback, FinishError, LoginStart, PendingLogin, Sp};
+use crate::secret::RelayDigest;
+
+const SP: &str = "http://127.0.0.1:8080/.sso/metadata";
+const ACS: &str = "http://127.0.0.1:8080/.sso/acs";
 const IDP: &str = "https://localhost:8443";
 
 fn vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test_vectors")
 }
 
+/// A one-shot store of pending logins, as the gateway's are.
+#[derive(Default)]
+struct Store(Mutex<HashMap<String, PendingLogin>>);
+
+impl Store {
+    fn put(&self, p: PendingLogin) {
+        self.0.lock().expect("store").insert(p.store_key(), p);
+    }
+    fn take(&self, id: &str, binding: &crate::BindingDigest) -> Option<PendingLogin> {
+        self.0
+            .lock()
+            .expect("store")
+            .remove(&PendingLogin::key_for(id, binding))
+    }
+}
+
+/// The example deployment's configuration: its SP is the one answers are addressed to.
+fn config() -> &'static policies::Config {
+    static CONFIG: std::sync::OnceLock<policies::Config> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/varco.toml");
+        policies::load(&path).expect("the example loads").config
+    })
+}
+
 struct Fixture {
     idps: IdpRegistry,
-    store: MemoryLoginStore,
+    keys: crate::SpKeys,
+    store: Store,
     key: TestIdpKey,
     binding: BrowserBinding,
     request_id: String,
@@ -37,23 +67,17 @@ impl Fixture {
             &std::fs::read(vectors().join("spid-sp-test-idp/public.cert")).expect("cert"),
         )
         .expect("key pair");
-        let store = MemoryLoginStore::new(100);
+        let store = Store::default();
         let binding = BrowserBinding::new();
-        let request_id = crate::authn::new_request_id();
-        store.put(PendingLogin {
-            request_id: request_id.clone(),
-            issue_instant: Utc::now() - chrono::Duration::seconds(5),
-            idp: IDP.into(),
-            level,
-            attribute_set: 0,
-            return_to: "https://portal.example/".into(),
-            binding: binding.digest(),
-            relay_state: [0; 32],
-            replaces: None,
-            handoff_binding: None,
-        });
+        let request_id = crate::saml::authn::new_request_id();
+        store.put(pending(&idps, &request_id, &binding, level));
         Self {
             idps,
+            keys: crate::SpKeys::load(
+                &vectors().join("spid-sp-test-idp/private.key"),
+                &vectors().join("spid-sp-test-idp/public.cert"),
+            )
+            .expect("sp keys"),
             store,
             key,
             binding,
@@ -65,28 +89,43 @@ impl Fixture {
         ResponseBuilder::new(IDP, SP, ACS, &self.request_id)
     }
 
-    fn post_xml(&self, xml: &str) -> Result<Accepted, AcsError> {
+    fn post_xml(&self, xml: &str) -> Result<VerifiedLogin, AcsError> {
         self.post_b64(
             &base64::engine::general_purpose::STANDARD.encode(xml),
             Some(&self.binding),
         )
     }
 
-    fn post_b64(&self, b64: &str, binding: Option<&BrowserBinding>) -> Result<Accepted, AcsError> {
-        let ctx = AcsContext {
-            entity_id: SP,
-            acs_url: ACS,
+    /// Through the login door, as the gateway's ACS does it.
+    fn post_b64(
+        &self,
+        b64: &str,
+        binding: Option<&BrowserBinding>,
+    ) -> Result<VerifiedLogin, AcsError> {
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("SAMLResponse", b64)
+            .finish();
+        let callback = Callback::saml_post(form.as_bytes());
+        let pending = match (callback.answers(), binding) {
+            (Some(id), Some(b)) => self.store.take(id, &b.digest()),
+            _ => None,
+        };
+        let sp = Sp {
+            config: config(),
+            keys: &self.keys,
             idps: &self.idps,
         };
-        consume(
-            &ctx,
-            &self.store,
-            &AcsRequest {
-                saml_response: b64,
-                relay_state: None,
-                binding,
-            },
-        )
+        ready(crate::login::finish(
+            sp,
+            callback,
+            pending,
+            binding,
+            &DiscardAudit,
+        ))
+        .map_err(|e| match e {
+            FinishError::Refused(e) => e,
+            FinishError::Audit(e) => panic!("{e}"),
+        })
     }
 
     fn signed(&self, b: &ResponseBuilder) -> String {
@@ -94,7 +133,32 @@ impl Fixture {
     }
 }
 
-fn signature_error(r: Result<Accepted, AcsError>) {
+/// The pending login an AuthnRequest with `request_id` left, five seconds ago.
+fn pending(
+    idps: &IdpRegistry,
+    request_id: &str,
+    binding: &BrowserBinding,
+    level: Level,
+) -> PendingLogin {
+    PendingLogin::sent(
+        request_id.into(),
+        Utc::now() - chrono::Duration::seconds(5),
+        RelayDigest::of(b""),
+        policies::AttributeMask::EMPTY,
+        LoginStart {
+            idp: idps.get(IDP).expect("the IdP"),
+            level,
+            attribute_set: 0,
+            binding,
+            return_to: "https://portal.example/".into(),
+            replaces: None,
+            handoff_binding: None,
+            prefer_post: false,
+        },
+    )
+}
+
+fn signature_error(r: Result<VerifiedLogin, AcsError>) {
     match r {
         Err(AcsError::Signature(_)) => {}
         other => panic!("expected a signature error, got {other:?}"),
@@ -108,7 +172,7 @@ fn a_valid_response_gives_a_verified_principal() {
     assert_eq!(ok.principal.level(), Level::SpidL2);
     assert_eq!(ok.principal.idp(), IDP);
     assert_eq!(
-        ok.principal.attribute("fiscalNumber"),
+        ok.principal.attribute(Attribute::FiscalNumber),
         Some("TINIT-RSSMRA80A01H501U")
     );
     assert_eq!(ok.return_to, "https://portal.example/");
@@ -240,22 +304,12 @@ fn signature_wrapping_never_yields_the_unsigned_identity() {
             request_id: f.request_id.clone(),
             ..Fixture::new(Level::SpidL2)
         };
-        f2.store.put(PendingLogin {
-            request_id: f.request_id.clone(),
-            issue_instant: Utc::now() - chrono::Duration::seconds(5),
-            idp: IDP.into(),
-            level: Level::SpidL2,
-            attribute_set: 0,
-            return_to: "https://portal.example/".into(),
-            binding: f2.binding.digest(),
-            relay_state: [0; 32],
-            replaces: None,
-            handoff_binding: None,
-        });
+        f2.store
+            .put(pending(&f2.idps, &f.request_id, &f2.binding, Level::SpidL2));
         match f2.post_xml(&xml) {
             Err(_) => {}
             Ok(a) => assert_eq!(
-                a.principal.attribute("fiscalNumber"),
+                a.principal.attribute(Attribute::FiscalNumber),
                 Some("TINIT-RSSMRA80A01H501U"),
                 "{name} returned the unsigned identity"
             ),
@@ -271,7 +325,7 @@ fn a_comment_inside_a_signed_value_does_not_truncate_it() {
         .replace("TINIT-RSSMRA80A01H501U", "TINIT-RSSMRA<!---->80A01H501U");
     match f.post_xml(&xml) {
         Ok(a) => assert_eq!(
-            a.principal.attribute("fiscalNumber"),
+            a.principal.attribute(Attribute::FiscalNumber),
             Some("TINIT-RSSMRA80A01H501U")
         ),
         Err(e) => assert!(matches!(e, AcsError::Signature(_)), "{e}"),
@@ -285,7 +339,7 @@ fn dtds_entities_and_xslt_are_refused_before_anything_else() {
     let dtd = format!(
         "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY a \"{}\">]>{}",
         "x".repeat(10),
-        crate::testing::without_declaration(&signed)
+        crate::insecure_test_idp::without_declaration(&signed)
     );
     assert!(matches!(f.post_xml(&dtd), Err(AcsError::Dangerous(_))));
     let xslt = signed.replacen(
@@ -299,7 +353,7 @@ fn dtds_entities_and_xslt_are_refused_before_anything_else() {
 #[test]
 fn sha1_signatures_are_refused() {
     let f = Fixture::new(Level::SpidL2);
-    let unsigned = crate::testing::with_sha1(&f.response().unsigned_xml(&f.key));
+    let unsigned = crate::insecure_test_idp::with_sha1(&f.response().unsigned_xml(&f.key));
     signature_error(f.post_xml(&sign_all(&unsigned, &f.key).expect("sign")));
 }
 
@@ -333,7 +387,7 @@ fn levels_times_and_idp_errors() {
     let mut r = f.response();
     r.error_code = Some(22);
     let e = f.post_xml(&f.signed(&r)).map(|_| ()).expect_err("refused");
-    assert_eq!(e.page(), RefusalPage::Spid(22));
+    assert_eq!(e.failure(), LoginFailure::Spid(22));
     assert_eq!(e.status(), 403);
 }
 
@@ -384,7 +438,7 @@ fn a_signed_response_nested_in_an_unsigned_one_is_refused() {
     // keeps, so it must be the signed element, or nothing is accepted.
     let f = Fixture::new(Level::SpidL2);
     let genuine = f.signed(&f.response());
-    let genuine = crate::testing::without_declaration(&genuine);
+    let genuine = crate::insecure_test_idp::without_declaration(&genuine);
     let mut forged = f.response();
     forged.sign_response = false;
     forged.sign_assertion = false;
@@ -401,7 +455,7 @@ fn a_signed_response_nested_in_an_unsigned_one_is_refused() {
 fn a_bom_less_utf16_response_cannot_hide_a_dtd() {
     let f = Fixture::new(Level::SpidL2);
     let signed = f.signed(&f.response());
-    let body = crate::testing::without_declaration(&signed);
+    let body = crate::insecure_test_idp::without_declaration(&signed);
     let doc = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-16\"?><!DOCTYPE r [<!ENTITY a \"x\">]>{body}"
     );

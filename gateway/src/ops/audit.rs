@@ -118,3 +118,12 @@ fn write(mut log: AuditLog, mut rx: mpsc::Receiver<Job>) {
     }
     tracing::info!(seq = log.seq(), mac = %log.last_mac(), "audit trail closed");
 }
+
+impl idp_bridge::AuditSink for AuditWriter {
+    fn record(
+        &self,
+        record: AuditRecord,
+    ) -> impl std::future::Future<Output = Result<(), AuditError>> + Send {
+        AuditWriter::record(self, record)
+    }
+}

@@ -14,10 +14,10 @@ use openssl::hash::MessageDigest;
 use openssl::sign::Verifier;
 use samael::crypto::{Crypto, CryptoProvider, ReduceMode};
 
-use crate::authn::{new_request_id, signed_redirect};
 use crate::error::{Error, Result};
 use crate::keys::SpKeys;
 use crate::registry::{Idp, IdpRegistry};
+use crate::saml::authn::{new_request_id, signed_redirect};
 use crate::untrusted::{self, children, is, signs_itself, ALLOWED_ALGORITHMS};
 use crate::xml::escape;
 

@@ -6,6 +6,7 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
+use idp_bridge::SessionKey;
 use openssl::pkey::{Id, PKey, Private};
 use openssl::sign::Signer;
 use sha2::Digest as _;
@@ -87,17 +88,14 @@ impl JwtKeys {
     ) -> Option<String> {
         let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": self.kid });
         let mut attributes = serde_json::Map::new();
-        for (name, value) in principal
+        for (a, _) in principal
             .attributes()
             .iter()
-            .filter(|(name, _)| released.iter().any(|a| a.as_str() == name))
+            .filter(|(a, _)| released.contains(a))
         {
-            let value = if name == "fiscalNumber" {
-                crate::identity::fiscal_number(value)
-            } else {
-                value.clone()
-            };
-            attributes.insert(name.clone(), serde_json::Value::String(value));
+            if let Some(value) = principal.value_for_back_ends(*a) {
+                attributes.insert(a.as_str().into(), serde_json::Value::String(value.into()));
+            }
         }
         // An opaque subject for this login and this audience: stable while the session lasts, new
         // at the next login (the NameID is transient), different for every service, so that two
@@ -135,6 +133,55 @@ impl JwtKeys {
     }
 }
 
+/// Signed tokens reused for half their lifetime: (policy generation, service, session key) →
+/// token.
+pub type AssertionCache = moka::sync::Cache<(u64, usize, SessionKey), http::HeaderValue>;
+
+/// A cache of tokens that live half as long as a token does.
+pub fn assertion_cache() -> AssertionCache {
+    moka::sync::Cache::builder()
+        .max_capacity(1_000_000)
+        .time_to_live(std::time::Duration::from_secs(LIFETIME_SECS / 2))
+        .build()
+}
+
+/// The `X-Varco-Assertion` of an allowed request: the cached token of this session for this
+/// service under this policy, or a new one. `None` when it cannot be signed.
+pub(crate) fn assertion(
+    cache: &AssertionCache,
+    allowed: &crate::request::ctx::Allowed,
+    key: &SessionKey,
+    principal: &idp_bridge::Principal,
+) -> Option<http::HeaderValue> {
+    let rt = allowed.runtime();
+    let cache_key = (rt.generation, allowed.index(), *key);
+    if let Some(token) = cache.get(&cache_key) {
+        return Some(token);
+    }
+    let service = allowed.service()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let issuer = rt
+        .snapshot
+        .config
+        .server
+        .public_url
+        .url
+        .origin()
+        .ascii_serialization();
+    let jwt = rt.identity.jwt.sign(
+        &issuer,
+        &service.label,
+        principal,
+        service.identity.released(),
+        now,
+    )?;
+    let value = http::HeaderValue::from_str(&jwt).ok()?;
+    cache.insert(cache_key, value.clone());
+    Some(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,12 +194,13 @@ mod tests {
     }
 
     fn citizen() -> idp_bridge::Principal {
-        serde_json::from_value(serde_json::json!({
-            "idp": "https://idp.example", "name_id": "_n", "session_index": null,
-            "level": "SpidL2", "authn_instant": null,
-            "attributes": [["fiscalNumber", "TINIT-RSSMRA80A01H501U"]]
-        }))
-        .expect("citizen")
+        idp_bridge::insecure_test_idp::unverified_principal_for_tests(
+            "https://idp.example",
+            "_n",
+            policies::Level::SpidL2,
+            &[(policies::Attribute::FiscalNumber, "TINIT-RSSMRA80A01H501U")],
+        )
+        .into_principal()
     }
 
     /// Verifies `token` with the JWK set the way a back-end would: by `kid`.
@@ -234,12 +282,17 @@ mod tests {
     fn a_token_carries_only_the_attributes_the_service_lists() {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = JwtKeys::load(&[write_key(dir.path(), "k.pem")]).expect("keys");
-        let citizen: idp_bridge::Principal = serde_json::from_value(serde_json::json!({
-            "idp": "https://idp.example", "name_id": "_n", "session_index": null,
-            "level": "SpidL2", "authn_instant": null,
-            "attributes": [["fiscalNumber", "TINIT-RSSMRA80A01H501U"], ["email", "m@example.org"], ["mobilePhone", "+39333"]]
-        }))
-        .expect("citizen");
+        let citizen = idp_bridge::insecure_test_idp::unverified_principal_for_tests(
+            "https://idp.example",
+            "_n",
+            policies::Level::SpidL2,
+            &[
+                (policies::Attribute::FiscalNumber, "TINIT-RSSMRA80A01H501U"),
+                (policies::Attribute::Email, "m@example.org"),
+                (policies::Attribute::MobilePhone, "+39333"),
+            ],
+        )
+        .into_principal();
         let token = keys
             .sign(
                 "https://portal",

@@ -25,39 +25,37 @@ const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 
 /// What the SP asks for in one login.
 #[derive(Debug, Clone)]
-pub struct LoginRequest<'a> {
+pub(crate) struct LoginRequest<'a> {
     /// The IdP to send the citizen to.
-    pub idp: &'a Idp,
+    pub(crate) idp: &'a Idp,
     /// The level asked for (`Comparison="minimum"`).
-    pub level: Level,
+    pub(crate) level: Level,
     /// The declared attribute set (`AttributeConsumingServiceIndex`).
-    pub attribute_set: u16,
+    pub(crate) attribute_set: u16,
 }
 
 /// A signed request ready to send, with what the ACS must check the answer against.
 #[derive(Debug, Clone)]
-pub struct OutgoingRequest {
+pub(crate) struct OutgoingRequest {
     /// `ID` of the AuthnRequest (`InResponseTo` of the answer).
-    pub id: String,
+    pub(crate) id: String,
     /// `IssueInstant`; the response may not be older.
-    pub issue_instant: DateTime<Utc>,
+    pub(crate) issue_instant: DateTime<Utc>,
     /// Where to redirect the browser (IdP SSO location with the signed query).
-    pub redirect_url: String,
+    pub(crate) redirect_url: String,
     /// The opaque RelayState sent along.
-    pub relay_state: RelayState,
-    /// Whether `ForceAuthn="true"` was sent.
-    pub force_authn: bool,
+    pub(crate) relay_state: RelayState,
     /// The AuthnRequest XML, for the audit trail.
-    pub xml: String,
+    pub(crate) xml: String,
 }
 
 /// A fresh request ID: `_` and 32 hex digits (128 random bits), an NCName as SAML requires.
-pub fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     format!("_{}", random_token(16, false))
 }
 
 /// Writes the AuthnRequest XML.
-pub fn authn_request_xml(
+pub(crate) fn authn_request_xml(
     entity_id: &str,
     id: &str,
     issue_instant: &DateTime<Utc>,
@@ -94,7 +92,7 @@ fn form_encode(s: &str) -> String {
 }
 
 /// Builds and signs a login for the HTTP-Redirect binding.
-pub fn redirect_request(
+pub(crate) fn redirect_request(
     entity_id: &str,
     keys: &SpKeys,
     req: &LoginRequest<'_>,
@@ -129,32 +127,29 @@ pub fn redirect_request(
         issue_instant,
         redirect_url,
         relay_state,
-        force_authn,
         xml,
     })
 }
 
 /// A signed request for the HTTP-POST binding: the browser posts it with an auto-submitting form.
 #[derive(Debug, Clone)]
-pub struct OutgoingPost {
+pub(crate) struct OutgoingPost {
     /// `ID` of the AuthnRequest.
-    pub id: String,
+    pub(crate) id: String,
     /// Its `IssueInstant`.
-    pub issue_instant: DateTime<Utc>,
+    pub(crate) issue_instant: DateTime<Utc>,
     /// The IdP's HTTP-POST SingleSignOnService.
-    pub action: String,
+    pub(crate) action: String,
     /// `SAMLRequest` form value: the signed XML, base64.
-    pub saml_request: String,
+    pub(crate) saml_request: String,
     /// The opaque RelayState.
-    pub relay_state: RelayState,
-    /// Whether `ForceAuthn="true"` was sent.
-    pub force_authn: bool,
+    pub(crate) relay_state: RelayState,
     /// The signed XML, for the audit trail.
-    pub xml: String,
+    pub(crate) xml: String,
 }
 
 /// Builds and signs (enveloped signature, after the Issuer) a login for the HTTP-POST binding.
-pub fn post_request(
+pub(crate) fn post_request(
     entity_id: &str,
     keys: &SpKeys,
     req: &LoginRequest<'_>,
@@ -184,7 +179,6 @@ pub fn post_request(
         action: action.to_string(),
         saml_request,
         relay_state: RelayState::new(),
-        force_authn,
         xml,
     })
 }

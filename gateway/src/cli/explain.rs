@@ -3,18 +3,9 @@
 
 use std::fmt::Write;
 
-use policies::{decide, Access, Attribute, Decision, Level, RouteMatch, Snapshot};
+use policies::{decide, Access, Decision, Level, RouteMatch, Snapshot};
 
-/// The default identity header for an attribute, when CONTRACT.md defines one.
-pub fn default_identity_header(a: Attribute) -> Option<&'static str> {
-    match a {
-        Attribute::FiscalNumber => Some("X-Varco-Fiscal-Number"),
-        Attribute::Name => Some("X-Varco-Name"),
-        Attribute::FamilyName => Some("X-Varco-Family-Name"),
-        Attribute::Email => Some("X-Varco-Email"),
-        _ => None,
-    }
-}
+use crate::request::identity::default_identity_header;
 
 /// What `explain` found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::authn::signed_redirect;
-use crate::testing::{sign_all, TestIdpKey};
+use crate::insecure_test_idp::{sign_all, TestIdpKey};
+use crate::saml::authn::signed_redirect;
 use crate::xml::signature_template;
 
 const SLO: &str = "https://sp.example/.sso/slo";
@@ -257,7 +257,7 @@ fn a_signed_assertion_wrapped_in_a_forged_logout_request_ends_nobody() {
     // Any login's Assertion, signed by the IdP, carried inside an unsigned LogoutRequest that
     // names the victim: the first signature of the document verifies, but it does not cover the
     // message.
-    let mut login = crate::testing::ResponseBuilder::new(
+    let mut login = crate::insecure_test_idp::ResponseBuilder::new(
         IDP,
         "https://sp.example/metadata",
         "https://sp.example/.sso/acs",
@@ -287,7 +287,7 @@ fn a_signed_assertion_wrapped_in_a_forged_logout_request_ends_nobody() {
 fn post_logout_messages_with_sha1_xslt_or_a_dtd_are_refused() {
     let cert_b64 = idp_keys().cert_b64().to_string();
     let key = test_idp_key();
-    let sha1 = crate::testing::with_sha1(&logout_request_with(
+    let sha1 = crate::insecure_test_idp::with_sha1(&logout_request_with(
         "_lr2",
         "_c",
         &signature_template("_lr2", &cert_b64),
@@ -311,7 +311,7 @@ fn post_logout_messages_with_sha1_xslt_or_a_dtd_are_refused() {
         verify_post(&b64(&xslt), &registry(), SLO),
         Err(SloError::Malformed(_))
     ));
-    let body = crate::testing::without_declaration(&good);
+    let body = crate::insecure_test_idp::without_declaration(&good);
     let dtd = format!("<!DOCTYPE x [<!ENTITY e \"e\">]>{body}");
     assert!(matches!(
         verify_post(&b64(&dtd), &registry(), SLO),

@@ -1,5 +1,5 @@
-//! The AssertionConsumerService: turns a posted SAML Response into a [`VerifiedPrincipal`], or a
-//! typed [`AcsError`]. Every check of SPID-CIE.md §4.3, in this order of concern:
+//! The AssertionConsumerService: turns a posted SAML Response into a verified login, or a typed
+//! [`AcsError`]. Every check of SPID-CIE.md §4.3, in this order of concern:
 //!
 //! 1. bounded size, base64, UTF-8; no DTD or entity declaration; only the XML-DSig transforms
 //!    SPID uses (no XSLT, no XPath);
@@ -18,10 +18,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use libxml::tree::{Document, Node};
-use policies::{IdpKind, Level};
+use policies::{Attribute, IdpKind, Level, LoginFailure};
 use samael::crypto::{Crypto, CryptoProvider, ReduceMode};
 
-use crate::pending::{LoginStore, PendingLogin};
+use crate::login::{PendingLogin, VerifiedLogin};
+use crate::principal::Principal;
 use crate::registry::IdpRegistry;
 use crate::secret::{BrowserBinding, RelayState};
 use crate::untrusted::{self, children, is, one_of, signs_itself, ALLOWED_ALGORITHMS};
@@ -71,17 +72,6 @@ pub enum AcsError {
     Invalid(String),
 }
 
-/// What the citizen is shown for a refusal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefusalPage {
-    /// A SPID user error with its own page.
-    Spid(u8),
-    /// The login could not be completed (expired, other browser, replay).
-    LoginExpired,
-    /// The answer of the identity provider is not acceptable.
-    Rejected,
-}
-
 impl AcsError {
     /// The HTTP status for it (never 404, never a 2xx).
     pub fn status(&self) -> u16 {
@@ -91,12 +81,12 @@ impl AcsError {
         }
     }
 
-    /// The page for the citizen.
-    pub fn page(&self) -> RefusalPage {
+    /// What the citizen is told.
+    pub fn failure(&self) -> LoginFailure {
         match self {
-            AcsError::IdpRefused { code: Some(c), .. } => RefusalPage::Spid(*c),
-            AcsError::NoPendingLogin | AcsError::WrongBrowser => RefusalPage::LoginExpired,
-            _ => RefusalPage::Rejected,
+            AcsError::IdpRefused { code: Some(c), .. } => LoginFailure::Spid(*c),
+            AcsError::NoPendingLogin | AcsError::WrongBrowser => LoginFailure::Expired,
+            _ => LoginFailure::Rejected,
         }
     }
 }
@@ -105,122 +95,15 @@ fn invalid(msg: impl Into<String>) -> AcsError {
     AcsError::Invalid(msg.into())
 }
 
-/// An identity as an IdP asserted it: who, at which level, with which attributes. Plain data
-/// that session stores keep and read back; from the network one is only ever obtained as a
-/// [`VerifiedPrincipal`].
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Principal {
-    idp: String,
-    name_id: String,
-    session_index: Option<String>,
-    level: Level,
-    authn_instant: Option<DateTime<Utc>>,
-    attributes: Vec<(String, String)>,
-}
-
-impl Principal {
-    /// entityID of the IdP.
-    pub fn idp(&self) -> &str {
-        &self.idp
-    }
-    /// The transient NameID (needed for logout).
-    pub fn name_id(&self) -> &str {
-        &self.name_id
-    }
-    /// SessionIndex (SPID sends it for level 1).
-    pub fn session_index(&self) -> Option<&str> {
-        self.session_index.as_deref()
-    }
-    /// The level the IdP authenticated at.
-    pub fn level(&self) -> Level {
-        self.level
-    }
-    /// When the citizen authenticated.
-    pub fn authn_instant(&self) -> Option<DateTime<Utc>> {
-        self.authn_instant
-    }
-    /// Released attributes (SAML name, value), in the order received.
-    pub fn attributes(&self) -> &[(String, String)] {
-        &self.attributes
-    }
-    /// One attribute's value.
-    pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl std::fmt::Debug for Principal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Attribute values (fiscal number, e-mail...) never reach a log.
-        f.debug_struct("Principal")
-            .field("idp", &self.idp)
-            .field("level", &self.level)
-            .field(
-                "attributes",
-                &self.attributes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-/// A [`Principal`] that this validator checked. Only [`verify`] builds one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedPrincipal(Principal);
-
-impl std::ops::Deref for VerifiedPrincipal {
-    type Target = Principal;
-    fn deref(&self) -> &Principal {
-        &self.0
-    }
-}
-
-impl VerifiedPrincipal {
-    /// The identity, to keep (verification is over once it is in a session).
-    pub fn into_principal(self) -> Principal {
-        self.0
-    }
-}
-
-/// What a successful ACS yields.
-#[derive(Debug, Clone)]
-pub struct Accepted {
-    /// The verified identity.
-    pub principal: VerifiedPrincipal,
-    /// Where the citizen was going.
-    pub return_to: String,
-    /// The IdP's federation.
-    pub kind: IdpKind,
-    /// `AttributeConsumingServiceIndex` the login asked for.
-    pub attribute_set: u16,
-    /// Store key of the session this login replaces, if any.
-    pub replaces: Option<[u8; 32]>,
-    /// The service host's handoff binding the login started with, if any.
-    pub handoff_binding: Option<[u8; 32]>,
-}
-
 /// What the ACS checks against.
 #[derive(Debug)]
-pub struct AcsContext<'a> {
+pub(crate) struct AcsContext<'a> {
     /// SP entityID (the Audience).
-    pub entity_id: &'a str,
+    pub(crate) entity_id: &'a str,
     /// ACS URL (Destination and Recipient).
-    pub acs_url: &'a str,
+    pub(crate) acs_url: &'a str,
     /// Trusted IdPs.
-    pub idps: &'a IdpRegistry,
-}
-
-/// One posted response.
-#[derive(Debug)]
-pub struct AcsRequest<'a> {
-    /// `SAMLResponse` form field, base64.
-    pub saml_response: &'a str,
-    /// `RelayState` form field.
-    pub relay_state: Option<&'a str>,
-    /// The browser-binding cookie, if the browser sent one.
-    pub binding: Option<&'a BrowserBinding>,
+    pub(crate) idps: &'a IdpRegistry,
 }
 
 fn one(n: &Node, name: &str, namespace: &str, what: &str) -> Result<Node, AcsError> {
@@ -280,21 +163,34 @@ fn parse(xml: &str) -> Result<Document, AcsError> {
 /// A posted SAMLResponse that passed the shape checks (size, base64, UTF-8, no DTD, only SPID's
 /// transforms, a `samlp:Response`). Nothing in it is trusted yet: its `InResponseTo` only says
 /// which pending login to take before [`verify`].
-#[derive(Debug)]
-pub struct ReceivedResponse {
+pub struct UnverifiedResponse {
     xml: String,
     in_response_to: String,
 }
 
-impl ReceivedResponse {
+impl UnverifiedResponse {
     /// The `InResponseTo` the response claims (unsigned: use it only to find the login).
-    pub fn in_response_to(&self) -> &str {
+    pub(crate) fn in_response_to(&self) -> &str {
         &self.in_response_to
+    }
+
+    /// The document as received, for the audit trail.
+    pub(crate) fn xml(&self) -> &str {
+        &self.xml
+    }
+}
+
+impl std::fmt::Debug for UnverifiedResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The document holds personal data (names, fiscal numbers): only its size prints.
+        f.debug_struct("UnverifiedResponse")
+            .field("bytes", &self.xml.len())
+            .finish_non_exhaustive()
     }
 }
 
 /// Step 1 of the ACS: checks the response's shape and reads which login it claims to answer.
-pub fn receive(saml_response: &str) -> Result<ReceivedResponse, AcsError> {
+pub(crate) fn receive(saml_response: &str) -> Result<UnverifiedResponse, AcsError> {
     if saml_response.len() > MAX_RESPONSE {
         return Err(AcsError::Malformed("response too large"));
     }
@@ -326,34 +222,21 @@ pub fn receive(saml_response: &str) -> Result<ReceivedResponse, AcsError> {
     {
         return Err(AcsError::NoPendingLogin);
     }
-    Ok(ReceivedResponse {
+    Ok(UnverifiedResponse {
         xml,
         in_response_to,
     })
 }
 
-/// Validates a posted response and consumes its pending login from `store` (one instance; a
-/// gateway with a shared, asynchronous store calls [`receive`], takes the login, then [`verify`]).
-pub fn consume(
-    ctx: &AcsContext<'_>,
-    store: &dyn LoginStore,
-    req: &AcsRequest<'_>,
-) -> Result<Accepted, AcsError> {
-    let received = receive(req.saml_response)?;
-    let pending = req
-        .binding
-        .and_then(|b| store.take(received.in_response_to(), &b.digest()));
-    verify(ctx, &received, pending, req)
-}
-
 /// Step 2 of the ACS: checks `received` against the login it answers, `pending` as taken (once)
 /// from the store by its `InResponseTo` (`None`: no such login, or already used).
-pub fn verify(
+pub(crate) fn verify(
     ctx: &AcsContext<'_>,
-    received: &ReceivedResponse,
+    received: &UnverifiedResponse,
     pending: Option<PendingLogin>,
-    req: &AcsRequest<'_>,
-) -> Result<Accepted, AcsError> {
+    relay_state: Option<&str>,
+    binding: Option<&BrowserBinding>,
+) -> Result<VerifiedLogin, AcsError> {
     let xml = &received.xml;
     // Parsed again (tens of microseconds, against the signature check's hundreds): a libxml
     // document is not `Send`, so `receive`'s cannot wait across the store's lookup.
@@ -364,19 +247,22 @@ pub fn verify(
 
     // 2. The login it answers.
     let pending = pending.ok_or(AcsError::NoPendingLogin)?;
-    if pending.request_id != received.in_response_to {
+    if pending.request_id() != received.in_response_to {
         return Err(AcsError::NoPendingLogin);
     }
-    match req.binding {
-        Some(b) if b.digest() == pending.binding => {}
+    match binding {
+        Some(b) if b.digest() == *pending.binding() => {}
         _ => return Err(AcsError::WrongBrowser),
     }
-    if let Some(rs) = req.relay_state {
-        if RelayState::from_untrusted(rs).digest() != pending.relay_state {
+    if let Some(rs) = relay_state {
+        if RelayState::from_untrusted(rs).digest() != *pending.relay_state() {
             return Err(invalid("RelayState does not match the request"));
         }
     }
-    let idp = ctx.idps.get(&pending.idp).ok_or(AcsError::NoPendingLogin)?;
+    let idp = ctx
+        .idps
+        .get(pending.idp())
+        .ok_or(AcsError::NoPendingLogin)?;
 
     // 3. Status.
     let status = one(&raw_root, "Status", NS_PROTOCOL, "Status")?;
@@ -447,7 +333,7 @@ pub fn verify(
     // 5. Fields.
     let now = Utc::now();
     let skew = chrono::Duration::from_std(CLOCK_SKEW).unwrap_or_default();
-    let not_before_request = pending.issue_instant - skew;
+    let not_before_request = pending.issue_instant() - skew;
     let check_instant = |n: &Node, what: &str| -> Result<(), AcsError> {
         let t = instant(n, "IssueInstant", what)?;
         if t < not_before_request {
@@ -463,7 +349,7 @@ pub fn verify(
         return Err(invalid("Response Version is not 2.0"));
     }
     check_instant(&response, "Response IssueInstant")?;
-    if response.get_attribute("InResponseTo").as_deref() != Some(pending.request_id.as_str()) {
+    if response.get_attribute("InResponseTo").as_deref() != Some(pending.request_id()) {
         return Err(invalid("Response InResponseTo does not match the request"));
     }
     if attr(&response, "Destination", "Response Destination")? != ctx.acs_url {
@@ -525,7 +411,7 @@ pub fn verify(
         &data,
         "InResponseTo",
         "SubjectConfirmationData InResponseTo",
-    )? != pending.request_id
+    )? != pending.request_id()
     {
         return Err(invalid(
             "SubjectConfirmationData InResponseTo does not match the request",
@@ -574,10 +460,10 @@ pub fn verify(
         .into_iter()
         .find(|l| l.class_ref() == class)
         .ok_or_else(|| invalid(format!("AuthnContextClassRef is not a SPID level: {class}")))?;
-    if level < pending.level {
+    if level < pending.level() {
         return Err(invalid(format!(
             "authenticated at {level}, {} was required",
-            pending.level
+            pending.level()
         )));
     }
     let authn_instant = authn
@@ -601,25 +487,23 @@ pub fn verify(
             let Some(first) = values.first() else {
                 return Err(invalid(format!("Attribute {name} has no AttributeValue")));
             };
-            attributes.push((name, text(first)));
+            // Only names varco knows go on: nothing downstream can be fed an attribute that no
+            // policy could have asked for.
+            if let Ok(known) = name.parse::<Attribute>() {
+                attributes.push((known, text(first)));
+            }
         }
     }
 
-    Ok(Accepted {
-        principal: VerifiedPrincipal(Principal {
-            idp: idp.entity_id.clone(),
-            name_id: name_id_value,
-            session_index,
-            level,
-            authn_instant,
-            attributes,
-        }),
-        return_to: pending.return_to,
-        attribute_set: pending.attribute_set,
-        replaces: pending.replaces,
-        handoff_binding: pending.handoff_binding,
-        kind: idp.kind,
-    })
+    let principal = Principal::asserted(
+        idp.entity_id.clone(),
+        name_id_value,
+        session_index,
+        level,
+        authn_instant,
+        attributes,
+    );
+    Ok(pending.verified(principal))
 }
 
 #[cfg(test)]

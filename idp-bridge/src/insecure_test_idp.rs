@@ -1,5 +1,7 @@
-//! A SAML IdP's side of the protocol, for tests and for the demo: builds and signs Responses the
-//! way SPID IdPs do. Behind the `testing` feature, never in a production build of the gateway.
+//! **Dangerous outside tests and the demo.** A SAML IdP's side of the protocol: it reads the SP's
+//! signed requests and builds and signs Responses the way SPID IdPs do, for whatever identity it
+//! is told to. Behind the `insecure-test-idp` feature, which a production build of the gateway
+//! leaves out (`cargo build --no-default-features`): no code here ships in it.
 
 use base64::Engine as _;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -189,7 +191,8 @@ pub fn idp_redirect(
     xml: &str,
 ) -> Result<String, String> {
     let keys = crate::keys::SpKeys::load(key_pem, cert_pem).map_err(|e| e.to_string())?;
-    crate::authn::signed_redirect(&keys, destination, param, xml, None).map_err(|e| e.to_string())
+    crate::saml::authn::signed_redirect(&keys, destination, param, xml, None)
+        .map_err(|e| e.to_string())
 }
 
 /// `xml` without its XML declaration, to embed the document in another one.
@@ -213,4 +216,227 @@ pub fn with_sha1(xml: &str) -> String {
         "http://www.w3.org/2001/04/xmlenc#sha256",
         "http://www.w3.org/2000/09/xmldsig#sha1",
     )
+}
+
+/// A principal that no IdP asserted, for tests of what comes after verification (stores,
+/// headers, tokens). The name says what it is.
+pub fn unverified_principal_for_tests(
+    idp: &str,
+    name_id: &str,
+    level: Level,
+    attributes: &[(policies::Attribute, &str)],
+) -> crate::VerifiedPrincipal {
+    crate::principal::Principal::asserted(
+        idp.into(),
+        name_id.into(),
+        None,
+        level,
+        None,
+        attributes
+            .iter()
+            .map(|(a, v)| (*a, v.to_string()))
+            .collect(),
+    )
+}
+
+/// A pending login as if an AuthnRequest `request_id` had been sent to `idp` from the browser
+/// with `binding`, for tests of the stores that keep them.
+pub fn pending_login_for_tests(
+    request_id: &str,
+    idp: &crate::Idp,
+    binding: &crate::BrowserBinding,
+) -> crate::PendingLogin {
+    crate::PendingLogin::sent(
+        request_id.into(),
+        Utc::now(),
+        crate::RelayDigest::of(request_id.as_bytes()),
+        policies::AttributeMask::EMPTY,
+        crate::LoginStart {
+            idp,
+            level: Level::SpidL2,
+            attribute_set: 1,
+            binding,
+            return_to: "http://portal.localhost/".into(),
+            replaces: None,
+            handoff_binding: None,
+            prefer_post: false,
+        },
+    )
+}
+
+/// Polls a future that needs no waking (an audit sink that writes nowhere, say) to its end.
+pub fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// An audit sink that keeps nothing, for benchmarks and fuzzing of the login door.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiscardAudit;
+
+impl crate::AuditSink for DiscardAudit {
+    fn record(
+        &self,
+        _record: crate::AuditRecord,
+    ) -> impl std::future::Future<Output = Result<(), crate::AuditError>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+/// Largest inflated message an IdP reads from the SP.
+const MAX_SP_MESSAGE: u64 = 64 * 1024;
+
+const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+
+fn raw_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+}
+
+fn form_decode(v: &str) -> String {
+    url::form_urlencoded::parse(format!("v={v}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// A signed HTTP-Redirect message from the SP, as an IdP reads it: the signature checked over
+/// the raw query (RSA-SHA256, the SP's certificate), then inflated (bounded) and parsed through
+/// [`crate::untrusted`]. The document and the RelayState.
+fn verified_sp_message(
+    query: &str,
+    param: &str,
+    sp_cert: &openssl::x509::X509,
+) -> Result<(libxml::tree::Document, Option<String>), String> {
+    use std::io::Read as _;
+    let value = raw_param(query, param).ok_or("the message is missing")?;
+    let sig_alg = raw_param(query, "SigAlg").ok_or("the request is not signed (no SigAlg)")?;
+    let signature = raw_param(query, "Signature").ok_or("the request is not signed")?;
+    if form_decode(sig_alg) != RSA_SHA256 {
+        return Err("signature algorithm other than RSA-SHA256".into());
+    }
+    let mut signed = format!("{param}={value}");
+    let relay = raw_param(query, "RelayState");
+    if let Some(rs) = relay {
+        signed.push_str("&RelayState=");
+        signed.push_str(rs);
+    }
+    signed.push_str("&SigAlg=");
+    signed.push_str(sig_alg);
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(form_decode(signature))
+        .map_err(|_| "the signature is not base64")?;
+    let key = sp_cert.public_key().map_err(|e| e.to_string())?;
+    let ok = openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &key)
+        .and_then(|mut v| {
+            v.update(signed.as_bytes())?;
+            v.verify(&signature)
+        })
+        .unwrap_or(false);
+    if !ok {
+        return Err("the signature does not verify with the SP's certificate".into());
+    }
+    let deflated = base64::engine::general_purpose::STANDARD
+        .decode(form_decode(value))
+        .map_err(|_| "the message is not base64")?;
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..])
+        .take(MAX_SP_MESSAGE)
+        .read_to_string(&mut xml)
+        .map_err(|_| "the message does not inflate")?;
+    let doc = crate::untrusted::parse(&xml, MAX_SP_MESSAGE as usize)
+        .map_err(|r| format!("the message is not acceptable XML: {}", r.reason()))?;
+    Ok((doc, relay.map(form_decode)))
+}
+
+fn element_text(root: &libxml::tree::Node, name: &str) -> Option<String> {
+    if root.get_name() == name {
+        return Some(root.get_content().trim().to_string());
+    }
+    root.get_child_elements()
+        .iter()
+        .find_map(|c| element_text(c, name))
+}
+
+/// An SP's AuthnRequest as an IdP reads it.
+#[derive(Debug, Clone)]
+pub struct ReadAuthnRequest {
+    /// `ID`.
+    pub id: String,
+    /// `Destination`.
+    pub destination: Option<String>,
+    /// The `Issuer`'s text.
+    pub issuer: Option<String>,
+    /// The level asked for (level 1 when none is named).
+    pub level: Level,
+    /// `AttributeConsumingServiceIndex` (0 when absent).
+    pub attribute_set: u16,
+    /// The RelayState that came with it.
+    pub relay_state: Option<String>,
+}
+
+/// Reads the SP's signed AuthnRequest from an HTTP-Redirect query.
+pub fn read_authn_request(
+    query: &str,
+    sp_cert: &openssl::x509::X509,
+) -> Result<ReadAuthnRequest, String> {
+    let (doc, relay_state) = verified_sp_message(query, "SAMLRequest", sp_cert)?;
+    let root = doc
+        .get_root_element()
+        .filter(|r| r.get_name() == "AuthnRequest")
+        .ok_or("not an AuthnRequest")?;
+    let id = root
+        .get_attribute("ID")
+        .filter(|i| !i.is_empty())
+        .ok_or("an AuthnRequest without ID")?;
+    Ok(ReadAuthnRequest {
+        id,
+        destination: root.get_attribute("Destination"),
+        issuer: element_text(&root, "Issuer"),
+        level: element_text(&root, "AuthnContextClassRef")
+            .and_then(|r| Level::ALL.into_iter().find(|l| l.class_ref() == r))
+            .unwrap_or(Level::SpidL1),
+        attribute_set: root
+            .get_attribute("AttributeConsumingServiceIndex")
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(0),
+        relay_state,
+    })
+}
+
+/// Reads the SP's signed LogoutRequest from an HTTP-Redirect query: its `ID`.
+pub fn read_logout_request(query: &str, sp_cert: &openssl::x509::X509) -> Result<String, String> {
+    let (doc, _) = verified_sp_message(query, "SAMLRequest", sp_cert)?;
+    doc.get_root_element()
+        .filter(|r| r.get_name() == "LogoutRequest")
+        .and_then(|r| r.get_attribute("ID"))
+        .ok_or_else(|| "not a LogoutRequest".to_string())
+}
+
+/// The IdP's successful LogoutResponse to `in_response_to`, signed for the HTTP-Redirect binding
+/// to the SP's `slo_url`: the URL to send the browser to.
+pub fn logout_response_redirect(
+    key_pem: &std::path::Path,
+    cert_pem: &std::path::Path,
+    issuer: &str,
+    slo_url: &str,
+    in_response_to: &str,
+) -> Result<String, String> {
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let response = format!(
+        "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_{rid}\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{dest}\" InResponseTo=\"{id}\">\
+<saml:Issuer Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:entity\">{issuer}</saml:Issuer>\
+<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status></samlp:LogoutResponse>",
+        rid = crate::random_token(16, false),
+        dest = escape(slo_url),
+        id = escape(in_response_to),
+        issuer = escape(issuer),
+    );
+    idp_redirect(key_pem, cert_pem, slo_url, "SAMLResponse", &response)
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use pingora::http::RequestHeader;
 
-use crate::headers::X_FORWARDED_FOR;
+use crate::request::headers::X_FORWARDED_FOR;
 
 #[derive(Debug)]
 struct Bucket {

@@ -6,6 +6,8 @@
 //! of answer and the canonical query, so a reload never serves an old catalog. JSON answers carry
 //! a strong ETag (`If-None-Match` gets 304) and may be read cross-origin (open data).
 
+mod cache;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,40 +15,11 @@ use catalog::{ErrorPage, Query, Rendered};
 use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, ETAG, IF_NONE_MATCH, VARY};
 use http::Method;
 use pingora::http::RequestHeader;
-use policies::Held;
 
+pub use self::cache::{new_cache, Cache, Kind, CACHE_BYTES};
+use crate::reply::Reply;
 use crate::runtime::Runtime;
-use crate::sso::Reply;
 use crate::state::Shared;
-
-/// What a cached answer is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// `/catalog` for a viewer holding this (`None`: anonymous).
-    Page(Option<Held>),
-    /// `/catalog.json`.
-    Json,
-    /// `/catalog.jsonld`.
-    JsonLd,
-}
-
-/// Filtered answers: (generation, kind, canonical query) → (body, ETag).
-pub type Cache = moka::sync::Cache<(u64, Kind, String), (Bytes, Arc<str>)>;
-
-/// Most bytes the cache of filtered answers holds (bodies and keys).
-pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
-
-/// A cache of filtered answers, bounded in bytes: a flood of distinct queries evicts older
-/// answers, it cannot grow memory.
-pub fn new_cache() -> Cache {
-    moka::sync::Cache::builder()
-        .weigher(|key: &(u64, Kind, String), value: &(Bytes, Arc<str>)| {
-            u32::try_from(key.2.len() + value.0.len() + 64).unwrap_or(u32::MAX)
-        })
-        .max_capacity(CACHE_BYTES)
-        .time_to_live(std::time::Duration::from_secs(600))
-        .build()
-}
 
 const JSON: &str = "application/json";
 const JSON_LD: &str = "application/ld+json";
@@ -198,7 +171,7 @@ async fn page(rt: &Runtime, shared: &Shared, req: &RequestHeader, raw: &str, hom
     // Only a request that carries a session cookie costs a store lookup; a store that cannot be
     // reached leaves the catalog readable, without the personal notes.
     let viewer = if req.headers.get(http::header::COOKIE).is_some() {
-        match crate::sso::current_session(rt, shared, req).await {
+        match crate::cookies::current_session(rt, shared, req).await {
             Ok(found) => found.map(|(_, s)| s.held()),
             Err(e) => {
                 tracing::warn!(error = %e, "catalog page without the session: store unavailable");

@@ -1,0 +1,3 @@
+//! What the `varco` command line needs beyond starting the server: `varco explain`.
+
+pub mod explain;

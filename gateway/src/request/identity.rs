@@ -1,0 +1,116 @@
+//! The identity headers a back-end receives for an allowed, logged-in request (CONTRACT.md
+//! "Headers sent to back-ends"), built from the session's verified principal, only for the
+//! attributes the service's policy lists. Names are parsed once per snapshot; values are encoded
+//! so that no attribute can add a header or break framing.
+
+use http::header::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+use policies::{Attribute, Comune, Service};
+
+/// `X-Varco-Level`.
+pub const X_VARCO_LEVEL: HeaderName = HeaderName::from_static("x-varco-level");
+/// `X-Varco-Idp`.
+pub const X_VARCO_IDP: HeaderName = HeaderName::from_static("x-varco-idp");
+/// `X-Varco-Assertion`: the signed identity JWT.
+pub const X_VARCO_ASSERTION: HeaderName = HeaderName::from_static("x-varco-assertion");
+/// `X-Varco-Comune`.
+pub const X_VARCO_COMUNE: HeaderName = HeaderName::from_static("x-varco-comune");
+
+/// The default identity header for an attribute, when CONTRACT.md defines one.
+pub fn default_identity_header(a: Attribute) -> Option<&'static str> {
+    match a {
+        Attribute::FiscalNumber => Some("X-Varco-Fiscal-Number"),
+        Attribute::Name => Some("X-Varco-Name"),
+        Attribute::FamilyName => Some("X-Varco-Family-Name"),
+        Attribute::Email => Some("X-Varco-Email"),
+        _ => None,
+    }
+}
+
+/// A service's identity headers, compiled.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    /// (header, attribute): the defaults for the listed attributes, then the service's mapping.
+    attributes: Vec<(HeaderName, Attribute)>,
+    /// Every attribute the policy lists: all the JWT may carry.
+    released: Vec<Attribute>,
+    comune: HeaderValue,
+}
+
+impl IdentityHeaders {
+    /// Compiles the headers of `service` (names were validated by `policies`).
+    pub fn compile(comune: &Comune, service: &Service) -> Self {
+        let mut attributes = Vec::new();
+        for a in &service.attributes {
+            if let Some(name) =
+                default_identity_header(*a).and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            {
+                attributes.push((name, *a));
+            }
+        }
+        for (name, a) in &service.headers {
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                attributes.push((name, *a));
+            }
+        }
+        let comune = HeaderValue::from_str(comune.ipa_code.as_str())
+            .unwrap_or(HeaderValue::from_static("-"));
+        Self {
+            attributes,
+            released: service.attributes.clone(),
+            comune,
+        }
+    }
+
+    /// The attributes the service's policy lists (the JWT carries these and no other).
+    pub fn released(&self) -> &[Attribute] {
+        &self.released
+    }
+
+    /// Sets the headers on the upstream request. Runs after every inbound copy was removed.
+    pub fn inject(
+        &self,
+        up: &mut RequestHeader,
+        principal: &idp_bridge::Principal,
+    ) -> pingora::Result<()> {
+        up.insert_header(X_VARCO_LEVEL, principal.level().as_str())?;
+        up.insert_header(X_VARCO_IDP, encode(principal.idp()))?;
+        up.insert_header(X_VARCO_COMUNE, self.comune.clone())?;
+        for (name, attribute) in &self.attributes {
+            if let Some(value) = principal.value_for_back_ends(*attribute) {
+                up.insert_header(name.clone(), encode(&value))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Printable ASCII stays as it is; every other byte (non-ASCII letters, CR, LF, controls) and `%`
+/// itself are percent-encoded UTF-8, so back-ends decode values with a URL decoder.
+pub fn encode(value: &str) -> HeaderValue {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&out).unwrap_or(HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_cannot_break_framing() {
+        assert_eq!(encode("Mario").to_str().ok(), Some("Mario"));
+        assert_eq!(encode("Niccolò").to_str().ok(), Some("Niccol%C3%B2"));
+        assert_eq!(
+            encode("a\r\nX-Varco-Level: SpidL3").to_str().ok(),
+            Some("a%0D%0AX-Varco-Level: SpidL3")
+        );
+        assert_eq!(encode("100%").to_str().ok(), Some("100%25"));
+    }
+}

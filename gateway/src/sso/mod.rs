@@ -1,0 +1,126 @@
+//! varco's own endpoints under `/.sso/`, one file per endpoint: the start of a login
+//! ([`login`]), the IdP's answer ([`acs`]), logout ([`logout`], [`slo`]), the session handed to
+//! a service host ([`handoff`]), the current identity ([`session_info`]) and the files varco
+//! publishes ([`files`]: metadata, keys, the kit's assets, IdP logos). Where a login may send a
+//! browser back to, and the URL that sends it to log in, are in [`return_to`].
+//!
+//! Pure request → [`Reply`] functions; the request path reads bodies and writes replies.
+
+mod acs;
+mod files;
+mod handoff;
+mod login;
+mod logout;
+pub mod return_to;
+mod session_info;
+mod slo;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, LOCATION};
+use http::Method;
+use pingora::http::RequestHeader;
+
+pub(crate) use self::files::asset;
+#[cfg(feature = "demo")]
+pub(crate) use self::login::script_hash;
+pub use self::login::MAX_LOGINS_PER_BROWSER;
+pub use self::return_to::{return_target, ReturnTarget};
+use crate::reply::{Reply, HTML};
+use crate::runtime::Runtime;
+use crate::state::Shared;
+use crate::store::StoreResult;
+
+/// Largest ACS form body read (a base64 response form-encoded grows by a few percent).
+pub const MAX_ACS_BODY: usize = idp_bridge::MAX_RESPONSE + 16 * 1024;
+
+/// Answers a request under `/.sso/` (the POSTs that carry a form are [`with_body`]).
+pub async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
+    route(rt, shared, req)
+        .await
+        .unwrap_or_else(|e| Reply::unavailable(rt, &e))
+}
+
+async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResult<Reply> {
+    let get = matches!(req.method, Method::GET | Method::HEAD);
+    Ok(match req.uri.path() {
+        "/.sso/logout" if !get => Reply::method_not_allowed(rt, "GET, HEAD, POST"),
+        "/.sso/metadata" | "/.sso/metadata/cie" | "/.sso/login" | "/.sso/session" | "/.sso/slo"
+            if !get =>
+        {
+            Reply::method_not_allowed(rt, "GET, HEAD")
+        }
+        "/.sso/metadata" => files::metadata(&rt.identity.metadata_spid),
+        "/.sso/metadata/cie" => files::metadata(&rt.identity.metadata_cie),
+        "/.sso/jwks.json" => files::jwks(rt),
+        "/.sso/login" => login::login(rt, shared, req).await?,
+        "/.sso/session" => session_info::session_info(rt, shared, req).await?,
+        "/.sso/acs" => Reply::method_not_allowed(rt, "POST"),
+        "/.sso/logout" => logout::logout_get(rt, shared, req).await?,
+        "/.sso/handoff" => handoff::handoff(rt, shared, req).await?,
+        "/.sso/slo" => slo::slo(rt, shared, req, None).await?,
+        p if p.starts_with("/.sso/assets/") && get => files::asset(rt, p),
+        p if p.starts_with("/.sso/logos/") && get => files::logo(rt, shared, p),
+        _ => Reply::error(rt, catalog::ErrorPage::NotFound),
+    })
+}
+
+/// Whether this request is a POST whose form body the proxy must read first (ACS, SLO, the
+/// confirmed logout).
+pub fn needs_body(req: &RequestHeader) -> bool {
+    req.method == Method::POST
+        && matches!(req.uri.path(), "/.sso/acs" | "/.sso/slo" | "/.sso/logout")
+}
+
+/// Answers a POST that [`needs_body`], with its body.
+pub async fn with_body(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> Reply {
+    let reply = match req.uri.path() {
+        "/.sso/slo" => slo::slo(rt, shared, req, Some(body)).await,
+        "/.sso/logout" => logout::logout_post(rt, shared, req).await,
+        _ => acs::acs(rt, shared, req, body).await,
+    };
+    reply.map_or_else(|e| Reply::unavailable(rt, &e), |r| onward(rt, r))
+}
+
+/// A form POST's answer never redirects: browsers check every redirect after a POST against the
+/// posting page's `form-action`, which the IdP's page (for the ACS and SLO) or varco's own
+/// confirmation page (for the logout) cannot widen to every host a login goes on to. The 302
+/// becomes a page that goes on by `Refresh`, a new navigation that no `form-action` governs;
+/// its cookies and other headers stay.
+fn onward(rt: &Runtime, mut reply: Reply) -> Reply {
+    if reply.status != 302 {
+        return reply;
+    }
+    let Some(at) = reply.headers.iter().position(|(n, _)| n == LOCATION) else {
+        return reply;
+    };
+    let (_, to) = reply.headers.remove(at);
+    let to = to.to_str().unwrap_or("/").to_string();
+    reply.status = 200;
+    reply.content_type = HTML;
+    reply.body = Bytes::from(catalog::continue_page(&rt.site, &to));
+    if let Ok(v) = HeaderValue::from_str(&format!("0; url={to}")) {
+        reply.headers.push((HeaderName::from_static("refresh"), v));
+    }
+    reply
+}
+
+/// The first `limit` fields of a query string or form body.
+fn fields(raw: &[u8], limit: usize) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .take(limit)
+        .collect()
+}
+
+/// The request's query fields (at most 16).
+fn query(req: &RequestHeader) -> Vec<(String, String)> {
+    fields(req.uri.query().unwrap_or("").as_bytes(), 16)
+}
+
+/// The first field called `name`.
+fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,410 @@
+//! The login door: one entry to start a login ([`start`]), one to finish it ([`finish`]),
+//! whatever the protocol. The gateway hands in what the browser asked for, or sent back, and
+//! the pending login it took from its store; it gets back a message to send the browser (a
+//! redirect or an auto-POST), or a [`VerifiedLogin`] with the verified principal and what the
+//! login asked for. Every message sent and received is written to the audit trail here, before
+//! the caller sees the outcome: no record, no login (SPID requires the SP to keep them).
+//!
+//! SAML ([`crate::saml`]) is the first protocol behind the door; OpenID Connect comes next, with
+//! its own [`Callback`] and the same [`PendingLogin`] and [`VerifiedLogin`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use policies::{AttributeMask, Level, LoginFailure};
+
+use crate::audit::{AuditError, AuditRecord};
+use crate::keys::SpKeys;
+use crate::principal::VerifiedPrincipal;
+use crate::registry::{Idp, IdpRegistry};
+use crate::saml::acs::{AcsError, UnverifiedResponse};
+use crate::secret::{BindingDigest, BrowserBinding, RelayDigest, SessionKey};
+
+/// How long a citizen has to complete a login at the IdP.
+pub const LOGIN_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Where the audit trail is written. The gateway's writer waits until a record is on the disk.
+pub trait AuditSink: Sync {
+    /// Writes `record`; `Err` when it could not be kept (the login then does not go on).
+    fn record(&self, record: AuditRecord) -> impl Future<Output = Result<(), AuditError>> + Send;
+}
+
+/// The Service Provider as the IdPs know it: its configuration, keys and trusted IdPs.
+#[derive(Debug, Clone, Copy)]
+pub struct Sp<'a> {
+    /// The configuration (entityID, public URL, declared attribute sets).
+    pub config: &'a policies::Config,
+    /// The SP's signing keys.
+    pub keys: &'a SpKeys,
+    /// The IdPs it trusts.
+    pub idps: &'a IdpRegistry,
+}
+
+/// What the gateway asks for when a citizen picks an IdP.
+#[derive(Debug, Clone)]
+pub struct LoginStart<'a> {
+    /// The IdP chosen.
+    pub idp: &'a Idp,
+    /// The level asked for (a minimum).
+    pub level: Level,
+    /// The declared attribute set asked for (`AttributeConsumingServiceIndex` in SAML).
+    pub attribute_set: u16,
+    /// The browser the login is bound to (its binding cookie).
+    pub binding: &'a BrowserBinding,
+    /// Where the citizen goes afterwards (a URL the gateway validated).
+    pub return_to: String,
+    /// The session this login replaces (a step-up, or a new login in a browser that had one):
+    /// recorded now, because the IdP's cross-site answer does not carry the `SameSite=Lax`
+    /// session cookie.
+    pub replaces: Option<SessionKey>,
+    /// The service host's handoff binding, when the login started from a host the portal's
+    /// session cookie does not reach.
+    pub handoff_binding: Option<BindingDigest>,
+    /// Send the request with an auto-submitting form rather than a redirect (SAML HTTP-POST);
+    /// an IdP that offers only one binding gets that one.
+    pub prefer_post: bool,
+}
+
+/// The message for the browser that takes it to the IdP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A 302 to this URL.
+    Redirect(String),
+    /// A page that posts these fields to `action` by itself.
+    AutoPost {
+        /// Where the form posts.
+        action: String,
+        /// Its fields, in order.
+        fields: Vec<(&'static str, String)>,
+    },
+}
+
+/// A login that was sent: the message for the browser, and what to keep until the answer.
+#[derive(Debug)]
+pub struct Started {
+    /// What the browser gets.
+    pub outgoing: Outgoing,
+    /// What the store keeps (one-shot, for [`LOGIN_TTL`]).
+    pub pending: PendingLogin,
+}
+
+/// Why a login could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The request could not be built or signed.
+    #[error("cannot build the request: {0}")]
+    Build(#[from] crate::Error),
+    /// The request could not be recorded, so it was not sent.
+    #[error("cannot write the audit trail: {0}")]
+    Audit(AuditError),
+}
+
+/// Starts a login: the signed request for the browser, the pending login for the store. The
+/// request is in the audit trail before this returns.
+pub async fn start(
+    sp: Sp<'_>,
+    req: LoginStart<'_>,
+    audit: &impl AuditSink,
+) -> Result<Started, StartError> {
+    crate::saml::start(sp, req, audit).await
+}
+
+/// One login in flight: what the SP asked an IdP for, kept server-side until the answer comes
+/// back, one-shot, bound to the browser that started it. Serialisable for shared stores (Redis):
+/// it is the SP's own record, never read from the network.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingLogin {
+    /// What answers it names it by (the AuthnRequest's `ID` in SAML).
+    request_id: String,
+    /// When it was sent; the answer may not be older.
+    issue_instant: DateTime<Utc>,
+    /// entityID of the IdP it was sent to.
+    idp: String,
+    /// Level asked for.
+    level: Level,
+    /// The declared attribute set asked for.
+    attribute_set: u16,
+    /// The attributes that set asks this IdP for.
+    asked: AttributeMask,
+    /// Where the citizen goes after login (validated absolute URL).
+    return_to: String,
+    /// The browser that started it.
+    binding: BindingDigest,
+    /// The RelayState sent (SAML).
+    relay_state: RelayDigest,
+    /// See [`LoginStart::replaces`].
+    replaces: Option<SessionKey>,
+    /// See [`LoginStart::handoff_binding`].
+    handoff_binding: Option<BindingDigest>,
+}
+
+impl PendingLogin {
+    /// What a protocol's start records: crate-private, so that only a request that was really
+    /// sent (and audited) leaves one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sent(
+        request_id: String,
+        issue_instant: DateTime<Utc>,
+        relay_state: RelayDigest,
+        asked: AttributeMask,
+        req: LoginStart<'_>,
+    ) -> Self {
+        Self {
+            request_id,
+            issue_instant,
+            idp: req.idp.entity_id.clone(),
+            level: req.level,
+            attribute_set: req.attribute_set,
+            asked,
+            return_to: req.return_to,
+            binding: req.binding.digest(),
+            relay_state,
+            replaces: req.replaces,
+            handoff_binding: req.handoff_binding,
+        }
+    }
+
+    /// The key it is stored under: its ID with its browser's binding, so that only the browser
+    /// that started the login can take it (a forged answer naming a known ID, from another
+    /// browser, finds nothing and burns nothing).
+    pub fn store_key(&self) -> String {
+        Self::key_for(&self.request_id, &self.binding)
+    }
+
+    /// The store key of the login named `request_id` that the browser with `binding` started.
+    pub fn key_for(request_id: &str, binding: &BindingDigest) -> String {
+        use std::fmt::Write as _;
+        let mut key = String::with_capacity(request_id.len() + 33);
+        key.push_str(request_id);
+        key.push('.');
+        for b in &binding.as_bytes()[..16] {
+            let _ = write!(key, "{b:02x}");
+        }
+        key
+    }
+
+    /// What answers name it by.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    /// The IdP it was sent to.
+    pub fn idp(&self) -> &str {
+        &self.idp
+    }
+    /// The level asked for.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+    /// The declared attribute set asked for.
+    pub fn attribute_set(&self) -> u16 {
+        self.attribute_set
+    }
+    /// When it was sent.
+    pub(crate) fn issue_instant(&self) -> DateTime<Utc> {
+        self.issue_instant
+    }
+    /// The browser that started it.
+    pub(crate) fn binding(&self) -> &BindingDigest {
+        &self.binding
+    }
+    /// The RelayState sent.
+    pub(crate) fn relay_state(&self) -> &RelayDigest {
+        &self.relay_state
+    }
+
+    /// The login, now verified.
+    pub(crate) fn verified(self, principal: VerifiedPrincipal) -> VerifiedLogin {
+        VerifiedLogin {
+            principal,
+            asked: self.asked,
+            return_to: self.return_to,
+            replaces: self.replaces,
+            handoff_binding: self.handoff_binding,
+        }
+    }
+}
+
+/// What the IdP sent back to the SP's callback, not verified in any way yet.
+pub struct Callback {
+    /// The answer, or why it is not even a well-formed one.
+    received: Result<UnverifiedResponse, AcsError>,
+    /// The `RelayState` field.
+    relay_state: Option<String>,
+    /// The message as received, for the audit trail.
+    message: Vec<u8>,
+}
+
+impl Callback {
+    /// The form a browser posted to the ACS (SAML HTTP-POST binding).
+    pub fn saml_post(body: &[u8]) -> Self {
+        let mut response = None;
+        let mut relay_state = None;
+        // A bounded look: a form of thousands of fields costs no more than eight.
+        for (k, v) in url::form_urlencoded::parse(body).take(8) {
+            match &*k {
+                "SAMLResponse" if response.is_none() => response = Some(v.into_owned()),
+                "RelayState" if relay_state.is_none() => relay_state = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let Some(response) = response else {
+            return Self {
+                received: Err(AcsError::Malformed("no SAMLResponse field")),
+                relay_state,
+                message: body.to_vec(),
+            };
+        };
+        let received = crate::saml::acs::receive(&response);
+        let message = match &received {
+            Ok(r) => r.xml().as_bytes().to_vec(),
+            Err(_) => {
+                use base64::Engine as _;
+                let compact: String = response.split_ascii_whitespace().collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .unwrap_or_else(|_| response.into_bytes())
+            }
+        };
+        Self {
+            received,
+            relay_state,
+            message,
+        }
+    }
+
+    /// The ID of the pending login this answer claims to answer (unverified: use it only to take
+    /// that login from the store). `None` for an answer that is not even well formed.
+    pub fn answers(&self) -> Option<&str> {
+        self.received.as_ref().ok().map(|r| r.in_response_to())
+    }
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The message holds the citizen's data (names, fiscal number): only its size prints.
+        f.debug_struct("Callback")
+            .field("received", &self.received.as_ref().map(|_| "well formed"))
+            .field("message_bytes", &self.message.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A finished login: who, verified, and what the login was for.
+#[derive(Debug)]
+pub struct VerifiedLogin {
+    /// The verified identity.
+    pub principal: VerifiedPrincipal,
+    /// The attributes the login asked for.
+    pub asked: AttributeMask,
+    /// Where the citizen was going.
+    pub return_to: String,
+    /// The session this login replaces, if any.
+    pub replaces: Option<SessionKey>,
+    /// The service host's handoff binding the login started with, if any.
+    pub handoff_binding: Option<BindingDigest>,
+}
+
+/// Why a login did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    /// The answer was refused (or the IdP refused the citizen).
+    #[error(transparent)]
+    Refused(#[from] AcsError),
+    /// The answer was good but could not be recorded, so it does not count.
+    #[error("cannot write the audit trail: {0}")]
+    Audit(AuditError),
+}
+
+impl FinishError {
+    /// What the citizen is told; `None` when the service is unavailable (503) rather than the
+    /// login refused.
+    pub fn failure(&self) -> Option<LoginFailure> {
+        match self {
+            FinishError::Refused(e) => Some(e.failure()),
+            FinishError::Audit(_) => None,
+        }
+    }
+
+    /// The HTTP status for it (never 404, never a 2xx).
+    pub fn status(&self) -> u16 {
+        match self {
+            FinishError::Refused(e) => e.status(),
+            FinishError::Audit(_) => 503,
+        }
+    }
+}
+
+/// Finishes a login: verifies the `callback` against the `pending` login it answers (as taken,
+/// once, from the store: `None` when there is none) and the browser's `binding`. The answer is
+/// in the audit trail, with the outcome, before this returns.
+pub async fn finish(
+    sp: Sp<'_>,
+    callback: Callback,
+    pending: Option<PendingLogin>,
+    binding: Option<&BrowserBinding>,
+    audit: &impl AuditSink,
+) -> Result<VerifiedLogin, FinishError> {
+    crate::saml::finish(
+        sp,
+        callback.received,
+        callback.relay_state.as_deref(),
+        &callback.message,
+        pending,
+        binding,
+        audit,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callback_reads_a_bounded_form() {
+        let c = Callback::saml_post(b"RelayState=x");
+        assert_eq!(c.answers(), None);
+        assert!(matches!(c.received, Err(AcsError::Malformed(_))));
+        // The field past the eighth is never looked at.
+        let mut flood = "a=1&".repeat(8);
+        flood.push_str("SAMLResponse=PHg%2B");
+        assert!(matches!(
+            Callback::saml_post(flood.as_bytes()).received,
+            Err(AcsError::Malformed("no SAMLResponse field"))
+        ));
+    }
+
+    #[test]
+    fn raw_saml_never_prints() {
+        use base64::Engine as _;
+        let xml = "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_r\" InResponseTo=\"_a\"><x>RSSMRA80A01H501U</x></samlp:Response>";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("SAMLResponse", &b64)
+            .finish();
+        let c = Callback::saml_post(form.as_bytes());
+        assert_eq!(c.answers(), Some("_a"));
+        let printed = format!("{c:?} {:?}", c.received);
+        assert!(!printed.contains("RSSMRA"), "{printed}");
+        let record = AuditRecord::new(
+            crate::AuditKind::Response,
+            "i",
+            "-",
+            "accepted",
+            xml.as_bytes(),
+        );
+        assert!(!format!("{record:?}").contains("RSSMRA"));
+    }
+
+    #[test]
+    fn the_store_key_binds_the_browser() {
+        let a = BrowserBinding::new().digest();
+        let b = BrowserBinding::new().digest();
+        assert_ne!(
+            PendingLogin::key_for("_x", &a),
+            PendingLogin::key_for("_x", &b)
+        );
+        assert!(PendingLogin::key_for("_x", &a).starts_with("_x."));
+    }
+}

@@ -1,0 +1,254 @@
+//! Who logged in: the identity an IdP asserted, as the rest of varco may use it.
+//!
+//! A [`Principal`] is made in two places only: by a protocol's verification (the ACS today, the
+//! OpenID Connect callback later), which hands it out as a [`VerifiedPrincipal`], and by
+//! [`Principal::restore_from_trusted_store`], which reads back what a session store kept. It has
+//! no `Deserialize`, so no JSON from anywhere else can become one.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use policies::{Attribute, Level};
+
+/// An identity as an IdP asserted it: who, at which level, with which attributes.
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Principal {
+    idp: String,
+    name_id: String,
+    session_index: Option<String>,
+    level: Level,
+    authn_instant: Option<DateTime<Utc>>,
+    /// Only attributes varco knows (`policies` vocabulary); unknown names were dropped when the
+    /// assertion was read.
+    attributes: Vec<(Attribute, String)>,
+}
+
+/// The shape a store keeps, read back only by [`Principal::restore_from_trusted_store`].
+#[derive(serde::Deserialize)]
+struct Stored {
+    idp: String,
+    name_id: String,
+    session_index: Option<String>,
+    level: Level,
+    authn_instant: Option<DateTime<Utc>>,
+    attributes: Vec<(Attribute, String)>,
+}
+
+impl Principal {
+    /// What a protocol's verification builds, and nothing else: crate-private.
+    pub(crate) fn asserted(
+        idp: String,
+        name_id: String,
+        session_index: Option<String>,
+        level: Level,
+        authn_instant: Option<DateTime<Utc>>,
+        attributes: Vec<(Attribute, String)>,
+    ) -> VerifiedPrincipal {
+        VerifiedPrincipal(Self {
+            idp,
+            name_id,
+            session_index,
+            level,
+            authn_instant,
+            attributes,
+        })
+    }
+
+    /// A principal that varco itself wrote to its session store (serialised with `serde`), read
+    /// back. **Trusts the store**: the store is varco's own (in process, or a Redis only varco
+    /// writes to); a value from the network must go through a protocol's verification instead.
+    pub fn restore_from_trusted_store<'de, D: serde::Deserializer<'de>>(
+        from: D,
+    ) -> Result<Self, D::Error> {
+        let s = <Stored as serde::Deserialize>::deserialize(from)?;
+        Ok(Self {
+            idp: s.idp,
+            name_id: s.name_id,
+            session_index: s.session_index,
+            level: s.level,
+            authn_instant: s.authn_instant,
+            attributes: s.attributes,
+        })
+    }
+
+    /// entityID of the IdP.
+    pub fn idp(&self) -> &str {
+        &self.idp
+    }
+    /// The transient NameID (needed for logout).
+    pub fn name_id(&self) -> &str {
+        &self.name_id
+    }
+    /// SessionIndex (SPID sends it for level 1).
+    pub fn session_index(&self) -> Option<&str> {
+        self.session_index.as_deref()
+    }
+    /// The level the IdP authenticated at.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+    /// When the citizen authenticated.
+    pub fn authn_instant(&self) -> Option<DateTime<Utc>> {
+        self.authn_instant
+    }
+    /// Released attributes as the IdP sent them, in the order received.
+    pub fn attributes(&self) -> &[(Attribute, String)] {
+        &self.attributes
+    }
+    /// One attribute's value as the IdP sent it.
+    pub fn attribute(&self, a: Attribute) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| *n == a)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The fiscal number, if released.
+    pub fn fiscal_number(&self) -> Option<FiscalNumber> {
+        self.attribute(Attribute::FiscalNumber)
+            .map(FiscalNumber::from_asserted)
+    }
+
+    /// One attribute's value as back-ends receive it (headers and the identity JWT): the fiscal
+    /// number normalised, every other value as sent.
+    pub fn value_for_back_ends(&self, a: Attribute) -> Option<Cow<'_, str>> {
+        let raw = self.attribute(a)?;
+        Some(if a == Attribute::FiscalNumber {
+            Cow::Owned(FiscalNumber::from_asserted(raw).0)
+        } else {
+            Cow::Borrowed(raw)
+        })
+    }
+
+    /// Whether two principals are one citizen: by fiscal number when both have one (SPID NameIDs
+    /// are transient, new at every login), else by IdP and NameID (the same login).
+    pub fn same_person(&self, other: &Principal) -> bool {
+        match (self.fiscal_number(), other.fiscal_number()) {
+            (Some(x), Some(y)) => x == y,
+            _ => self.idp == other.idp && self.name_id == other.name_id,
+        }
+    }
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Attribute values (fiscal number, e-mail...) never reach a log.
+        f.debug_struct("Principal")
+            .field("idp", &self.idp)
+            .field("level", &self.level)
+            .field(
+                "attributes",
+                &self.attributes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Principal`] that a protocol's verification checked. Only this crate builds one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPrincipal(Principal);
+
+impl std::ops::Deref for VerifiedPrincipal {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl VerifiedPrincipal {
+    /// The identity, to keep (verification is over once it is in a session).
+    pub fn into_principal(self) -> Principal {
+        self.0
+    }
+}
+
+/// A codice fiscale as back-ends expect it: upper case, without SPID's `TINIT-` prefix.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FiscalNumber(String);
+
+impl FiscalNumber {
+    /// Normalises the value of a `fiscalNumber` attribute (`TINIT-RSSMRA80A01H501U`, any case,
+    /// surrounding blanks).
+    pub fn from_asserted(raw: &str) -> Self {
+        let upper = raw.trim().to_ascii_uppercase();
+        Self(match upper.strip_prefix("TINIT-") {
+            Some(rest) => rest.to_string(),
+            None => upper,
+        })
+    }
+
+    /// The normalised value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for FiscalNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FiscalNumber([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(fiscal: &str, name_id: &str) -> Principal {
+        Principal::asserted(
+            "https://idp.example".into(),
+            name_id.into(),
+            None,
+            Level::SpidL2,
+            None,
+            vec![(Attribute::FiscalNumber, fiscal.into())],
+        )
+        .into_principal()
+    }
+
+    #[test]
+    fn the_fiscal_number_is_normalised_once() {
+        for raw in [
+            " tinit-rssmra80a01h501u ",
+            "TINIT-RSSMRA80A01H501U",
+            "RSSMRA80A01H501U",
+        ] {
+            assert_eq!(
+                FiscalNumber::from_asserted(raw).as_str(),
+                "RSSMRA80A01H501U"
+            );
+        }
+        let p = principal("TINIT-RSSMRA80A01H501U", "_a");
+        assert_eq!(
+            p.attribute(Attribute::FiscalNumber),
+            Some("TINIT-RSSMRA80A01H501U")
+        );
+        assert_eq!(
+            p.value_for_back_ends(Attribute::FiscalNumber).as_deref(),
+            Some("RSSMRA80A01H501U")
+        );
+        assert!(!format!("{:?}", p.fiscal_number()).contains("RSS"));
+    }
+
+    #[test]
+    fn one_person_by_fiscal_number_else_by_login() {
+        let a = principal("TINIT-RSSMRA80A01H501U", "_a");
+        assert!(a.same_person(&principal("rssmra80a01h501u", "_b")));
+        assert!(!a.same_person(&principal("TINIT-VRDGPP80A01H501X", "_a")));
+    }
+
+    #[test]
+    fn a_store_round_trip_keeps_everything_and_the_format_is_unchanged() {
+        let p = principal("TINIT-RSSMRA80A01H501U", "_a");
+        let json = serde_json::to_string(&p).expect("json");
+        assert!(
+            json.contains(r#"["fiscalNumber","TINIT-RSSMRA80A01H501U"]"#),
+            "{json}"
+        );
+        let mut de = serde_json::Deserializer::from_str(&json);
+        assert_eq!(Principal::restore_from_trusted_store(&mut de).ok(), Some(p));
+        let mut unknown = serde_json::Deserializer::from_str(
+            r#"{"idp":"i","name_id":"n","session_index":null,"level":"SpidL2","authn_instant":null,"attributes":[["isAdmin","1"]]}"#,
+        );
+        assert!(Principal::restore_from_trusted_store(&mut unknown).is_err());
+    }
+}

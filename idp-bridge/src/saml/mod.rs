@@ -1,0 +1,101 @@
+//! SAML 2.0 for SPID and CIE, behind the login door ([`crate::login`]): the AuthnRequest out
+//! ([`authn`]), the Response in ([`acs`]), single logout ([`slo`]) and the SP's metadata
+//! ([`metadata`]).
+
+pub mod acs;
+pub(crate) mod authn;
+pub mod metadata;
+pub mod slo;
+
+use crate::audit::{AuditKind, AuditRecord};
+use crate::login::{
+    AuditSink, FinishError, LoginStart, Outgoing, PendingLogin, Sp, StartError, Started,
+    VerifiedLogin,
+};
+use crate::secret::BrowserBinding;
+use acs::{AcsContext, AcsError, UnverifiedResponse};
+use authn::LoginRequest;
+
+/// Signs the AuthnRequest (HTTP-Redirect unless HTTP-POST is preferred or the only one the IdP
+/// offers), records it, and returns it with its pending login.
+pub(crate) async fn start(
+    sp: Sp<'_>,
+    req: LoginStart<'_>,
+    audit: &impl AuditSink,
+) -> Result<Started, StartError> {
+    let entity_id = &sp.config.sp.entity_id;
+    let request = LoginRequest {
+        idp: req.idp,
+        level: req.level,
+        attribute_set: req.attribute_set,
+    };
+    let use_post = req.prefer_post || req.idp.sso_redirect.is_none();
+    let (id, issue_instant, xml, relay_state, outgoing) = if use_post {
+        let o = authn::post_request(entity_id, sp.keys, &request)?;
+        let outgoing = Outgoing::AutoPost {
+            action: o.action,
+            fields: vec![
+                ("SAMLRequest", o.saml_request),
+                ("RelayState", o.relay_state.secret().to_string()),
+            ],
+        };
+        (o.id, o.issue_instant, o.xml, o.relay_state, outgoing)
+    } else {
+        let o = authn::redirect_request(entity_id, sp.keys, &request)?;
+        let outgoing = Outgoing::Redirect(o.redirect_url);
+        (o.id, o.issue_instant, o.xml, o.relay_state, outgoing)
+    };
+    let record = AuditRecord::new(
+        AuditKind::AuthnRequest,
+        &req.idp.entity_id,
+        &id,
+        "sent",
+        xml.as_bytes(),
+    );
+    audit.record(record).await.map_err(StartError::Audit)?;
+    let asked = sp.config.sp.asked_by(req.attribute_set, req.idp.kind);
+    let pending = PendingLogin::sent(id, issue_instant, relay_state.digest(), asked, req);
+    Ok(Started { outgoing, pending })
+}
+
+/// Verifies a posted Response and records it with the outcome.
+pub(crate) async fn finish(
+    sp: Sp<'_>,
+    received: Result<UnverifiedResponse, AcsError>,
+    relay_state: Option<&str>,
+    message: &[u8],
+    pending: Option<PendingLogin>,
+    binding: Option<&BrowserBinding>,
+    audit: &impl AuditSink,
+) -> Result<VerifiedLogin, FinishError> {
+    let endpoints = metadata::SpEndpoints::of(sp.config);
+    let ctx = AcsContext {
+        entity_id: &sp.config.sp.entity_id,
+        acs_url: &endpoints.acs,
+        idps: sp.idps,
+    };
+    let result = received.and_then(|r| acs::verify(&ctx, &r, pending, relay_state, binding));
+    let (idp, outcome) = match &result {
+        Ok(l) => (l.principal.idp().to_string(), "accepted".to_string()),
+        Err(e) => ("-".to_string(), format!("refused: {e}")),
+    };
+    // A post that answers no login of this browser was never verified: junk must not be able to
+    // fill the disk, so only its head and digest are kept.
+    let unverified = matches!(
+        &result,
+        Err(AcsError::Malformed(_)
+            | AcsError::Dangerous(_)
+            | AcsError::NoPendingLogin
+            | AcsError::WrongBrowser)
+    );
+    let kind = AuditKind::Response;
+    let record = if unverified {
+        AuditRecord::bounded(kind, &idp, "-", &outcome, message)
+    } else {
+        AuditRecord::new(kind, &idp, "-", &outcome, message)
+    };
+    let recorded = audit.record(record).await;
+    let login = result?;
+    recorded.map_err(FinishError::Audit)?;
+    Ok(login)
+}
