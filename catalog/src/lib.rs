@@ -8,6 +8,7 @@
 pub mod assets;
 mod browse;
 mod error;
+mod fold;
 mod html;
 mod model;
 mod pages;
@@ -19,8 +20,9 @@ pub use browse::{home, results, PAGE_SIZE};
 /// PA's blue, as one 32-px PNG inside an ICO container.
 pub const FAVICON: &[u8] = include_bytes!("../assets/favicon.ico");
 pub use error::{Error, Result};
+pub use fold::fold;
 pub use html::{escape, Html, Site};
-pub use model::{access_label, fold, Catalog, CatalogComune, CatalogService, Rendered};
+pub use model::{access_label, Catalog, CatalogComune, CatalogService, Rendered};
 pub use pages::{
     continue_page, error_page, logged_out_page, login_choice_page, login_failed_page,
     logout_confirm_page, post_binding_page, ErrorPage, IdpChoice, LoginFailure,

@@ -7,7 +7,7 @@
 
 use policies::{Access, Category, Level};
 
-use crate::model::fold;
+use crate::fold::fold;
 
 /// Longest query string read.
 pub const MAX_QUERY: usize = 2048;

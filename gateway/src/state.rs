@@ -22,12 +22,12 @@ pub struct Shared {
     /// The SAML audit trail (its path and key are fixed at start).
     pub audit: crate::ops::audit::AuditWriter,
     /// Signed identity JWTs, reused for half their lifetime.
-    pub assertions: crate::request::jwt::AssertionCache,
+    pub assertions: crate::request::jwt::cache::AssertionCache,
     /// Sessions, logins in flight, handoff codes, logouts sent, replay cache: fixed at start
     /// (a change of `session.store` needs a restart), they outlive policy reloads.
     pub store: Store,
     /// Filtered catalog answers (keyed by generation: a reload never serves an old catalog).
-    pub catalog_cache: crate::request::portal::Cache,
+    pub catalog_cache: crate::request::portal::cache::Cache,
     /// Instruments.
     pub metrics: Metrics,
     /// Per-client buckets of the login endpoints (they outlive reloads).
@@ -38,7 +38,7 @@ pub struct Shared {
     /// connection, so keep-alive clients move to the process that stays, and `/readyz` fails.
     draining: std::sync::atomic::AtomicBool,
     /// The versions of the files the first load read (see [`crate::reload::inputs`]).
-    pub(crate) loaded_inputs: crate::ops::reload::Inputs,
+    pub(crate) loaded_inputs: crate::ops::reload::inputs::Inputs,
 }
 
 /// How a process starts.
@@ -64,7 +64,8 @@ impl Shared {
     /// [`Self::load`], for a fresh start or an upgrade.
     pub fn load_for(config_path: &Path, start: Start) -> Result<Self> {
         let snapshot = policies::load(config_path)?;
-        let loaded_inputs = crate::ops::reload::inputs(config_path, &snapshot.config.policies_dir);
+        let loaded_inputs =
+            crate::ops::reload::inputs::inputs(config_path, &snapshot.config.policies_dir);
         let trace_requests = snapshot.config.telemetry.otlp_endpoint.is_some();
         let runtime = Runtime::build(snapshot, 1)?;
         let store = Store::open(&runtime.snapshot.config.session)?;
@@ -98,9 +99,9 @@ impl Shared {
             generations: AtomicU64::new(1),
             trace_requests,
             audit,
-            assertions: crate::request::jwt::assertion_cache(),
+            assertions: crate::request::jwt::cache::assertion_cache(),
             store,
-            catalog_cache: crate::request::portal::new_cache(),
+            catalog_cache: crate::request::portal::cache::new_cache(),
             metrics,
             limiter: crate::request::limits::RateLimiter::new(),
             logos: crate::ops::logos::Logos::new(),

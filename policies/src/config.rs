@@ -10,8 +10,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use url::Url;
 
+use crate::codes::{check_ipa_code, check_istat_code, is_dns_label};
 use crate::identity::{Attribute, AttributeMask};
-use crate::policy::{check_ipa_code, check_istat_code};
 use crate::reader::{nearest, At, Sink, TableReader};
 
 /// The validated main configuration.
@@ -876,10 +876,7 @@ fn read_session(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path
     }
     if let Some(At { value, span }) = t.opt_str(sink, "cookie_domain") {
         let bare = value.trim_start_matches('.');
-        if bare.is_empty()
-            || !bare.split('.').all(crate::policy::is_dns_label)
-            || !bare.contains('.')
-        {
+        if bare.is_empty() || !bare.split('.').all(is_dns_label) || !bare.contains('.') {
             sink.error(&span, format!("[session]: `cookie_domain` must be a domain like \".comuni.example\", found \"{value}\""));
         }
         s.cookie_domain = Some(value.to_ascii_lowercase());

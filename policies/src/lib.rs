@@ -11,6 +11,7 @@
 //! atomically.
 
 mod category;
+mod codes;
 mod config;
 mod decision;
 mod diag;

@@ -341,7 +341,7 @@ impl ProxyHttp for Proxy {
         ) {
             let principal = citizen.session.principal();
             service.identity.inject(upstream, principal)?;
-            match jwt::assertion(&self.shared.assertions, allowed, &citizen.key, principal) {
+            match jwt::cache::assertion(&self.shared.assertions, allowed, &citizen.key, principal) {
                 Some(t) => upstream.insert_header(identity::X_VARCO_ASSERTION, t)?,
                 // No unsigned identity: without its JWT the request does not go on.
                 None => {

@@ -4,11 +4,12 @@
 
 pub mod acs;
 pub(crate) mod authn;
+pub mod error;
 pub mod metadata;
 pub mod slo;
 
 use crate::audit::{AuditKind, AuditRecord};
-use crate::login::{
+use crate::login::model::{
     AuditSink, FinishError, LoginStart, Outgoing, PendingLogin, Sp, StartError, Started,
     VerifiedLogin,
 };

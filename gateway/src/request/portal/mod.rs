@@ -6,7 +6,7 @@
 //! of answer and the canonical query, so a reload never serves an old catalog. JSON answers carry
 //! a strong ETag (`If-None-Match` gets 304) and may be read cross-origin (open data).
 
-mod cache;
+pub(crate) mod cache;
 
 use std::sync::Arc;
 

@@ -11,6 +11,7 @@ use super::*;
 use crate::insecure_test_idp::{ready, sign_all, DiscardAudit, ResponseBuilder, TestIdpKey};
 use crate::login::{Callback, FinishError, LoginStart, PendingLogin, Sp};
 use crate::secret::RelayDigest;
+use policies::LoginFailure;
 
 const SP: &str = "http://127.0.0.1:8080/.sso/metadata";
 const ACS: &str = "http://127.0.0.1:8080/.sso/acs";

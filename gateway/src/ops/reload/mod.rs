@@ -3,6 +3,8 @@
 //! untouched. An invalid configuration never replaces the one being served: its problems are
 //! logged (one `path:line:col` line each) and counted.
 
+pub(crate) mod inputs;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use notify::{RecursiveMode, Watcher};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
+pub(crate) use self::inputs::inputs;
 use crate::runtime::Runtime;
 use crate::state::Shared;
 
@@ -110,34 +113,6 @@ impl Watching {
         }
         self.dirs = want;
     }
-}
-
-/// Each input file with its version stamp (absent: cannot be read).
-pub(crate) type Inputs = Vec<(PathBuf, Option<(u64, u64, u64, i64, i64)>)>;
-
-/// What identifies the inputs' versions without reading them: device, inode, length and
-/// modification time of the main file and of every policy file (a rename over a file changes
-/// its inode; an edit in place, its time and usually its length).
-pub(crate) fn inputs(config_path: &Path, policies_dir: &Path) -> Inputs {
-    use std::os::unix::fs::MetadataExt;
-    let mut paths = vec![config_path.to_path_buf()];
-    if let Ok(entries) = std::fs::read_dir(policies_dir) {
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        paths.extend(files);
-    }
-    paths
-        .into_iter()
-        .map(|p| {
-            let stamp = std::fs::metadata(&p)
-                .ok()
-                .map(|m| (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
-            (p, stamp)
-        })
-        .collect()
 }
 
 /// What happened to one reload attempt.

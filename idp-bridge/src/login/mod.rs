@@ -1,0 +1,169 @@
+//! The login door: one entry to start a login ([`start`]), one to finish it ([`finish`]),
+//! whatever the protocol. The gateway hands in what the browser asked for, or sent back, and
+//! the pending login it took from its store; it gets back a message to send the browser (a
+//! redirect or an auto-POST), or a [`VerifiedLogin`] with the verified principal and what the
+//! login asked for. Every message sent and received is written to the audit trail here, before
+//! the caller sees the outcome: no record, no login (SPID requires the SP to keep them).
+//!
+//! SAML ([`crate::saml`]) is the first protocol behind the door; OpenID Connect comes next, with
+//! its own [`Callback`] and the same [`PendingLogin`] and [`VerifiedLogin`].
+
+pub(crate) mod model;
+
+pub use self::model::{
+    AuditSink, FinishError, LoginStart, Outgoing, PendingLogin, Sp, StartError, Started,
+    VerifiedLogin, LOGIN_TTL,
+};
+use crate::saml::acs::UnverifiedResponse;
+use crate::saml::error::AcsError;
+use crate::secret::BrowserBinding;
+
+/// Starts a login: the signed request for the browser, the pending login for the store. The
+/// request is in the audit trail before this returns.
+pub async fn start(
+    sp: Sp<'_>,
+    req: LoginStart<'_>,
+    audit: &impl AuditSink,
+) -> Result<Started, StartError> {
+    crate::saml::start(sp, req, audit).await
+}
+
+/// What the IdP sent back to the SP's callback, not verified in any way yet.
+pub struct Callback {
+    /// The answer, or why it is not even a well-formed one.
+    received: Result<UnverifiedResponse, AcsError>,
+    /// The `RelayState` field.
+    relay_state: Option<String>,
+    /// The message as received, for the audit trail.
+    message: Vec<u8>,
+}
+
+impl Callback {
+    /// The form a browser posted to the ACS (SAML HTTP-POST binding).
+    pub fn saml_post(body: &[u8]) -> Self {
+        let mut response = None;
+        let mut relay_state = None;
+        // A bounded look: a form of thousands of fields costs no more than eight.
+        for (k, v) in url::form_urlencoded::parse(body).take(8) {
+            match &*k {
+                "SAMLResponse" if response.is_none() => response = Some(v.into_owned()),
+                "RelayState" if relay_state.is_none() => relay_state = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let Some(response) = response else {
+            return Self {
+                received: Err(AcsError::Malformed("no SAMLResponse field")),
+                relay_state,
+                message: body.to_vec(),
+            };
+        };
+        let received = crate::saml::acs::receive(&response);
+        let message = match &received {
+            Ok(r) => r.xml().as_bytes().to_vec(),
+            Err(_) => {
+                use base64::Engine as _;
+                let compact: String = response.split_ascii_whitespace().collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .unwrap_or_else(|_| response.into_bytes())
+            }
+        };
+        Self {
+            received,
+            relay_state,
+            message,
+        }
+    }
+
+    /// The ID of the pending login this answer claims to answer (unverified: use it only to take
+    /// that login from the store). `None` for an answer that is not even well formed.
+    pub fn answers(&self) -> Option<&str> {
+        self.received.as_ref().ok().map(|r| r.in_response_to())
+    }
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The message holds the citizen's data (names, fiscal number): only its size prints.
+        f.debug_struct("Callback")
+            .field("received", &self.received.as_ref().map(|_| "well formed"))
+            .field("message_bytes", &self.message.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Finishes a login: verifies the `callback` against the `pending` login it answers (as taken,
+/// once, from the store: `None` when there is none) and the browser's `binding`. The answer is
+/// in the audit trail, with the outcome, before this returns.
+pub async fn finish(
+    sp: Sp<'_>,
+    callback: Callback,
+    pending: Option<PendingLogin>,
+    binding: Option<&BrowserBinding>,
+    audit: &impl AuditSink,
+) -> Result<VerifiedLogin, FinishError> {
+    crate::saml::finish(
+        sp,
+        callback.received,
+        callback.relay_state.as_deref(),
+        &callback.message,
+        pending,
+        binding,
+        audit,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditRecord;
+
+    #[test]
+    fn a_callback_reads_a_bounded_form() {
+        let c = Callback::saml_post(b"RelayState=x");
+        assert_eq!(c.answers(), None);
+        assert!(matches!(c.received, Err(AcsError::Malformed(_))));
+        // The field past the eighth is never looked at.
+        let mut flood = "a=1&".repeat(8);
+        flood.push_str("SAMLResponse=PHg%2B");
+        assert!(matches!(
+            Callback::saml_post(flood.as_bytes()).received,
+            Err(AcsError::Malformed("no SAMLResponse field"))
+        ));
+    }
+
+    #[test]
+    fn raw_saml_never_prints() {
+        use base64::Engine as _;
+        let xml = "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_r\" InResponseTo=\"_a\"><x>RSSMRA80A01H501U</x></samlp:Response>";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("SAMLResponse", &b64)
+            .finish();
+        let c = Callback::saml_post(form.as_bytes());
+        assert_eq!(c.answers(), Some("_a"));
+        let printed = format!("{c:?} {:?}", c.received);
+        assert!(!printed.contains("RSSMRA"), "{printed}");
+        let record = AuditRecord::new(
+            crate::AuditKind::Response,
+            "i",
+            "-",
+            "accepted",
+            xml.as_bytes(),
+        );
+        assert!(!format!("{record:?}").contains("RSSMRA"));
+    }
+
+    #[test]
+    fn the_store_key_binds_the_browser() {
+        let a = BrowserBinding::new().digest();
+        let b = BrowserBinding::new().digest();
+        assert_ne!(
+            PendingLogin::key_for("_x", &a),
+            PendingLogin::key_for("_x", &b)
+        );
+        assert!(PendingLogin::key_for("_x", &a).starts_with("_x."));
+    }
+}
