@@ -1,7 +1,7 @@
-use crate::citizen::{enc, idp_key, query_param, saml_param, session_status, xml_attr};
+use crate::citizen::{enc, idp_key, query_param, saml_param, xml_attr};
 use crate::harness::*;
 
-fn gateway() -> Gateway {
+pub(crate) fn gateway() -> Gateway {
     let be = echo("login");
     let mut spid = Svc::public("tari", "a.test", "/tari/", be);
     spid.level = "SpidL2";
@@ -127,14 +127,14 @@ fn the_choice_page_lists_the_idps_and_bad_parameters_are_refused() {
     });
 }
 
-mod full {
+pub(crate) mod full {
 
     use idp_bridge::insecure_test_idp::ResponseBuilder;
 
     use super::*;
 
     /// Starts a login; returns (AuthnRequest ID, binding cookie pair, RelayState).
-    pub(super) async fn start(
+    pub(crate) async fn start(
         gw: &Gateway,
         c: &reqwest::Client,
         return_to: &str,
@@ -159,7 +159,7 @@ mod full {
         )
     }
 
-    pub(super) async fn post_acs(
+    pub(crate) async fn post_acs(
         gw: &Gateway,
         c: &reqwest::Client,
         cookie: &str,
@@ -302,95 +302,6 @@ mod full {
     }
 }
 
-mod logout {
-
-    use idp_bridge::insecure_test_idp::{idp_redirect, ResponseBuilder};
-
-    use super::*;
-
-    const IDP: &str = "https://localhost:8443";
-
-    fn key_dir() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../idp-bridge/test_vectors/spid-sp-test-idp")
-    }
-
-    /// Logs in; returns the session cookie pair and the NameID.
-    async fn login(gw: &Gateway, c: &reqwest::Client) -> (String, String) {
-        let (id, binding, relay) =
-            super::full::start(gw, c, &gw.url("portal.localhost", "/")).await;
-        let b = ResponseBuilder::new(
-            IDP,
-            "http://portal.localhost/.sso/metadata",
-            &gw.url("portal.localhost", "/.sso/acs"),
-            &id,
-        );
-        let answer = b.to_base64(&idp_key()).expect("sign");
-        let r = super::full::post_acs(gw, c, &binding, &answer, &relay).await;
-        assert_eq!(r.status(), 200);
-        assert!(onward_of(&r).is_some());
-        let session = cookie_pair(&r);
-        (session, b.name_id)
-    }
-
-    #[test]
-    fn logout_ends_the_session_here_and_at_the_idp() {
-        let gw = gateway();
-        let c = gw.client();
-        rt().block_on(async {
-            let (session, name_id) = login(&gw, &c).await;
-            assert_eq!(session_status(&gw, gw.port, "portal.localhost", &session).await, 200);
-            let r = c.get(gw.url("portal.localhost", "/.sso/logout")).header("cookie", &session).header("sec-fetch-site", "same-origin").send().await.expect("send");
-            assert_eq!(r.status(), 302);
-            assert!(r.headers()["set-cookie"].to_str().expect("ascii").contains("Max-Age=0"));
-            let location = location_of(&r);
-            assert!(location.starts_with("https://localhost:8443/") && location.contains("Signature="), "{location}");
-            let request = saml_param(&location, "SAMLRequest");
-            assert!(request.contains(&format!(">{name_id}</saml:NameID>")), "{request}");
-            assert_eq!(session_status(&gw, gw.port, "portal.localhost", &session).await, 401, "the session ends before the IdP answers");
-
-            // The IdP's signed LogoutResponse comes back to /.sso/slo.
-            let slo = gw.url("portal.localhost", "/.sso/slo");
-            let response = format!(
-                "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_lo\" Version=\"2.0\" IssueInstant=\"2026-11-26T08:00:00.000Z\" Destination=\"{slo}\" InResponseTo=\"{}\"><saml:Issuer>{IDP}</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status></samlp:LogoutResponse>",
-                xml_attr(&request, "ID").expect("ID")
-            );
-            let url = idp_redirect(&key_dir().join("private.key"), &key_dir().join("public.cert"), &slo, "SAMLResponse", &response).expect("sign");
-            let r = c.get(&url).send().await.expect("send");
-            assert_eq!(r.status(), 200);
-            assert!(r.text().await.expect("text").contains("Sei uscito"));
-            assert_eq!(c.get(&url).send().await.expect("send").status(), 403, "an answer is accepted once");
-            // Unsigned: refused.
-            let unsigned = url.split("&SigAlg=").next().expect("message").to_string();
-            assert_eq!(c.get(&unsigned).send().await.expect("send").status(), 403);
-        });
-    }
-
-    #[test]
-    fn an_idp_initiated_logout_ends_the_session_and_is_answered() {
-        let gw = gateway();
-        let c = gw.client();
-        rt().block_on(async {
-            let (session, name_id) = login(&gw, &c).await;
-            let (other, _) = login(&gw, &c).await;
-            let slo = gw.url("portal.localhost", "/.sso/slo");
-            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let request = format!(
-                "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_idp1\" Version=\"2.0\" IssueInstant=\"{now}\" Destination=\"{slo}\"><saml:Issuer>{IDP}</saml:Issuer><saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\" NameQualifier=\"{IDP}\">{name_id}</saml:NameID></samlp:LogoutRequest>"
-            );
-            let url = idp_redirect(&key_dir().join("private.key"), &key_dir().join("public.cert"), &slo, "SAMLRequest", &request).expect("sign");
-            let r = c.get(&url).send().await.expect("send");
-            assert_eq!(r.status(), 302);
-            let location = location_of(&r);
-            let answer = saml_param(&location, "SAMLResponse");
-            assert!(answer.contains("InResponseTo=\"_idp1\"") && answer.contains("status:Success"), "{answer}");
-            assert_eq!(session_status(&gw, gw.port, "portal.localhost", &session).await, 401);
-            assert_eq!(session_status(&gw, gw.port, "portal.localhost", &other).await, 200, "only that subject's sessions end");
-            assert_eq!(c.get(&url).send().await.expect("send").status(), 403, "a LogoutRequest works once");
-        });
-    }
-}
-
 #[test]
 fn the_post_binding_sends_a_signed_request_with_an_auto_submitting_form() {
     let gw = gateway();
@@ -439,254 +350,6 @@ fn the_post_binding_sends_a_signed_request_with_an_auto_submitting_form() {
             "{xml}"
         );
     });
-}
-
-/// Verifies an EdDSA JWT against a JWK set; returns its claims.
-fn verify_jwt(token: &str, jwks: &serde_json::Value) -> Option<serde_json::Value> {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut parts = token.split('.');
-    let (h, p, sig) = (parts.next()?, parts.next()?, parts.next()?);
-    let header: serde_json::Value = serde_json::from_slice(&b64.decode(h).ok()?).ok()?;
-    if header["alg"] != "EdDSA" {
-        return None;
-    }
-    let jwk = jwks["keys"]
-        .as_array()?
-        .iter()
-        .find(|k| k["kid"] == header["kid"])?;
-    let public = openssl::pkey::PKey::public_key_from_raw_bytes(
-        &b64.decode(jwk["x"].as_str()?).ok()?,
-        openssl::pkey::Id::ED25519,
-    )
-    .ok()?;
-    let mut v = openssl::sign::Verifier::new_without_digest(&public).ok()?;
-    v.verify_oneshot(&b64.decode(sig).ok()?, format!("{h}.{p}").as_bytes())
-        .ok()?
-        .then_some(())?;
-    serde_json::from_slice(&b64.decode(p).ok()?).ok()
-}
-
-mod one_login {
-
-    use base64::Engine as _;
-    use idp_bridge::insecure_test_idp::{ResponseBuilder, TestIdpKey};
-
-    use super::*;
-
-    const IDP: &str = "https://localhost:8443";
-
-    fn gateway() -> Gateway {
-        let be = echo("one-login");
-        let mut tari = Svc::public("tari", "a.test", "/tari/", be);
-        tari.level = "SpidL2";
-        tari.extra = "attributes = [\"fiscalNumber\", \"name\", \"familyName\"]\nheaders = { \"X-CF\" = \"fiscalNumber\" }";
-        let mut other = Svc::public("altro", "b.test", "/", be);
-        other.level = "SpidL1";
-        other.extra = "attributes = [\"fiscalNumber\"]";
-        let mut strong = Svc::public("forte", "a.test", "/forte/", be);
-        strong.level = "SpidL3";
-        Gateway::start(
-            "",
-            &[(
-                "a.toml",
-                policy_toml("c_a001", "046001", &[tari, other, strong]),
-            )],
-        )
-    }
-
-    #[test]
-    fn one_login_reaches_every_service_with_trusted_headers() {
-        let gw = gateway();
-        let c = gw.client();
-        let key_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../idp-bridge/test_vectors/spid-sp-test-idp");
-        let key = TestIdpKey::from_pem(
-            &std::fs::read(key_dir.join("private.key")).expect("key"),
-            &std::fs::read(key_dir.join("public.cert")).expect("cert"),
-        )
-        .expect("key");
-        rt().block_on(async {
-            // 1. The service sends the citizen to the portal's login.
-            let r = c
-                .get(gw.url("a.test", "/tari/avviso"))
-                .send()
-                .await
-                .expect("send");
-            assert_eq!(r.status(), 302);
-            let login = location_of(&r);
-            let handoff_binding = cookie_pair(&r);
-            // 2. The citizen picks the IdP.
-            let r = c
-                .get(format!("{login}&idp={}", enc(IDP)))
-                .send()
-                .await
-                .expect("send");
-            let binding = cookie_pair(&r);
-            let to_idp = location_of(&r);
-            let id = xml_attr(&saml_param(&to_idp, "SAMLRequest"), "ID").expect("ID");
-            // 3. The IdP answers; the portal hands the session over to a.test.
-            let answer = ResponseBuilder::new(
-                IDP,
-                "http://portal.localhost/.sso/metadata",
-                &gw.url("portal.localhost", "/.sso/acs"),
-                &id,
-            )
-            .to_base64(&key)
-            .expect("sign");
-            let body = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("SAMLResponse", &answer)
-                .finish();
-            let r = c
-                .post(gw.url("portal.localhost", "/.sso/acs"))
-                .header("cookie", &binding)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await
-                .expect("send");
-            assert_eq!(
-                r.status(),
-                200,
-                "a page that goes on, not a redirect after the POST"
-            );
-            let portal_session = cookie_pair(&r);
-            let handoff = onward_of(&r).expect("onward");
-            assert!(
-                handoff.starts_with(&gw.url("a.test", "/.sso/handoff?code=")),
-                "{handoff}"
-            );
-            // 4. The handoff sets a.test's cookie and returns to the service, for the browser
-            // a.test sent to log in only.
-            let r = c.get(&handoff).send().await.expect("send");
-            assert_eq!(r.status(), 403, "without a.test's binding cookie");
-            let r = c
-                .get(&handoff)
-                .header("cookie", &handoff_binding)
-                .send()
-                .await
-                .expect("send");
-            assert_eq!(r.status(), 302);
-            assert_eq!(location_of(&r), gw.url("a.test", "/tari/avviso"));
-            let a_session = cookie_pair(&r);
-            assert_eq!(
-                c.get(&handoff)
-                    .header("cookie", &handoff_binding)
-                    .send()
-                    .await
-                    .expect("send")
-                    .status(),
-                403,
-                "a handoff code works once"
-            );
-            // 5. The back-end gets the identity, and nothing the client claimed.
-            let r = c
-                .get(gw.url("a.test", "/tari/avviso"))
-                .header("cookie", format!("{a_session}; tema=scuro"))
-                .header("X-Varco-Fiscal-Number", "VRDGPP80A01H501X")
-                .header("x_cf", "VRDGPP80A01H501X")
-                .send()
-                .await
-                .expect("send");
-            assert_eq!(r.status(), 200);
-            let j: serde_json::Value = r.json().await.expect("json");
-            let h = received_headers(&j);
-            let get = |n: &str| {
-                h.iter()
-                    .filter(|(k, _)| k == n)
-                    .map(|(_, v)| v.as_str())
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(get("x-varco-fiscal-number"), ["RSSMRA80A01H501U"]);
-            assert_eq!(get("x-cf"), ["RSSMRA80A01H501U"]);
-            assert_eq!(get("x-varco-name"), ["Mario"]);
-            assert_eq!(get("x-varco-family-name"), ["Rossi"]);
-            assert_eq!(get("x-varco-level"), ["SpidL2"]);
-            assert_eq!(get("x-varco-comune"), ["c_a001"]);
-            assert_eq!(get("x-varco-idp"), [IDP]);
-            assert_eq!(
-                get("cookie"),
-                ["tema=scuro"],
-                "varco's cookies never reach a back-end"
-            );
-            assert!(get("x_cf").is_empty());
-            // The signed JWT verifies with the published keys, for this service only.
-            let token = get("x-varco-assertion")
-                .first()
-                .expect("X-Varco-Assertion")
-                .to_string();
-            let jwks: serde_json::Value = c
-                .get(gw.url("portal.localhost", "/.sso/jwks.json"))
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
-            let claims = verify_jwt(&token, &jwks).expect("the JWT verifies with the JWKS");
-            assert_eq!(claims["aud"], "c_a001/tari");
-            assert_ne!(
-                claims["aud"], "c_a001/altro",
-                "a token for one service is no good for another"
-            );
-            assert_eq!(
-                claims["iss"],
-                format!("http://portal.localhost:{}", gw.port)
-            );
-            assert_eq!(claims["level"], "SpidL2");
-            assert_eq!(claims["attributes"]["fiscalNumber"], "RSSMRA80A01H501U");
-            let lifetime =
-                claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat");
-            assert!(lifetime <= 60);
-            let mut forged: Vec<&str> = token.split('.').collect();
-            let other_claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(serde_json::json!({"aud": "c_a001/tari", "level": "SpidL3"}).to_string());
-            forged[1] = &other_claims;
-            assert!(
-                verify_jwt(&forged.join("."), &jwks).is_none(),
-                "a changed token does not verify"
-            );
-            // 6. Another host of another service: no second IdP login, a handoff straight away.
-            let r = c
-                .get(gw.url("b.test", "/pratiche"))
-                .send()
-                .await
-                .expect("send");
-            let login_b = location_of(&r);
-            let r = c
-                .get(&login_b)
-                .header("cookie", &portal_session)
-                .send()
-                .await
-                .expect("send");
-            assert_eq!(r.status(), 302);
-            assert!(
-                location_of(&r).starts_with(&gw.url("b.test", "/.sso/handoff?code=")),
-                "one login, no IdP: {}",
-                location_of(&r)
-            );
-            // A code made for b.test is refused on a.test.
-            let stolen = location_of(&r).replace("b.test", "a.test");
-            assert_eq!(c.get(&stolen).send().await.expect("send").status(), 403);
-            // 7. A stronger service asks for a new login at its level (the L2 session is not enough).
-            let r = c
-                .get(gw.url("a.test", "/forte/"))
-                .header("cookie", &a_session)
-                .send()
-                .await
-                .expect("send");
-            assert_eq!(r.status(), 302);
-            let login_strong = location_of(&r);
-            assert!(login_strong.contains("&level=SpidL3&hb="), "{login_strong}");
-            let r = c
-                .get(&login_strong)
-                .header("cookie", &portal_session)
-                .send()
-                .await
-                .expect("send");
-            assert_eq!(r.status(), 200, "the choice page, for a login at SpidL3");
-        });
-    }
 }
 
 /// A logo host: answers `/logo.png` with a PNG and anything else with an HTML page, counting

@@ -19,6 +19,8 @@ mod deployment;
 mod failures;
 mod faults;
 mod login;
+mod logout;
+mod one_login;
 mod process;
 mod reload;
 mod routing;

@@ -1,0 +1,285 @@
+//! `[server]` and `[telemetry]`: listeners, the public URL, forwarding trust, upstream timeouts,
+//! logging, OpenTelemetry export.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use url::Url;
+
+use super::{duration, socket_addr};
+use crate::reader::{At, Sink, TableReader};
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Public listener (citizens, `/.sso/*`, catalog, proxied services).
+    pub listen: SocketAddr,
+    /// Admin listener: `/metrics`, `/healthz`, `/readyz` only.
+    pub admin_listen: SocketAddr,
+    /// Base URL of the portal; its host is the portal host.
+    pub public_url: PublicUrl,
+    /// Peers whose `Forwarded`/`X-Forwarded-*` headers are believed (a load balancer). Empty by
+    /// default: every client's copy is removed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Ports besides the portal's and the scheme's default on which citizens reach service hosts
+    /// (a port mapping, a second TLS front): `return_to` URLs and login redirects on them are
+    /// accepted.
+    pub public_ports: Vec<u16>,
+    /// Hosts on which services of several comuni may live, declared on purpose (lower case).
+    /// Every other host belongs to the one comune whose policy file first routes it.
+    pub shared_hosts: Vec<String>,
+    /// Requests per second each client may make to varco's login endpoints (`/.sso/login`,
+    /// `acs`, `slo`, `logout`, `handoff`), refilled continuously (default 20).
+    pub sso_rate: u32,
+    /// How many such requests a client may make at once before the rate applies (default 100).
+    pub sso_burst: u32,
+    /// Worker threads of the proxy (default: the number of CPUs).
+    pub threads: usize,
+    /// Time allowed to open a connection to a back-end before answering 502.
+    pub upstream_connect_timeout: Duration,
+    /// Time allowed between two reads from a back-end before answering 504.
+    pub upstream_read_timeout: Duration,
+    /// Whether each request writes an access-log line.
+    pub access_log: bool,
+    /// Log line format.
+    pub log_format: LogFormat,
+}
+
+impl ServerConfig {
+    /// Whether citizens may be sent to `port` (`None`: the scheme's default) on a host varco
+    /// serves: the portal's port, the scheme's default port, or one of `public_ports`.
+    pub fn is_public_port(&self, port: Option<u16>) -> bool {
+        let default = if self.public_url.https { 443 } else { 80 };
+        let port = port.unwrap_or(default);
+        port == default
+            || Some(port) == self.public_url.url.port_or_known_default()
+            || self.public_ports.contains(&port)
+    }
+}
+
+/// The portal's public base URL.
+#[derive(Debug, Clone)]
+pub struct PublicUrl {
+    /// As configured.
+    pub url: Url,
+    /// Lower-case host name, without port.
+    pub host: String,
+    /// Whether the portal is served over https (cookies get `Secure` then).
+    pub https: bool,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP endpoint for traces (e.g. `http://127.0.0.1:4318/v1/traces`); none: no export.
+    pub otlp_endpoint: Option<Url>,
+}
+
+pub(super) fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerConfig {
+    let fallback_url = PublicUrl {
+        url: Url::parse("http://127.0.0.1:8080/").unwrap_or_else(|_| unreachable_url()),
+        host: "127.0.0.1".into(),
+        https: false,
+    };
+    let threads_default = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let Some(mut t) = root.table(sink, "server", "[server]") else {
+        return ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            public_url: fallback_url,
+            trusted_proxies: Vec::new(),
+            public_ports: Vec::new(),
+            shared_hosts: Vec::new(),
+            sso_rate: 20,
+            sso_burst: 100,
+            threads: threads_default,
+            upstream_connect_timeout: Duration::from_secs(3),
+            upstream_read_timeout: Duration::from_secs(30),
+            access_log: true,
+            log_format: LogFormat::Text,
+        };
+    };
+    let listen = socket_addr(&mut t, sink, "listen", "127.0.0.1:8080");
+    let admin_listen = socket_addr(&mut t, sink, "admin_listen", "127.0.0.1:9090");
+    if listen == admin_listen && listen.port() != 0 {
+        sink.error(t.span(), "[server]: `admin_listen` must differ from `listen`: metrics and health are never served on the public listener");
+    }
+    let public_url = match t.str(
+        sink,
+        "public_url",
+        "the portal's base URL, e.g. \"https://accesso.provincia.lucca.it\"",
+    ) {
+        Some(At { value, span }) => parse_public_url(&value).unwrap_or_else(|msg| {
+            sink.error(&span, format!("`public_url` {msg}"));
+            fallback_url.clone()
+        }),
+        None => fallback_url,
+    };
+    let mut trusted_proxies = Vec::new();
+    if let Some(list) = t.opt_str_array(sink, "trusted_proxies") {
+        for At { value, span } in list.value {
+            let parsed = value
+                .parse::<IpNet>()
+                .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) => trusted_proxies.push(net),
+                Err(_) => sink.error(
+                    &span,
+                    format!("`trusted_proxies`: \"{value}\" is not an IP address or CIDR range"),
+                ),
+            }
+        }
+    }
+    let mut public_ports = Vec::new();
+    if let Some(list) = t.opt_int_array(sink, "public_ports") {
+        for At { value, span } in list.value {
+            match u16::try_from(value) {
+                Ok(p) if p > 0 => public_ports.push(p),
+                _ => sink.error(
+                    &span,
+                    format!("`public_ports`: {value} is not a TCP port (1 to 65535)"),
+                ),
+            }
+        }
+    }
+    let shared_hosts = t
+        .opt_str_array(sink, "shared_hosts")
+        .map(|list| {
+            list.value
+                .into_iter()
+                .map(|At { value, .. }| value.trim_end_matches('.').to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut limit = |key: &'static str, default: u32| match t.opt_int(sink, key) {
+        None => default,
+        Some(At { value, span }) => match u32::try_from(value) {
+            Ok(n) if (1..=1_000_000).contains(&n) => n,
+            _ => {
+                sink.error(&span, format!("`{key}` must be between 1 and 1000000"));
+                default
+            }
+        },
+    };
+    let sso_rate = limit("sso_rate", 20);
+    let sso_burst = limit("sso_burst", 100);
+    let threads = match t.opt_int(sink, "threads") {
+        Some(At { value, span }) => match usize::try_from(value) {
+            Ok(n) if (1..=256).contains(&n) => n,
+            _ => {
+                sink.error(&span, "`threads` must be between 1 and 256");
+                threads_default
+            }
+        },
+        None => threads_default,
+    };
+    let upstream_connect_timeout =
+        duration(&mut t, sink, "upstream_connect_timeout").unwrap_or(Duration::from_secs(3));
+    let upstream_read_timeout =
+        duration(&mut t, sink, "upstream_read_timeout").unwrap_or(Duration::from_secs(30));
+    let access_log = t.opt_bool(sink, "access_log").is_none_or(|b| b.value);
+    let log_format = match t.opt_str(sink, "log_format") {
+        None => LogFormat::Text,
+        Some(At { value, .. }) if value == "text" => LogFormat::Text,
+        Some(At { value, .. }) if value == "json" => LogFormat::Json,
+        Some(At { value, span }) => {
+            sink.error(
+                &span,
+                format!("`log_format` must be \"text\" or \"json\", found \"{value}\""),
+            );
+            LogFormat::Text
+        }
+    };
+    t.finish(sink);
+    ServerConfig {
+        listen,
+        admin_listen,
+        public_url,
+        trusted_proxies,
+        public_ports,
+        shared_hosts,
+        sso_rate,
+        sso_burst,
+        threads,
+        upstream_connect_timeout,
+        upstream_read_timeout,
+        access_log,
+        log_format,
+    }
+}
+
+fn unreachable_url() -> Url {
+    // Parsing a constant URL cannot fail; keep a total function anyway.
+    Url::parse("http://localhost/").unwrap_or_else(|_| unreachable_url())
+}
+
+fn parse_public_url(value: &str) -> Result<PublicUrl, String> {
+    let url = Url::parse(value).map_err(|e| format!("is not a valid URL ({e}): \"{value}\""))?;
+    let https = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        other => return Err(format!("must be http or https, found \"{other}\"")),
+    };
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("has no host: \"{value}\""))?
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_ascii_lowercase();
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "must be a bare origin like \"https://accesso.example.it\" (no path, query or fragment), found \"{value}\""
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".into());
+    }
+    if !https && !is_loopback_host(&host) {
+        return Err(format!(
+            "must be https off loopback (session cookies would travel in clear): \"{value}\"; plain http is for localhost, *.localhost, 127.0.0.0/8 and ::1 only"
+        ));
+    }
+    Ok(PublicUrl { url, host, https })
+}
+
+/// `localhost`, `*.localhost`, 127.0.0.0/8 and `::1`: names that never leave the machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+pub(super) fn read_telemetry(
+    root: &mut TableReader<'_, '_>,
+    sink: &mut Sink<'_>,
+) -> TelemetryConfig {
+    let Some(mut t) = root.opt_table(sink, "telemetry", "[telemetry]") else {
+        return TelemetryConfig::default();
+    };
+    let otlp_endpoint = t
+        .opt_str(sink, "otlp_endpoint")
+        .and_then(|At { value, span }| match Url::parse(&value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                sink.error(
+                    &span,
+                    format!("`otlp_endpoint` must be an http(s) URL, found \"{value}\""),
+                );
+                None
+            }
+        });
+    t.finish(sink);
+    TelemetryConfig { otlp_endpoint }
+}
