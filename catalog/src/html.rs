@@ -78,13 +78,7 @@ impl Site {
     /// portal's catalog) and its own accessibility and privacy links, else the portal's.
     pub fn for_comune(snapshot: &policies::Snapshot, comune: &policies::Comune) -> Self {
         let region = Self::of(snapshot);
-        let portal = snapshot
-            .config
-            .server
-            .public_url
-            .url
-            .origin()
-            .ascii_serialization();
+        let portal = snapshot.config.server.public_url.origin();
         Self {
             owner: comune.name.clone(),
             owner_url: format!("{portal}/catalog?comune={}", comune.ipa_code.as_str()),

@@ -126,7 +126,7 @@ impl Catalog {
             .port()
             .map(|p| format!(":{p}"))
             .unwrap_or_default();
-        let origin = public.url.origin().ascii_serialization();
+        let origin = public.origin();
         let cie_configured = snapshot
             .config
             .idps

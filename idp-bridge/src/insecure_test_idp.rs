@@ -293,18 +293,7 @@ const MAX_SP_MESSAGE: u64 = 64 * 1024;
 
 const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 
-fn raw_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-}
-
-fn form_decode(v: &str) -> String {
-    url::form_urlencoded::parse(format!("v={v}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
+use crate::saml::slo::{decode_form as form_decode, form_field as raw_param};
 
 /// A signed HTTP-Redirect message from the SP, as an IdP reads it: the signature checked over
 /// the raw query (RSA-SHA256, the SP's certificate), then inflated (bounded) and parsed through

@@ -52,16 +52,7 @@ pub(super) async fn login(
     let q = query(req);
     let target = match param(&q, "return_to") {
         None => ReturnTarget {
-            url: format!(
-                "{}/",
-                snapshot
-                    .config
-                    .server
-                    .public_url
-                    .url
-                    .origin()
-                    .ascii_serialization()
-            ),
+            url: format!("{}/", snapshot.config.server.public_url.origin()),
             service: None,
         },
         Some(raw) => match return_target(snapshot, raw) {

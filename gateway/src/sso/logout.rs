@@ -50,30 +50,21 @@ fn initiator(rt: &Runtime, req: &RequestHeader) -> Initiator {
     }
 }
 
-/// `GET /.sso/logout`: a link or an automatic navigation from another site asks first.
-pub(super) async fn logout_get(
+/// `/.sso/logout`. A GET from another site (a link, an automatic navigation) gets a page that
+/// asks first; the confirmation form posts from varco's own page, so a POST from anywhere else
+/// is a forgery (SameSite cookies alone do not stop a same-site one).
+pub(super) async fn logout_endpoint(
     rt: &Runtime,
     shared: &Shared,
     req: &RequestHeader,
+    posted: bool,
 ) -> StoreResult<Reply> {
-    match initiator(rt, req) {
-        Initiator::SameOrigin => logout(rt, shared, req).await,
-        Initiator::CrossSite | Initiator::Unknown => {
+    match (initiator(rt, req), posted) {
+        (Initiator::SameOrigin, _) => logout(rt, shared, req).await,
+        (Initiator::CrossSite | Initiator::Unknown, false) => {
             Ok(Reply::page(200, catalog::logout_confirm_page(rt.site_for(req))).no_store())
         }
-    }
-}
-
-/// `POST /.sso/logout`: the confirmation form posts from varco's own page; a POST from anywhere
-/// else is a forgery (SameSite cookies alone do not stop a same-site one).
-pub(super) async fn logout_post(
-    rt: &Runtime,
-    shared: &Shared,
-    req: &RequestHeader,
-) -> StoreResult<Reply> {
-    match initiator(rt, req) {
-        Initiator::SameOrigin => logout(rt, shared, req).await,
-        Initiator::CrossSite | Initiator::Unknown => {
+        (Initiator::CrossSite | Initiator::Unknown, true) => {
             tracing::warn!("logout POST from another origin refused");
             Ok(Reply::error(rt, ErrorPage::BadRequest))
         }

@@ -55,7 +55,7 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         "/.sso/login" => login::login(rt, shared, req).await?,
         "/.sso/session" => session_info::session_info(rt, shared, req).await?,
         "/.sso/acs" => Reply::method_not_allowed(rt, "POST"),
-        "/.sso/logout" => logout::logout_get(rt, shared, req).await?,
+        "/.sso/logout" => logout::logout_endpoint(rt, shared, req, false).await?,
         "/.sso/handoff" => handoff::handoff(rt, shared, req).await?,
         "/.sso/slo" => slo::slo(rt, shared, req, None).await?,
         p if p.starts_with("/.sso/assets/") && get => files::asset(rt, p),
@@ -75,7 +75,7 @@ pub fn needs_body(req: &RequestHeader) -> bool {
 pub async fn with_body(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> Reply {
     let reply = match req.uri.path() {
         "/.sso/slo" => slo::slo(rt, shared, req, Some(body)).await,
-        "/.sso/logout" => logout::logout_post(rt, shared, req).await,
+        "/.sso/logout" => logout::logout_endpoint(rt, shared, req, true).await,
         _ => acs::acs(rt, shared, req, body).await,
     };
     reply.map_or_else(|e| Reply::unavailable(rt, &e), |r| onward(rt, r))

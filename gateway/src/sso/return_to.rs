@@ -34,7 +34,7 @@ pub fn return_target(snapshot: &Snapshot, raw: &str) -> Option<ReturnTarget> {
         return None;
     }
     let public = &snapshot.config.server.public_url;
-    let origin = public.url.origin().ascii_serialization();
+    let origin = public.origin();
     let absolute = if raw.starts_with('/') {
         if raw.starts_with("//") {
             return None;
@@ -143,11 +143,7 @@ pub(crate) fn login_redirect(
         }
         _ => None,
     };
-    let location = format!(
-        "{}/.sso/login?{}",
-        public.url.origin().ascii_serialization(),
-        query.finish()
-    );
+    let location = format!("{}/.sso/login?{}", public.origin(), query.finish());
     let mut reply = Reply::redirect_to(&location);
     if let Some(cookie) = binding {
         reply.headers.push((http::header::SET_COOKIE, cookie));

@@ -64,13 +64,15 @@ pub enum LogoutMessage {
     },
 }
 
-fn form_field<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+/// A field of a raw query string, as received (still form-encoded).
+pub(crate) fn form_field<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
         .split('&')
         .find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
 }
 
-fn decode_form(v: &str) -> String {
+/// One form-encoded value, decoded.
+pub(crate) fn decode_form(v: &str) -> String {
     url::form_urlencoded::parse(format!("v={v}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())

@@ -69,6 +69,14 @@ pub struct PublicUrl {
     pub https: bool,
 }
 
+impl PublicUrl {
+    /// The portal's origin, `https://host[:port]` (the identity JWT's issuer, the base of every
+    /// URL varco sends a browser to).
+    pub fn origin(&self) -> String {
+        self.url.origin().ascii_serialization()
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

@@ -35,14 +35,7 @@ pub(crate) fn assertion(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let issuer = rt
-        .snapshot
-        .config
-        .server
-        .public_url
-        .url
-        .origin()
-        .ascii_serialization();
+    let issuer = rt.snapshot.config.server.public_url.origin();
     let jwt = rt.identity.jwt.sign(
         &issuer,
         &service.label,
