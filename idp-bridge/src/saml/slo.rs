@@ -109,6 +109,19 @@ fn issuer_of(root: &Node) -> Result<String, SloError> {
         .ok_or(SloError::Malformed("no Issuer"))
 }
 
+/// The message's root element and the trusted IdP its (unverified) issuer names, whose keys the
+/// signature is then checked with.
+fn root_and_issuer<'a>(doc: &Document, idps: &'a IdpRegistry) -> Result<(Node, &'a Idp), SloError> {
+    let root = doc
+        .get_root_element()
+        .ok_or(SloError::Malformed("empty document"))?;
+    let issuer = issuer_of(&root)?;
+    let idp = idps
+        .get(&issuer)
+        .ok_or_else(|| SloError::Untrusted(format!("unknown issuer {issuer}")))?;
+    Ok((root, idp))
+}
+
 /// A non-empty attribute of `n`.
 fn required(n: &Node, name: &str, missing: &'static str) -> Result<String, SloError> {
     n.get_attribute(name)
@@ -222,13 +235,7 @@ pub fn verify_redirect(
         .map_err(|_| SloError::Untrusted("Signature is not base64".into()))?;
     let xml = inflate(&decode_form(value))?;
     let doc = parse(&xml)?;
-    let root = doc
-        .get_root_element()
-        .ok_or(SloError::Malformed("empty document"))?;
-    let issuer = issuer_of(&root)?;
-    let idp = idps
-        .get(&issuer)
-        .ok_or_else(|| SloError::Untrusted(format!("unknown issuer {issuer}")))?;
+    let (root, idp) = root_and_issuer(&doc, idps)?;
     let verified = idp.signing_certs.iter().any(|cert| {
         openssl::x509::X509::from_der(cert.der_data())
             .and_then(|c| c.public_key())
@@ -262,13 +269,7 @@ pub fn verify_post(
         .map_err(|_| SloError::Malformed("not base64"))?;
     let xml = String::from_utf8(raw).map_err(|_| SloError::Malformed("not UTF-8"))?;
     let doc = parse(&xml)?;
-    let root = doc
-        .get_root_element()
-        .ok_or(SloError::Malformed("empty document"))?;
-    let issuer = issuer_of(&root)?;
-    let idp = idps
-        .get(&issuer)
-        .ok_or_else(|| SloError::Untrusted(format!("unknown issuer {issuer}")))?;
+    let (root, idp) = root_and_issuer(&doc, idps)?;
     // As at the ACS: every signature verified with the metadata's keys and allowed algorithms,
     // the document reduced to what they cover, and the covered element must be the message
     // itself. A signed assertion from some login wrapped in a forged LogoutRequest is refused.
