@@ -1,6 +1,6 @@
 //! Any bytes as a request's `Cookie` header: the browser-binding cookies are read or not
 //! (`gateway::cookies::presented_cookie_binding`), and on the way upstream every varco cookie goes,
-//! in any spelling, while every other pair stays as it was (`gateway::identity::strip_varco_cookies`).
+//! in any spelling, while every other pair stays as it was (`gateway::cookies::strip_varco_cookies`).
 #![no_main]
 
 use gateway::cookies::{is_varco_cookie, strip_varco_cookies};

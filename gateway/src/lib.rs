@@ -20,7 +20,7 @@ pub mod demo;
 pub mod echo;
 pub mod error;
 pub mod ops;
-pub mod reply;
+pub(crate) mod reply;
 pub mod request;
 pub mod runtime;
 pub mod server;

@@ -13,11 +13,11 @@ pub(crate) const HTML: &str = "text/html; charset=utf-8";
 
 /// The Content-Security-Policy of varco's pages: its own stylesheets, fonts and images (the kit's
 /// rules use `data:` images), no script, no framing.
-pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; font-src 'self' data:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+pub(crate) const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; font-src 'self' data:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// A response varco produces itself.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// Status code.
     pub status: u16,
     /// `Content-Type`.
@@ -78,7 +78,7 @@ impl Reply {
     }
 
     /// The error page `page`, not cached.
-    pub fn error_page(rt: &Runtime, page: ErrorPage) -> Self {
+    pub(crate) fn error_page(rt: &Runtime, page: ErrorPage) -> Self {
         Self::error(rt, page).no_store()
     }
 
@@ -89,7 +89,7 @@ impl Reply {
     }
 
     /// A 302 to `to`, not cached.
-    pub fn redirect_to(to: &str) -> Self {
+    pub(crate) fn redirect_to(to: &str) -> Self {
         let mut r = Self::page(302, Bytes::new()).no_store();
         if let Ok(v) = HeaderValue::from_str(to) {
             r.headers.push((LOCATION, v));
@@ -111,7 +111,7 @@ impl Reply {
     }
 
     /// The page for a shared store that cannot be reached (503), logged once here.
-    pub fn unavailable(rt: &Runtime, e: &StoreError) -> Self {
+    pub(crate) fn unavailable(rt: &Runtime, e: &StoreError) -> Self {
         tracing::error!(error = %e, "session store unavailable");
         Self::error_page(rt, ErrorPage::Unavailable)
     }

@@ -20,20 +20,20 @@ pub struct Shared {
     generations: AtomicU64,
     trace_requests: bool,
     /// The SAML audit trail (its path and key are fixed at start).
-    pub audit: crate::ops::audit::AuditWriter,
+    pub(crate) audit: crate::ops::audit::AuditWriter,
     /// Signed identity JWTs, reused for half their lifetime.
-    pub assertions: crate::request::jwt::cache::AssertionCache,
+    pub(crate) assertions: crate::request::jwt::cache::AssertionCache,
     /// Sessions, logins in flight, handoff codes, logouts sent, replay cache: fixed at start
     /// (a change of `session.store` needs a restart), they outlive policy reloads.
-    pub store: Store,
+    pub(crate) store: Store,
     /// Filtered catalog answers (keyed by generation: a reload never serves an old catalog).
-    pub catalog_cache: crate::request::portal::cache::Cache,
+    pub(crate) catalog_cache: crate::request::portal::cache::Cache,
     /// Instruments.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Per-client buckets of the login endpoints (they outlive reloads).
-    pub limiter: crate::request::limits::RateLimiter,
+    pub(crate) limiter: crate::request::limits::RateLimiter,
     /// IdP logos, fetched once and served locally (they outlive reloads).
-    pub logos: crate::ops::logos::Logos,
+    pub(crate) logos: crate::ops::logos::Logos,
     /// Set once the process is told to stop or hand over: every response then closes its
     /// connection, so keep-alive clients move to the process that stays, and `/readyz` fails.
     draining: std::sync::atomic::AtomicBool,

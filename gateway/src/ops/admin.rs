@@ -12,13 +12,13 @@ use crate::state::Shared;
 
 /// The admin application.
 #[derive(Debug)]
-pub struct Admin {
+pub(crate) struct Admin {
     shared: Arc<Shared>,
 }
 
 impl Admin {
     /// Serves `shared`'s metrics and health.
-    pub fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
     }
 }

@@ -21,14 +21,14 @@ type Job = (AuditRecord, oneshot::Sender<Result<(), AuditError>>);
 
 /// Hands records to the writer thread.
 #[derive(Debug)]
-pub struct AuditWriter {
+pub(crate) struct AuditWriter {
     tx: mpsc::Sender<Job>,
     path: PathBuf,
 }
 
 impl AuditWriter {
     /// Starts the writer thread over an opened trail.
-    pub fn start(log: AuditLog) -> std::io::Result<Self> {
+    pub(crate) fn start(log: AuditLog) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>(QUEUE);
         let path = log.path().to_path_buf();
         tracing::info!(seq = log.seq(), mac = %log.last_mac(), path = %path.display(), "audit trail open");
@@ -42,7 +42,7 @@ impl AuditWriter {
     /// thread opens it once that process lets go (it exits after draining), waiting at most
     /// `patience`. Records queue meanwhile, and their callers wait; past `patience`, every record
     /// fails (logins get the 503 page) rather than forking the chain.
-    pub fn start_after_release(
+    pub(crate) fn start_after_release(
         options: AuditOptions,
         key: AuditKey,
         patience: Duration,
@@ -84,7 +84,7 @@ impl AuditWriter {
     }
 
     /// Records one event; returns once it is on the disk, or why it could not be.
-    pub async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
+    pub(crate) async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
         let stopped = || AuditError::Io {
             path: self.path.display().to_string(),
             reason: "the audit writer has stopped".into(),

@@ -20,7 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One cached logo.
 #[derive(Debug, Clone)]
-pub struct Logo {
+pub(crate) struct Logo {
     /// Its name under `/.sso/logos/`: a digest of the URL and the bytes.
     pub id: String,
     /// `image/png`, `image/svg+xml`, `image/jpeg`, `image/gif` or `image/webp`.
@@ -31,7 +31,7 @@ pub struct Logo {
 
 /// The cache: remote URL → logo. It outlives reloads, so a reload fetches only new logos.
 #[derive(Debug)]
-pub struct Logos {
+pub(crate) struct Logos {
     by_url: RwLock<HashMap<String, Logo>>,
     /// Made at the first logo to fetch: loading the system's CA roots costs tens of
     /// milliseconds, which a gateway without IdP logos never pays.
@@ -46,7 +46,7 @@ impl Default for Logos {
 
 impl Logos {
     /// An empty cache.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             by_url: RwLock::new(HashMap::new()),
             client: OnceLock::new(),
@@ -62,7 +62,7 @@ impl Logos {
 
     /// Where the choice page finds the logo of `remote`: its local URL once cached; `data:`
     /// logos as they are; `None` until then (no hot-linking, ever).
-    pub fn local_url(&self, remote: &str) -> Option<String> {
+    pub(crate) fn local_url(&self, remote: &str) -> Option<String> {
         if remote.starts_with("data:") {
             return Some(remote.to_string());
         }
@@ -71,13 +71,13 @@ impl Logos {
     }
 
     /// The logo served as `/.sso/logos/{id}`.
-    pub fn get(&self, id: &str) -> Option<Logo> {
+    pub(crate) fn get(&self, id: &str) -> Option<Logo> {
         let cache = self.by_url.read().ok()?;
         cache.values().find(|l| l.id == id).cloned()
     }
 
     /// Fetches every logo of `remotes` not cached yet (one after the other: a handful of IdPs).
-    pub async fn refresh(&self, remotes: Vec<String>) {
+    pub(crate) async fn refresh(&self, remotes: Vec<String>) {
         for url in remotes {
             if url.starts_with("data:") || self.by_url.read().is_ok_and(|c| c.contains_key(&url)) {
                 continue;

@@ -2,9 +2,9 @@
 //! instruments ([`telemetry`]), the log output ([`logsink`]), policy hot reload ([`reload`]),
 //! the SAML audit trail's writer ([`audit`]) and the cache of IdP logos ([`logos`]).
 
-pub mod admin;
-pub mod audit;
-pub mod logos;
+pub(crate) mod admin;
+pub(crate) mod audit;
+pub(crate) mod logos;
 pub mod logsink;
 pub mod reload;
-pub mod telemetry;
+pub(crate) mod telemetry;

@@ -20,7 +20,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// The instruments varco records, and the registry `/metrics` renders.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: prometheus::Registry,
     // Kept alive: dropping the provider shuts the pipeline down.
     _provider: SdkMeterProvider,
@@ -41,7 +41,7 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     /// A fresh registry with every instrument registered.
-    pub fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         let registry = prometheus::Registry::new();
         let exporter = opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
@@ -102,7 +102,7 @@ impl Metrics {
     }
 
     /// Records one finished request.
-    pub fn request(&self, route: &[KeyValue; 2], status: u16, seconds: f64) {
+    pub(crate) fn request(&self, route: &[KeyValue; 2], status: u16, seconds: f64) {
         let [comune, service] = route;
         self.requests.add(
             1,
@@ -116,17 +116,17 @@ impl Metrics {
     }
 
     /// Counts removed inbound headers.
-    pub fn stripped(&self, n: usize) {
+    pub(crate) fn stripped(&self, n: usize) {
         self.stripped.add(n as u64, &[]);
     }
 
     /// Counts one security event of this kind (see the instrument's description).
-    pub fn event(&self, kind: &'static str) {
+    pub(crate) fn event(&self, kind: &'static str) {
         self.events.add(1, &[KeyValue::new("kind", kind)]);
     }
 
     /// Records a reload attempt.
-    pub fn reload(&self, ok: bool, generation: u64, errors: usize) {
+    pub(crate) fn reload(&self, ok: bool, generation: u64, errors: usize) {
         self.reloads.add(
             1,
             &[KeyValue::new(
@@ -142,12 +142,12 @@ impl Metrics {
     }
 
     /// Sets the generation served at start.
-    pub fn set_generation(&self, generation: u64) {
+    pub(crate) fn set_generation(&self, generation: u64) {
         self.generation.store(generation, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> Vec<u8> {
+    pub(crate) fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
@@ -156,7 +156,7 @@ impl Metrics {
 
 /// The `[comune, service]` attributes of a route, built once per snapshot.
 /// Values are reference-counted so that recording clones no string.
-pub fn route_attributes(comune: &str, service: &str) -> [KeyValue; 2] {
+pub(crate) fn route_attributes(comune: &str, service: &str) -> [KeyValue; 2] {
     let comune: Arc<str> = Arc::from(comune);
     let service: Arc<str> = Arc::from(service);
     [

@@ -8,16 +8,16 @@ use pingora::http::RequestHeader;
 use policies::{Attribute, Comune, Service};
 
 /// `X-Varco-Level`.
-pub const X_VARCO_LEVEL: HeaderName = HeaderName::from_static("x-varco-level");
+pub(crate) const X_VARCO_LEVEL: HeaderName = HeaderName::from_static("x-varco-level");
 /// `X-Varco-Idp`.
-pub const X_VARCO_IDP: HeaderName = HeaderName::from_static("x-varco-idp");
+pub(crate) const X_VARCO_IDP: HeaderName = HeaderName::from_static("x-varco-idp");
 /// `X-Varco-Assertion`: the signed identity JWT.
-pub const X_VARCO_ASSERTION: HeaderName = HeaderName::from_static("x-varco-assertion");
+pub(crate) const X_VARCO_ASSERTION: HeaderName = HeaderName::from_static("x-varco-assertion");
 /// `X-Varco-Comune`.
-pub const X_VARCO_COMUNE: HeaderName = HeaderName::from_static("x-varco-comune");
+pub(crate) const X_VARCO_COMUNE: HeaderName = HeaderName::from_static("x-varco-comune");
 
 /// The default identity header for an attribute, when CONTRACT.md defines one.
-pub fn default_identity_header(a: Attribute) -> Option<&'static str> {
+pub(crate) fn default_identity_header(a: Attribute) -> Option<&'static str> {
     match a {
         Attribute::FiscalNumber => Some("X-Varco-Fiscal-Number"),
         Attribute::Name => Some("X-Varco-Name"),
@@ -87,7 +87,7 @@ impl IdentityHeaders {
 
 /// Printable ASCII stays as it is; every other byte (non-ASCII letters, CR, LF, controls) and `%`
 /// itself are percent-encoded UTF-8, so back-ends decode values with a URL decoder.
-pub fn encode(value: &str) -> HeaderValue {
+pub(crate) fn encode(value: &str) -> HeaderValue {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         if (0x20..0x7f).contains(&b) && b != b'%' {

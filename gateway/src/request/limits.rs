@@ -25,7 +25,7 @@ struct Bucket {
 
 /// The buckets of every client seen lately.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     buckets: moka::sync::Cache<u128, Arc<Mutex<Bucket>>>,
 }
 
@@ -37,7 +37,7 @@ impl Default for RateLimiter {
 
 impl RateLimiter {
     /// No client seen yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             buckets: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
@@ -48,7 +48,7 @@ impl RateLimiter {
 
     /// Takes one token from `client`'s bucket; `Err(wait)` when there is none, with how long
     /// until there is.
-    pub fn take(&self, client: IpAddr, rate: u32, burst: u32) -> Result<(), Duration> {
+    pub(crate) fn take(&self, client: IpAddr, rate: u32, burst: u32) -> Result<(), Duration> {
         let burst = f64::from(burst.max(1));
         let rate = f64::from(rate.max(1));
         let bucket = self.buckets.get_with(key(client), || {
@@ -83,7 +83,11 @@ fn key(ip: IpAddr) -> u128 {
 
 /// The client a request counts for: the peer, or, behind trusted proxies, the first address
 /// from the right of `X-Forwarded-For` that is not one of them (what the client cannot forge).
-pub fn client_of(peer: Option<IpAddr>, req: &RequestHeader, trusted: &[IpNet]) -> Option<IpAddr> {
+pub(crate) fn client_of(
+    peer: Option<IpAddr>,
+    req: &RequestHeader,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
     let peer = peer?;
     if !trusted.iter().any(|n| n.contains(&peer)) {
         return Some(peer);
@@ -110,7 +114,7 @@ pub fn client_of(peer: Option<IpAddr>, req: &RequestHeader, trusted: &[IpNet]) -
 
 /// Whether a request to this `/.sso/` path costs enough to be limited (metadata, keys and the
 /// session read are cheap and cacheable).
-pub fn limited_path(path: &str) -> bool {
+pub(crate) fn limited_path(path: &str) -> bool {
     matches!(
         path,
         "/.sso/login" | "/.sso/acs" | "/.sso/slo" | "/.sso/logout" | "/.sso/handoff"

@@ -9,10 +9,10 @@
 
 pub(crate) mod ctx;
 pub mod headers;
-pub mod identity;
-pub mod jwt;
-pub mod limits;
-pub mod portal;
+pub(crate) mod identity;
+pub(crate) mod jwt;
+pub(crate) mod limits;
+pub(crate) mod portal;
 pub(crate) mod target;
 
 use std::sync::Arc;

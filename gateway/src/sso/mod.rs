@@ -11,7 +11,7 @@ mod files;
 mod handoff;
 mod login;
 mod logout;
-pub mod return_to;
+pub(crate) mod return_to;
 mod session_info;
 mod slo;
 
@@ -31,10 +31,10 @@ use crate::state::Shared;
 use crate::store::StoreResult;
 
 /// Largest ACS form body read (a base64 response form-encoded grows by a few percent).
-pub const MAX_ACS_BODY: usize = idp_bridge::MAX_RESPONSE + 16 * 1024;
+pub(crate) const MAX_ACS_BODY: usize = idp_bridge::MAX_RESPONSE + 16 * 1024;
 
 /// Answers a request under `/.sso/` (the POSTs that carry a form are [`with_body`]).
-pub async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
+pub(crate) async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
     route(rt, shared, req)
         .await
         .unwrap_or_else(|e| Reply::unavailable(rt, &e))
@@ -66,13 +66,18 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
 
 /// Whether this request is a POST whose form body the proxy must read first (ACS, SLO, the
 /// confirmed logout).
-pub fn needs_body(req: &RequestHeader) -> bool {
+pub(crate) fn needs_body(req: &RequestHeader) -> bool {
     req.method == Method::POST
         && matches!(req.uri.path(), "/.sso/acs" | "/.sso/slo" | "/.sso/logout")
 }
 
 /// Answers a POST that [`needs_body`], with its body.
-pub async fn with_body(rt: &Runtime, shared: &Shared, req: &RequestHeader, body: &[u8]) -> Reply {
+pub(crate) async fn with_body(
+    rt: &Runtime,
+    shared: &Shared,
+    req: &RequestHeader,
+    body: &[u8],
+) -> Reply {
     let reply = match req.uri.path() {
         "/.sso/slo" => slo::slo(rt, shared, req, Some(body)).await,
         "/.sso/logout" => logout::logout_endpoint(rt, shared, req, true).await,

@@ -67,7 +67,7 @@ pub fn return_target(snapshot: &Snapshot, raw: &str) -> Option<ReturnTarget> {
 /// Behind a trusted proxy, and only then, `X-Forwarded-Host` and `X-Forwarded-Port` say it
 /// instead: a TLS front that rewrites `Host` (nginx's `$host` drops the port) still sends the
 /// citizen back where they were. `None` for an authority with no single reading.
-pub fn browser_origin(rt: &Runtime, req: &RequestHeader, trusted: bool) -> Option<String> {
+pub(crate) fn browser_origin(rt: &Runtime, req: &RequestHeader, trusted: bool) -> Option<String> {
     let public = &rt.snapshot.config.server.public_url;
     let forwarded = |name: &str| {
         if !trusted {

@@ -8,10 +8,10 @@ use crate::request::ctx::Allowed;
 
 /// Signed tokens reused for half their lifetime: (policy generation, service, session key) →
 /// token.
-pub type AssertionCache = moka::sync::Cache<(u64, usize, SessionKey), http::HeaderValue>;
+pub(crate) type AssertionCache = moka::sync::Cache<(u64, usize, SessionKey), http::HeaderValue>;
 
 /// A cache of tokens that live half as long as a token does.
-pub fn assertion_cache() -> AssertionCache {
+pub(crate) fn assertion_cache() -> AssertionCache {
     moka::sync::Cache::builder()
         .max_capacity(1_000_000)
         .time_to_live(std::time::Duration::from_secs(LIFETIME_SECS / 2))

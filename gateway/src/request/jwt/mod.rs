@@ -4,7 +4,7 @@
 //! are published at `/.sso/jwks.json`, so a rotation keeps the previous key listed until tokens
 //! signed with it have expired.
 
-pub mod cache;
+pub(crate) mod cache;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use openssl::sign::Signer;
 use sha2::Digest as _;
 
 /// Lifetime of a token.
-pub const LIFETIME_SECS: u64 = 60;
+pub(crate) const LIFETIME_SECS: u64 = 60;
 
 fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)

@@ -7,7 +7,7 @@ use policies::Held;
 
 /// What a cached answer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `/catalog` for a viewer holding this (`None`: anonymous).
     Page(Option<Held>),
     /// `/catalog.json`.
@@ -17,14 +17,14 @@ pub enum Kind {
 }
 
 /// Filtered answers: (generation, kind, canonical query) → (body, ETag).
-pub type Cache = moka::sync::Cache<(u64, Kind, String), (Bytes, Arc<str>)>;
+pub(crate) type Cache = moka::sync::Cache<(u64, Kind, String), (Bytes, Arc<str>)>;
 
 /// Most bytes the cache of filtered answers holds (bodies and keys).
-pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A cache of filtered answers, bounded in bytes: a flood of distinct queries evicts older
 /// answers, it cannot grow memory.
-pub fn new_cache() -> Cache {
+pub(crate) fn new_cache() -> Cache {
     moka::sync::Cache::builder()
         .weigher(|key: &(u64, Kind, String), value: &(Bytes, Arc<str>)| {
             u32::try_from(key.2.len() + value.0.len() + 64).unwrap_or(u32::MAX)

@@ -16,7 +16,7 @@ use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, ETAG, IF_NONE_MATCH, 
 use http::Method;
 use pingora::http::RequestHeader;
 
-pub use self::cache::{new_cache, Cache, Kind, CACHE_BYTES};
+pub(crate) use self::cache::Kind;
 use crate::reply::Reply;
 use crate::runtime::Runtime;
 use crate::state::Shared;
@@ -26,7 +26,7 @@ const JSON_LD: &str = "application/ld+json";
 const HTML: &str = "text/html; charset=utf-8";
 
 /// Whether this portal path is one the portal answers (the rest of the reserved paths are 404).
-pub fn is_portal_page(path: &str) -> bool {
+pub(crate) fn is_portal_page(path: &str) -> bool {
     path == "/"
         || path.eq_ignore_ascii_case("/catalog")
         || path.eq_ignore_ascii_case("/catalog.json")
@@ -34,7 +34,7 @@ pub fn is_portal_page(path: &str) -> bool {
 }
 
 /// Answers `GET`/`HEAD` of a portal page.
-pub async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
+pub(crate) async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply {
     let path = req.uri.path();
     if !is_portal_page(path) {
         return reply(404, HTML, rt.pages.error(ErrorPage::NotFound).clone());
@@ -55,7 +55,7 @@ pub async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> Reply
 
 /// `/favicon.ico` on a host where no service answers it (a service whose routes cover it serves
 /// its own): varco's icon, cacheable for a day.
-pub fn favicon() -> Reply {
+pub(crate) fn favicon() -> Reply {
     let mut r = reply(200, "image/x-icon", Bytes::from_static(catalog::FAVICON));
     r.headers.push((
         CACHE_CONTROL,
