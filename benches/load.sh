@@ -5,6 +5,11 @@
 # session comes from a real login through the test IdP (`bench-login`).
 #
 #   benches/load.sh [seconds per run, default 10] [rounds, default 3]
+#   VARCO_BASE=/path/to/an/older/varco benches/load.sh 8 3   # and that build, side by side
+#
+# With VARCO_BASE, a second varco (that binary, on its own ports, same configuration) is measured
+# in the same rounds: the way to tell whether a change made the request path slower, as figures
+# from another run (another hour, another load on the machine) are no evidence.
 #
 # The back-end is nginx answering "ok" (so the back-end is never what is measured). Everything
 # listens on 127.0.0.1 only and every run is bounded in time. Needs nginx and wrk (Debian
@@ -50,6 +55,12 @@ CONF
 write_bench_config "$work" "$VARCO" "$ADMIN" "$BACKEND" "threads = ${VARCO_THREADS:-2}
 access_log = ${ACCESS_LOG:-true}"
 
+BASE=18185 BASE_ADMIN=18186
+if [ -n "${VARCO_BASE:-}" ]; then
+  write_bench_config "$work/base" "$BASE" "$BASE_ADMIN" "$BACKEND" "threads = ${VARCO_THREADS:-2}
+access_log = ${ACCESS_LOG:-true}"
+fi
+
 nginx -p "$work/nginx-b" -c "$work/nginx-b/nginx.conf" & pids+=($!)
 nginx -p "$work/nginx-p" -c "$work/nginx-p/nginx.conf" & pids+=($!)
 target/release/varco run --config "$work/varco.toml" > "$work/varco.log" 2>&1 & pids+=($!)
@@ -62,6 +73,12 @@ hz=$(getconf CLK_TCK)
 ticks() { local t=0 p; for p in "$@"; do for q in $p $(pgrep -P "$p" || true); do
   t=$((t + $(awk '{print $14 + $15}' "/proc/$q/stat"))); done; done; echo $t; }
 nginx_b=${pids[0]} nginx_p=${pids[1]} varco=${pids[2]}
+if [ -n "${VARCO_BASE:-}" ]; then
+  "$VARCO_BASE" run --config "$work/base/varco.toml" > "$work/base.log" 2>&1 & pids+=($!)
+  base=${pids[3]}
+  for _ in $(seq 50); do curl -sf -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$BASE/" && break; sleep 0.1; done
+  base_session=$(target/release/bench-login "http://bench.localhost:$BASE" "127.0.0.1:$BASE" "http://bench.localhost:$BASE/auth/")
+fi
 
 curl -sf -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$VARCO/" || { echo "varco did not start:" >&2; cat "$work/varco.log" >&2; exit 1; }
 session=$(target/release/bench-login "http://bench.localhost:$VARCO" "127.0.0.1:$VARCO" "http://bench.localhost:$VARCO/auth/")
@@ -85,5 +102,9 @@ for r in $(seq "$rounds"); do
   run nginx-proxy $NGINX "$nginx_p"
   run varco-public $VARCO "$varco" /pub/
   run varco-spid-l2 $VARCO "$varco" /auth/ "$session"
+  if [ -n "${VARCO_BASE:-}" ]; then
+    run base-public $BASE "$base" /pub/
+    run base-spid-l2 $BASE "$base" /auth/ "$base_session"
+  fi
 done | awk '{sum[$1]+=$2; cpu[$1]+=$3; n[$1]++; all[$1]=all[$1] " " int($2)}
   END {for (k in sum) printf "%-15s %8.0f req/s  %5.1f us CPU/req   runs:%s\n", k, sum[k]/n[k], cpu[k]/n[k], all[k]}' | sort

@@ -125,7 +125,6 @@ pub struct PendingLogin {
 impl PendingLogin {
     /// What a protocol's start records: crate-private, so that only a request that was really
     /// sent (and audited) leaves one.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn sent(
         request_id: String,
         issue_instant: DateTime<Utc>,
