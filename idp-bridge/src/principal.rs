@@ -12,7 +12,13 @@ use policies::{Attribute, Level};
 
 /// An identity as an IdP asserted it: who, at which level, with which attributes.
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Principal {
+#[serde(transparent)]
+pub struct Principal(Asserted);
+
+/// What a principal holds. Private, so its `Deserialize` serves
+/// [`Principal::restore_from_trusted_store`] and nothing else.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Asserted {
     idp: String,
     name_id: String,
     session_index: Option<String>,
@@ -20,17 +26,6 @@ pub struct Principal {
     authn_instant: Option<DateTime<Utc>>,
     /// Only attributes varco knows (`policies` vocabulary); unknown names were dropped when the
     /// assertion was read.
-    attributes: Vec<(Attribute, String)>,
-}
-
-/// The shape a store keeps, read back only by [`Principal::restore_from_trusted_store`].
-#[derive(serde::Deserialize)]
-struct Stored {
-    idp: String,
-    name_id: String,
-    session_index: Option<String>,
-    level: Level,
-    authn_instant: Option<DateTime<Utc>>,
     attributes: Vec<(Attribute, String)>,
 }
 
@@ -44,14 +39,14 @@ impl Principal {
         authn_instant: Option<DateTime<Utc>>,
         attributes: Vec<(Attribute, String)>,
     ) -> VerifiedPrincipal {
-        VerifiedPrincipal(Self {
+        VerifiedPrincipal(Self(Asserted {
             idp,
             name_id,
             session_index,
             level,
             authn_instant,
             attributes,
-        })
+        }))
     }
 
     /// A principal that varco itself wrote to its session store (serialised with `serde`), read
@@ -60,44 +55,37 @@ impl Principal {
     pub fn restore_from_trusted_store<'de, D: serde::Deserializer<'de>>(
         from: D,
     ) -> Result<Self, D::Error> {
-        let s = <Stored as serde::Deserialize>::deserialize(from)?;
-        Ok(Self {
-            idp: s.idp,
-            name_id: s.name_id,
-            session_index: s.session_index,
-            level: s.level,
-            authn_instant: s.authn_instant,
-            attributes: s.attributes,
-        })
+        <Asserted as serde::Deserialize>::deserialize(from).map(Self)
     }
 
     /// entityID of the IdP.
     pub fn idp(&self) -> &str {
-        &self.idp
+        &self.0.idp
     }
     /// The transient NameID (needed for logout).
     pub fn name_id(&self) -> &str {
-        &self.name_id
+        &self.0.name_id
     }
     /// SessionIndex (SPID sends it for level 1).
     pub fn session_index(&self) -> Option<&str> {
-        self.session_index.as_deref()
+        self.0.session_index.as_deref()
     }
     /// The level the IdP authenticated at.
     pub fn level(&self) -> Level {
-        self.level
+        self.0.level
     }
     /// When the citizen authenticated.
     pub fn authn_instant(&self) -> Option<DateTime<Utc>> {
-        self.authn_instant
+        self.0.authn_instant
     }
     /// Released attributes as the IdP sent them, in the order received.
     pub fn attributes(&self) -> &[(Attribute, String)] {
-        &self.attributes
+        &self.0.attributes
     }
     /// One attribute's value as the IdP sent it.
     pub fn attribute(&self, a: Attribute) -> Option<&str> {
-        self.attributes
+        self.0
+            .attributes
             .iter()
             .find(|(n, _)| *n == a)
             .map(|(_, v)| v.as_str())
@@ -125,7 +113,7 @@ impl Principal {
     pub fn same_person(&self, other: &Principal) -> bool {
         match (self.fiscal_number(), other.fiscal_number()) {
             (Some(x), Some(y)) => x == y,
-            _ => self.idp == other.idp && self.name_id == other.name_id,
+            _ => self.0.idp == other.0.idp && self.0.name_id == other.0.name_id,
         }
     }
 }
@@ -134,11 +122,11 @@ impl std::fmt::Debug for Principal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Attribute values (fiscal number, e-mail...) never reach a log.
         f.debug_struct("Principal")
-            .field("idp", &self.idp)
-            .field("level", &self.level)
+            .field("idp", &self.0.idp)
+            .field("level", &self.0.level)
             .field(
                 "attributes",
-                &self.attributes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                &self.0.attributes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
