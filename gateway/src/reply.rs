@@ -72,7 +72,7 @@ impl Reply {
         self.with(CACHE_CONTROL, HeaderValue::from_static(max_age))
     }
 
-    /// The error page `page` of the portal, cacheable as such.
+    /// The error page `page`, without a `Cache-Control` of its own.
     pub(crate) fn error(rt: &Runtime, page: ErrorPage) -> Self {
         Self::page(page.status(), rt.pages.error(page).clone())
     }
