@@ -254,7 +254,7 @@ impl StateStore for RedisStore {
     }
 
     async fn count_login_start(&self, binding: &BindingDigest) -> StoreResult<u64> {
-        let key = format!("varco:s:{}", hex(&binding.as_bytes()[..16]));
+        let key = format!("varco:b:{}", hex(&binding.as_bytes()[..16]));
         let _: Option<String> = self
             .run(
                 redis::cmd("SET")

@@ -489,6 +489,14 @@ mod redis {
         );
         assert_eq!(taken.into_iter().flatten().next(), Some(login));
 
+        // The cap on one browser's login starts counts across instances, per browser.
+        let starter = idp_bridge::BrowserBinding::new().digest();
+        assert_eq!(a.count_login_start(&starter).await.expect("count"), 1);
+        assert_eq!(b.count_login_start(&starter).await.expect("count"), 2);
+        assert_eq!(a.count_login_start(&starter).await.expect("count"), 3);
+        let other = idp_bridge::BrowserBinding::new().digest();
+        assert_eq!(b.count_login_start(&other).await.expect("count"), 1);
+
         let seen = format!("slo\0{id}");
         assert!(a
             .first_use(&seen, Duration::from_secs(60))
