@@ -207,7 +207,10 @@ export async function tabTo(page, name, limit = 60) {
  * itself (a 404 page answering a 404) is what that page is for, not an error of it.
  */
 export async function citizenContext(browser, options = {}) {
-  const context = await browser.newContext({ locale: "it-IT", ...options });
+  // A citizen's browser enforces the pages' CSP: a test that switched it off could pass on a page
+  // that is broken for everybody (axe runs through the DevTools protocol, see `violations`).
+  if ("bypassCSP" in options) throw new Error("browser tests keep the pages' Content Security Policy on");
+  const context = await browser.newContext({ locale: "it-IT", ...options, bypassCSP: false });
   context.consoleErrors = [];
   context.on("page", (page) => watchConsole(context, page));
   return context;
