@@ -101,11 +101,7 @@ async fn handle(
             Err(_) => break,
         }
     }
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = idp_bridge::to_hex(&hasher.finalize());
     let json = serde_json::json!({
         "backend": &*name,
         "peer": peer.to_string(),

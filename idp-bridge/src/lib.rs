@@ -44,5 +44,5 @@ pub use saml::slo::{
     MAX_LOGOUT_REQUEST_AGE,
 };
 pub use secret::{
-    random_token, BindingDigest, BrowserBinding, RelayDigest, RelayState, SessionKey,
+    random_token, to_hex, BindingDigest, BrowserBinding, RelayDigest, RelayState, SessionKey,
 };

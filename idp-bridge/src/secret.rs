@@ -18,8 +18,19 @@ pub fn random_token(bytes: usize, base64url: bool) -> String {
     if base64url {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
     } else {
-        buf.iter().map(|b| format!("{b:02x}")).collect()
+        to_hex(&buf)
     }
+}
+
+/// Lower-case hex of `bytes` (digests in store keys, logs and file names).
+pub fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 macro_rules! digest_type {

@@ -144,10 +144,7 @@ async fn fetch(client: &Client, url: &str) -> Result<Logo, String> {
     h.update(url.as_bytes());
     h.update([0]);
     h.update(&body);
-    let id = h.finalize()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let id = idp_bridge::to_hex(&h.finalize()[..12]);
     Ok(Logo {
         id,
         content_type,

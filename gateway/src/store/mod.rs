@@ -218,15 +218,7 @@ impl StateStore for Store {
 }
 
 /// Lower-case hex of a digest, for store keys.
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
+use idp_bridge::to_hex as hex;
 
 /// The store key of a handoff code made for the browser with this binding digest.
 fn handoff_key(code: &str, binding: &BindingDigest) -> [u8; 32] {

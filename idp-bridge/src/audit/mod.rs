@@ -96,9 +96,7 @@ pub(super) fn io(path: &Path, e: impl std::fmt::Display) -> AuditError {
     }
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(super) use crate::secret::to_hex as hex;
 
 /// The key of the chain's MACs. Never printed.
 #[derive(Clone)]

@@ -154,6 +154,16 @@ mod tests {
             xml.as_bytes(),
         );
         assert!(!format!("{record:?}").contains("RSSMRA"));
+        let secret = crate::RelayState::new();
+        let out = Outgoing::Redirect(format!(
+            "https://idp.example/sso?RelayState={}",
+            secret.secret()
+        ));
+        let post = Outgoing::AutoPost {
+            action: "https://idp.example/sso".into(),
+            fields: vec![("RelayState", secret.secret().to_string())],
+        };
+        assert!(!format!("{out:?} {post:?}").contains(secret.secret()));
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub struct LoginStart<'a> {
 }
 
 /// The message for the browser that takes it to the IdP.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Outgoing {
     /// A 302 to this URL.
     Redirect(String),
@@ -71,6 +71,23 @@ pub enum Outgoing {
         /// Its fields, in order.
         fields: Vec<(&'static str, String)>,
     },
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The query and the fields carry the RelayState, a secret: only where it goes prints.
+        match self {
+            Outgoing::Redirect(url) => f
+                .debug_tuple("Redirect")
+                .field(&url.split('?').next().unwrap_or(""))
+                .finish(),
+            Outgoing::AutoPost { action, fields } => f
+                .debug_struct("AutoPost")
+                .field("action", action)
+                .field("fields", &fields.iter().map(|(n, _)| n).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
 }
 
 /// A login that was sent: the message for the browser, and what to keep until the answer.
@@ -156,14 +173,10 @@ impl PendingLogin {
 
     /// The store key of the login named `request_id` that the browser with `binding` started.
     pub fn key_for(request_id: &str, binding: &BindingDigest) -> String {
-        use std::fmt::Write as _;
-        let mut key = String::with_capacity(request_id.len() + 33);
-        key.push_str(request_id);
-        key.push('.');
-        for b in &binding.as_bytes()[..16] {
-            let _ = write!(key, "{b:02x}");
-        }
-        key
+        format!(
+            "{request_id}.{}",
+            crate::secret::to_hex(&binding.as_bytes()[..16])
+        )
     }
 
     /// What answers name it by.
