@@ -34,17 +34,20 @@ fn acs(c: &mut Criterion) {
         &std::fs::read(vectors.join("spid-sp-test-idp/public.cert")).unwrap(),
     )
     .unwrap();
+    let oidc = idp_bridge::OidcRegistry::default();
     let sp = Sp {
         config: &config,
         keys: &keys,
         idps: &idps,
+        oidc: &oidc,
     };
     let binding = BrowserBinding::new();
     // A real login start: the pending login the ACS takes from the store.
     let started = ready(idp_bridge::login::start(
         sp,
         LoginStart {
-            idp: idps.get(IDP).unwrap(),
+            provider: idp_bridge::Provider::Saml(idps.get(IDP).unwrap()),
+            wanted: policies::AttributeMask::EMPTY,
             level: policies::Level::SpidL2,
             attribute_set: 0,
             binding: &binding,

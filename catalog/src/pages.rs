@@ -107,6 +107,9 @@ pub fn login_failed_page(site: &Site, failure: LoginFailure) -> String {
         LoginFailure::Expired => ("Accesso non completato", "L'accesso è scaduto, è già stato usato oppure è stato avviato in un'altra finestra o in un altro browser. Riprova dall'inizio."),
         LoginFailure::Rejected => ("Accesso non riuscito", "La risposta del gestore di identità digitale non è valida, per questo non possiamo farti accedere. Riprova; se il problema continua, contatta l'assistenza."),
         LoginFailure::OtherPerson => ("Sessione di un'altra persona", "Su questo sito è già aperta la sessione di un'altra persona, e non la sostituiamo senza che tu lo sappia. Esci da quella sessione, poi accedi di nuovo con la tua identità."),
+        LoginFailure::Denied => ("Accesso negato", "L'accesso è stato annullato, oppure non hai dato il consenso a trasmettere i tuoi dati al servizio. Se vuoi usare il servizio, riprova e acconsenti all'invio dei dati."),
+        LoginFailure::InteractionRequired => ("Accesso da ripetere", "Il gestore dell'identità chiede che tu acceda di nuovo, scelga un account oppure dia il consenso prima di continuare. Riprova: ti sarà chiesto di farlo."),
+        LoginFailure::ProviderFailed => ("Servizio di accesso non disponibile", "Il gestore dell'identità non è riuscito a completare l'accesso. Riprova tra qualche minuto; se il problema continua, contatta l'assistenza."),
     };
     render(&LoginFailedTemplate {
         site,
@@ -214,8 +217,9 @@ pub struct IdpChoice {
     pub name: String,
     /// The link that starts the login with it.
     pub href: String,
-    /// Shown behind "Entra con CIE" rather than in the SPID list.
-    pub cie: bool,
+    /// Which button it is behind: the SPID list, "Entra con CIE", or a button of its own
+    /// ("Entra con <name>", for a provider that is neither, such as the Region's platform).
+    pub kind: policies::IdpKind,
     /// Logo from its metadata (https or data: URI, already checked), shown next to the name.
     pub logo: Option<String>,
 }
@@ -233,6 +237,7 @@ struct ChoiceTemplate<'a> {
     cie_note: Option<String>,
     spid: Vec<&'a IdpChoice>,
     cie: Vec<&'a IdpChoice>,
+    other: Vec<&'a IdpChoice>,
     cie_icon: &'static str,
     empty: bool,
 }
@@ -255,11 +260,21 @@ pub fn login_choice_page(
     level: Level,
     cie_withheld: &[policies::Attribute],
 ) -> String {
-    let (cie, spid): (Vec<_>, Vec<_>) = idps.iter().partition(|i| i.cie);
-    let methods = if spid.is_empty() && !cie.is_empty() {
-        "CIE".to_string()
-    } else {
-        level.methods_it(!cie.is_empty())
+    use policies::IdpKind;
+    let of = |k: IdpKind| -> Vec<&IdpChoice> { idps.iter().filter(|i| i.kind == k).collect() };
+    let (spid, cie, other) = (of(IdpKind::Spid), of(IdpKind::Cie), of(IdpKind::Other));
+    let others = || {
+        other
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" o ")
+    };
+    let methods = match (spid.is_empty(), cie.is_empty(), other.is_empty()) {
+        (true, false, _) if other.is_empty() => "CIE".to_string(),
+        (true, true, false) => others(),
+        (false, _, false) => format!("{} oppure {}", level.methods_it(!cie.is_empty()), others()),
+        _ => level.methods_it(!cie.is_empty()),
     };
     let cie_note = (!cie_withheld.is_empty() && cie.is_empty()).then(|| {
         let labels: Vec<&str> = cie_withheld.iter().map(|a| a.label_it()).collect();
@@ -279,6 +294,7 @@ pub fn login_choice_page(
         empty: idps.is_empty(),
         spid,
         cie,
+        other,
         cie_icon: CIE_ICON,
     })
 }
@@ -321,7 +337,7 @@ mod tests {
         let choices = [IdpChoice {
             name: "<b>IdP</b>".into(),
             href: "/x?a=1&b=\"><script>".into(),
-            cie: false,
+            kind: policies::IdpKind::Spid,
             logo: Some("https://idp.example/l.svg?a=1&b=2".into()),
         }];
         let html = login_choice_page(
@@ -341,9 +357,36 @@ mod tests {
         IdpChoice {
             name: name.into(),
             href: format!("/.sso/login?idp={name}"),
-            cie,
+            kind: if cie {
+                policies::IdpKind::Cie
+            } else {
+                policies::IdpKind::Spid
+            },
             logo: None,
         }
+    }
+
+    #[test]
+    fn a_provider_of_its_own_gets_its_own_button() {
+        let idps = [
+            choice("Poste", false),
+            IdpChoice {
+                name: "Regione Toscana".into(),
+                href: "/.sso/login?idp=https%3A%2F%2Farpa.example".into(),
+                kind: policies::IdpKind::Other,
+                logo: None,
+            },
+        ];
+        let html = login_choice_page(&Site::example(), &idps, None, Level::SpidL2, &[]);
+        assert!(html.contains("Entra con Regione Toscana"), "{html}");
+        assert!(html.contains("oppure Regione Toscana"), "{html}");
+        assert!(html.contains("href=\"/.sso/login?idp=https%3A%2F%2Farpa.example\""));
+        let only = login_choice_page(&Site::example(), &idps[1..], None, Level::SpidL2, &[]);
+        assert!(
+            only.contains("Accedi con <strong>Regione Toscana</strong>"),
+            "{only}"
+        );
+        assert!(!only.contains("Entra con SPID"));
     }
 
     #[test]

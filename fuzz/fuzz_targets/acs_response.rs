@@ -18,6 +18,7 @@ struct Fixture {
     config: policies::Config,
     keys: SpKeys,
     idps: IdpRegistry,
+    oidc: idp_bridge::OidcRegistry,
     binding: BrowserBinding,
 }
 
@@ -47,19 +48,19 @@ fn fixture() -> &'static Fixture {
         let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/acs_response");
         let _ = std::fs::create_dir_all(&corpus);
         let _ = std::fs::write(corpus.join("seed-signed-response.xml"), seed);
-        Fixture { config, keys, idps, binding: BrowserBinding::new() }
+        Fixture { config, keys, idps, oidc: idp_bridge::OidcRegistry::default(), binding: BrowserBinding::new() }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
-    let sp = Sp { config: &f.config, keys: &f.keys, idps: &f.idps };
+    let sp = Sp { config: &f.config, keys: &f.keys, idps: &f.idps, oidc: &f.oidc };
     let Some(idp) = f.idps.get(IDP) else { return };
     let pending = pending_login_for_tests("_fuzz", idp, &f.binding);
     let b64 = base64::engine::general_purpose::STANDARD.encode(data);
     let form = url::form_urlencoded::Serializer::new(String::new()).append_pair("SAMLResponse", &b64).finish();
     // Through the login door, as the gateway's ACS calls it.
     let callback = Callback::saml_post(form.as_bytes());
-    let pending = (callback.answers() == Some("_fuzz")).then_some(pending);
+    let pending = (callback.answers().as_deref() == Some("_fuzz")).then_some(pending);
     let _ = ready(idp_bridge::login::finish(sp, callback, pending, Some(&f.binding), &DiscardAudit));
 });

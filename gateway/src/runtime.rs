@@ -130,6 +130,8 @@ pub struct Identity {
     pub keys: idp_bridge::SpKeys,
     /// Trusted IdPs.
     pub idps: idp_bridge::IdpRegistry,
+    /// OpenID providers (what discovery and their keys said carries over reloads).
+    pub oidc: idp_bridge::OidcRegistry,
     /// Signed SP metadata, SPID profile.
     pub metadata_spid: Bytes,
     /// Signed SP metadata, CIE profile.
@@ -151,6 +153,7 @@ impl Identity {
             config: &snapshot.config,
             keys: &self.keys,
             idps: &self.idps,
+            oidc: &self.oidc,
         }
     }
 
@@ -160,25 +163,28 @@ impl Identity {
     }
 
     /// As [`Identity::build`], at a reload: a metadata file that is now refused keeps its IdP
-    /// from `previous` while that version is valid ([`idp_bridge::IdpRegistry::reload`]).
-    pub fn rebuild(
-        snapshot: &Snapshot,
-        previous: Option<&idp_bridge::IdpRegistry>,
-    ) -> Result<Self> {
+    /// from `previous` while that version is valid ([`idp_bridge::IdpRegistry::reload`]), and
+    /// what the OpenID providers said carries over.
+    pub fn rebuild(snapshot: &Snapshot, previous: Option<&Identity>) -> Result<Self> {
         let config = &snapshot.config;
         let mut errors = Vec::new();
         let keys = idp_bridge::SpKeys::load(&config.sp.key, &config.sp.cert)
             .map_err(|e| errors.push(e))
             .ok();
         let empty = idp_bridge::IdpRegistry::default();
-        let (idps, kept_metadata) =
-            match idp_bridge::IdpRegistry::reload(&config.idps, previous.unwrap_or(&empty)) {
-                Ok((idps, kept)) => (Some(idps), kept),
-                Err(e) => {
-                    errors.extend(e);
-                    (None, Vec::new())
-                }
-            };
+        let (idps, kept_metadata) = match idp_bridge::IdpRegistry::reload(
+            &config.idps,
+            previous.map_or(&empty, |p| &p.idps),
+        ) {
+            Ok((idps, kept)) => (Some(idps), kept),
+            Err(e) => {
+                errors.extend(e);
+                (None, Vec::new())
+            }
+        };
+        let oidc = idp_bridge::OidcRegistry::load(&config.oidc, previous.map(|p| &p.oidc))
+            .map_err(|e| errors.extend(e))
+            .ok();
         let jwt = crate::request::jwt::JwtKeys::load(&config.session.jwt_keys)
             .map_err(|e| errors.push(e))
             .ok();
@@ -193,10 +199,18 @@ impl Identity {
                 })
             })
             .ok();
-        let (Some(keys), Some(idps), Some(jwt), Some(audit_key)) = (keys, idps, jwt, audit_key)
+        let (Some(keys), Some(idps), Some(oidc), Some(jwt), Some(audit_key)) =
+            (keys, idps, oidc, jwt, audit_key)
         else {
             return Err(Error::Identity(errors));
         };
+        // One name, one provider: `/.sso/login?idp=` must not be able to mean two.
+        if let Some(p) = oidc.iter().find(|p| idps.get(&p.config.issuer).is_some()) {
+            return Err(Error::Identity(vec![idp_bridge::Error::Oidc(format!(
+                "[[oidc]] issuer {:?} is also the entityID of a SAML IdP",
+                p.config.issuer
+            ))]));
+        }
         let sign = |p| idp_bridge::signed_metadata(config, &keys, p).map(Bytes::from);
         let (spid, cie) = match (
             sign(idp_bridge::Profile::Spid),
@@ -208,6 +222,7 @@ impl Identity {
         Ok(Self {
             keys,
             idps,
+            oidc,
             metadata_spid: spid,
             metadata_cie: cie,
             jwt,
@@ -269,7 +284,7 @@ impl Runtime {
         generation: u64,
         previous: Option<&Runtime>,
     ) -> Result<Self> {
-        let identity = Identity::rebuild(&snapshot, previous.map(|p| &p.identity.idps))?;
+        let identity = Identity::rebuild(&snapshot, previous.map(|p| &p.identity))?;
         // The names a back-end may trust: mapped by a service on the same host, or by one behind
         // the same upstream (one application may serve several prefixes).
         let mut by_host: HashMap<&str, Vec<&str>> = HashMap::new();

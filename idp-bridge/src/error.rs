@@ -37,6 +37,9 @@ pub enum Error {
         /// Binding name.
         binding: &'static str,
     },
+    /// The OpenID Connect side cannot be set up.
+    #[error("OpenID Connect: {0}")]
+    Oidc(String),
     /// Signing with xmlsec failed.
     #[error("cannot sign {what}: {reason}")]
     Sign {

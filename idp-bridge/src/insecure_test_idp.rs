@@ -227,6 +227,7 @@ pub fn unverified_principal_for_tests(
     attributes: &[(policies::Attribute, &str)],
 ) -> crate::VerifiedPrincipal {
     crate::principal::Principal::asserted(
+        crate::principal::Protocol::Saml,
         idp.into(),
         name_id.into(),
         None,
@@ -252,7 +253,8 @@ pub fn pending_login_for_tests(
         crate::RelayDigest::of(request_id.as_bytes()),
         policies::AttributeMask::EMPTY,
         crate::LoginStart {
-            idp,
+            provider: crate::Provider::Saml(idp),
+            wanted: policies::AttributeMask::EMPTY,
             level: Level::SpidL2,
             attribute_set: 1,
             binding,
@@ -428,4 +430,62 @@ pub fn logout_response_redirect(
         issuer = escape(issuer),
     );
     idp_redirect(key_pem, cert_pem, slo_url, "SAMLResponse", &response)
+}
+
+/// The OpenID Connect inputs from outside, for the fuzz target: a callback query, a provider's
+/// JWK Set and a token verified with it, then checked as an ID token of a pending login. Returns
+/// whether the token was accepted (never, for fuzzed bytes).
+pub fn oidc_untrusted_inputs(query: &str, jwks: &[u8], token: &str) -> bool {
+    let callback = crate::Callback::oidc_redirect(query);
+    let _ = callback.answers();
+    let _ = format!("{callback:?}");
+    let Ok(keys) = josekit::jwk::JwkSet::from_bytes(jwks) else {
+        return false;
+    };
+    let Ok((claims, alg)) = crate::oidc::jose::verify(token, &keys) else {
+        return false;
+    };
+    let config = policies::OidcConfig {
+        issuer: "https://op.example".into(),
+        client_id: "varco".into(),
+        client_auth: policies::ClientAuth::PrivateKeyJwt,
+        key: None,
+        display_name: "OP".into(),
+        kind: policies::IdpKind::Spid,
+        scopes: vec!["openid".into()],
+        claims: Vec::new(),
+        acr: Level::ALL
+            .into_iter()
+            .map(|l| (l, l.class_ref().to_string()))
+            .collect(),
+    };
+    let provider = crate::oidc::provider::OidcProvider::for_tests(config, None);
+    let binding = crate::BrowserBinding::new();
+    let pending = crate::PendingLogin::sent(
+        "rid".into(),
+        Utc::now(),
+        crate::RelayDigest::of(b"state"),
+        policies::AttributeMask::EMPTY,
+        crate::LoginStart {
+            provider: crate::Provider::Oidc(&provider),
+            wanted: policies::AttributeMask::EMPTY,
+            level: Level::SpidL2,
+            attribute_set: 0,
+            binding: &binding,
+            return_to: "https://portal.example/".into(),
+            replaces: None,
+            handoff_binding: None,
+            prefer_post: false,
+        },
+    );
+    crate::oidc::flow::check_id_token(
+        &provider,
+        &pending,
+        &crate::RelayDigest::of(b"nonce"),
+        &claims,
+        alg,
+        Some("token"),
+        Utc::now().timestamp(),
+    )
+    .is_ok()
 }

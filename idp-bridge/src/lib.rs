@@ -1,5 +1,5 @@
-//! The identity bridge: varco's SAML Service Provider for SPID and CIE (and, next, its OpenID
-//! Connect relying party). It turns what an identity provider sends into a verified principal, or
+//! The identity bridge: varco's SAML Service Provider for SPID and CIE, and its OpenID Connect
+//! relying party. It turns what an identity provider sends into a verified principal, or
 //! a typed error, and never lets raw XML or JSON reach the rest of the gateway.
 //!
 //! - [`login`]: the door every login goes through, whatever the protocol: [`login::start`]
@@ -7,6 +7,7 @@
 //!   takes the IdP's answer with that pending login and gives a [`VerifiedLogin`]. Both write
 //!   the audit trail ([`AuditLog`]) before they return.
 //! - [`saml`]: the SAML implementation behind it (AuthnRequest, ACS, single logout, metadata).
+//! - [`oidc`]: the OpenID Connect implementation behind it (authorization code flow, ID token).
 //! - [`Principal`]: who logged in; only a protocol's verification makes one.
 //! - [`IdpRegistry`]: the trusted IdPs, from their metadata; [`SpKeys`]: the SP's keys.
 //! - [`untrusted`]: the one way to parse XML from outside.
@@ -15,6 +16,7 @@ mod audit;
 mod error;
 mod keys;
 pub mod login;
+pub mod oidc;
 mod principal;
 mod registry;
 pub mod saml;
@@ -32,10 +34,11 @@ pub use audit::{
 pub use error::{Error, Result};
 pub use keys::SpKeys;
 pub use login::{
-    AuditSink, Callback, FinishError, LoginStart, Outgoing, PendingLogin, Sp, StartError, Started,
-    VerifiedLogin, LOGIN_TTL,
+    AuditSink, Callback, FinishError, LoginStart, Outgoing, PendingLogin, Provider, Sp, StartError,
+    Started, VerifiedLogin, LOGIN_TTL,
 };
-pub use principal::{FiscalNumber, Principal, VerifiedPrincipal};
+pub use oidc::{OidcError, OidcProvider, OidcRegistry};
+pub use principal::{FiscalNumber, Principal, Protocol, VerifiedPrincipal};
 pub use registry::{Idp, IdpRegistry};
 pub use saml::acs::{AcsError, CLOCK_SKEW, MAX_RESPONSE};
 pub use saml::metadata::{signed_metadata, unsigned_metadata, Profile, SpEndpoints};

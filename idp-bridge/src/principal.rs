@@ -19,6 +19,9 @@ pub struct Principal(Asserted);
 /// [`Principal::restore_from_trusted_store`] and nothing else.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Asserted {
+    /// Sessions written before OpenID Connect came are SAML ones.
+    #[serde(default)]
+    protocol: Protocol,
     idp: String,
     name_id: String,
     session_index: Option<String>,
@@ -32,6 +35,7 @@ struct Asserted {
 impl Principal {
     /// What a protocol's verification builds, and nothing else: crate-private.
     pub(crate) fn asserted(
+        protocol: Protocol,
         idp: String,
         name_id: String,
         session_index: Option<String>,
@@ -40,6 +44,7 @@ impl Principal {
         attributes: Vec<(Attribute, String)>,
     ) -> VerifiedPrincipal {
         VerifiedPrincipal(Self(Asserted {
+            protocol,
             idp,
             name_id,
             session_index,
@@ -58,15 +63,20 @@ impl Principal {
         <Asserted as serde::Deserialize>::deserialize(from).map(Self)
     }
 
-    /// entityID of the IdP.
+    /// The protocol the login went through.
+    pub fn protocol(&self) -> Protocol {
+        self.0.protocol
+    }
+    /// The identity provider: the SAML IdP's entityID, or the OpenID provider's issuer exactly
+    /// as configured.
     pub fn idp(&self) -> &str {
         &self.0.idp
     }
-    /// The transient NameID (needed for logout).
+    /// The transient NameID (needed for logout), or the OpenID Connect `sub`.
     pub fn name_id(&self) -> &str {
         &self.0.name_id
     }
-    /// SessionIndex (SPID sends it for level 1).
+    /// SessionIndex (SPID sends it for level 1), or the OpenID Connect `sid`.
     pub fn session_index(&self) -> Option<&str> {
         self.0.session_index.as_deref()
     }
@@ -132,6 +142,27 @@ impl std::fmt::Debug for Principal {
     }
 }
 
+/// The protocol a login went through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// SAML 2.0 (SPID, CIE).
+    #[default]
+    Saml,
+    /// OpenID Connect.
+    Oidc,
+}
+
+impl Protocol {
+    /// `saml` or `oidc`, as the identity JWT's `protocol` claim carries it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Saml => "saml",
+            Protocol::Oidc => "oidc",
+        }
+    }
+}
+
 /// A [`Principal`] that a protocol's verification checked. Only this crate builds one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedPrincipal(Principal);
@@ -183,6 +214,7 @@ mod tests {
 
     fn principal(fiscal: &str, name_id: &str) -> Principal {
         Principal::asserted(
+            crate::principal::Protocol::Saml,
             "https://idp.example".into(),
             name_id.into(),
             None,

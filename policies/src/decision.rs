@@ -68,6 +68,16 @@ pub enum LoginFailure {
     Rejected,
     /// The browser already has a session of another person on this site.
     OtherPerson,
+    /// The citizen (or the provider for them) declined the login: OpenID Connect's
+    /// `access_denied`.
+    Denied,
+    /// The provider needs the citizen to log in, pick an account or consent first: OpenID
+    /// Connect's `login_required`, `consent_required`, `interaction_required`,
+    /// `account_selection_required`.
+    InteractionRequired,
+    /// The provider could not complete the login for reasons of its own (`server_error`,
+    /// `temporarily_unavailable`, a refused request).
+    ProviderFailed,
 }
 
 #[cfg(test)]

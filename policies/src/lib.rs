@@ -24,8 +24,9 @@ mod route;
 
 pub use category::Category;
 pub use config::{
-    is_loopback_host, AttributeSet, Config, Contact, IdpConfig, IdpKind, LogFormat, Organization,
-    PortalConfig, PublicUrl, ServerConfig, SessionConfig, SessionStore, SpConfig, TelemetryConfig,
+    is_loopback_host, AttributeSet, ClientAuth, Config, Contact, IdpConfig, IdpKind, LogFormat,
+    OidcConfig, Organization, PortalConfig, PublicUrl, ServerConfig, SessionConfig, SessionStore,
+    SpConfig, TelemetryConfig,
 };
 pub use decision::{decide, Decision, Held, LoginFailure, Permit};
 pub use diag::{Diagnostic, Diagnostics};

@@ -19,6 +19,17 @@ pub(super) fn jwks(rt: &Runtime) -> Reply {
         .public_for("public, max-age=60")
 }
 
+/// The public keys varco signs OpenID Connect client assertions and request objects with
+/// (`/.sso/oidc/jwks.json`), for the providers' registration.
+pub(super) fn oidc_jwks(rt: &Runtime) -> Reply {
+    Reply::new(
+        200,
+        "application/jwk-set+json",
+        bytes::Bytes::from(rt.identity.oidc.public_jwks().to_string()),
+    )
+    .public_for("public, max-age=60")
+}
+
 /// An IdP's logo from the local cache (`/.sso/logos/{id}`). An SVG opened on its own runs in a
 /// sandbox with no script: it comes from an IdP's host, not from varco.
 pub(super) fn logo(rt: &Runtime, shared: &Shared, path: &str) -> Reply {

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use catalog::{ErrorPage, IdpChoice};
 use http::header::{HeaderValue, SET_COOKIE};
-use idp_bridge::{BindingDigest, BrowserBinding, LoginStart, Outgoing, StartError};
+use idp_bridge::{BindingDigest, BrowserBinding, LoginStart, Outgoing, Provider, StartError};
 use pingora::http::RequestHeader;
 use policies::{Access, AttributeMask, IdpKind, Level};
 
@@ -102,17 +102,25 @@ pub(super) async fn login(
             handoff_binding,
         ));
     };
-    let Some(idp) = rt.identity.idps.get(idp_id) else {
+    let door = rt.identity.sp(snapshot);
+    let Some(provider) = door.provider(idp_id) else {
         return Ok(Reply::error(rt, ErrorPage::BadRequest));
     };
-    if idp.kind == IdpKind::Cie && !cie_possible {
+    let offered = match provider {
+        Provider::Saml(idp) => idp.kind == IdpKind::Spid || cie_possible,
+        Provider::Oidc(p) => releases(p, service_needs),
+    };
+    if !offered {
         return Ok(Reply::error(rt, ErrorPage::BadRequest));
     }
     let sp = &snapshot.config.sp;
-    let attribute_set = sp
-        .set_for(wanted_all, idp.kind)
-        .or_else(|| sp.set_for(service_needs, idp.kind))
-        .map_or(0, |s| s.index);
+    let attribute_set = match provider {
+        Provider::Saml(idp) => sp
+            .set_for(wanted_all, idp.kind)
+            .or_else(|| sp.set_for(service_needs, idp.kind))
+            .map_or(0, |s| s.index),
+        Provider::Oidc(_) => 0,
+    };
     // Before anything is signed: one browser keeps a bounded number of logins in flight.
     let https = snapshot.config.server.public_url.https;
     let binding = presented_binding(req, Cookie::Login, https).unwrap_or_else(BrowserBinding::new);
@@ -123,28 +131,31 @@ pub(super) async fn login(
             .with(http::header::RETRY_AFTER, HeaderValue::from_static("60")));
     }
     let start = LoginStart {
-        idp,
+        provider,
         level,
         attribute_set,
+        wanted: wanted_all,
         binding: &binding,
         return_to: target.url,
         replaces: current.as_ref().map(|(id, _)| id.key()),
         handoff_binding,
         prefer_post: param(&q, "binding") == Some("post"),
     };
-    let started = match idp_bridge::login::start(rt.identity.sp(snapshot), start, &shared.audit)
-        .await
-    {
+    let started = match idp_bridge::login::start(door, start, &shared.audit).await {
         Ok(s) => s,
         Err(StartError::Audit(e)) => return Ok(Reply::audit_unavailable(rt, &shared.metrics, &e)),
         Err(e @ StartError::Build(_)) => {
             tracing::error!(error = %e, "cannot start the login");
             return Ok(Reply::error(rt, ErrorPage::Internal));
         }
+        Err(StartError::Provider(e)) => {
+            tracing::error!(idp = %provider.id(), error = %e, "cannot start the login");
+            return Ok(Reply::login_failed(&rt.site, e.failure(), e.status()).no_store());
+        }
     };
     let post = matches!(started.outgoing, Outgoing::AutoPost { .. });
     shared.store.put_login(started.pending).await?;
-    tracing::info!(idp = %idp.entity_id, level = %level, attribute_set, post, "login started");
+    tracing::info!(idp = %provider.id(), level = %level, attribute_set, post, "login started");
     let mut r = match started.outgoing {
         Outgoing::Redirect(url) => Reply::redirect_to(&url),
         Outgoing::AutoPost { action, fields } => auto_post(rt, &action, &fields),
@@ -174,6 +185,14 @@ fn auto_post(rt: &Runtime, action: &str, fields: &[(&'static str, String)]) -> R
     r
 }
 
+/// Whether an OpenID provider's claims carry every attribute in `needs`, and the CIE kind only
+/// what CIE releases.
+fn releases(p: &idp_bridge::OidcProvider, needs: AttributeMask) -> bool {
+    needs
+        .iter()
+        .all(|a| p.config.claim_for(a).is_some() && (p.config.kind != IdpKind::Cie || a.in_cie()))
+}
+
 /// The page to pick an identity provider: SPID's in random order, CIE when the service's
 /// attributes allow it (and a note saying why not, when they do not).
 fn choice_page(
@@ -191,7 +210,17 @@ fn choice_page(
     } else {
         Vec::new()
     };
-    let choices = shuffled(
+    let href = |id: &str| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("idp", id)
+            .append_pair("level", level.as_str())
+            .append_pair("return_to", &target.url);
+        if let Some(hb) = &handoff_binding {
+            q.append_pair("hb", &hb.to_param());
+        }
+        format!("/.sso/login?{}", q.finish())
+    };
+    let mut choices = shuffled(
         rt.identity
             .idps
             .iter()
@@ -199,20 +228,25 @@ fn choice_page(
             .filter(|i| i.kind == IdpKind::Spid || cie_possible)
             .map(|i| IdpChoice {
                 name: i.display_name.clone(),
-                href: {
-                    let mut q = url::form_urlencoded::Serializer::new(String::new());
-                    q.append_pair("idp", &i.entity_id)
-                        .append_pair("level", level.as_str())
-                        .append_pair("return_to", &target.url);
-                    if let Some(hb) = &handoff_binding {
-                        q.append_pair("hb", &hb.to_param());
-                    }
-                    format!("/.sso/login?{}", q.finish())
-                },
-                cie: i.kind == IdpKind::Cie,
+                href: href(&i.entity_id),
+                kind: i.kind,
                 logo: i.logo.as_deref().and_then(|l| shared.logos.local_url(l)),
             })
             .collect(),
+    );
+    // OpenID providers in configuration order, each where its `kind` puts it, when its claims
+    // carry what the service needs.
+    choices.extend(
+        rt.identity
+            .oidc
+            .iter()
+            .filter(|p| releases(p, service_needs))
+            .map(|p| IdpChoice {
+                name: p.config.display_name.clone(),
+                href: href(&p.config.issuer),
+                kind: p.config.kind,
+                logo: None,
+            }),
     );
     let service = target.service.and_then(|r| rt.snapshot.service(r));
     let mut r = Reply::page(

@@ -1,5 +1,6 @@
 //! varco's own endpoints under `/.sso/`, one file per endpoint: the start of a login
-//! ([`login`]), the IdP's answer ([`acs`]), logout ([`logout`], [`slo`]), the session handed to
+//! ([`login`]), the IdP's answer ([`acs`] for SAML, [`oidc`] for OpenID Connect, both ending in
+//! [`finish`]), logout ([`logout`], [`slo`]), the session handed to
 //! a service host ([`handoff`]), the current identity ([`session_info`]) and the files varco
 //! publishes ([`files`]: metadata, keys, the kit's assets, IdP logos). Where a login may send a
 //! browser back to, and the URL that sends it to log in, are in [`return_to`].
@@ -8,9 +9,11 @@
 
 mod acs;
 mod files;
+mod finish;
 mod handoff;
 mod login;
 mod logout;
+mod oidc;
 pub(crate) mod return_to;
 mod session_info;
 mod slo;
@@ -44,7 +47,13 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
     let get = matches!(req.method, Method::GET | Method::HEAD);
     Ok(match req.uri.path() {
         "/.sso/logout" if !get => Reply::method_not_allowed(rt, "GET, HEAD, POST"),
-        "/.sso/metadata" | "/.sso/metadata/cie" | "/.sso/login" | "/.sso/session" | "/.sso/slo"
+        "/.sso/metadata"
+        | "/.sso/metadata/cie"
+        | "/.sso/login"
+        | "/.sso/session"
+        | "/.sso/slo"
+        | "/.sso/oidc/callback"
+        | "/.sso/oidc/jwks.json"
             if !get =>
         {
             Reply::method_not_allowed(rt, "GET, HEAD")
@@ -55,6 +64,8 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         "/.sso/login" => login::login(rt, shared, req).await?,
         "/.sso/session" => session_info::session_info(rt, shared, req).await?,
         "/.sso/acs" => Reply::method_not_allowed(rt, "POST"),
+        "/.sso/oidc/callback" => oidc::callback(rt, shared, req).await?,
+        "/.sso/oidc/jwks.json" => files::oidc_jwks(rt),
         "/.sso/logout" => logout::logout_endpoint(rt, shared, req, false).await?,
         "/.sso/handoff" => handoff::handoff(rt, shared, req).await?,
         "/.sso/slo" => slo::slo(rt, shared, req, None).await?,

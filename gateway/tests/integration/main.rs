@@ -20,6 +20,7 @@ mod failures;
 mod faults;
 mod login;
 mod logout;
+mod oidc;
 mod one_login;
 mod process;
 mod reload;

@@ -221,7 +221,7 @@ fn one_login_reaches_every_service_with_trusted_headers() {
 }
 
 /// Verifies an EdDSA JWT against a JWK set; returns its claims.
-fn verify_jwt(token: &str, jwks: &serde_json::Value) -> Option<serde_json::Value> {
+pub(crate) fn verify_jwt(token: &str, jwks: &serde_json::Value) -> Option<serde_json::Value> {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut parts = token.split('.');

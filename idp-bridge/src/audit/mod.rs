@@ -1,5 +1,6 @@
-//! The SAML audit trail SPID requires of a Service Provider: every AuthnRequest sent and every
-//! Response received, with time, IdP and outcome, kept as an append-only chain that whoever can
+//! The audit trail SPID requires of a Service Provider: every AuthnRequest sent and every
+//! Response received (and, for OpenID Connect, every authorization request and token response),
+//! with time, IdP and outcome, kept as an append-only chain that whoever can
 //! write the files cannot rewrite.
 //!
 //! One record per line: `MAC JSON`. `MAC` is the hex HMAC-SHA256, under the audit key (a file
@@ -50,6 +51,13 @@ pub enum AuditKind {
     AuthnRequest,
     /// A Response received at the ACS.
     Response,
+    /// An OpenID Connect authorization request sent (the state only as its digest).
+    AuthorizationRequest,
+    /// An OpenID Connect callback refused before its code was redeemed.
+    AuthorizationResponse,
+    /// An OpenID Connect callback redeemed: the callback, the token endpoint's answer (access and
+    /// refresh tokens redacted, the ID token kept) and the UserInfo answer.
+    TokenResponse,
 }
 
 /// Why the audit trail cannot be used or does not verify.

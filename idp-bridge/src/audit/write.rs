@@ -36,6 +36,9 @@ fn now() -> String {
 fn record_json(seq: u64, prev: &str, r: &AuditRecord) -> String {
     let kind = match r.kind {
         AuditKind::AuthnRequest => "authn_request",
+        AuditKind::AuthorizationRequest => "authorization_request",
+        AuditKind::AuthorizationResponse => "authorization_response",
+        AuditKind::TokenResponse => "token_response",
         AuditKind::Response => "response",
     };
     format!(

@@ -5,15 +5,17 @@
 //! login asked for. Every message sent and received is written to the audit trail here, before
 //! the caller sees the outcome: no record, no login (SPID requires the SP to keep them).
 //!
-//! SAML ([`crate::saml`]) is the first protocol behind the door; OpenID Connect comes next, with
-//! its own [`Callback`] and the same [`PendingLogin`] and [`VerifiedLogin`].
+//! Two protocols are behind the door: SAML ([`crate::saml`]) and OpenID Connect
+//! ([`crate::oidc`]). Each has its own [`Callback`] constructor; the [`PendingLogin`] and the
+//! [`VerifiedLogin`] are the same.
 
 pub(crate) mod model;
 
 pub use self::model::{
-    AuditSink, FinishError, LoginStart, Outgoing, PendingLogin, Sp, StartError, Started,
+    AuditSink, FinishError, LoginStart, Outgoing, PendingLogin, Provider, Sp, StartError, Started,
     VerifiedLogin, LOGIN_TTL,
 };
+use crate::oidc::flow::OidcCallback;
 use crate::saml::acs::UnverifiedResponse;
 use crate::saml::error::AcsError;
 use crate::secret::BrowserBinding;
@@ -25,11 +27,21 @@ pub async fn start(
     req: LoginStart<'_>,
     audit: &impl AuditSink,
 ) -> Result<Started, StartError> {
-    crate::saml::start(sp, req, audit).await
+    match req.provider {
+        Provider::Saml(idp) => crate::saml::start(sp, idp, req, audit).await,
+        Provider::Oidc(p) => crate::oidc::flow::start(sp, p, req, audit).await,
+    }
 }
 
-/// What the IdP sent back to the SP's callback, not verified in any way yet.
-pub struct Callback {
+/// What an identity provider sent back to varco's callback, not verified in any way yet.
+pub struct Callback(Received);
+
+enum Received {
+    Saml(SamlCallback),
+    Oidc(OidcCallback),
+}
+
+struct SamlCallback {
     /// The answer, or why it is not even a well-formed one.
     received: Result<UnverifiedResponse, AcsError>,
     /// The `RelayState` field.
@@ -52,11 +64,11 @@ impl Callback {
             }
         }
         let Some(response) = response else {
-            return Self {
+            return Self(Received::Saml(SamlCallback {
                 received: Err(AcsError::Malformed("no SAMLResponse field")),
                 relay_state,
                 message: body.to_vec(),
-            };
+            }));
         };
         let received = crate::saml::acs::receive(&response);
         let message = match &received {
@@ -69,27 +81,44 @@ impl Callback {
                     .unwrap_or_else(|_| response.into_bytes())
             }
         };
-        Self {
+        Self(Received::Saml(SamlCallback {
             received,
             relay_state,
             message,
-        }
+        }))
+    }
+
+    /// The query an OpenID provider redirected the browser to the callback with (`code`,
+    /// `state`, `iss`, or `error`).
+    pub fn oidc_redirect(query: &str) -> Self {
+        Self(Received::Oidc(OidcCallback::parse(query)))
     }
 
     /// The ID of the pending login this answer claims to answer (unverified: use it only to take
     /// that login from the store). `None` for an answer that is not even well formed.
-    pub fn answers(&self) -> Option<&str> {
-        self.received.as_ref().ok().map(|r| r.in_response_to())
+    pub fn answers(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match &self.0 {
+            Received::Saml(c) => c
+                .received
+                .as_ref()
+                .ok()
+                .map(|r| std::borrow::Cow::Borrowed(r.in_response_to())),
+            Received::Oidc(c) => c.answers().map(std::borrow::Cow::Owned),
+        }
     }
 }
 
 impl std::fmt::Debug for Callback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The message holds the citizen's data (names, fiscal number): only its size prints.
-        f.debug_struct("Callback")
-            .field("received", &self.received.as_ref().map(|_| "well formed"))
-            .field("message_bytes", &self.message.len())
-            .finish_non_exhaustive()
+        match &self.0 {
+            Received::Saml(c) => f
+                .debug_struct("Callback")
+                .field("received", &c.received.as_ref().map(|_| "well formed"))
+                .field("message_bytes", &c.message.len())
+                .finish_non_exhaustive(),
+            Received::Oidc(c) => f.debug_tuple("Callback").field(c).finish(),
+        }
     }
 }
 
@@ -103,16 +132,21 @@ pub async fn finish(
     binding: Option<&BrowserBinding>,
     audit: &impl AuditSink,
 ) -> Result<VerifiedLogin, FinishError> {
-    crate::saml::finish(
-        sp,
-        callback.received,
-        callback.relay_state.as_deref(),
-        &callback.message,
-        pending,
-        binding,
-        audit,
-    )
-    .await
+    match callback.0 {
+        Received::Saml(c) => {
+            crate::saml::finish(
+                sp,
+                c.received,
+                c.relay_state.as_deref(),
+                &c.message,
+                pending,
+                binding,
+                audit,
+            )
+            .await
+        }
+        Received::Oidc(c) => crate::oidc::flow::finish(sp, c, pending, binding, audit).await,
+    }
 }
 
 #[cfg(test)]
@@ -124,13 +158,22 @@ mod tests {
     fn a_callback_reads_a_bounded_form() {
         let c = Callback::saml_post(b"RelayState=x");
         assert_eq!(c.answers(), None);
-        assert!(matches!(c.received, Err(AcsError::Malformed(_))));
+        assert!(matches!(
+            c.0,
+            Received::Saml(SamlCallback {
+                received: Err(AcsError::Malformed(_)),
+                ..
+            })
+        ));
         // The field past the eighth is never looked at.
         let mut flood = "a=1&".repeat(8);
         flood.push_str("SAMLResponse=PHg%2B");
         assert!(matches!(
-            Callback::saml_post(flood.as_bytes()).received,
-            Err(AcsError::Malformed("no SAMLResponse field"))
+            Callback::saml_post(flood.as_bytes()).0,
+            Received::Saml(SamlCallback {
+                received: Err(AcsError::Malformed("no SAMLResponse field")),
+                ..
+            })
         ));
     }
 
@@ -143,8 +186,11 @@ mod tests {
             .append_pair("SAMLResponse", &b64)
             .finish();
         let c = Callback::saml_post(form.as_bytes());
-        assert_eq!(c.answers(), Some("_a"));
-        let printed = format!("{c:?} {:?}", c.received);
+        assert_eq!(c.answers().as_deref(), Some("_a"));
+        let Received::Saml(inner) = &c.0 else {
+            panic!("a SAML callback")
+        };
+        let printed = format!("{c:?} {:?}", inner.received);
         assert!(!printed.contains("RSSMRA"), "{printed}");
         let record = AuditRecord::new(
             crate::AuditKind::Response,

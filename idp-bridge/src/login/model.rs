@@ -9,6 +9,9 @@ use policies::{AttributeMask, Level, LoginFailure};
 
 use crate::audit::{AuditError, AuditRecord};
 use crate::keys::SpKeys;
+use crate::oidc::error::OidcError;
+use crate::oidc::pending::OidcPending;
+use crate::oidc::provider::{OidcProvider, OidcRegistry};
 use crate::principal::VerifiedPrincipal;
 use crate::registry::{Idp, IdpRegistry};
 use crate::saml::error::AcsError;
@@ -30,19 +33,60 @@ pub struct Sp<'a> {
     pub config: &'a policies::Config,
     /// The SP's signing keys.
     pub keys: &'a SpKeys,
-    /// The IdPs it trusts.
+    /// The SAML IdPs it trusts.
     pub idps: &'a IdpRegistry,
+    /// The OpenID providers it logs in through.
+    pub oidc: &'a OidcRegistry,
+}
+
+impl<'a> Sp<'a> {
+    /// The provider named `id`: a SAML IdP by its entityID, an OpenID provider by its issuer.
+    pub fn provider(&self, id: &str) -> Option<Provider<'a>> {
+        self.idps
+            .get(id)
+            .map(|i| Provider::Saml(i))
+            .or_else(|| self.oidc.get(id).map(Provider::Oidc))
+    }
+}
+
+/// An identity provider, whichever its protocol.
+#[derive(Debug, Clone, Copy)]
+pub enum Provider<'a> {
+    /// A SAML IdP (SPID, CIE).
+    Saml(&'a Idp),
+    /// An OpenID provider.
+    Oidc(&'a OidcProvider),
+}
+
+impl Provider<'_> {
+    /// Its ID: the SAML entityID, or the issuer as configured.
+    pub fn id(&self) -> &str {
+        match self {
+            Provider::Saml(i) => &i.entity_id,
+            Provider::Oidc(p) => &p.config.issuer,
+        }
+    }
+
+    /// Which button it sits behind.
+    pub fn kind(&self) -> policies::IdpKind {
+        match self {
+            Provider::Saml(i) => i.kind,
+            Provider::Oidc(p) => p.config.kind,
+        }
+    }
 }
 
 /// What the gateway asks for when a citizen picks an IdP.
 #[derive(Debug, Clone)]
 pub struct LoginStart<'a> {
-    /// The IdP chosen.
-    pub idp: &'a Idp,
+    /// The provider chosen.
+    pub provider: Provider<'a>,
     /// The level asked for (a minimum).
     pub level: Level,
     /// The declared attribute set asked for (`AttributeConsumingServiceIndex` in SAML).
     pub attribute_set: u16,
+    /// The attributes wanted (OpenID Connect asks for these claims, those the provider maps).
+    pub wanted: AttributeMask,
     /// The browser the login is bound to (its binding cookie).
     pub binding: &'a BrowserBinding,
     /// Where the citizen goes afterwards (a URL the gateway validated).
@@ -108,6 +152,9 @@ pub enum StartError {
     /// The request could not be recorded, so it was not sent.
     #[error("cannot write the audit trail: {0}")]
     Audit(AuditError),
+    /// The OpenID provider cannot be used now (discovery failed, no usable acr mapping).
+    #[error("{0}")]
+    Provider(OidcError),
 }
 
 /// One login in flight: what the SP asked an IdP for, kept server-side until the answer comes
@@ -137,6 +184,9 @@ pub struct PendingLogin {
     replaces: Option<SessionKey>,
     /// See [`LoginStart::handoff_binding`].
     handoff_binding: Option<BindingDigest>,
+    /// What an OpenID Connect login keeps besides (absent for SAML).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oidc: Option<OidcPending>,
 }
 
 impl PendingLogin {
@@ -152,7 +202,7 @@ impl PendingLogin {
         Self {
             request_id,
             issue_instant,
-            idp: req.idp.entity_id.clone(),
+            idp: req.provider.id().to_string(),
             level: req.level,
             attribute_set: req.attribute_set,
             asked,
@@ -161,7 +211,24 @@ impl PendingLogin {
             relay_state,
             replaces: req.replaces,
             handoff_binding: req.handoff_binding,
+            oidc: None,
         }
+    }
+
+    /// With what an OpenID Connect login keeps.
+    pub(crate) fn with_oidc(mut self, oidc: OidcPending) -> Self {
+        self.oidc = Some(oidc);
+        self
+    }
+
+    /// What an OpenID Connect login kept.
+    pub(crate) fn oidc(&self) -> Option<&OidcPending> {
+        self.oidc.as_ref()
+    }
+
+    /// The attributes asked for.
+    pub(crate) fn asked(&self) -> AttributeMask {
+        self.asked
     }
 
     /// The key it is stored under: its ID with its browser's binding, so that only the browser
@@ -241,6 +308,10 @@ pub enum FinishError {
     /// The answer was refused (or the IdP refused the citizen).
     #[error(transparent)]
     Refused(#[from] AcsError),
+    /// The OpenID Connect callback was refused (or the provider refused the citizen, or could
+    /// not be reached).
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
     /// The answer was good but could not be recorded, so it does not count.
     #[error("cannot write the audit trail: {0}")]
     Audit(AuditError),
@@ -252,6 +323,7 @@ impl FinishError {
     pub fn failure(&self) -> Option<LoginFailure> {
         match self {
             FinishError::Refused(e) => Some(e.failure()),
+            FinishError::Oidc(e) => Some(e.failure()),
             FinishError::Audit(_) => None,
         }
     }
@@ -260,6 +332,7 @@ impl FinishError {
     pub fn status(&self) -> u16 {
         match self {
             FinishError::Refused(e) => e.status(),
+            FinishError::Oidc(e) => e.status(),
             FinishError::Audit(_) => 503,
         }
     }

@@ -323,7 +323,9 @@ pub(crate) fn verify(
     match (a_issuer.get_attribute("Format"), idp.kind) {
         (Some(f), _) if f == ENTITY => {}
         (None, IdpKind::Cie) => {}
-        (None, IdpKind::Spid) => return Err(invalid("Assertion Issuer Format is missing")),
+        (None, IdpKind::Spid | IdpKind::Other) => {
+            return Err(invalid("Assertion Issuer Format is missing"))
+        }
         (Some(_), _) => return Err(invalid("Assertion Issuer Format is not entity")),
     }
 
@@ -444,6 +446,7 @@ pub(crate) fn verify(
     }
 
     let principal = Principal::asserted(
+        crate::principal::Protocol::Saml,
         idp.entity_id.clone(),
         name_id_value,
         session_index,

@@ -21,16 +21,17 @@ use authn::LoginRequest;
 /// offers), records it, and returns it with its pending login.
 pub(crate) async fn start(
     sp: Sp<'_>,
+    idp: &crate::Idp,
     req: LoginStart<'_>,
     audit: &impl AuditSink,
 ) -> Result<Started, StartError> {
     let entity_id = &sp.config.sp.entity_id;
     let request = LoginRequest {
-        idp: req.idp,
+        idp,
         level: req.level,
         attribute_set: req.attribute_set,
     };
-    let use_post = req.prefer_post || req.idp.sso_redirect.is_none();
+    let use_post = req.prefer_post || idp.sso_redirect.is_none();
     let (id, issue_instant, xml, relay_state, outgoing) = if use_post {
         let o = authn::post_request(entity_id, sp.keys, &request)?;
         let outgoing = Outgoing::AutoPost {
@@ -48,13 +49,13 @@ pub(crate) async fn start(
     };
     let record = AuditRecord::new(
         AuditKind::AuthnRequest,
-        &req.idp.entity_id,
+        &idp.entity_id,
         &id,
         "sent",
         xml.as_bytes(),
     );
     audit.record(record).await.map_err(StartError::Audit)?;
-    let asked = sp.config.sp.asked_by(req.attribute_set, req.idp.kind);
+    let asked = sp.config.sp.asked_by(req.attribute_set, idp.kind);
     let pending = PendingLogin::sent(id, issue_instant, relay_state.digest(), asked, req);
     Ok(Started { outgoing, pending })
 }

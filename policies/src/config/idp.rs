@@ -23,6 +23,9 @@ pub enum IdpKind {
     Spid,
     /// CIE (ForceAuthn always, CIE attributes only).
     Cie,
+    /// Neither: an OpenID Connect provider of its own (the Region's platform, a Keycloak), with
+    /// its own button. Never a SAML IdP.
+    Other,
 }
 
 pub(super) fn read_idp(

@@ -10,12 +10,15 @@ use std::time::Duration;
 use url::Url;
 
 mod idp;
+mod oidc;
 mod server;
 mod session;
 mod sp;
 
 use self::idp::read_idp;
 pub use self::idp::{IdpConfig, IdpKind};
+use self::oidc::read_oidc;
+pub use self::oidc::{ClientAuth, OidcConfig};
 pub use self::server::{is_loopback_host, LogFormat, PublicUrl, ServerConfig, TelemetryConfig};
 use self::server::{read_server, read_telemetry};
 use self::session::read_session;
@@ -38,6 +41,8 @@ pub struct Config {
     pub sp: SpConfig,
     /// Trusted identity providers.
     pub idps: Vec<IdpConfig>,
+    /// OpenID Connect providers.
+    pub oidc: Vec<OidcConfig>,
     /// Session store and lifetimes.
     pub session: SessionConfig,
     /// Directory with one policy file per comune.
@@ -75,6 +80,7 @@ pub(crate) fn read_config(
         .into_iter()
         .filter_map(|t| read_idp(t, sink, base))
         .collect();
+    let oidc = read_oidc_providers(&mut root, sink, base);
     let session = read_session(&mut root, sink, base);
     let policies_dir = match root.opt_table(sink, "policies", "[policies]") {
         Some(mut t) => {
@@ -104,11 +110,35 @@ pub(crate) fn read_config(
         telemetry,
         sp,
         idps,
+        oidc,
         session,
         policies_dir,
         portal,
     };
     (config, sp_ok)
+}
+
+/// Every `[[oidc]]`; an issuer given twice is reported at its second table.
+fn read_oidc_providers(
+    root: &mut TableReader<'_, '_>,
+    sink: &mut Sink<'_>,
+    base: &Path,
+) -> Vec<OidcConfig> {
+    let mut out: Vec<OidcConfig> = Vec::new();
+    for t in root.tables(sink, "oidc", "[[oidc]]") {
+        let span = t.span().clone();
+        if let Some(c) = read_oidc(t, sink, base) {
+            if out.iter().any(|o| o.issuer == c.issuer) {
+                sink.error(
+                    &span,
+                    format!("[[oidc]]: issuer \"{}\" is configured twice", c.issuer),
+                );
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// An optional http(s) URL: a link every page carries, so nothing else (`javascript:`...).

@@ -542,3 +542,58 @@ fn portal_links_and_public_ports_are_checked() {
     );
     assert!(snapshot.config.portal.accessibility_url.is_none());
 }
+
+#[test]
+fn oidc_providers_are_read_with_their_defaults() {
+    let main = format!(
+        "{MAIN}\n[[oidc]]\nissuer = \"http://127.0.0.1:9800\"\nclient_id = \"varco\"\nkey = \"sp.key\"\ndisplay_name = \"Regione\"\nkind = \"spid\"\n\n[[oidc]]\nissuer = \"https://login.example.it/realms/x\"\nclient_id = \"varco\"\nclient_auth = \"client_secret_basic\"\nclient_secret_file = \"audit.key\"\ndisplay_name = \"Keycloak\"\nscopes = [\"openid\", \"profile\"]\nclaims = {{ fiscalNumber = \"fiscal_number\", name = \"given_name\" }}\nacr = {{ SpidL2 = \"urn:l2\", SpidL1 = \"urn:l1\" }}\n"
+    );
+    let (_d, path) = setup(&main, &[("a.toml", GOOD)]);
+    let snap = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let [spid, kc] = &snap.config.oidc[..] else {
+        panic!("{:?}", snap.config.oidc)
+    };
+    assert_eq!(spid.kind, crate::IdpKind::Spid);
+    assert_eq!(spid.client_auth, crate::ClientAuth::PrivateKeyJwt);
+    assert_eq!(spid.scopes, ["openid"]);
+    assert_eq!(
+        spid.claim_for(crate::Attribute::FiscalNumber),
+        Some("https://attributes.eid.gov.it/fiscal_number")
+    );
+    assert_eq!(
+        spid.acr_for(Level::SpidL2),
+        Some("https://www.spid.gov.it/SpidL2")
+    );
+    assert!(matches!(
+        kc.client_auth,
+        crate::ClientAuth::ClientSecretBasic { .. }
+    ));
+    assert_eq!(kc.kind, crate::IdpKind::Other);
+    assert_eq!(kc.claim_for(crate::Attribute::Email), None);
+    assert_eq!(kc.level_of("urn:l2"), Some(Level::SpidL2));
+    // Weakest first, whatever the file's order.
+    assert_eq!(kc.acr[0].0, Level::SpidL1);
+}
+
+#[test]
+fn oidc_mistakes_are_reported_where_they_are() {
+    let main = format!(
+        "{MAIN}\n[[oidc]]\nissuer = \"http://login.example.it\"\nclient_id = \"varco\"\ndisplay_name = \"A\"\nkind = \"saml\"\nscopes = [\"profile\"]\nclaims = {{ codiceFiscale = \"cf\" }}\nacr = {{ SpidL4 = \"x\" }}\n\n[[oidc]]\nissuer = \"https://x.example/?q=1\"\nclient_id = \"varco\"\nclient_auth = \"client_secret_basic\"\ndisplay_name = \"B\"\n\n[[oidc]]\nissuer = \"https://a.example\"\nclient_id = \"v\"\nkey = \"sp.key\"\ndisplay_name = \"C\"\nacr = {{ SpidL1 = \"same\", SpidL2 = \"same\" }}\nclient_secrett = \"x\"\n"
+    );
+    let (_d, path) = setup(&main, &[("a.toml", GOOD)]);
+    assert_problems(
+        &path,
+        &[
+            "varco.toml:20:1: [[oidc]]: `client_auth = \"private_key_jwt\"` needs `key`",
+            "varco.toml:21:10: [[oidc]]: `issuer` must be https off loopback",
+            "varco.toml:24:8: [[oidc]]: `kind` must be \"spid\", \"cie\" or \"other\", found \"saml\"",
+            "varco.toml:25:10: [[oidc]]: `scopes` must include \"openid\"",
+            "varco.toml:26:12: [[oidc]]: `claims`: `codiceFiscale` is not a SPID attribute",
+            "varco.toml:27:9: [[oidc]]: `acr`: `SpidL4` is not a level",
+            "varco.toml:30:10: [[oidc]]: `issuer` must be a URL with a host and no query",
+            "varco.toml:32:15: [[oidc]]: `client_auth = \"client_secret_basic\"` needs `client_secret_file`",
+            "varco.toml:40:35: [[oidc]]: `acr`: \"same\" stands for two levels",
+            "varco.toml:41:1: [[oidc]]: unknown key `client_secrett` (did you mean `client_secret_file`?)",
+        ],
+    );
+}

@@ -121,6 +121,7 @@ impl JwtKeys {
             "jti": idp_bridge::random_token(16, true),
             "level": principal.level().as_str(),
             "idp": principal.idp(),
+            "protocol": principal.protocol().as_str(),
             "attributes": attributes,
         });
         let signing_input = format!(

@@ -48,6 +48,7 @@ fn config() -> &'static policies::Config {
 
 struct Fixture {
     idps: IdpRegistry,
+    oidc: crate::OidcRegistry,
     keys: crate::SpKeys,
     store: Store,
     key: TestIdpKey,
@@ -74,6 +75,7 @@ impl Fixture {
         store.put(pending(&idps, &request_id, &binding, level));
         Self {
             idps,
+            oidc: crate::OidcRegistry::default(),
             keys: crate::SpKeys::load(
                 &vectors().join("spid-sp-test-idp/private.key"),
                 &vectors().join("spid-sp-test-idp/public.cert"),
@@ -108,13 +110,14 @@ impl Fixture {
             .finish();
         let callback = Callback::saml_post(form.as_bytes());
         let pending = match (callback.answers(), binding) {
-            (Some(id), Some(b)) => self.store.take(id, &b.digest()),
+            (Some(id), Some(b)) => self.store.take(&id, &b.digest()),
             _ => None,
         };
         let sp = Sp {
             config: config(),
             keys: &self.keys,
             idps: &self.idps,
+            oidc: &self.oidc,
         };
         ready(crate::login::finish(
             sp,
@@ -125,7 +128,7 @@ impl Fixture {
         ))
         .map_err(|e| match e {
             FinishError::Refused(e) => e,
-            FinishError::Audit(e) => panic!("{e}"),
+            other => panic!("{other}"),
         })
     }
 
@@ -147,7 +150,8 @@ fn pending(
         RelayDigest::of(b""),
         policies::AttributeMask::EMPTY,
         LoginStart {
-            idp: idps.get(IDP).expect("the IdP"),
+            provider: crate::Provider::Saml(idps.get(IDP).expect("the IdP")),
+            wanted: policies::AttributeMask::EMPTY,
             level,
             attribute_set: 0,
             binding,

@@ -1,0 +1,22 @@
+//! OpenID Connect behind the login door ([`crate::login`]): varco as a relying party of standard
+//! OpenID providers (the Region's platform, Keycloak, a SPID or CIE provider), with the
+//! authorization code flow, PKCE S256, `private_key_jwt` or `client_secret_basic`, signed request
+//! objects when the provider takes them, and a verified ID token.
+//!
+//! - [`provider`]: the configured providers, and what discovery and their keys said (cached,
+//!   refreshed, kept across reloads);
+//! - [`flow`]: the authorization request out and the callback in;
+//! - [`jose`]: varco's signing key and the verification of what providers sign;
+//! - [`http`]: the one bounded client that reaches them;
+//! - [`error`]: why a callback was refused, and the page for it.
+
+pub mod error;
+pub mod flow;
+pub(crate) mod http;
+pub(crate) mod jose;
+pub(crate) mod pending;
+pub mod provider;
+
+pub use self::error::OidcError;
+pub use self::flow::{redirect_uri, CALLBACK_PATH};
+pub use self::provider::{OidcProvider, OidcRegistry};
