@@ -400,12 +400,28 @@ fn a_login_through_each_provider_reaches_the_back_end_with_headers_and_jwt() {
 }
 
 #[test]
-fn refused_callbacks_answer_with_a_page_and_no_session() {
+fn the_choice_page_offers_the_providers_and_refused_callbacks_make_no_session() {
     let s = setup();
     let gw = &s.gw;
     let op = &s.jwt_op;
     let back = gw.url("portal.localhost", "/");
     rt().block_on(async {
+        // The `spid` provider is in the SPID list, the other has a button of its own.
+        let r = get(
+            &s,
+            &gw.url(
+                "portal.localhost",
+                &format!("/.sso/login?return_to={}", enc(&gw.url("a.test", "/tari/"))),
+            ),
+            "",
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let page = r.text().await.expect("text");
+        assert!(page.contains("<span>Regione di Prova</span>"), "{page}");
+        assert!(page.contains("Entra con Keycloak di Prova"), "{page}");
+        assert!(page.contains(&enc(&s.basic_op.issuer)), "{page}");
+
         let no_session = |r: &reqwest::Response| {
             assert!(r.headers().get("location").is_none(), "never a redirect");
             assert!(
@@ -498,30 +514,5 @@ fn refused_callbacks_answer_with_a_page_and_no_session() {
             );
             no_session(&r);
         }
-    });
-}
-
-#[test]
-fn the_choice_page_offers_the_providers_behind_their_buttons() {
-    let s = setup();
-    rt().block_on(async {
-        let r = get(
-            &s,
-            &s.gw.url(
-                "portal.localhost",
-                &format!(
-                    "/.sso/login?return_to={}",
-                    enc(&s.gw.url("a.test", "/tari/"))
-                ),
-            ),
-            "",
-        )
-        .await;
-        assert_eq!(r.status(), 200);
-        let page = r.text().await.expect("text");
-        // The `spid` one is in the SPID list, the other has a button of its own.
-        assert!(page.contains("<span>Regione di Prova</span>"), "{page}");
-        assert!(page.contains("Entra con Keycloak di Prova"), "{page}");
-        assert!(page.contains(&enc(&s.basic_op.issuer)), "{page}");
     });
 }

@@ -131,7 +131,8 @@ pub(crate) fn thumbprint(jwk: &Jwk) -> String {
             canonical.insert((*m).to_string(), v);
         }
     }
-    // serde_json's Map keeps keys sorted (no `preserve_order`), as RFC 7638 needs.
+    // Inserted in lexicographic order, as RFC 7638 needs: serde_json's Map keeps that order
+    // whether it sorts keys or keeps insertion order (josekit turns `preserve_order` on).
     let text = Value::Object(canonical).to_string();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(text.as_bytes()))
 }
