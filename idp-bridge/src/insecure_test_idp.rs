@@ -489,3 +489,43 @@ pub fn oidc_untrusted_inputs(query: &str, jwks: &[u8], token: &str) -> bool {
     )
     .is_ok()
 }
+
+/// An OpenID provider's signing key, for the DEMO OpenID provider and tests: signs whatever
+/// claims it is given.
+#[derive(Debug)]
+pub struct TestOpKey(crate::oidc::jose::RpKey);
+
+impl TestOpKey {
+    /// Reads a PEM private key (RSA 2048+ signs RS256, EC P-256 ES256).
+    pub fn load(path: &std::path::Path) -> Result<Self, crate::Error> {
+        crate::oidc::jose::RpKey::load(path).map(Self)
+    }
+
+    /// Its public key as a JWK Set.
+    pub fn public_jwks(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": [self.0.public_jwk()] })
+    }
+
+    /// `claims` as a compact JWS with this key.
+    pub fn sign(&self, claims: serde_json::Map<String, serde_json::Value>) -> Option<String> {
+        self.0.sign(claims, None).ok()
+    }
+
+    /// The `at_hash` of an access token for an ID token signed with this key.
+    pub fn at_hash(&self, access_token: &str) -> String {
+        crate::oidc::jose::half_hash(
+            self.0.public_jwk()["alg"].as_str().unwrap_or("RS256"),
+            access_token,
+        )
+    }
+}
+
+/// The claims of `token` if a key of the JWK Set `jwks` verifies it (RS/PS/ES only): how the
+/// DEMO OpenID provider checks varco's client assertions and request objects.
+pub fn verify_jws(
+    token: &str,
+    jwks: &serde_json::Value,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let set = josekit::jwk::JwkSet::from_bytes(jwks.to_string()).ok()?;
+    crate::oidc::jose::verify(token, &set).ok().map(|(c, _)| c)
+}

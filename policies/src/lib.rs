@@ -26,7 +26,7 @@ pub use category::Category;
 pub use config::{
     is_loopback_host, AttributeSet, ClientAuth, Config, Contact, IdpConfig, IdpKind, LogFormat,
     OidcConfig, Organization, PortalConfig, PublicUrl, ServerConfig, SessionConfig, SessionStore,
-    SpConfig, TelemetryConfig,
+    SpConfig, TelemetryConfig, DEFAULT_CLAIMS,
 };
 pub use decision::{decide, Decision, Held, LoginFailure, Permit};
 pub use diag::{Diagnostic, Diagnostics};

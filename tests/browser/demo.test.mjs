@@ -1,6 +1,7 @@
 // `varco demo` end to end in headless Chromium: the catalog, a SPID level 2 service, a login
-// through the DEMO IdP, the comune's back-end showing the identity and the verified JWT; logout,
-// after which the service asks for login again; and the nr22 (consent denied) simulation.
+// through the DEMO IdP (SAML) and through the DEMO OpenID provider, the comune's back-end showing
+// the identity and the verified JWT; logout, after which the service asks for login again; and
+// the simulated errors of both.
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
@@ -133,6 +134,47 @@ test("the whole login with the keyboard alone, the focus always visible", async 
   assert.match(await page.locator("main").innerText(), /x-varco-fiscal-number\s+BNCGLI92L54E715/);
 });
 
+test("log in through the DEMO OpenID provider: the same identity, headers and JWT", async () => {
+  const page = await newPage();
+  await page.goto(`${demo.capannori}/tari/`);
+  assert.match(page.url(), /\/\.sso\/login\?/);
+  await Promise.all([
+    page.waitForURL(/\/demo\/oidc\/authorize\?/),
+    page.getByRole("link", { name: "Entra con DEMO OpenID (non valido)" }).click(),
+  ]);
+  const asked = await page.locator("main").innerText();
+  assert.match(asked, /livello 2/);
+  assert.match(asked, /il codice fiscale/);
+  await assertNoViolations(page, "DEMO OpenID provider page");
+  await page.locator("label", { hasText: "Giulia Bianchi" }).click();
+  await Promise.all([page.waitForURL(/capannori\.localhost:\d+\/tari\//), page.getByRole("button", { name: "Accedi" }).click()]);
+  const main = await page.locator("main").innerText();
+  assert.match(main, /x-varco-fiscal-number\s+BNCGLI92L54E715/);
+  assert.match(main, /x-varco-email\s+giulia\.bianchi@example\.org/);
+  assert.match(main, /x-varco-level\s+SpidL2/);
+  assert.match(main, /x-varco-idp\s+http:\/\/127\.0\.0\.1:\d+\/demo\/oidc/);
+  assert.match(await page.locator("#jwt-status").innerText(), /Firma verificata .* destinatario c_b648\/tari/);
+  const claims = JSON.parse(await page.locator("pre").innerText());
+  assert.equal(claims.protocol, "oidc");
+  assert.match(claims.attributes.fiscalNumber, /^BNCGLI92L54E715[A-Z]$/);
+
+  // Logout: varco ends the session, the provider ends its own and sends the citizen back.
+  await Promise.all([page.waitForURL(/\/\.sso\/oidc\/logged-out/), page.getByRole("link", { name: "Esci" }).click()]);
+  assert.match(await page.locator("h1").innerText(), /Sei uscito/);
+  await page.goto(`${demo.capannori}/tari/`);
+  assert.match(page.url(), /\/\.sso\/login\?/);
+
+  // The citizen declines at the provider: varco's own page, no session.
+  await Promise.all([
+    page.waitForURL(/\/demo\/oidc\/authorize\?/),
+    page.getByRole("link", { name: "Entra con DEMO OpenID (non valido)" }).click(),
+  ]);
+  await page.selectOption("#error", "access_denied");
+  await Promise.all([page.waitForURL(/\/\.sso\/oidc\/callback\?/), page.getByRole("button", { name: "Simula l'errore" }).click()]);
+  assert.match(await page.locator("main").innerText(), /Accesso negato/);
+  await assertNoViolations(page, "access_denied page");
+});
+
 async function assertNoViolations(page, what) {
   assert.deepEqual(await violations(page), [], `${what}: axe-core found violations`);
 }
@@ -156,7 +198,7 @@ test("CIE through the DEMO IdP: level 3 and CIE's attributes only", async () => 
   assert.equal(await page.getByText("Entra con SPID").count(), 1);
   // The text promises only what the page offers, and says in one line why CIE is not there.
   const choice = await page.locator("main").innerText();
-  assert.match(choice, /serve l'accesso con SPID livello \d( o superiore)?\./);
+  assert.match(choice, /serve l'accesso con SPID livello \d( o superiore)? oppure DEMO OpenID \(non valido\)\./);
   assert.doesNotMatch(choice, /oppure CIE/);
   assert.match(choice, /L'accesso con CIE non è disponibile per questo servizio: richiede .*l'indirizzo email.*, che la CIE non fornisce\./);
 });

@@ -4,10 +4,14 @@
 //
 // The login and consent screens are replaced by an automatic one: the next login is "Mario
 // Rossi" at the acr asked first, unless GET /test/next sets what the next one does
-// (?acr=..., ?error=access_denied, ?account=...). That is the only non-standard part.
+// (?acr=..., ?error=access_denied, ?account=...). Its calls to clients (back-channel logout)
+// reach `*.localhost` hosts on loopback (its SSRF guard would refuse them), and
+// GET /test/last-logout-token shows the last logout token it sent. Those are the only
+// non-standard parts.
 //
 // Usage: node op.mjs <port> <clients.json>   (prints "ready <issuer>" when it listens)
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { generateKeyPair, exportJWK } from 'jose';
 import Provider from 'oidc-provider';
 
@@ -22,6 +26,28 @@ const accounts = {
   anna: { given_name: 'Anna', family_name: 'Bianchi', email: 'anna.bianchi@example.it', [FISCAL]: 'TINIT-BNCNNA85M41G702S' },
 };
 let next = {};
+let lastLogoutToken = null;
+
+// A client on `*.localhost` (varco in the tests) is on this machine: reached on 127.0.0.1 with
+// its own Host header, over node:http (fetch cannot set Host).
+function loopbackFetch(url, options) {
+  const u = new URL(url);
+  if (!u.hostname.endsWith('.localhost')) return globalThis.fetch(url, options);
+  const body = options.body ? String(options.body) : '';
+  if (body.startsWith('logout_token=')) lastLogoutToken = new URLSearchParams(body).get('logout_token');
+  const headers = Object.fromEntries(new Headers(options.headers));
+  headers.host = u.host;
+  headers['content-length'] = Buffer.byteLength(body);
+  return new Promise((resolve, reject) => {
+    const r = request({ host: '127.0.0.1', port: u.port || 80, path: u.pathname + u.search, method: options.method ?? 'GET', headers }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve(new Response(res.statusCode === 204 ? null : Buffer.concat(chunks), { status: res.statusCode })));
+    });
+    r.on('error', reject);
+    r.end(body);
+  });
+}
 
 const { privateKey } = await generateKeyPair('RS256', { extractable: true });
 const signing = { ...(await exportJWK(privateKey)), kid: 'op-rs256', alg: 'RS256', use: 'sig' };
@@ -53,10 +79,15 @@ const provider = new Provider(issuer, {
     return { accountId: id, claims: async () => ({ sub: id, ...accounts[id] }) };
   },
   cookies: { keys: ['varco-test-op-cookie-key'] },
+  fetch: loopbackFetch,
 });
 provider.proxy = false;
 
 provider.use(async (ctx, nextMiddleware) => {
+  if (ctx.path === '/test/last-logout-token') {
+    ctx.body = { logout_token: lastLogoutToken };
+    return;
+  }
   if (ctx.path === '/test/next') {
     next = Object.fromEntries(new URLSearchParams(ctx.querystring));
     ctx.body = { next };

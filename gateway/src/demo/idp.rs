@@ -103,6 +103,7 @@ struct Pending {
 
 struct Idp {
     setup: Setup,
+    op: super::op::Op,
     key: TestIdpKey,
     pending: moka::sync::Cache<String, Arc<Pending>>,
 }
@@ -125,14 +126,19 @@ pub(super) fn metadata(origin: &str, kind: Kind, cert_der_b64: &str) -> String {
     )
 }
 
-/// Binds `listener` and serves the IdP until the process ends.
-pub(super) async fn serve(listener: TcpListener, setup: Setup) -> std::io::Result<()> {
+/// Serves the IdP, and the DEMO OpenID provider beside it, on `listener` until the process ends.
+pub(super) async fn serve(
+    listener: TcpListener,
+    setup: Setup,
+    op: super::op::OpSetup,
+) -> std::io::Result<()> {
     let key = TestIdpKey::from_pem(
         &std::fs::read(&setup.key_pem)?,
         &std::fs::read(&setup.cert_pem)?,
     )
     .map_err(std::io::Error::other)?;
     let idp = Arc::new(Idp {
+        op: super::op::Op::new(op)?,
         setup,
         key,
         pending: moka::sync::Cache::builder()
@@ -183,7 +189,7 @@ struct RefuseTemplate<'a> {
     why: &'a str,
 }
 
-fn refuse(status: StatusCode, why: &str) -> Reply {
+pub(super) fn refuse(status: StatusCode, why: &str) -> Reply {
     let html = super::render(&RefuseTemplate {
         chrome: chrome("Richiesta rifiutata"),
         why,
@@ -197,6 +203,7 @@ struct HomeTemplate {
     chrome: super::Chrome,
     spid: String,
     cie: String,
+    oidc: String,
 }
 
 /// One test citizen on the login page.
@@ -244,6 +251,7 @@ impl Idp {
                 chrome: chrome("Identity provider di prova"),
                 spid: self.setup.entity_id(Kind::Spid),
                 cie: self.setup.entity_id(Kind::Cie),
+                oidc: super::op::Op::issuer(&self.setup.origin),
             });
             return super::html_response(StatusCode::OK, html, Some(&default_csp()));
         }
@@ -268,6 +276,24 @@ impl Idp {
                 }
                 None => refuse(StatusCode::NOT_FOUND, "Indirizzo sconosciuto."),
             };
+        }
+        if path.starts_with("/demo/oidc/") {
+            let method = req.method().as_str().to_string();
+            let authorization = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let Ok(body) = http_body_util::Limited::new(req.into_body(), 16 * 1024)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+            else {
+                return refuse(StatusCode::PAYLOAD_TOO_LARGE, "Richiesta troppo grande.");
+            };
+            return self
+                .op
+                .handle(&method, &path, &query, authorization.as_deref(), &body);
         }
         let kind = if path.starts_with("/demo/spid/") {
             Kind::Spid

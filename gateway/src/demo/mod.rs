@@ -1,5 +1,6 @@
 //! `varco demo`: the whole flow on one laptop, in one process. The gateway with the three example
-//! comuni, a DEMO SAML identity provider ([`idp`]), and a back-end per comune that shows what it
+//! comuni, a DEMO SAML identity provider ([`idp`]) and a DEMO OpenID provider beside it ([`op`]),
+//! and a back-end per comune that shows what it
 //! received ([`backend`]). Keys and certificates are generated on first run in a state folder and
 //! kept; the configuration is written there on every run (ports may change).
 //!
@@ -10,6 +11,7 @@
 mod backend;
 pub mod citizens;
 mod idp;
+mod op;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -202,6 +204,14 @@ fn keys(state: &Path) -> Result<()> {
         let _ = std::fs::remove_file(state.join("idp.key"));
         write_once(&state.join("idp.key"), || Ok(key))?;
     }
+    // The DEMO OpenID provider's signing key, and varco's key at it.
+    for name in ["keys/oidc-op.pem", "keys/oidc-rp.pem"] {
+        write_once(&state.join(name), || {
+            Rsa::generate(2048)
+                .and_then(|k| k.private_key_to_pem())
+                .map_err(|e| demo_error("cannot generate an OpenID Connect key", e))
+        })?;
+    }
     write_once(&state.join("keys/audit.key"), || {
         let mut key = vec![0u8; 32];
         openssl::rand::rand_bytes(&mut key)
@@ -270,6 +280,14 @@ kind = "spid"
 metadata = "idp-cie.xml"
 kind = "cie"
 
+[[oidc]]
+issuer = "{oidc_issuer}"
+client_id = "{client_id}"
+key = "keys/oidc-rp.pem"
+display_name = "DEMO OpenID (non valido)"
+kind = "other"
+scopes = ["openid", "profile", "email"]
+
 [session]
 store = "memory"
 
@@ -279,10 +297,12 @@ dir = "policies"
 [portal]
 accessibility_url = "https://form.agid.gov.it/view/provincia-di-lucca-esempio"
 privacy_url = "https://www.provincia.lucca.example/privacy"
-# DEMO IdP: {idp_origin}/demo/spid and {idp_origin}/demo/cie
+# DEMO IdP: {idp_origin}/demo/spid and {idp_origin}/demo/cie; DEMO OpenID provider: {idp_origin}/demo/oidc
 "#,
         listen = o.listen,
         admin = o.admin,
+        oidc_issuer = op::Op::issuer(&idp_origin),
+        client_id = op::CLIENT_ID,
     )
 }
 
@@ -341,13 +361,20 @@ fn idp_setup(o: &Options) -> Result<idp::Setup> {
 /// Starts the DEMO IdP and the back-ends on a runtime of their own; returns once they listen.
 fn start_helpers(o: &Options) -> Result<()> {
     let setup = idp_setup(o)?;
+    let portal = format!("http://{}", o.listen);
+    let op_setup = op::OpSetup {
+        origin: format!("http://{}", o.idp),
+        redirect_uri: format!("{portal}{}", idp_bridge::oidc::CALLBACK_PATH),
+        logged_out_uri: format!("{portal}{}", idp_bridge::oidc::logout::LOGGED_OUT_PATH),
+        key_pem: o.state.join("keys/oidc-op.pem"),
+        rp_key_pem: o.state.join("keys/oidc-rp.pem"),
+    };
     let jwt_pem =
         std::fs::read(o.state.join("keys/jwt.pem")).map_err(|e| demo_error("keys/jwt.pem", e))?;
     let jwt_key = PKey::private_key_from_pem(&jwt_pem)
         .and_then(|k| k.raw_public_key())
         .and_then(|raw| PKey::public_key_from_raw_bytes(&raw, openssl::pkey::Id::ED25519))
         .map_err(|e| demo_error("keys/jwt.pem", e))?;
-    let portal = format!("http://{}", o.listen);
     let (idp_addr, backs) = (o.idp, o.backends);
     let (tx, rx) = std::sync::mpsc::channel::<std::result::Result<(), String>>();
     std::thread::Builder::new()
@@ -399,7 +426,7 @@ fn start_helpers(o: &Options) -> Result<()> {
                     ));
                 }
                 let _ = tx.send(Ok(()));
-                if let Err(e) = idp::serve(idp_listener, setup).await {
+                if let Err(e) = idp::serve(idp_listener, setup, op_setup).await {
                     tracing::error!(error = %e, "the DEMO IdP stopped");
                 }
             });
@@ -419,7 +446,7 @@ pub fn run(o: &Options) -> Result<()> {
     {
         println!(
             "\nvarco demo: open {portal}/ in a browser (Ctrl-C stops it)\n  \
-DEMO identity provider: http://{idp}/ (test citizens, SPID errors nr19-nr25)\n  \
+DEMO identity provider: http://{idp}/ (test citizens, SPID errors nr19-nr25; and a DEMO OpenID provider)\n  \
 back-ends of Capannori, Lucca, Porcari: {b0}, {b1}, {b2}\n  \
 metrics: http://{admin}/metrics · state and keys: {state}\n",
             idp = o.idp,
@@ -467,6 +494,18 @@ mod tests {
                 ("DEMO (non valido)".to_string(), policies::IdpKind::Spid),
                 ("DEMO (non valido)".to_string(), policies::IdpKind::Cie)
             ]
+        );
+        let oidc: Vec<(&str, &str)> = identity
+            .oidc
+            .iter()
+            .map(|p| (p.config.issuer.as_str(), p.config.display_name.as_str()))
+            .collect();
+        assert_eq!(
+            oidc,
+            [(
+                "http://127.0.0.1:18081/demo/oidc",
+                "DEMO OpenID (non valido)"
+            )]
         );
         let key = std::fs::read(dir.path().join("sp.key")).expect("key");
         prepare(&o).expect("second start");

@@ -117,7 +117,12 @@ pub(crate) fn client_of(
 pub(crate) fn limited_path(path: &str) -> bool {
     matches!(
         path,
-        "/.sso/login" | "/.sso/acs" | "/.sso/slo" | "/.sso/logout" | "/.sso/handoff"
+        "/.sso/login"
+            | "/.sso/acs"
+            | "/.sso/oidc/callback"
+            | "/.sso/slo"
+            | "/.sso/logout"
+            | "/.sso/handoff"
     )
 }
 

@@ -1,4 +1,5 @@
-//! `/.sso/logout`: ends the session here at once, then asks its IdP to end its own (SAML SLO).
+//! `/.sso/logout`: ends the session here at once, then asks its IdP to end its own (SAML SLO,
+//! or OpenID Connect RP-initiated logout).
 //! A request from varco's own pages (or typed by the citizen) logs out; one from anywhere else
 //! gets a page that asks first, and a POST from anywhere else is a forgery.
 
@@ -79,6 +80,19 @@ async fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResu
         Some((id, session)) => {
             shared.store.remove_session(&id.key()).await?;
             let p = session.principal();
+            if let Some(provider) = rt.identity.oidc.get(p.idp()) {
+                tracing::info!(idp = %p.idp(), "logout");
+                // RP-initiated logout: the provider ends its own session and sends the citizen
+                // back to /.sso/oidc/logged-out.
+                let to = idp_bridge::oidc::end_session_url(
+                    &rt.identity.oidc,
+                    provider,
+                    &rt.snapshot.config,
+                )
+                .await;
+                let reply = to.map_or_else(logged_out, |url| Reply::redirect_to(&url));
+                return Ok(reply.with(SET_COOKIE, clear_session_cookie(rt)).no_store());
+            }
             let slo = rt.identity.idps.get(p.idp()).and_then(|idp| {
                 idp_bridge::logout_request(
                     &rt.snapshot.config.sp.entity_id,

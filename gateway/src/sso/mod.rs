@@ -66,6 +66,8 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         "/.sso/acs" => Reply::method_not_allowed(rt, "POST"),
         "/.sso/oidc/callback" => oidc::callback(rt, shared, req).await?,
         "/.sso/oidc/jwks.json" => files::oidc_jwks(rt),
+        "/.sso/oidc/logged-out" => oidc::logged_out(rt, req),
+        "/.sso/oidc/backchannel" => Reply::method_not_allowed(rt, "POST"),
         "/.sso/logout" => logout::logout_endpoint(rt, shared, req, false).await?,
         "/.sso/handoff" => handoff::handoff(rt, shared, req).await?,
         "/.sso/slo" => slo::slo(rt, shared, req, None).await?,
@@ -76,10 +78,13 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
 }
 
 /// Whether this request is a POST whose form body the proxy must read first (ACS, SLO, the
-/// confirmed logout).
+/// confirmed logout, a provider's back-channel logout).
 pub(crate) fn needs_body(req: &RequestHeader) -> bool {
     req.method == Method::POST
-        && matches!(req.uri.path(), "/.sso/acs" | "/.sso/slo" | "/.sso/logout")
+        && matches!(
+            req.uri.path(),
+            "/.sso/acs" | "/.sso/slo" | "/.sso/logout" | "/.sso/oidc/backchannel"
+        )
 }
 
 /// Answers a POST that [`needs_body`], with its body.
@@ -92,6 +97,12 @@ pub(crate) async fn with_body(
     let reply = match req.uri.path() {
         "/.sso/slo" => slo::slo(rt, shared, req, Some(body)).await,
         "/.sso/logout" => logout::logout_endpoint(rt, shared, req, true).await,
+        // A provider's server calls it, not a browser: its answer is final, no page goes on.
+        "/.sso/oidc/backchannel" => {
+            return oidc::backchannel(rt, shared, body)
+                .await
+                .unwrap_or_else(|e| Reply::unavailable(rt, &e))
+        }
         _ => acs::acs(rt, shared, req, body).await,
     };
     reply.map_or_else(|e| Reply::unavailable(rt, &e), |r| onward(rt, r))

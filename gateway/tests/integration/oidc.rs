@@ -105,12 +105,12 @@ impl Jar {
 /// Follows the provider's redirects (its login, automatic here) from `url` until it sends the
 /// browser back to varco; returns that callback URL.
 pub(crate) async fn through_provider(op: &OpenIdProvider, url: &str) -> String {
-    let c = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let mut jar = Jar::default();
+    through_provider_with(op, url, &mut Jar::default()).await
+}
+
+/// As [`through_provider`], in a browser whose cookies at the provider are `jar`.
+pub(crate) async fn through_provider_with(op: &OpenIdProvider, url: &str, jar: &mut Jar) -> String {
+    let c = op_client();
     let mut url = url.to_string();
     for _ in 0..8 {
         if !url.starts_with(&op.issuer) {
@@ -137,6 +137,14 @@ pub(crate) async fn through_provider(op: &OpenIdProvider, url: &str) -> String {
         };
     }
     panic!("the provider kept redirecting")
+}
+
+fn op_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
 }
 
 /// varco's RSA key for the provider, written to `keys/oidc-rp.pem` of the configuration.
@@ -190,6 +198,7 @@ scopes = ["openid", "profile", "fiscal_number"]
     std::fs::write(&main, text).expect("write");
     let gw = Gateway::serve(dir, port, admin);
     let callback = format!("http://portal.localhost:{}/.sso/oidc/callback", gw.port);
+    let portal = format!("http://portal.localhost:{}", gw.port);
     // The provider registers varco's public key as varco publishes it.
     let jwks: serde_json::Value = rt().block_on(async {
         gw.client()
@@ -215,6 +224,9 @@ scopes = ["openid", "profile", "fiscal_number"]
             "jwks": jwks,
             "grant_types": ["authorization_code"],
             "response_types": ["code"],
+            "post_logout_redirect_uris": [format!("{portal}/.sso/oidc/logged-out")],
+            "backchannel_logout_uri": format!("{portal}/.sso/oidc/backchannel"),
+            "backchannel_logout_session_required": true,
         }]),
     );
     let basic_op = OpenIdProvider::start(
@@ -315,9 +327,9 @@ fn a_login_through_each_provider_reaches_the_back_end_with_headers_and_jwt() {
                 Some(op.issuer.as_str())
             );
             let r = get(&s, &callback, &binding).await;
-            assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
+            assert_eq!(r.status(), 200, "a page that goes on");
             assert_eq!(r.headers()["cache-control"], "no-store");
-            let handoff = location_of(&r);
+            let handoff = onward_of(&r).expect("onward");
             assert!(
                 handoff.starts_with(&gw.url("a.test", "/.sso/handoff?code=")),
                 "{handoff}"
@@ -425,6 +437,10 @@ fn the_choice_page_offers_the_providers_and_refused_callbacks_make_no_session() 
         let no_session = |r: &reqwest::Response| {
             assert!(r.headers().get("location").is_none(), "never a redirect");
             assert!(
+                r.headers().get("refresh").is_none(),
+                "never a page that goes on"
+            );
+            assert!(
                 r.headers()
                     .get_all("set-cookie")
                     .iter()
@@ -469,7 +485,8 @@ fn the_choice_page_offers_the_providers_and_refused_callbacks_make_no_session() 
             no_session(&r);
         }
         let r = get(&s, &callback, &binding).await;
-        assert_eq!(r.status(), 302, "the browser that started it still can");
+        assert_eq!(r.status(), 200, "the browser that started it still can");
+        assert!(onward_of(&r).is_some());
 
         // Mix-up: the login went to one provider, the answer claims to come from the other.
         let (to_op, binding) = start(&s, op, &back, "").await;
@@ -514,5 +531,134 @@ fn the_choice_page_offers_the_providers_and_refused_callbacks_make_no_session() 
             );
             no_session(&r);
         }
+    });
+}
+
+/// Logs in at `op` from a browser whose provider cookies are `jar`; returns the portal's
+/// session cookie pair.
+async fn portal_login(s: &Setup, op: &OpenIdProvider, jar: &mut Jar) -> String {
+    let (to_op, binding) = start(s, op, &s.gw.url("portal.localhost", "/"), "").await;
+    let callback = through_provider_with(op, &to_op, jar).await;
+    let r = get(s, &callback, &binding).await;
+    assert_eq!(r.status(), 200, "a page that goes on");
+    let session = cookie_pair(&r);
+    assert!(session.starts_with("varco_session="), "{session}");
+    session
+}
+
+async fn session_status(s: &Setup, session: &str) -> u16 {
+    get(s, &s.gw.url("portal.localhost", "/.sso/session"), session)
+        .await
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn logout_goes_to_the_provider_and_the_provider_logs_out_here() {
+    let s = setup();
+    let gw = &s.gw;
+    let op = &s.jwt_op;
+    rt().block_on(async {
+        // The provider ends its session (the citizen logged out there): it tells varco on the
+        // back channel, and the session here ends.
+        let mut jar = Jar::default();
+        let session = portal_login(&s, op, &mut jar).await;
+        assert_eq!(session_status(&s, &session).await, 200);
+        let c = op_client();
+        let r = c
+            .get(format!("{}/session/end?client_id=varco", op.issuer))
+            .header("cookie", jar.header())
+            .send()
+            .await
+            .expect("send");
+        jar.take(&r);
+        let page = r.text().await.expect("text");
+        let xsrf = page
+            .split("name=\"xsrf\" value=\"")
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .unwrap_or_else(|| panic!("no xsrf in {page}"))
+            .to_string();
+        let r = c
+            .post(format!("{}/session/end/confirm", op.issuer))
+            .header("cookie", jar.header())
+            .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
+            .send()
+            .await
+            .expect("send");
+        assert!(r.status().is_redirection(), "{}", r.status());
+        assert_eq!(
+            session_status(&s, &session).await,
+            401,
+            "ended by the back channel"
+        );
+
+        // The same logout token again, a tampered one, junk: 400, nothing else ends.
+        let other = portal_login(&s, op, &mut Jar::default()).await;
+        let token: serde_json::Value = c
+            .get(format!("{}/test/last-logout-token", op.issuer))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        let token = token["logout_token"]
+            .as_str()
+            .expect("a logout token was sent")
+            .to_string();
+        let post = |body: String| {
+            let c = gw.client();
+            let url = gw.url("portal.localhost", "/.sso/oidc/backchannel");
+            async move {
+                c.post(url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("send")
+            }
+        };
+        let mut tampered = token.clone();
+        let last = tampered.pop().expect("char");
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        for body in [
+            format!("logout_token={token}"),
+            format!("logout_token={tampered}"),
+            "logout_token=e30.e30.e30".to_string(),
+            "nothing=here".to_string(),
+        ] {
+            let r = post(body.clone()).await;
+            assert_eq!(r.status(), 400, "{body}");
+            assert_eq!(r.headers()["cache-control"], "no-store");
+        }
+        assert_eq!(
+            session_status(&s, &other).await,
+            200,
+            "another login is untouched"
+        );
+
+        // RP-initiated: /.sso/logout ends the session here and sends the citizen to end theirs
+        // at the provider, which sends them back to /.sso/oidc/logged-out.
+        let r = gw
+            .client()
+            .get(gw.url("portal.localhost", "/.sso/logout"))
+            .header("cookie", &other)
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 302);
+        let to = location_of(&r);
+        assert!(
+            to.starts_with(&format!("{}/session/end?client_id=varco&", op.issuer)),
+            "{to}"
+        );
+        let back = query_param(&to, "post_logout_redirect_uri").expect("post_logout_redirect_uri");
+        assert_eq!(back, gw.url("portal.localhost", "/.sso/oidc/logged-out"));
+        assert_eq!(session_status(&s, &other).await, 401);
+        let r = get(&s, &back, "").await;
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.expect("text").contains("Sei uscito"));
     });
 }

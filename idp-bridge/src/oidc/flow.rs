@@ -558,7 +558,7 @@ fn client_assertion(
 }
 
 /// A JWT from the provider, verified with its keys (fetched again once for an unknown `kid`).
-async fn verified_jwt(
+pub(crate) async fn verified_jwt(
     provider: &OidcProvider,
     http: &super::http::Http,
     md: &ProviderMetadata,

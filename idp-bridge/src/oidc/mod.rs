@@ -6,6 +6,7 @@
 //! - [`provider`]: the configured providers, and what discovery and their keys said (cached,
 //!   refreshed, kept across reloads);
 //! - [`flow`]: the authorization request out and the callback in;
+//! - [`logout`]: RP-initiated logout, and the provider's back-channel logout tokens;
 //! - [`jose`]: varco's signing key and the verification of what providers sign;
 //! - [`http`]: the one bounded client that reaches them;
 //! - [`error`]: why a callback was refused, and the page for it.
@@ -14,9 +15,11 @@ pub mod error;
 pub mod flow;
 pub(crate) mod http;
 pub(crate) mod jose;
+pub mod logout;
 pub(crate) mod pending;
 pub mod provider;
 
 pub use self::error::OidcError;
 pub use self::flow::{redirect_uri, CALLBACK_PATH};
+pub use self::logout::{end_session_url, verify_logout_token, LogoutOrder};
 pub use self::provider::{OidcProvider, OidcRegistry};

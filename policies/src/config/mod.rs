@@ -18,7 +18,7 @@ mod sp;
 use self::idp::read_idp;
 pub use self::idp::{IdpConfig, IdpKind};
 use self::oidc::read_oidc;
-pub use self::oidc::{ClientAuth, OidcConfig};
+pub use self::oidc::{ClientAuth, OidcConfig, DEFAULT_CLAIMS};
 pub use self::server::{is_loopback_host, LogFormat, PublicUrl, ServerConfig, TelemetryConfig};
 use self::server::{read_server, read_telemetry};
 use self::session::read_session;

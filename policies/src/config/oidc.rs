@@ -70,7 +70,7 @@ impl OidcConfig {
 
 /// The claims of the SPID/CIE OpenID Connect profile (`https://attributes.eid.gov.it/*` and the
 /// standard ones it reuses), for a provider whose `claims` are not given.
-pub(crate) const DEFAULT_CLAIMS: &[(Attribute, &str)] = &[
+pub const DEFAULT_CLAIMS: &[(Attribute, &str)] = &[
     (
         Attribute::FiscalNumber,
         "https://attributes.eid.gov.it/fiscal_number",
