@@ -110,7 +110,7 @@ fn start_provider(jwks: Value, answers: Answers) -> String {
 
 fn oidc(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let config = policies::load(&root.join("examples/varco.toml"))
+    let mut config = policies::load(&root.join("examples/varco.toml"))
         .unwrap()
         .config;
     let dir = tempfile::tempdir().unwrap();
@@ -161,8 +161,10 @@ fn oidc(c: &mut Criterion) {
                 .into_iter()
                 .map(|l| (l, l.class_ref().to_string()))
                 .collect(),
+            federation: false,
         };
-        let oidc = OidcRegistry::load(&[provider_config], None).unwrap();
+        config.oidc = vec![provider_config];
+        let oidc = OidcRegistry::load(&config, None).unwrap();
         let idps = idp_bridge::IdpRegistry::default();
         let keys = idp_bridge::SpKeys::load(&config.sp.key, &config.sp.cert).unwrap();
         let sp = Sp {

@@ -182,7 +182,7 @@ impl Identity {
                 (None, Vec::new())
             }
         };
-        let oidc = idp_bridge::OidcRegistry::load(&config.oidc, previous.map(|p| &p.oidc))
+        let oidc = idp_bridge::OidcRegistry::load(config, previous.map(|p| &p.oidc))
             .map_err(|e| errors.extend(e))
             .ok();
         let jwt = crate::request::jwt::JwtKeys::load(&config.session.jwt_keys)

@@ -458,6 +458,7 @@ pub fn oidc_untrusted_inputs(query: &str, jwks: &[u8], token: &str) -> bool {
             .into_iter()
             .map(|l| (l, l.class_ref().to_string()))
             .collect(),
+        federation: false,
     };
     let provider = crate::oidc::provider::OidcProvider::for_tests(config, None);
     let binding = crate::BrowserBinding::new();

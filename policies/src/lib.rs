@@ -24,9 +24,9 @@ mod route;
 
 pub use category::Category;
 pub use config::{
-    is_loopback_host, AttributeSet, ClientAuth, Config, Contact, IdpConfig, IdpKind, LogFormat,
-    OidcConfig, Organization, PortalConfig, PublicUrl, ServerConfig, SessionConfig, SessionStore,
-    SpConfig, TelemetryConfig, DEFAULT_CLAIMS,
+    is_loopback_host, AttributeSet, ClientAuth, Config, Contact, FederationConfig, IdpConfig,
+    IdpKind, LogFormat, OidcConfig, Organization, PortalConfig, PublicUrl, ServerConfig,
+    SessionConfig, SessionStore, SpConfig, TelemetryConfig, TrustAnchor, DEFAULT_CLAIMS,
 };
 pub use decision::{decide, Decision, Held, LoginFailure, Permit};
 pub use diag::{Diagnostic, Diagnostics};

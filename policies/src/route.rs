@@ -102,8 +102,13 @@ impl fmt::Display for RejectedTarget {
 }
 
 /// Paths the portal answers itself (segment prefixes, without trailing slash). `/` is exact.
-pub(crate) const PORTAL_PREFIXES: &[&str] =
-    &["/catalog", "/catalog.json", "/catalog.jsonld", "/assets"];
+pub(crate) const PORTAL_PREFIXES: &[&str] = &[
+    "/catalog",
+    "/catalog.json",
+    "/catalog.jsonld",
+    "/assets",
+    "/.well-known/openid-federation",
+];
 /// varco's login endpoints, on every known host.
 pub(crate) const SSO_PREFIX: &str = "/.sso";
 

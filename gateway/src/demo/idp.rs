@@ -176,25 +176,11 @@ fn chrome(title: &str) -> super::Chrome {
 
 /// The CSP of the IdP's own pages.
 fn default_csp() -> String {
-    format!(
-        "default-src 'none'; {}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        super::DEMO_STYLES
-    )
+    super::own_pages_csp()
 }
 
-#[derive(askama::Template)]
-#[template(path = "demo_idp_refuse.html")]
-struct RefuseTemplate<'a> {
-    chrome: super::Chrome,
-    why: &'a str,
-}
-
-pub(super) fn refuse(status: StatusCode, why: &str) -> Reply {
-    let html = super::render(&RefuseTemplate {
-        chrome: chrome("Richiesta rifiutata"),
-        why,
-    });
-    super::html_response(status, html, Some(&default_csp()))
+fn refuse(status: StatusCode, why: &str) -> Reply {
+    super::refusal(chrome("Richiesta rifiutata"), status, why)
 }
 
 #[derive(askama::Template)]

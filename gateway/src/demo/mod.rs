@@ -109,6 +109,31 @@ fn html_response(
     r
 }
 
+/// The CSP of the demo providers' own pages: their styles, forms that post to themselves.
+fn own_pages_csp() -> String {
+    format!(
+        "default-src 'none'; {}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        DEMO_STYLES
+    )
+}
+
+#[derive(askama::Template)]
+#[template(path = "demo_idp_refuse.html")]
+struct RefuseTemplate<'a> {
+    chrome: Chrome,
+    why: &'a str,
+}
+
+/// A demo provider's page for a request it refuses.
+fn refusal(
+    chrome: Chrome,
+    status: hyper::StatusCode,
+    why: &str,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let html = render(&RefuseTemplate { chrome, why });
+    html_response(status, html, Some(&own_pages_csp()))
+}
+
 fn demo_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Demo(format!("{what}: {e}"))
 }

@@ -200,7 +200,7 @@ impl Op {
             ("POST", "/demo/oidc/token") => self.token(body),
             ("GET", "/demo/oidc/userinfo") => self.userinfo(authorization),
             ("GET", "/demo/oidc/end_session") => self.end_session(query),
-            _ => super::idp::refuse(StatusCode::NOT_FOUND, "Indirizzo sconosciuto."),
+            _ => refuse(StatusCode::NOT_FOUND, "Indirizzo sconosciuto."),
         }
     }
 
@@ -241,7 +241,7 @@ impl Op {
             .collect();
         if let Some(request) = field(&q, "request") {
             let Some(claims) = verify_jws(request, &self.rp_jwks) else {
-                return super::idp::refuse(
+                return refuse(
                     StatusCode::BAD_REQUEST,
                     "L'oggetto request non è firmato dalla chiave di varco.",
                 );
@@ -250,7 +250,7 @@ impl Op {
                 || claims.get("aud").and_then(Value::as_str)
                     != Some(Self::issuer(&self.setup.origin).as_str())
             {
-                return super::idp::refuse(
+                return refuse(
                     StatusCode::BAD_REQUEST,
                     "L'oggetto request non è per questo provider.",
                 );
@@ -260,7 +260,7 @@ impl Op {
         let p = |k: &str| params.get(k).and_then(Value::as_str).unwrap_or("");
         if p("client_id") != CLIENT_ID || p("redirect_uri") != self.setup.redirect_uri {
             // Never redirect to a URI that is not the client's (RFC 6749 §4.1.2.1).
-            return super::idp::refuse(
+            return refuse(
                 StatusCode::BAD_REQUEST,
                 "Client o redirect_uri sconosciuti.",
             );
@@ -272,7 +272,7 @@ impl Op {
             || p("nonce").is_empty()
             || !p("scope").split(' ').any(|s| s == "openid")
         {
-            return super::idp::refuse(
+            return refuse(
                 StatusCode::BAD_REQUEST,
                 "Richiesta incompleta: servono response_type=code, PKCE S256, state, nonce e lo scope openid.",
             );
@@ -363,7 +363,7 @@ impl Op {
     fn answer(&self, body: &[u8]) -> Reply {
         let f = form(body);
         let Some(asked) = field(&f, "request").and_then(|t| self.asked.remove(t)) else {
-            return super::idp::refuse(
+            return refuse(
                 StatusCode::FORBIDDEN,
                 "Richiesta sconosciuta o già usata: ricomincia dal servizio.",
             );
@@ -506,7 +506,7 @@ impl Op {
         let q = form(query.as_bytes());
         match field(&q, "post_logout_redirect_uri") {
             Some(u) if u == self.setup.logged_out_uri => redirect(u),
-            _ => super::idp::refuse(
+            _ => refuse(
                 StatusCode::OK,
                 "Sei uscito dal provider di prova. Puoi chiudere questa pagina.",
             ),
@@ -519,6 +519,10 @@ fn subject(citizen: usize) -> String {
     let fiscal = CITIZENS[citizen].fiscal_number();
     let d = sha2::Sha256::digest(format!("varco-demo\0{fiscal}").as_bytes());
     idp_bridge::to_hex(&d[..16])
+}
+
+fn refuse(status: StatusCode, why: &str) -> Reply {
+    super::refusal(chrome("Richiesta rifiutata"), status, why)
 }
 
 fn chrome(title: &str) -> super::Chrome {

@@ -662,3 +662,140 @@ fn logout_goes_to_the_provider_and_the_provider_logs_out_here() {
         assert!(r.text().await.expect("text").contains("Sei uscito"));
     });
 }
+
+#[test]
+fn the_entity_configuration_is_served_signed_and_an_unresolvable_provider_gets_a_page() {
+    let be = echo("oidc-federation");
+    let (dir, port, admin) = write_config(
+        "",
+        &one_comune(&[Svc::public("pub", "a.test", "/pub/", be)]),
+    );
+    rp_key(dir.path());
+    let pem = |name: &str| {
+        let rsa = openssl::rsa::Rsa::generate(2048).expect("rsa");
+        std::fs::write(
+            dir.path().join(name),
+            rsa.private_key_to_pem().expect("pem"),
+        )
+        .expect("write");
+    };
+    pem("keys/fed-1.pem");
+    pem("keys/enc.pem");
+    // A trust anchor varco trusts, which does not answer (nothing listens on its port).
+    let ta = format!("http://127.0.0.1:{}", closed_port());
+    std::fs::write(dir.path().join("keys/ta.jwks.json"), r#"{"keys":[{"kty":"RSA","kid":"ta","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw","e":"AQAB"}]}"#).expect("write");
+    let op = format!("http://127.0.0.1:{}/op", closed_port());
+    let main = dir.path().join("varco.toml");
+    let mut text = std::fs::read_to_string(&main).expect("read");
+    text.push_str(&format!(
+        r#"
+[oidc_federation]
+trust_anchors = [{{ entity_id = "{ta}", jwks = "keys/ta.jwks.json" }}]
+authority_hints = ["{ta}"]
+federation_keys = ["keys/fed-1.pem"]
+encryption_key = "keys/enc.pem"
+
+[[oidc]]
+issuer = "{op}"
+federation = true
+key = "keys/oidc-rp.pem"
+display_name = "OP della federazione"
+kind = "spid"
+"#
+    ));
+    std::fs::write(&main, text).expect("write");
+    let gw = Gateway::serve(dir, port, admin);
+    let entity = format!("http://portal.localhost:{}", gw.port);
+    rt().block_on(async {
+        let c = gw.client();
+        let r = c
+            .get(gw.url("portal.localhost", "/.well-known/openid-federation"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/entity-statement+jwt"
+        );
+        let jwt = r.text().await.expect("text");
+        let header: serde_json::Value = {
+            use base64::Engine as _;
+            let h = jwt.split('.').next().expect("header");
+            serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(h)
+                    .expect("b64"),
+            )
+            .expect("json")
+        };
+        assert_eq!(header["typ"], "entity-statement+jwt");
+        // Self-signed: its own jwks verify it.
+        let payload: serde_json::Value = {
+            use base64::Engine as _;
+            let p = jwt.split('.').nth(1).expect("payload");
+            serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .expect("b64"),
+            )
+            .expect("json")
+        };
+        let claims =
+            idp_bridge::insecure_test_idp::verify_jws(&jwt, &payload["jwks"]).expect("verifies");
+        assert_eq!(claims["iss"], entity.as_str());
+        assert_eq!(claims["sub"], entity.as_str());
+        assert_eq!(claims["authority_hints"], serde_json::json!([ta]));
+        let rp = &claims["metadata"]["openid_relying_party"];
+        assert_eq!(rp["client_id"], entity.as_str());
+        let uses: Vec<&str> = rp["jwks"]["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .filter_map(|k| k["use"].as_str())
+            .collect();
+        assert_eq!(
+            uses,
+            ["sig", "enc"],
+            "the signing key of [[oidc]] and the encryption key"
+        );
+        assert!(
+            rp["jwks"].to_string().find("\"d\"").is_none(),
+            "no private part"
+        );
+        // Only on the portal.
+        let r = c
+            .get(gw.url("a.test", "/.well-known/openid-federation"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 404);
+        // A provider whose chain cannot be resolved: a page, 502, nothing sent anywhere.
+        let r = c
+            .get(gw.url("portal.localhost", &format!("/.sso/login?idp={}", enc(&op))))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 502);
+        assert!(r.headers().get("location").is_none());
+        assert!(r
+            .text()
+            .await
+            .expect("text")
+            .contains("Servizio di accesso non disponibile"));
+    });
+    // Without [oidc_federation]: nothing there.
+    let plain = Gateway::start(
+        "",
+        &one_comune(&[Svc::public("pub", "a.test", "/pub/", be)]),
+    );
+    rt().block_on(async {
+        let r = plain
+            .client()
+            .get(plain.url("portal.localhost", "/.well-known/openid-federation"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 404);
+    });
+}

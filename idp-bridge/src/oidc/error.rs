@@ -40,6 +40,10 @@ pub enum OidcError {
         /// The level asked.
         asked: policies::Level,
     },
+    /// No trust chain to a configured trust anchor vouches for the provider (a forged or
+    /// expired statement, an unknown anchor, a broken metadata policy).
+    #[error("federation: {0}")]
+    Federation(String),
     /// The provider cannot be reached, or answers nonsense (discovery, keys, token endpoint).
     #[error("provider unavailable: {0}")]
     Unavailable(String),
@@ -50,7 +54,8 @@ impl OidcError {
     pub fn status(&self) -> u16 {
         match self {
             OidcError::Malformed(_) => 400,
-            OidcError::Unavailable(_) => 502,
+            // varco cannot use the provider now: not the citizen's doing.
+            OidcError::Unavailable(_) | OidcError::Federation(_) => 502,
             _ => 403,
         }
     }
@@ -67,7 +72,7 @@ impl OidcError {
                 | "account_selection_required" => LoginFailure::InteractionRequired,
                 _ => LoginFailure::ProviderFailed,
             },
-            OidcError::Unavailable(_) => LoginFailure::ProviderFailed,
+            OidcError::Unavailable(_) | OidcError::Federation(_) => LoginFailure::ProviderFailed,
             _ => LoginFailure::Rejected,
         }
     }

@@ -21,8 +21,7 @@ use crate::login::model::{
 use crate::principal::{Principal, Protocol};
 use crate::secret::{random_token, BrowserBinding, RelayDigest};
 
-/// The path of the redirect URI, the same for every provider.
-pub const CALLBACK_PATH: &str = "/.sso/oidc/callback";
+pub use super::metadata::CALLBACK_PATH;
 /// How far the clocks of varco and a provider may differ.
 const SKEW_SECS: i64 = 120;
 /// The longest a field of the callback may be.
@@ -135,8 +134,11 @@ pub(crate) async fn start(
             Value::Object(claims_request(provider, asked)).to_string(),
         ));
     }
+    // The federation's profile always wants one.
     let use_request_object = provider.key.is_some()
-        && (md.request_parameter_supported || md.require_signed_request_object);
+        && (md.request_parameter_supported
+            || md.require_signed_request_object
+            || provider.config.federation);
     let query: Vec<(&str, String)> = match (&provider.key, use_request_object) {
         (Some(key), true) => {
             let now = now_secs();
@@ -503,7 +505,8 @@ async fn redeem(
     let id_token = body["id_token"]
         .as_str()
         .ok_or_else(|| OidcError::TokenRefused("no id_token".into()))?;
-    let claims = verified_jwt(provider, http, &md, id_token).await?;
+    let id_token = decrypted(provider, id_token)?;
+    let claims = verified_jwt(provider, http, &md, &id_token).await?;
     let checked = check_id_token(
         provider,
         pending,
@@ -607,7 +610,8 @@ async fn userinfo(
     let text = std::str::from_utf8(&got.body)
         .map_err(|_| OidcError::IdToken("the UserInfo answer is not text".into()))?
         .trim();
-    let (claims, _) = verified_jwt(provider, http, md, text).await?;
+    let text = decrypted(provider, text)?;
+    let (claims, _) = verified_jwt(provider, http, md, &text).await?;
     if claims.get("iss").and_then(Value::as_str) != Some(provider.config.issuer.as_str()) {
         return Err(OidcError::IdToken(
             "the signed UserInfo is from another issuer".into(),
@@ -619,6 +623,25 @@ async fn userinfo(
         ));
     }
     Ok(claims)
+}
+
+/// The JWS inside a JWE encrypted to varco (signed, then encrypted: the SPID/CIE profile's
+/// UserInfo and CIE's ID token); a JWS as it is.
+fn decrypted(provider: &OidcProvider, token: &str) -> Result<String, OidcError> {
+    if token.split('.').count() != 5 {
+        return Ok(token.to_string());
+    }
+    let key = provider
+        .federation
+        .as_ref()
+        .and_then(|f| f.encryption())
+        .ok_or_else(|| OidcError::IdToken("encrypted, and varco has no encryption key".into()))?;
+    let plain = key
+        .decrypt(token)
+        .map_err(|e| OidcError::IdToken(format!("cannot decrypt: {e}")))?;
+    String::from_utf8(plain)
+        .map(|s| s.trim().to_string())
+        .map_err(|_| OidcError::IdToken("the decrypted token is not text".into()))
 }
 
 fn audience_is(claims: &Map<String, Value>, client_id: &str) -> bool {

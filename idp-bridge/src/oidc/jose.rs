@@ -245,3 +245,83 @@ pub(crate) fn half_hash(alg: &str, value: &str) -> String {
     };
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
+
+/// varco's decryption key (RSA): what providers encrypt UserInfo and ID tokens to (RSA-OAEP or
+/// RSA-OAEP-256 key wrapping; the content encryption is whatever the JWE names).
+pub(crate) struct EncryptionKey {
+    pem: Vec<u8>,
+    public: Value,
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptionKey")
+            .field("kid", &self.public["kid"])
+            .finish_non_exhaustive()
+    }
+}
+
+impl EncryptionKey {
+    /// Reads an RSA private key (PEM, 2048 bits at least).
+    pub(crate) fn load(path: &Path) -> Result<Self, crate::Error> {
+        let refuse = |reason: String| crate::Error::SpKey {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| refuse(format!("cannot read: {e}")))?;
+        let key = openssl::pkey::PKey::private_key_from_pem(&pem)
+            .map_err(|_| refuse("not a PEM private key".into()))?;
+        if key.id() != openssl::pkey::Id::RSA || key.bits() < 2048 {
+            return Err(refuse(
+                "the encryption key must be RSA, 2048 bits at least".into(),
+            ));
+        }
+        let jwk = josekit::jwk::alg::rsa::RsaKeyPair::from_pem(&pem)
+            .map_err(|e| refuse(format!("unusable RSA key: {e}")))?
+            .to_jwk_public_key();
+        let kid = thumbprint(&jwk);
+        let mut public = Value::Object(jwk.as_ref().clone());
+        if let Value::Object(m) = &mut public {
+            m.insert("kid".into(), kid.into());
+            m.insert("use".into(), "enc".into());
+            m.insert("alg".into(), "RSA-OAEP".into());
+        }
+        Ok(Self { pem, public })
+    }
+
+    /// The public key as a JWK (`use = "enc"`).
+    pub(crate) fn public_jwk(&self) -> &Value {
+        &self.public
+    }
+
+    /// The plaintext of a compact JWE encrypted to this key.
+    pub(crate) fn decrypt(&self, token: &str) -> Result<Vec<u8>, String> {
+        let header = token
+            .split('.')
+            .next()
+            .and_then(|h| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(h)
+                    .ok()
+            })
+            .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+            .ok_or("not a JWE")?;
+        let decrypter: Box<dyn josekit::jwe::JweDecrypter> =
+            match header.get("alg").and_then(Value::as_str) {
+                Some("RSA-OAEP") => Box::new(
+                    josekit::jwe::RSA_OAEP
+                        .decrypter_from_pem(&self.pem)
+                        .map_err(|e| e.to_string())?,
+                ),
+                Some("RSA-OAEP-256") => Box::new(
+                    josekit::jwe::RSA_OAEP_256
+                        .decrypter_from_pem(&self.pem)
+                        .map_err(|e| e.to_string())?,
+                ),
+                other => return Err(format!("key wrapping {other:?} is not accepted")),
+            };
+        josekit::jwe::deserialize_compact(token, decrypter.as_ref())
+            .map(|(plain, _)| plain)
+            .map_err(|e| e.to_string())
+    }
+}

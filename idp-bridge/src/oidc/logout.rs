@@ -15,10 +15,7 @@ use super::provider::{OidcProvider, OidcRegistry};
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// How old a logout token may be (its `iat`).
 const MAX_AGE_SECS: i64 = 600;
-/// The path the provider sends the citizen back to after its logout.
-pub const LOGGED_OUT_PATH: &str = "/.sso/oidc/logged-out";
-/// The path of the back-channel logout endpoint.
-pub const BACKCHANNEL_PATH: &str = "/.sso/oidc/backchannel";
+pub use super::metadata::{BACKCHANNEL_PATH, LOGGED_OUT_PATH};
 
 /// A verified logout token: whose sessions at which provider end.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,13 @@
 //! OpenID Connect behind the login door ([`crate::login`]): varco as a relying party of standard
-//! OpenID providers (the Region's platform, Keycloak, a SPID or CIE provider), with the
+//! OpenID providers (the Region's platform, Keycloak) and of the SPID/CIE OpenID Connect
+//! Federation, with the
 //! authorization code flow, PKCE S256, `private_key_jwt` or `client_secret_basic`, signed request
 //! objects when the provider takes them, and a verified ID token.
 //!
 //! - [`provider`]: the configured providers, and what discovery and their keys said (cached,
 //!   refreshed, kept across reloads);
+//! - [`federation`]: varco in the SPID/CIE OpenID Connect Federation: its entity configuration,
+//!   and the trust chains that vouch for a provider's metadata;
 //! - [`flow`]: the authorization request out and the callback in;
 //! - [`logout`]: RP-initiated logout, and the provider's back-channel logout tokens;
 //! - [`jose`]: varco's signing key and the verification of what providers sign;
@@ -12,10 +15,12 @@
 //! - [`error`]: why a callback was refused, and the page for it.
 
 pub mod error;
+pub mod federation;
 pub mod flow;
 pub(crate) mod http;
 pub(crate) mod jose;
 pub mod logout;
+pub(crate) mod metadata;
 pub(crate) mod pending;
 pub mod provider;
 

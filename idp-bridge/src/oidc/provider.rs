@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use josekit::jwk::JwkSet;
 use policies::{ClientAuth, OidcConfig};
-use serde::Deserialize;
 
 use super::error::OidcError;
 use super::http::{check_url, Http};
 use super::jose::RpKey;
+pub(crate) use super::metadata::ProviderMetadata;
 
 /// How long a discovery document is used before it is fetched again.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
@@ -21,29 +21,6 @@ const KEYS_TTL: Duration = Duration::from_secs(3600);
 pub(crate) const KEYS_REFRESH_MIN: Duration = Duration::from_secs(60);
 /// The least time between two discovery attempts of a provider that is down.
 const RETRY_MIN: Duration = Duration::from_secs(10);
-
-/// What a provider's discovery document says, as far as varco uses it.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct ProviderMetadata {
-    pub(crate) issuer: String,
-    pub(crate) authorization_endpoint: String,
-    pub(crate) token_endpoint: String,
-    #[serde(default)]
-    pub(crate) userinfo_endpoint: Option<String>,
-    pub(crate) jwks_uri: String,
-    #[serde(default)]
-    pub(crate) end_session_endpoint: Option<String>,
-    #[serde(default)]
-    pub(crate) request_parameter_supported: bool,
-    #[serde(default)]
-    pub(crate) require_signed_request_object: bool,
-    #[serde(default)]
-    pub(crate) claims_parameter_supported: bool,
-    #[serde(default)]
-    pub(crate) authorization_response_iss_parameter_supported: bool,
-    #[serde(default)]
-    pub(crate) code_challenge_methods_supported: Option<Vec<String>>,
-}
 
 /// The client secret of `client_secret_basic`. Never prints.
 #[derive(Clone)]
@@ -76,6 +53,8 @@ pub struct OidcProvider {
     pub config: OidcConfig,
     pub(crate) key: Option<RpKey>,
     pub(crate) secret: Option<ClientSecret>,
+    /// The federation that vouches for it (`federation = true`).
+    pub(crate) federation: Option<Arc<super::federation::Federation>>,
     learnt: Arc<Mutex<Learnt>>,
 }
 
@@ -83,6 +62,7 @@ pub struct OidcProvider {
 #[derive(Debug)]
 pub struct OidcRegistry {
     providers: Vec<Arc<OidcProvider>>,
+    federation: Option<Arc<super::federation::Federation>>,
     pub(crate) http: Http,
 }
 
@@ -90,6 +70,7 @@ impl Default for OidcRegistry {
     fn default() -> Self {
         Self {
             providers: Vec::new(),
+            federation: None,
             // A client that cannot even be built leaves no provider to reach anyway.
             #[allow(clippy::expect_used)]
             http: Http::new().expect("the HTTP client builds with fixed settings"),
@@ -98,13 +79,27 @@ impl Default for OidcRegistry {
 }
 
 impl OidcRegistry {
-    /// Reads every provider's key or secret. What `previous` learnt from a provider with the
-    /// same issuer and client (discovery, keys) is kept: a reload costs the providers nothing.
+    /// Reads every `[[oidc]]` provider's key or secret, and `[oidc_federation]`'s keys. What
+    /// `previous` learnt from a provider with the same issuer and client (discovery, keys) is
+    /// kept: a reload costs the providers nothing.
     pub fn load(
-        configs: &[OidcConfig],
+        config: &policies::Config,
         previous: Option<&OidcRegistry>,
     ) -> Result<Self, Vec<crate::Error>> {
+        let configs = &config.oidc;
         let mut errors = Vec::new();
+        let federation = match &config.oidc_federation {
+            None => None,
+            Some(f) => {
+                match super::federation::Federation::load(f, &config.server.public_url.origin()) {
+                    Ok(f) => Some(Arc::new(f)),
+                    Err(e) => {
+                        errors.extend(e);
+                        None
+                    }
+                }
+            }
+        };
         let mut providers = Vec::new();
         for c in configs {
             let key = match &c.key {
@@ -138,6 +133,7 @@ impl OidcRegistry {
                 config: c.clone(),
                 key,
                 secret,
+                federation: federation.clone().filter(|_| c.federation),
                 learnt,
             }));
         }
@@ -148,7 +144,38 @@ impl OidcRegistry {
             Some(p) => p.http.clone(),
             None => Http::new().map_err(|e| vec![e])?,
         };
-        Ok(Self { providers, http })
+        Ok(Self {
+            providers,
+            federation,
+            http,
+        })
+    }
+
+    /// varco in the OpenID Connect Federation, when it is configured.
+    pub fn federation(&self) -> Option<&super::federation::Federation> {
+        self.federation.as_deref()
+    }
+
+    /// varco's entity configuration (the signed JWT `/.well-known/openid-federation` serves),
+    /// when the federation is configured.
+    pub fn entity_configuration(
+        &self,
+        config: &policies::Config,
+    ) -> Option<Result<String, super::error::OidcError>> {
+        let f = self.federation()?;
+        // The relying party's OpenID Connect keys: those of the federation's providers.
+        let mut keys: Vec<serde_json::Value> = Vec::new();
+        for k in self
+            .providers
+            .iter()
+            .filter(|p| p.config.federation)
+            .filter_map(|p| p.key.as_ref())
+        {
+            if !keys.contains(k.public_jwk()) {
+                keys.push(k.public_jwk().clone());
+            }
+        }
+        Some(f.entity_configuration(config, &serde_json::json!({ "keys": keys })))
     }
 
     /// The provider with this issuer, exactly as configured.
@@ -198,6 +225,7 @@ impl OidcProvider {
             config,
             key,
             secret: None,
+            federation: None,
             learnt: Arc::default(),
         }
     }
@@ -205,6 +233,11 @@ impl OidcProvider {
     /// Its discovery document: the cached one while fresh, else fetched again (a stale one keeps
     /// serving while the provider cannot be reached).
     pub(crate) async fn metadata(&self, http: &Http) -> Result<Arc<ProviderMetadata>, OidcError> {
+        if let Some(f) = &self.federation {
+            let resolved = f.resolve(http, &self.config.issuer).await?;
+            check_endpoints(&self.config.issuer, &resolved.metadata)?;
+            return Ok(resolved.metadata.clone());
+        }
         let now = Instant::now();
         let stale = {
             let l = lock(&self.learnt);
@@ -266,23 +299,8 @@ impl OidcProvider {
                 m.issuer
             )));
         }
-        for u in [&m.authorization_endpoint, &m.token_endpoint, &m.jwks_uri]
-            .into_iter()
-            .chain(m.userinfo_endpoint.as_ref())
-            .chain(m.end_session_endpoint.as_ref())
-        {
-            check_url(u)?;
-            if issuer.starts_with("https:") && !u.starts_with("https:") {
-                return Err(OidcError::Unavailable(format!(
-                    "{url}: an https provider with a plain http endpoint"
-                )));
-            }
-        }
-        if let Some(methods) = &m.code_challenge_methods_supported {
-            if !methods.iter().any(|x| x == "S256") {
-                return Err(OidcError::Unavailable(format!("{url}: no PKCE S256")));
-            }
-        }
+        check_url(&m.jwks_uri)?;
+        check_endpoints(issuer, &m)?;
         Ok(m)
     }
 
@@ -294,6 +312,12 @@ impl OidcProvider {
         metadata: &ProviderMetadata,
         kid: Option<&str>,
     ) -> Result<Arc<JwkSet>, OidcError> {
+        // The federation's metadata carries the keys, vouched for by the chain.
+        if let Some(inline) = &metadata.jwks {
+            return JwkSet::from_bytes(inline.to_string())
+                .map(Arc::new)
+                .map_err(|e| OidcError::Federation(format!("bad jwks in the metadata: {e}")));
+        }
         let now = Instant::now();
         let cached = {
             let l = lock(&self.learnt);
@@ -340,6 +364,34 @@ impl OidcProvider {
             Err(e) => cached.ok_or(e),
         }
     }
+}
+
+/// Every endpoint https (plain http only for a loopback provider), and PKCE S256 offered.
+fn check_endpoints(issuer: &str, m: &ProviderMetadata) -> Result<(), OidcError> {
+    for u in [&m.authorization_endpoint, &m.token_endpoint]
+        .into_iter()
+        .chain(m.userinfo_endpoint.as_ref())
+        .chain(m.end_session_endpoint.as_ref())
+        .chain(Some(&m.jwks_uri).filter(|u| !u.is_empty()))
+    {
+        check_url(u)?;
+        if issuer.starts_with("https:") && !u.starts_with("https:") {
+            return Err(OidcError::Unavailable(format!(
+                "{issuer}: an https provider with a plain http endpoint"
+            )));
+        }
+    }
+    if m.jwks_uri.is_empty() && m.jwks.is_none() {
+        return Err(OidcError::Unavailable(format!(
+            "{issuer}: neither jwks nor jwks_uri"
+        )));
+    }
+    if let Some(methods) = &m.code_challenge_methods_supported {
+        if !methods.iter().any(|x| x == "S256") {
+            return Err(OidcError::Unavailable(format!("{issuer}: no PKCE S256")));
+        }
+    }
+    Ok(())
 }
 
 fn lock(m: &Mutex<Learnt>) -> std::sync::MutexGuard<'_, Learnt> {

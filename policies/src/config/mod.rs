@@ -17,8 +17,8 @@ mod sp;
 
 use self::idp::read_idp;
 pub use self::idp::{IdpConfig, IdpKind};
-use self::oidc::read_oidc;
-pub use self::oidc::{ClientAuth, OidcConfig, DEFAULT_CLAIMS};
+use self::oidc::{read_federation, read_oidc};
+pub use self::oidc::{ClientAuth, FederationConfig, OidcConfig, TrustAnchor, DEFAULT_CLAIMS};
 pub use self::server::{is_loopback_host, LogFormat, PublicUrl, ServerConfig, TelemetryConfig};
 use self::server::{read_server, read_telemetry};
 use self::session::read_session;
@@ -43,6 +43,8 @@ pub struct Config {
     pub idps: Vec<IdpConfig>,
     /// OpenID Connect providers.
     pub oidc: Vec<OidcConfig>,
+    /// varco in the SPID/CIE OpenID Connect Federation, when `[oidc_federation]` is there.
+    pub oidc_federation: Option<FederationConfig>,
     /// Session store and lifetimes.
     pub session: SessionConfig,
     /// Directory with one policy file per comune.
@@ -80,7 +82,16 @@ pub(crate) fn read_config(
         .into_iter()
         .filter_map(|t| read_idp(t, sink, base))
         .collect();
-    let oidc = read_oidc_providers(&mut root, sink, base);
+    let oidc_federation = root
+        .opt_table(sink, "oidc_federation", "[oidc_federation]")
+        .and_then(|t| read_federation(t, sink, base));
+    let oidc = read_oidc_providers(
+        &mut root,
+        sink,
+        base,
+        oidc_federation.as_ref(),
+        &server.public_url.origin(),
+    );
     let session = read_session(&mut root, sink, base);
     let policies_dir = match root.opt_table(sink, "policies", "[policies]") {
         Some(mut t) => {
@@ -111,6 +122,7 @@ pub(crate) fn read_config(
         sp,
         idps,
         oidc,
+        oidc_federation,
         session,
         policies_dir,
         portal,
@@ -123,11 +135,13 @@ fn read_oidc_providers(
     root: &mut TableReader<'_, '_>,
     sink: &mut Sink<'_>,
     base: &Path,
+    federation: Option<&FederationConfig>,
+    entity_id: &str,
 ) -> Vec<OidcConfig> {
     let mut out: Vec<OidcConfig> = Vec::new();
     for t in root.tables(sink, "oidc", "[[oidc]]") {
         let span = t.span().clone();
-        if let Some(c) = read_oidc(t, sink, base) {
+        if let Some(c) = read_oidc(t, sink, base, federation, entity_id) {
             if out.iter().any(|o| o.issuer == c.issuer) {
                 sink.error(
                     &span,

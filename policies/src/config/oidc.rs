@@ -31,6 +31,37 @@ pub struct OidcConfig {
     pub claims: Vec<(Attribute, String)>,
     /// Which `acr` value each level is, weakest first (or the SPID defaults).
     pub acr: Vec<(Level, String)>,
+    /// Resolved through a trust chain of the SPID/CIE OpenID Connect Federation
+    /// (`[oidc_federation]`) rather than by discovery: `issuer` is the provider's entity ID and
+    /// `client_id` varco's.
+    pub federation: bool,
+}
+
+/// `[oidc_federation]`: varco as a relying party (a leaf) of the SPID/CIE OpenID Connect
+/// Federation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederationConfig {
+    /// The trust anchors a provider's chain may end at, each with its keys (a JWK Set file).
+    pub trust_anchors: Vec<TrustAnchor>,
+    /// varco's superiors, as its entity configuration names them.
+    pub authority_hints: Vec<String>,
+    /// The keys (PEM) that sign varco's entity configuration: distinct from the OpenID Connect
+    /// keys of `[[oidc]] key`.
+    pub federation_keys: Vec<PathBuf>,
+    /// The trust marks issued to varco (a JSON array of `{"id", "trust_mark"}`), if any.
+    pub trust_marks: Option<PathBuf>,
+    /// The key (PEM, RSA) providers encrypt UserInfo and ID tokens to, published in varco's
+    /// relying-party metadata with `use = "enc"`.
+    pub encryption_key: Option<PathBuf>,
+}
+
+/// One trust anchor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustAnchor {
+    /// Its entity ID.
+    pub entity_id: String,
+    /// Its federation keys, a JWK Set file.
+    pub jwks: PathBuf,
 }
 
 /// Client authentication at the token endpoint.
@@ -121,7 +152,17 @@ pub(super) fn read_oidc(
     mut t: TableReader<'_, '_>,
     sink: &mut Sink<'_>,
     base: &Path,
+    federation: Option<&FederationConfig>,
+    entity_id: &str,
 ) -> Option<OidcConfig> {
+    let federated = t.opt_bool(sink, "federation");
+    let is_federated = federated.as_ref().is_some_and(|f| f.value);
+    if let (Some(f), None) = (federated.as_ref().filter(|f| f.value), federation) {
+        sink.error(
+            &f.span,
+            "[[oidc]]: `federation = true` needs an `[oidc_federation]` table",
+        );
+    }
     let issuer =
         t.str(sink, "issuer", "the provider's issuer URL")
             .and_then(|At { value, span }| {
@@ -130,18 +171,31 @@ pub(super) fn read_oidc(
                     .ok()?;
                 Some(value)
             });
-    let client_id = t
-        .str(sink, "client_id", "the client ID")
-        .and_then(|At { value, span }| {
-            if value.is_empty() || value.chars().any(char::is_control) {
+    // In the federation varco's client ID is its entity ID.
+    let client_id = if is_federated {
+        match t.opt_str(sink, "client_id") {
+            Some(At { value, span }) if value != entity_id => {
                 sink.error(
                     &span,
-                    "[[oidc]]: `client_id` must be a non-empty string without control characters",
+                    format!("[[oidc]]: in the federation `client_id` is varco's entity ID, \"{entity_id}\" (the public URL's origin): leave it out"),
                 );
-                return None;
+                None
             }
-            Some(value)
-        });
+            _ => Some(entity_id.to_string()),
+        }
+    } else {
+        t.str(sink, "client_id", "the client ID")
+            .and_then(|At { value, span }| {
+                if value.is_empty() || value.chars().any(char::is_control) {
+                    sink.error(
+                        &span,
+                        "[[oidc]]: `client_id` must be a non-empty string without control characters",
+                    );
+                    return None;
+                }
+                Some(value)
+            })
+    };
     let key = t
         .opt_str(sink, "key")
         .map(|k| existing_file(sink, base, "key", k));
@@ -308,8 +362,19 @@ pub(super) fn read_oidc(
             ok.then_some(out)
         }
     };
+    if is_federated
+        && !matches!(client_auth, Some(ClientAuth::PrivateKeyJwt))
+        && client_auth.is_some()
+    {
+        sink.error(
+            t.span(),
+            "[[oidc]]: the federation takes `client_auth = \"private_key_jwt\"` only",
+        );
+        return None;
+    }
     t.finish(sink);
     Some(OidcConfig {
+        federation: is_federated,
         issuer: issuer?,
         client_id: client_id?,
         client_auth: client_auth?,
@@ -348,4 +413,95 @@ pub(crate) fn check_issuer(value: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+pub(super) fn read_federation(
+    mut t: TableReader<'_, '_>,
+    sink: &mut Sink<'_>,
+    base: &Path,
+) -> Option<FederationConfig> {
+    let mut trust_anchors = Vec::new();
+    for mut a in t.tables(sink, "trust_anchors", "oidc_federation.trust_anchors") {
+        let entity_id = a
+            .str(sink, "entity_id", "the trust anchor's entity ID")
+            .and_then(|At { value, span }| {
+                check_issuer(&value)
+                    .map_err(|m| {
+                        sink.error(
+                            &span,
+                            format!("oidc_federation.trust_anchors: `entity_id` {m}"),
+                        )
+                    })
+                    .ok()?;
+                Some(value)
+            });
+        let jwks = a
+            .str(sink, "jwks", "the trust anchor's JWK Set file")
+            .map(|j| existing_file(sink, base, "jwks", j));
+        a.finish(sink);
+        if let (Some(entity_id), Some(jwks)) = (entity_id, jwks) {
+            trust_anchors.push(TrustAnchor { entity_id, jwks });
+        }
+    }
+    if trust_anchors.is_empty() {
+        sink.error(
+            t.span(),
+            "[oidc_federation]: `trust_anchors` must name at least one trust anchor",
+        );
+    }
+    let authority_hints = match t.opt_str_array(sink, "authority_hints") {
+        Some(At { value, span }) => {
+            for h in &value {
+                if let Err(m) = check_issuer(&h.value) {
+                    sink.error(
+                        &h.span,
+                        format!("[oidc_federation]: `authority_hints`: {m}"),
+                    );
+                }
+            }
+            if value.is_empty() {
+                sink.error(
+                    &span,
+                    "[oidc_federation]: `authority_hints` must name varco's superior",
+                );
+            }
+            value.into_iter().map(|h| h.value).collect()
+        }
+        None => {
+            sink.error(t.span(), "[oidc_federation]: `authority_hints` is missing (varco's superior in the federation)");
+            Vec::new()
+        }
+    };
+    let federation_keys: Vec<PathBuf> = match t.opt_str_array(sink, "federation_keys") {
+        Some(At { value, span }) => {
+            if value.is_empty() {
+                sink.error(
+                    &span,
+                    "[oidc_federation]: `federation_keys` must name at least one key",
+                );
+            }
+            value
+                .into_iter()
+                .map(|k| existing_file(sink, base, "federation_keys", k))
+                .collect()
+        }
+        None => {
+            sink.error(t.span(), "[oidc_federation]: `federation_keys` is missing (the keys that sign varco's entity configuration)");
+            Vec::new()
+        }
+    };
+    let trust_marks = t
+        .opt_str(sink, "trust_marks")
+        .map(|m| existing_file(sink, base, "trust_marks", m));
+    let encryption_key = t
+        .opt_str(sink, "encryption_key")
+        .map(|m| existing_file(sink, base, "encryption_key", m));
+    t.finish(sink);
+    Some(FederationConfig {
+        trust_anchors,
+        authority_hints,
+        federation_keys,
+        trust_marks,
+        encryption_key,
+    })
 }

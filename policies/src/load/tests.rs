@@ -597,3 +597,39 @@ fn oidc_mistakes_are_reported_where_they_are() {
         ],
     );
 }
+
+#[test]
+fn the_federation_is_read_and_checked() {
+    let good = format!(
+        "{MAIN}\n[oidc_federation]\ntrust_anchors = [{{ entity_id = \"https://ta.example\", jwks = \"audit.key\" }}]\nauthority_hints = [\"https://ta.example\"]\nfederation_keys = [\"sp.key\"]\n\n[[oidc]]\nissuer = \"https://op.example\"\nfederation = true\nkey = \"sp.key\"\ndisplay_name = \"OP\"\n"
+    );
+    let (_d, path) = setup(&good, &[("a.toml", GOOD)]);
+    let snap = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let f = snap.config.oidc_federation.as_ref().expect("federation");
+    assert_eq!(f.trust_anchors[0].entity_id, "https://ta.example");
+    let op = &snap.config.oidc[0];
+    assert!(op.federation);
+    assert_eq!(op.client_id, "http://portal.localhost", "the entity ID");
+
+    let bad = format!(
+        "{MAIN}\n[oidc_federation]\ntrust_anchors = []\nauthority_hints = [\"ftp://ta\"]\nfederation_keys = [\"missing.pem\"]\n\n[[oidc]]\nissuer = \"https://op.example\"\nfederation = true\nclient_id = \"someone-else\"\nkey = \"sp.key\"\ndisplay_name = \"OP\"\n"
+    );
+    let (_d, path) = setup(&bad, &[("a.toml", GOOD)]);
+    assert_problems(
+        &path,
+        &[
+            "varco.toml:20:1: [oidc_federation]: `trust_anchors` must name at least one",
+            "varco.toml:22:20: [oidc_federation]: `authority_hints`: must be an https URL",
+            "varco.toml:23:20: `federation_keys`: file",
+            "varco.toml:28:13: [[oidc]]: in the federation `client_id` is varco's entity ID",
+        ],
+    );
+    let orphan = format!(
+        "{MAIN}\n[[oidc]]\nissuer = \"https://op.example\"\nfederation = true\nkey = \"sp.key\"\ndisplay_name = \"OP\"\n"
+    );
+    let (_d, path) = setup(&orphan, &[("a.toml", GOOD)]);
+    assert_problems(
+        &path,
+        &["varco.toml:22:14: [[oidc]]: `federation = true` needs an `[oidc_federation]` table"],
+    );
+}

@@ -31,6 +31,7 @@ pub(crate) fn is_portal_page(path: &str) -> bool {
         || path.eq_ignore_ascii_case("/catalog")
         || path.eq_ignore_ascii_case("/catalog.json")
         || path.eq_ignore_ascii_case("/catalog.jsonld")
+        || path == idp_bridge::oidc::federation::WELL_KNOWN
 }
 
 /// Answers `GET`/`HEAD` of a portal page.
@@ -47,9 +48,36 @@ pub(crate) async fn handle(rt: &Runtime, shared: &Shared, req: &RequestHeader) -
     }
     let raw = req.uri.query().unwrap_or("");
     let lower = path.to_ascii_lowercase();
+    if path == idp_bridge::oidc::federation::WELL_KNOWN {
+        return entity_configuration(rt);
+    }
     match lower.as_str() {
         "/catalog.json" | "/catalog.jsonld" => data(rt, shared, req, raw, lower.ends_with("ld")),
         _ => page(rt, shared, req, raw, path == "/").await,
+    }
+}
+
+/// varco's entity configuration in the SPID/CIE OpenID Connect Federation (a signed JWT), or 404
+/// without `[oidc_federation]`.
+fn entity_configuration(rt: &Runtime) -> Reply {
+    match rt.identity.oidc.entity_configuration(&rt.snapshot.config) {
+        None => reply(404, HTML, rt.pages.error(ErrorPage::NotFound).clone()),
+        Some(Ok(jwt)) => {
+            let mut r = reply(
+                200,
+                idp_bridge::oidc::federation::ENTITY_STATEMENT_TYPE,
+                Bytes::from(jwt),
+            );
+            r.headers.push((
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=600"),
+            ));
+            r
+        }
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "cannot sign the entity configuration");
+            reply(500, HTML, rt.pages.error(ErrorPage::Internal).clone())
+        }
     }
 }
 

@@ -31,6 +31,7 @@ fn config() -> OidcConfig {
             .into_iter()
             .map(|l| (l, l.class_ref().to_string()))
             .collect(),
+        federation: false,
     }
 }
 
