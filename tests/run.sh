@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the build needs, runs every test of the workspace (unit,
-# property and integration tests; the integration tests start real gateways, back-ends and a real
-# OpenID provider on loopback ports), the SPID/CIE conformance suite (tests/spid-sp-test.sh) and the browser tests
+# property and integration tests; the integration tests start real gateways, back-ends, a real
+# OpenID provider and the reference OpenID Connect Federation on loopback ports), the SPID/CIE conformance suite (tests/spid-sp-test.sh) and the browser tests
 # (tests/browser.sh: headless Chromium, axe-core), the fuzz smoke runs (tests/fuzz.sh: every
 # target for FUZZ_SECONDS) and the short soak (benches/soak.sh: SOAK_SECONDS with 200 clients).
 # Ends with one summary line: "tests: N passed, N failed".
@@ -14,6 +14,9 @@ status=0
 # The OpenID provider the OpenID Connect integration tests log in through (oidc-provider, pinned
 # in tests/oidc/package-lock.json; Node.js from .ci/install-deps).
 npm ci --prefix tests/oidc --no-audit --no-fund --silent
+# The reference SPID/CIE OpenID Connect Federation (PyPI spid-cie-oidc, pinned in
+# tests/federation/requirements.txt) the federation test logs in through.
+tests/federation/setup.sh
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 tests/spid-sp-test.sh 2>&1 | tee -a "$log" || status=1
 tests/browser.sh 2>&1 | tee -a "$log" || status=1

@@ -18,6 +18,7 @@ mod cli;
 mod deployment;
 mod failures;
 mod faults;
+mod federation;
 mod login;
 mod logout;
 mod oidc;

@@ -139,7 +139,7 @@ pub(crate) async fn through_provider_with(op: &OpenIdProvider, url: &str, jar: &
     panic!("the provider kept redirecting")
 }
 
-fn op_client() -> reqwest::Client {
+pub(crate) fn op_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -148,7 +148,7 @@ fn op_client() -> reqwest::Client {
 }
 
 /// varco's RSA key for the provider, written to `keys/oidc-rp.pem` of the configuration.
-fn rp_key(dir: &std::path::Path) {
+pub(crate) fn rp_key(dir: &std::path::Path) {
     let rsa = openssl::rsa::Rsa::generate(2048).expect("rsa");
     std::fs::write(
         dir.join("keys/oidc-rp.pem"),

@@ -86,7 +86,13 @@ pub(crate) async fn start(
         .metadata(&sp.oidc.http)
         .await
         .map_err(StartError::Provider)?;
-    let Some(acr) = Some(acr_values(provider, req.level)).filter(|v| !v.is_empty()) else {
+    let mut acr = acr_values(provider, req.level);
+    // The federation's reference provider authenticates at the last value it is given: it gets
+    // only the level asked (the ID token's acr is still checked to be at least that).
+    if provider.config.federation {
+        acr.truncate(1);
+    }
+    let Some(acr) = Some(acr).filter(|v| !v.is_empty()) else {
         return Err(StartError::Provider(OidcError::Unavailable(format!(
             "{} maps no acr value to {} or above",
             provider.config.issuer, req.level
@@ -123,8 +129,11 @@ pub(crate) async fn start(
         ("code_challenge", challenge.clone()),
         ("code_challenge_method", "S256".into()),
         ("acr_values", acr_values),
-        ("ui_locales", "it".into()),
     ];
+    // The federation's profile wants a list where OpenID Connect Core has a string: left out.
+    if !provider.config.federation {
+        params.push(("ui_locales", "it".into()));
+    }
     if let Some(p) = prompt(provider.config.kind, req.level) {
         params.push(("prompt", p.into()));
     }
@@ -612,12 +621,18 @@ async fn userinfo(
         .trim();
     let text = decrypted(provider, text)?;
     let (claims, _) = verified_jwt(provider, http, md, &text).await?;
-    if claims.get("iss").and_then(Value::as_str) != Some(provider.config.issuer.as_str()) {
+    // OpenID Connect Core §5.3.2: `iss` and `aud` SHOULD be there (the SPID/CIE reference
+    // provider sends neither: its signature is what binds the answer to it); when they are,
+    // they must be this provider and this client.
+    if claims
+        .get("iss")
+        .is_some_and(|i| i.as_str() != Some(provider.config.issuer.as_str()))
+    {
         return Err(OidcError::IdToken(
             "the signed UserInfo is from another issuer".into(),
         ));
     }
-    if !audience_is(&claims, &provider.config.client_id) {
+    if claims.contains_key("aud") && !audience_is(&claims, &provider.config.client_id) {
         return Err(OidcError::IdToken(
             "the signed UserInfo is for another client".into(),
         ));
