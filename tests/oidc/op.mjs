@@ -50,7 +50,7 @@ function loopbackFetch(url, options) {
 }
 
 const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-const signing = { ...(await exportJWK(privateKey)), kid: 'op-rs256', alg: 'RS256', use: 'sig' };
+const signing = { ...(await exportJWK(privateKey)), kid: `op-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`, alg: 'RS256', use: 'sig' };
 
 const provider = new Provider(issuer, {
   clients,

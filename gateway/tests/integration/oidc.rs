@@ -12,6 +12,7 @@ use crate::one_login::verify_jwt;
 /// One `node tests/oidc/op.mjs` on a free port, killed on drop.
 pub(crate) struct OpenIdProvider {
     pub(crate) issuer: String,
+    port: u16,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -19,20 +20,39 @@ pub(crate) struct OpenIdProvider {
 impl OpenIdProvider {
     /// Starts the provider with these client registrations (a JSON array).
     pub(crate) fn start(port: u16, clients: &serde_json::Value) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("clients.json"), clients.to_string()).expect("write");
+        let (child, issuer) = Self::spawn(port, dir.path());
+        Self {
+            issuer,
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// Stops it and starts it again on the same port and with the same clients: a new signing
+    /// key (a new `kid`), nothing remembered.
+    pub(crate) fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, issuer) = Self::spawn(self.port, self._dir.path());
+        assert_eq!(issuer, self.issuer);
+        self.child = child;
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path) -> (Child, String) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oidc");
         assert!(
             root.join("node_modules/oidc-provider").is_dir(),
             "the test OpenID provider is not installed: run `npm ci --prefix tests/oidc` (tests/run.sh does)"
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("clients.json");
-        std::fs::write(&file, clients.to_string()).expect("write");
         let mut child = Command::new("node")
             .arg(root.join("op.mjs"))
             .arg(port.to_string())
-            .arg(&file)
+            .arg(dir.join("clients.json"))
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("op.log")).expect("log"))
+            .stderr(std::fs::File::create(dir.join("op.log")).expect("log"))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start node (apt-get install nodejs): {e}"));
         let stdout = child.stdout.take().expect("stdout");
@@ -42,15 +62,11 @@ impl OpenIdProvider {
         assert!(
             line.starts_with("ready "),
             "the provider did not start: {line:?} {}",
-            std::fs::read_to_string(dir.path().join("op.log")).unwrap_or_default()
+            std::fs::read_to_string(dir.join("op.log")).unwrap_or_default()
         );
         // Whatever it prints later must find a reader, or its next write kills it (EPIPE).
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        Self {
-            issuer: line["ready ".len()..].trim().to_string(),
-            child,
-            _dir: dir,
-        }
+        (child, line["ready ".len()..].trim().to_string())
     }
 
     /// Sets what the next login at the provider does (`acr=...`, `error=...`, `account=...`).
@@ -158,7 +174,7 @@ pub(crate) fn rp_key(dir: &std::path::Path) {
     std::fs::write(dir.join("keys/oidc-secret"), "basic-s3cret\n").expect("write");
 }
 
-struct Setup {
+pub(crate) struct Setup {
     gw: Gateway,
     jwt_op: OpenIdProvider,
     basic_op: OpenIdProvider,
@@ -797,5 +813,37 @@ kind = "spid"
             .await
             .expect("send");
         assert_eq!(r.status(), 404);
+    });
+}
+
+#[test]
+fn a_new_provider_key_is_fetched_once_and_a_flood_of_unknown_keys_is_not() {
+    let mut s = setup();
+    rt().block_on(async {
+        // The keys are fetched once and cached.
+        let first = portal_login(&s, &s.basic_op, &mut Jar::default()).await;
+        assert_eq!(session_status(&s, &first).await, 200);
+    });
+    // The provider rotates its key: the next ID token names a kid varco has not seen, so varco
+    // fetches the keys again, and the login goes through.
+    s.basic_op.restart();
+    rt().block_on(async {
+        let second = portal_login(&s, &s.basic_op, &mut Jar::default()).await;
+        assert_eq!(session_status(&s, &second).await, 200);
+    });
+    // Another new key within the minute: varco does not fetch again (a flood of made-up kids
+    // costs the provider one request a minute), and the login is refused with a page.
+    s.basic_op.restart();
+    rt().block_on(async {
+        let (to_op, binding) = start(&s, &s.basic_op, &s.gw.url("portal.localhost", "/"), "").await;
+        let callback = through_provider(&s.basic_op, &to_op).await;
+        let r = get(&s, &callback, &binding).await;
+        assert_eq!(r.status(), 403);
+        assert!(r.headers().get("location").is_none());
+        assert!(r
+            .text()
+            .await
+            .expect("text")
+            .contains("Accesso non riuscito"));
     });
 }

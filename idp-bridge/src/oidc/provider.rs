@@ -16,8 +16,9 @@ pub(crate) use super::metadata::ProviderMetadata;
 const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// How long a key set is used before it is fetched again (an unknown `kid` refreshes sooner).
 const KEYS_TTL: Duration = Duration::from_secs(3600);
-/// The least time between two fetches of a provider's keys for an unknown `kid`: a flood of
-/// tokens naming made-up keys costs the provider one request a minute.
+/// The least time between two fetches of a provider's keys for an unknown `kid` (and between two
+/// attempts after a failure): a flood of tokens naming made-up keys costs the provider one
+/// request a minute.
 pub(crate) const KEYS_REFRESH_MIN: Duration = Duration::from_secs(60);
 /// The least time between two discovery attempts of a provider that is down.
 const RETRY_MIN: Duration = Duration::from_secs(10);
@@ -44,6 +45,8 @@ struct Learnt {
     last_discovery_failure: Option<Instant>,
     keys: Option<(Arc<JwkSet>, Instant)>,
     last_keys_fetch: Option<Instant>,
+    /// The last fetch made because a token named a key the set lacked.
+    last_unknown_kid_fetch: Option<Instant>,
 }
 
 /// One `[[oidc]]` provider, ready to use.
@@ -319,29 +322,43 @@ impl OidcProvider {
                 .map_err(|e| OidcError::Federation(format!("bad jwks in the metadata: {e}")));
         }
         let now = Instant::now();
-        let cached = {
+        let (cached, unknown_kid) = {
             let l = lock(&self.learnt);
-            let recent_fetch = l
-                .last_keys_fetch
-                .is_some_and(|t| now.duration_since(t) < KEYS_REFRESH_MIN);
+            let within =
+                |t: Option<Instant>| t.is_some_and(|t| now.duration_since(t) < KEYS_REFRESH_MIN);
             match &l.keys {
                 Some((k, at)) => {
                     let has = kid.is_none_or(|kid| !k.get(kid).is_empty());
-                    if (has && now.duration_since(*at) < KEYS_TTL) || recent_fetch {
+                    let fresh = now.duration_since(*at) < KEYS_TTL;
+                    // A key the set has, fresh: nothing to fetch. A `kid` it lacks: fetched
+                    // again at most once a minute, so that tokens naming made-up keys cost the
+                    // provider little. A stale set whose refresh just failed keeps serving.
+                    let keep = if has {
+                        fresh || within(l.last_keys_fetch)
+                    } else {
+                        within(l.last_unknown_kid_fetch)
+                    };
+                    if keep {
                         return Ok(k.clone());
                     }
-                    Some(k.clone())
+                    (Some(k.clone()), !has)
                 }
-                None if recent_fetch => {
+                None if within(l.last_keys_fetch) => {
                     return Err(OidcError::Unavailable(format!(
                         "{}: the keys could not be fetched moments ago",
                         self.config.issuer
                     )))
                 }
-                None => None,
+                None => (None, false),
             }
         };
-        lock(&self.learnt).last_keys_fetch = Some(now);
+        {
+            let mut l = lock(&self.learnt);
+            l.last_keys_fetch = Some(now);
+            if unknown_kid {
+                l.last_unknown_kid_fetch = Some(now);
+            }
+        }
         let fetched = async {
             let got = http.get(&metadata.jwks_uri, None).await?;
             if got.status != 200 {
