@@ -506,7 +506,9 @@ impl Op {
         let q = form(query.as_bytes());
         match field(&q, "post_logout_redirect_uri") {
             Some(u) if u == self.setup.logged_out_uri => redirect(u),
-            _ => refuse(
+            // No (known) way back to varco: a page that says so, not a refusal.
+            _ => super::refusal(
+                chrome("Sei uscito"),
                 StatusCode::OK,
                 "Sei uscito dal provider di prova. Puoi chiudere questa pagina.",
             ),
