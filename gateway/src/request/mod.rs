@@ -424,10 +424,12 @@ impl ProxyHttp for Proxy {
                 .cloned()
                 .unwrap_or_else(|| self.shared.current());
             let body = rt.error_for(page, session.req_header());
-            // The connection is not reused after a failure: say so, or a client may send its next
-            // request on it while it closes.
-            let close = Some((http::header::CONNECTION, "close"));
-            if let Err(err) = respond(session, ctx, status, &body, close).await {
+            // The connection is not reused after a failure: say so, or a client sends its next
+            // request on it while it closes, and gets a reset. pingora writes `Connection` from
+            // its own keep-alive state (a header set here would be overwritten with
+            // `keep-alive`), so that state is what changes.
+            session.set_keepalive(None);
+            if let Err(err) = respond(session, ctx, status, &body, None).await {
                 tracing::debug!(%err, "could not send the error page");
             }
         }

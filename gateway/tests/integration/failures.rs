@@ -24,6 +24,9 @@ fn a_down_back_end_gets_502_and_a_slow_one_504_within_the_timeouts() {
             .await
             .expect("send");
         assert_eq!(r.status(), 502);
+        // The connection closes after a failure, and the answer says so: a client that sent its
+        // next request on it would get a reset.
+        assert_eq!(r.headers()["connection"], "close");
         assert!(r
             .text()
             .await
