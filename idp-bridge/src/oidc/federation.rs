@@ -12,15 +12,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use josekit::jwk::JwkSet;
 use serde_json::{json, Map, Value};
 
 use super::error::OidcError;
 use super::http::Http;
-use super::jose::{verify, RpKey};
+use super::jose::{unverified_part, verify, RpKey};
+use super::lock;
 use super::metadata::{ProviderMetadata, BACKCHANNEL_PATH, CALLBACK_PATH, LOGGED_OUT_PATH};
 
 /// The media type of entity statements.
@@ -34,11 +33,7 @@ const SKEW: i64 = 120;
 /// How long varco's own entity configuration is valid.
 const EC_LIFETIME: i64 = 24 * 3600;
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+use super::unix_now as now;
 
 fn refused(m: impl Into<String>) -> OidcError {
     OidcError::Federation(m.into())
@@ -414,11 +409,6 @@ struct Step {
     superior_ec: String,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Entries are only ever replaced whole.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// An entity statement from `url`.
 async fn fetch(http: &Http, url: &str) -> Result<String, OidcError> {
     let got = http.get(url, None).await?;
@@ -455,15 +445,7 @@ fn statement(
     iss: &str,
     sub: &str,
 ) -> Result<Map<String, Value>, OidcError> {
-    let header = token
-        .split('.')
-        .next()
-        .and_then(|h| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(h)
-                .ok()
-        })
-        .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+    let header = unverified_part(token, 0)
         .ok_or_else(|| refused(format!("the statement of {iss} about {sub} is not a JWS")))?;
     if header.get("typ").and_then(Value::as_str) != Some("entity-statement+jwt") {
         return Err(refused(format!(
@@ -505,16 +487,11 @@ fn statement(
 /// An entity's own configuration, verified with the keys it declares (what makes them count is
 /// the superior's statement about it).
 fn self_signed(token: &str, entity: &str) -> Result<Map<String, Value>, OidcError> {
-    let declared = token
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .ok()
-        })
-        .and_then(|p| serde_json::from_slice::<Map<String, Value>>(&p).ok())
-        .ok_or_else(|| refused(format!("the entity configuration of {entity} is not a JWS")))?;
+    let Some(Value::Object(declared)) = unverified_part(token, 1) else {
+        return Err(refused(format!(
+            "the entity configuration of {entity} is not a JWS"
+        )));
+    };
     let keys = jwks_of(&declared, entity)?;
     statement(token, &keys, entity, entity)
 }

@@ -1,8 +1,6 @@
 //! The authorization code flow behind the login door: the authorization request out
 //! ([`start`]), the callback in ([`finish`]): token request, ID token, UserInfo, principal.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use policies::{Attribute, AttributeMask, ClientAuth, IdpKind, Level};
@@ -55,11 +53,7 @@ fn prompt(kind: IdpKind, level: Level) -> Option<&'static str> {
     }
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+use super::unix_now as now_secs;
 
 /// The attributes of `wanted` that this provider releases, in the `claims` request parameter's
 /// form (`{"userinfo": {claim: null, …}}`).
@@ -659,7 +653,8 @@ fn decrypted(provider: &OidcProvider, token: &str) -> Result<String, OidcError> 
         .map_err(|_| OidcError::IdToken("the decrypted token is not text".into()))
 }
 
-fn audience_is(claims: &Map<String, Value>, client_id: &str) -> bool {
+/// Whether `client_id` is the token's audience (`aud` a string, or an array holding it).
+pub(crate) fn audience_is(claims: &Map<String, Value>, client_id: &str) -> bool {
     match claims.get("aud") {
         Some(Value::String(a)) => a == client_id,
         Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(client_id)),

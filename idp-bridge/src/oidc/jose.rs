@@ -73,13 +73,8 @@ impl RpKey {
             }
             _ => return Err(refuse("not an RSA or EC P-256 key".into())),
         };
-        let kid = thumbprint(&public);
-        let mut public: Value = Value::Object(public.as_ref().clone());
-        if let Value::Object(m) = &mut public {
-            m.insert("kid".into(), kid.clone().into());
-            m.insert("use".into(), "sig".into());
-            m.insert("alg".into(), alg.into());
-        }
+        let public = published(&public, "sig", alg);
+        let kid = public["kid"].as_str().unwrap_or_default().to_string();
         Ok(Self {
             // The signer has no key ID of its own, so josekit keeps the header's `kid`.
             signer,
@@ -135,6 +130,25 @@ pub(crate) fn thumbprint(jwk: &Jwk) -> String {
     // whether it sorts keys or keeps insertion order (josekit turns `preserve_order` on).
     let text = Value::Object(canonical).to_string();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// The JSON of one dot-separated part of a compact JWS or JWE (0: the header, 1: a JWS's payload),
+/// not verified in any way: to pick a key or a decrypter, never to believe.
+pub(crate) fn unverified_part(token: &str, index: usize) -> Option<Value> {
+    let part = token.split('.').nth(index)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `jwk` as varco publishes it: with its RFC 7638 thumbprint as `kid`, its `use` and `alg`.
+fn published(jwk: &Jwk, key_use: &str, alg: &str) -> Value {
+    let mut m = jwk.as_ref().clone();
+    m.insert("kid".into(), thumbprint(jwk).into());
+    m.insert("use".into(), key_use.into());
+    m.insert("alg".into(), alg.into());
+    Value::Object(m)
 }
 
 /// Why [`verify`] refused a token: a key it does not know yet (worth a refresh of the provider's
@@ -279,13 +293,7 @@ impl EncryptionKey {
         let jwk = josekit::jwk::alg::rsa::RsaKeyPair::from_pem(&pem)
             .map_err(|e| refuse(format!("unusable RSA key: {e}")))?
             .to_jwk_public_key();
-        let kid = thumbprint(&jwk);
-        let mut public = Value::Object(jwk.as_ref().clone());
-        if let Value::Object(m) = &mut public {
-            m.insert("kid".into(), kid.into());
-            m.insert("use".into(), "enc".into());
-            m.insert("alg".into(), "RSA-OAEP".into());
-        }
+        let public = published(&jwk, "enc", "RSA-OAEP");
         Ok(Self { pem, public })
     }
 
@@ -296,16 +304,7 @@ impl EncryptionKey {
 
     /// The plaintext of a compact JWE encrypted to this key.
     pub(crate) fn decrypt(&self, token: &str) -> Result<Vec<u8>, String> {
-        let header = token
-            .split('.')
-            .next()
-            .and_then(|h| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(h)
-                    .ok()
-            })
-            .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
-            .ok_or("not a JWE")?;
+        let header = unverified_part(token, 0).ok_or("not a JWE")?;
         let decrypter: Box<dyn josekit::jwe::JweDecrypter> =
             match header.get("alg").and_then(Value::as_str) {
                 Some("RSA-OAEP") => Box::new(

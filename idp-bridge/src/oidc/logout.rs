@@ -2,13 +2,11 @@
 //! (RP-Initiated Logout 1.0), and the provider's own word that a session ended (Back-Channel
 //! Logout 1.0: a signed logout token, verified here).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use base64::Engine as _;
 use serde_json::Value;
 
 use super::error::OidcError;
-use super::flow::verified_jwt;
+use super::flow::{audience_is, verified_jwt};
+use super::jose::unverified_part;
 use super::provider::{OidcProvider, OidcRegistry};
 
 /// The event a logout token must carry.
@@ -59,15 +57,7 @@ pub async fn verify_logout_token(
 ) -> Result<LogoutOrder, OidcError> {
     let bad = |m: &str| OidcError::IdToken(format!("logout token: {m}"));
     // The issuer picks the keys; it is believed only once they verify the signature.
-    let claimed = token
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p)
-                .ok()
-        })
-        .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
+    let claimed = unverified_part(token, 1)
         .and_then(|v| v.get("iss").and_then(Value::as_str).map(str::to_string))
         .ok_or(OidcError::Malformed("not a logout token"))?;
     let provider = registry
@@ -79,19 +69,10 @@ pub async fn verify_logout_token(
     if str_claim("iss") != Some(provider.config.issuer.as_str()) {
         return Err(bad("another issuer"));
     }
-    let for_us = match claims.get("aud") {
-        Some(Value::String(a)) => *a == provider.config.client_id,
-        Some(Value::Array(a)) => a
-            .iter()
-            .any(|v| v.as_str() == Some(&provider.config.client_id)),
-        _ => false,
-    };
-    if !for_us {
+    if !audience_is(&claims, &provider.config.client_id) {
         return Err(bad("for another client"));
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = super::unix_now();
     let iat = claims
         .get("iat")
         .and_then(Value::as_i64)

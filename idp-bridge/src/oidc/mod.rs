@@ -25,6 +25,19 @@ pub(crate) mod pending;
 pub mod provider;
 
 pub use self::error::OidcError;
+
+/// Seconds since the Unix epoch: what JWTs count time in.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A cache that is only ever replaced whole: a panic elsewhere cannot leave it half-written, so
+/// a poisoned lock is still good to read.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 pub use self::flow::{redirect_uri, CALLBACK_PATH};
 pub use self::logout::{end_session_url, verify_logout_token, LogoutOrder};
 pub use self::provider::{OidcProvider, OidcRegistry};

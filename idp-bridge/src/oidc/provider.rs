@@ -10,6 +10,7 @@ use policies::{ClientAuth, OidcConfig};
 use super::error::OidcError;
 use super::http::{check_url, Http};
 use super::jose::RpKey;
+use super::lock;
 pub(crate) use super::metadata::ProviderMetadata;
 
 /// How long a discovery document is used before it is fetched again.
@@ -409,9 +410,4 @@ fn check_endpoints(issuer: &str, m: &ProviderMetadata) -> Result<(), OidcError> 
         }
     }
     Ok(())
-}
-
-fn lock(m: &Mutex<Learnt>) -> std::sync::MutexGuard<'_, Learnt> {
-    // What is cached is only ever replaced whole: a panic elsewhere cannot leave it half-written.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
