@@ -210,7 +210,7 @@ export async function citizenContext(browser, options = {}) {
   // A citizen's browser enforces the pages' CSP: a test that switched it off could pass on a page
   // that is broken for everybody (axe runs through the DevTools protocol, see `violations`).
   if ("bypassCSP" in options) throw new Error("browser tests keep the pages' Content Security Policy on");
-  const context = await browser.newContext({ locale: "it-IT", ...options, bypassCSP: false });
+  const context = await browser.newContext({ locale: "it-IT", ...options });
   context.consoleErrors = [];
   context.on("page", (page) => watchConsole(context, page));
   return context;

@@ -192,19 +192,6 @@ struct HomeTemplate {
     oidc: String,
 }
 
-/// One test citizen on the login page.
-struct CitizenChoice {
-    index: usize,
-    label: String,
-}
-
-/// One level on the login page.
-struct LevelChoice {
-    value: &'static str,
-    label: &'static str,
-    checked: bool,
-}
-
 #[derive(askama::Template)]
 #[template(path = "demo_idp_login.html")]
 struct LoginTemplate<'a> {
@@ -214,8 +201,8 @@ struct LoginTemplate<'a> {
     asked: String,
     action: String,
     token: &'a str,
-    citizens: Vec<CitizenChoice>,
-    levels: Vec<LevelChoice>,
+    citizens: Vec<super::CitizenChoice>,
+    levels: Vec<super::LevelChoice>,
     errors: &'static [(u8, &'static str)],
 }
 
@@ -357,33 +344,8 @@ impl Idp {
             asked: asked.join(", "),
             action: format!("/demo/{}/answer", kind.path()),
             token: &token,
-            citizens: CITIZENS
-                .iter()
-                .enumerate()
-                .map(|(index, c)| CitizenChoice {
-                    index,
-                    label: format!(
-                        "{} {} · nato/a a {} il {} · {}",
-                        c.name,
-                        c.family_name,
-                        c.birthplace_name,
-                        c.birth,
-                        c.fiscal_number()
-                    ),
-                })
-                .collect(),
-            levels: levels
-                .iter()
-                .map(|l| LevelChoice {
-                    value: l.as_str(),
-                    label: match l {
-                        Level::SpidL1 => "SPID livello 1 (password)",
-                        Level::SpidL2 => "SPID livello 2 (password e codice)",
-                        Level::SpidL3 => "SPID livello 3 / CIE (dispositivo)",
-                    },
-                    checked: *l == level,
-                })
-                .collect(),
+            citizens: super::citizen_choices(),
+            levels: super::level_choices(levels, level, true),
             errors: ERRORS,
         });
         super::html_response(StatusCode::OK, html, Some(&default_csp()))

@@ -134,6 +134,62 @@ fn refusal(
     html_response(status, html, Some(&own_pages_csp()))
 }
 
+/// One test citizen on a demo provider's login page (`demo_choose_citizen.html`).
+struct CitizenChoice {
+    index: usize,
+    label: String,
+}
+
+/// One level on a demo provider's login page.
+struct LevelChoice {
+    value: &'static str,
+    label: &'static str,
+    checked: bool,
+}
+
+/// Every test citizen, as the login pages list them.
+fn citizen_choices() -> Vec<CitizenChoice> {
+    citizens::CITIZENS
+        .iter()
+        .enumerate()
+        .map(|(index, c)| CitizenChoice {
+            index,
+            label: format!(
+                "{} {} · nato/a a {} il {} · {}",
+                c.name,
+                c.family_name,
+                c.birthplace_name,
+                c.birth,
+                c.fiscal_number()
+            ),
+        })
+        .collect()
+}
+
+/// `levels` to grant, `checked` chosen; named after SPID (and CIE) when `spid`.
+fn level_choices(
+    levels: &[policies::Level],
+    checked: policies::Level,
+    spid: bool,
+) -> Vec<LevelChoice> {
+    use policies::Level;
+    levels
+        .iter()
+        .map(|l| LevelChoice {
+            value: l.as_str(),
+            label: match (l, spid) {
+                (Level::SpidL1, true) => "SPID livello 1 (password)",
+                (Level::SpidL2, true) => "SPID livello 2 (password e codice)",
+                (Level::SpidL3, true) => "SPID livello 3 / CIE (dispositivo)",
+                (Level::SpidL1, false) => "livello 1 (password)",
+                (Level::SpidL2, false) => "livello 2 (password e codice)",
+                (Level::SpidL3, false) => "livello 3 (dispositivo)",
+            },
+            checked: *l == checked,
+        })
+        .collect()
+}
+
 fn demo_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Demo(format!("{what}: {e}"))
 }

@@ -133,19 +133,6 @@ fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
     f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// One test citizen on the login page.
-struct CitizenChoice {
-    index: usize,
-    label: String,
-}
-
-/// One level on the login page.
-struct LevelChoice {
-    value: &'static str,
-    label: &'static str,
-    checked: bool,
-}
-
 #[derive(askama::Template)]
 #[template(path = "demo_op_login.html")]
 struct LoginTemplate<'a> {
@@ -153,8 +140,8 @@ struct LoginTemplate<'a> {
     level: String,
     asked: String,
     token: &'a str,
-    citizens: Vec<CitizenChoice>,
-    levels: Vec<LevelChoice>,
+    citizens: Vec<super::CitizenChoice>,
+    levels: Vec<super::LevelChoice>,
     errors: &'static [(&'static str, &'static str)],
 }
 
@@ -316,33 +303,8 @@ impl Op {
                 asked_names
             },
             token: &token,
-            citizens: CITIZENS
-                .iter()
-                .enumerate()
-                .map(|(index, c)| CitizenChoice {
-                    index,
-                    label: format!(
-                        "{} {} · nato/a a {} il {} · {}",
-                        c.name,
-                        c.family_name,
-                        c.birthplace_name,
-                        c.birth,
-                        c.fiscal_number()
-                    ),
-                })
-                .collect(),
-            levels: Level::ALL
-                .iter()
-                .map(|l| LevelChoice {
-                    value: l.as_str(),
-                    label: match l {
-                        Level::SpidL1 => "livello 1 (password)",
-                        Level::SpidL2 => "livello 2 (password e codice)",
-                        Level::SpidL3 => "livello 3 (dispositivo)",
-                    },
-                    checked: *l == level,
-                })
-                .collect(),
+            citizens: super::citizen_choices(),
+            levels: super::level_choices(&Level::ALL, level, false),
             errors: ERRORS,
         });
         super::html_response(StatusCode::OK, html, Some(&self.page_csp()))
