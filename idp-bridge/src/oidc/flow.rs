@@ -422,14 +422,8 @@ fn check_callback<'s>(
     }
     if let Some(error) = &callback.error {
         return Err(OidcError::Provider {
-            error: error.chars().take(64).collect(),
-            description: callback
-                .error_description
-                .as_deref()
-                .unwrap_or("")
-                .chars()
-                .take(256)
-                .collect(),
+            error: for_log(error, 64),
+            description: for_log(callback.error_description.as_deref().unwrap_or(""), 256),
         });
     }
     let code = callback
@@ -497,7 +491,7 @@ async fn redeem(
         return Err(OidcError::TokenRefused(format!(
             "HTTP {}: {}",
             got.status,
-            error.chars().take(64).collect::<String>()
+            for_log(error, 64)
         )));
     }
     let token_type = body["token_type"].as_str().unwrap_or("");
@@ -653,6 +647,16 @@ fn decrypted(provider: &OidcProvider, token: &str) -> Result<String, OidcError> 
         .map_err(|_| OidcError::IdToken("the decrypted token is not text".into()))
 }
 
+/// A value from the provider as the log may carry it: bounded, without control characters (no
+/// forged log lines).
+fn for_log(value: &str, max: usize) -> String {
+    value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect()
+}
+
 /// Whether `client_id` is the token's audience (`aud` a string, or an array holding it).
 pub(crate) fn audience_is(claims: &Map<String, Value>, client_id: &str) -> bool {
     match claims.get("aud") {
@@ -730,12 +734,12 @@ pub(crate) fn check_id_token(
         .config
         .level_of(acr)
         .ok_or_else(|| OidcError::LevelTooLow {
-            got: acr.chars().take(128).collect(),
+            got: for_log(acr, 128),
             asked: pending.level(),
         })?;
     if level < pending.level() {
         return Err(OidcError::LevelTooLow {
-            got: acr.to_string(),
+            got: for_log(acr, 128),
             asked: pending.level(),
         });
     }

@@ -354,3 +354,12 @@ fn the_rp_key_publishes_its_thumbprint() {
     assert!(RpKey::load(&weak).is_err());
     assert!(RpKey::load(Path::new("/nonexistent")).is_err());
 }
+
+#[test]
+fn what_a_provider_says_reaches_the_log_bounded_and_on_one_line() {
+    assert_eq!(
+        for_log("access_denied\r\nFAKE LOG LINE", 64),
+        "access_deniedFAKE LOG LINE"
+    );
+    assert_eq!(for_log(&"x".repeat(1000), 256).len(), 256);
+}
