@@ -19,6 +19,10 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 cargo +nightly fuzz build "${flags[@]}" >/dev/null 2>&1 || cargo +nightly fuzz build "${flags[@]}"
 passed=0 failed=0
 for target in $(cargo +nightly fuzz list); do
+  # Committed seeds (fuzz/seeds/TARGET/) start the corpus, which itself is not kept in git.
+  if [ -d "seeds/$target" ]; then
+    mkdir -p "corpus/$target" && cp seeds/"$target"/* "corpus/$target/"
+  fi
   log=$(mktemp)
   if cargo +nightly fuzz run "${flags[@]}" "$target" -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 >"$log" 2>&1; then
     runs=$(grep -oE 'Done [0-9]+ runs' "$log" | awk '{print $2}' | tail -1)

@@ -55,6 +55,7 @@ fn acs(c: &mut Criterion) {
             replaces: None,
             handoff_binding: None,
             prefer_post: false,
+            audience: policies::Audience::Sp,
         },
         &DiscardAudit,
     ))
@@ -68,7 +69,7 @@ fn acs(c: &mut Criterion) {
         .find(|(k, _)| k == "RelayState")
         .map(|(_, v)| v.into_owned())
         .unwrap();
-    let endpoints = idp_bridge::SpEndpoints::of(&config);
+    let endpoints = idp_bridge::SpEndpoints::of(&config, &policies::Audience::Sp);
     let response = ResponseBuilder::new(
         IDP,
         &config.sp.entity_id,
@@ -87,7 +88,7 @@ fn acs(c: &mut Criterion) {
             // store would hand it over.
             || started.pending.clone(),
             |pending| {
-                let callback = Callback::saml_post(form.as_bytes());
+                let callback = Callback::saml_post(form.as_bytes(), policies::Audience::Sp);
                 ready(idp_bridge::login::finish(
                     sp,
                     callback,

@@ -199,6 +199,7 @@ fn oidc(c: &mut Criterion) {
                                 replaces: None,
                                 handoff_binding: None,
                                 prefer_post: false,
+                                audience: policies::Audience::Sp,
                             },
                             &DiscardAudit,
                         ))

@@ -3,10 +3,10 @@
 //! JavaScript. When the citizen is logged in, each service says whether it opens directly at the
 //! current level or will ask for a stronger login.
 
-use policies::{Access, Category, Held, Level};
+use policies::{Access, Category, Level};
 
 use crate::html::{render, Site};
-use crate::model::{access_label, Catalog, CatalogService};
+use crate::model::{access_label, Catalog, CatalogService, Viewer};
 use crate::query::{Query, QueryError};
 
 /// Services per results page.
@@ -110,7 +110,7 @@ struct HomeTemplate<'a> {
 }
 
 /// The portal's home: search, the 15 categories and every comune (by province), with counts.
-pub fn home(site: &Site, catalog: &Catalog, viewer: Option<Held>) -> String {
+pub fn home(site: &Site, catalog: &Catalog, viewer: Option<Viewer>) -> String {
     let categories = Category::ALL
         .iter()
         .map(|c| CategoryLink {
@@ -151,7 +151,7 @@ pub fn home(site: &Site, catalog: &Catalog, viewer: Option<Held>) -> String {
     render(&HomeTemplate {
         site,
         title: "Servizi on-line dei Comuni",
-        viewer: viewer.map(|h| level_name(h.level)),
+        viewer: viewer.map(|v| level_name(v.held.level)),
         services: catalog.services.len(),
         comuni: catalog.comuni.len(),
         form: search_form(catalog, &Query::default(), false),
@@ -174,21 +174,31 @@ struct Item<'a> {
     help_url: Option<&'a str>,
 }
 
-fn item<'a>(catalog: &'a Catalog, s: &'a CatalogService, viewer: Option<Held>) -> Item<'a> {
+fn item<'a>(catalog: &'a Catalog, s: &'a CatalogService, viewer: Option<Viewer>) -> Item<'a> {
     let viewer_note = match (viewer, s.access) {
-        (Some(held), Access::Login(need)) => Some(if Catalog::opens_directly(s, held) {
-            ("badge ok", "Si apre subito".to_string())
-        } else if held.level >= need {
-            (
-                "badge step",
-                "Ti chiederà di accedere di nuovo per altri dati".to_string(),
-            )
-        } else {
-            (
-                "badge step",
-                format!("Ti chiederà l'accesso con {}", level_name(need)),
-            )
-        }),
+        // Aggregator mode: each comune is an SP of its own, the login is made for it.
+        (Some(v), Access::Login(_)) if !Catalog::serves(v, s) => Some((
+            "badge step",
+            format!(
+                "Ti chiederà un accesso separato per {}",
+                catalog.comuni[s.comune].name
+            ),
+        )),
+        (Some(Viewer { held, .. }), Access::Login(need)) => {
+            Some(if Catalog::opens_directly(s, held) {
+                ("badge ok", "Si apre subito".to_string())
+            } else if held.level >= need {
+                (
+                    "badge step",
+                    "Ti chiederà di accedere di nuovo per altri dati".to_string(),
+                )
+            } else {
+                (
+                    "badge step",
+                    format!("Ti chiederà l'accesso con {}", level_name(need)),
+                )
+            })
+        }
         _ => None,
     };
     Item {
@@ -238,7 +248,7 @@ pub fn results(
     catalog: &Catalog,
     query: &Query,
     errors: &[QueryError],
-    viewer: Option<Held>,
+    viewer: Option<Viewer>,
 ) -> String {
     let selected: Vec<&CatalogService> = catalog.select(query).collect();
     let comune = query
@@ -262,7 +272,7 @@ pub fn results(
     render(&ResultsTemplate {
         site,
         title: &title,
-        viewer: viewer.map(|h| level_name(h.level)),
+        viewer: viewer.map(|v| level_name(v.held.level)),
         errors: errors.iter().map(|e| e.param.as_str()).collect(),
         unknown_comune: query.comune.is_some() && comune.is_none(),
         form: search_form(catalog, query, true),

@@ -22,7 +22,7 @@ pub const FAVICON: &[u8] = include_bytes!("../assets/favicon.ico");
 pub use error::{Error, Result};
 pub use fold::fold;
 pub use html::{escape, Html, Site};
-pub use model::{access_label, Catalog, CatalogComune, CatalogService, Rendered};
+pub use model::{access_label, Catalog, CatalogComune, CatalogService, Rendered, Serves, Viewer};
 pub use pages::{
     continue_page, error_page, logged_out_page, login_choice_page, login_failed_page,
     logout_confirm_page, post_binding_page, ErrorPage, IdpChoice, LoginFailure,

@@ -26,6 +26,27 @@ pub struct CatalogComune {
     pub services: usize,
 }
 
+/// Who is looking at the catalog: what the session holds, and whose services it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Viewer {
+    /// The level and attributes of the session.
+    pub held: Held,
+    /// The comuni whose services it serves.
+    pub serves: Serves,
+}
+
+/// The comuni whose services a session serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Serves {
+    /// Every comune's (one SP for all).
+    Every,
+    /// One comune's, by its index in [`Catalog::comuni`] (aggregator mode).
+    Comune(usize),
+    /// None (aggregator mode: a login for the aggregator's own SP, or for a comune no longer
+    /// in the catalog).
+    None,
+}
+
 /// One listed service.
 #[derive(Debug, Clone)]
 pub struct CatalogService {
@@ -362,6 +383,16 @@ impl Catalog {
     /// proxy's rule: [`Held::allows`]).
     pub fn opens_directly(service: &CatalogService, held: Held) -> bool {
         held.allows(service.access, service.attributes.iter().copied().collect())
+    }
+
+    /// Whether the session of `viewer` serves `service`'s comune at all (in aggregator mode, a
+    /// session serves the comune it was made for).
+    pub fn serves(viewer: Viewer, service: &CatalogService) -> bool {
+        match viewer.serves {
+            Serves::Every => true,
+            Serves::Comune(c) => c == service.comune,
+            Serves::None => false,
+        }
     }
 }
 

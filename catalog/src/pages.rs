@@ -235,6 +235,7 @@ struct ChoiceTemplate<'a> {
     service: Option<&'a str>,
     methods: String,
     cie_note: Option<String>,
+    login_for: Option<&'a str>,
     spid: Vec<&'a IdpChoice>,
     cie: Vec<&'a IdpChoice>,
     other: Vec<&'a IdpChoice>,
@@ -259,6 +260,7 @@ pub fn login_choice_page(
     service: Option<&str>,
     level: Level,
     cie_withheld: &[policies::Attribute],
+    login_for: Option<&str>,
 ) -> String {
     use policies::IdpKind;
     let of = |k: IdpKind| -> Vec<&IdpChoice> { idps.iter().filter(|i| i.kind == k).collect() };
@@ -291,6 +293,7 @@ pub fn login_choice_page(
         service,
         methods,
         cie_note,
+        login_for,
         empty: idps.is_empty(),
         spid,
         cie,
@@ -346,6 +349,7 @@ mod tests {
             Some("\"><script>alert(1)</script>"),
             Level::SpidL2,
             &[],
+            None,
         );
         assert!(!html.contains("<script>alert") && !html.contains("\"><script>"));
         assert!(html.contains("&lt;b&gt;IdP&lt;/b&gt;"));
@@ -377,11 +381,11 @@ mod tests {
                 logo: None,
             },
         ];
-        let html = login_choice_page(&Site::example(), &idps, None, Level::SpidL2, &[]);
+        let html = login_choice_page(&Site::example(), &idps, None, Level::SpidL2, &[], None);
         assert!(html.contains("Entra con Regione Toscana"), "{html}");
         assert!(html.contains("oppure Regione Toscana"), "{html}");
         assert!(html.contains("href=\"/.sso/login?idp=https%3A%2F%2Farpa.example\""));
-        let only = login_choice_page(&Site::example(), &idps[1..], None, Level::SpidL2, &[]);
+        let only = login_choice_page(&Site::example(), &idps[1..], None, Level::SpidL2, &[], None);
         assert!(
             only.contains("Accedi con <strong>Regione Toscana</strong>"),
             "{only}"
@@ -396,7 +400,14 @@ mod tests {
             choice("Aruba", false),
             choice("CIE", true),
         ];
-        let html = login_choice_page(&Site::example(), &idps, Some("TARI"), Level::SpidL2, &[]);
+        let html = login_choice_page(
+            &Site::example(),
+            &idps,
+            Some("TARI"),
+            Level::SpidL2,
+            &[],
+            None,
+        );
         // SPID: a disclosure button with the providers in the order given (shuffled by the caller).
         let spid = html.find("Entra con SPID").expect("SPID button");
         let (poste, aruba) = (
@@ -422,10 +433,11 @@ mod tests {
             None,
             Level::SpidL3,
             &[],
+            None,
         );
         assert!(two.contains("aria-label=\"Accesso con CIE\"") && !two.contains("Entra con SPID"));
         assert!(
-            login_choice_page(&Site::example(), &[], None, Level::SpidL1, &[])
+            login_choice_page(&Site::example(), &[], None, Level::SpidL1, &[], None)
                 .contains("Nessun gestore")
         );
     }
@@ -439,8 +451,24 @@ mod tests {
             Some("TARI"),
             Level::SpidL2,
             &[],
+            None,
         );
         assert!(with_cie.contains("<strong>SPID livello 2 o superiore, oppure CIE</strong>"));
+        assert!(!with_cie.contains("L'accesso vale per"));
+        // Aggregator mode: the login is made for the service's comune, and the page says so.
+        let aggregated = login_choice_page(
+            &Site::example(),
+            &[choice("Poste", false)],
+            Some("TARI"),
+            Level::SpidL2,
+            &[],
+            Some("Comune di Capannori"),
+        );
+        assert!(
+            aggregated
+                .contains("L'accesso vale per i servizi di <strong>Comune di Capannori</strong>"),
+            "{aggregated}"
+        );
         // CIE configured but withheld: the text does not promise it, and says why in one line.
         let without = login_choice_page(
             &Site::example(),
@@ -448,6 +476,7 @@ mod tests {
             Some("Mensa"),
             Level::SpidL2,
             &[Attribute::Email, Attribute::MobilePhone],
+            None,
         );
         assert!(without.contains("<strong>SPID livello 2 o superiore</strong>"));
         assert!(!without.contains("oppure CIE"));
@@ -462,6 +491,7 @@ mod tests {
             None,
             Level::SpidL3,
             &[],
+            None,
         );
         assert!(only_cie.contains("Accedi con <strong>CIE</strong>"));
     }

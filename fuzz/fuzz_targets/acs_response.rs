@@ -41,7 +41,7 @@ fn fixture() -> &'static Fixture {
             &std::fs::read(vectors.join("spid-sp-test-idp/public.cert")).expect("cert"),
         )
         .expect("key pair");
-        let acs = idp_bridge::SpEndpoints::of(&config).acs;
+        let acs = idp_bridge::SpEndpoints::of(&config, &policies::Audience::Sp).acs;
         let seed = idp_bridge::insecure_test_idp::ResponseBuilder::new(IDP, &config.sp.entity_id, &acs, "_fuzz")
             .signed_xml(&key)
             .expect("sign");
@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
     let b64 = base64::engine::general_purpose::STANDARD.encode(data);
     let form = url::form_urlencoded::Serializer::new(String::new()).append_pair("SAMLResponse", &b64).finish();
     // Through the login door, as the gateway's ACS calls it.
-    let callback = Callback::saml_post(form.as_bytes());
+    let callback = Callback::saml_post(form.as_bytes(), policies::Audience::Sp);
     let pending = (callback.answers().as_deref() == Some("_fuzz")).then_some(pending);
     let _ = ready(idp_bridge::login::finish(sp, callback, pending, Some(&f.binding), &DiscardAudit));
 });

@@ -34,6 +34,14 @@ pub enum Error {
     /// `varco run --upgrade` has nothing to take over, or cannot reach it.
     #[error("upgrade: {0}")]
     Upgrade(String),
+    /// `varco metadata --export` could not write its folder.
+    #[error("cannot export to {dir}: {reason}")]
+    Export {
+        /// The folder.
+        dir: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A listener address is not usable.
     #[error("cannot listen on {addr}: {reason}")]
     Listen {

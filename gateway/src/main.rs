@@ -60,7 +60,8 @@ enum Command {
         #[arg(long)]
         level: Option<String>,
     },
-    /// Print the signed SAML SP metadata (SPID profile, or CIE with --cie).
+    /// Print the signed SAML SP metadata (SPID profile, or CIE with --cie): the SP's, or an
+    /// aggregated comune's with --comune; or write every entity's to a folder with --export.
     Metadata {
         /// The main configuration file.
         #[arg(long)]
@@ -68,6 +69,13 @@ enum Command {
         /// The CIE federation's profile instead of SPID's.
         #[arg(long)]
         cie: bool,
+        /// The comune (IPA code) whose metadata to print (sp.mode = "aggregator").
+        #[arg(long, conflicts_with = "export")]
+        comune: Option<String>,
+        /// Write every entity's signed SPID and CIE metadata, the services list (services.csv)
+        /// and a signed SHA256SUMS into this folder, for the registration with AgID.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
     },
     /// The SAML audit trail.
     Audit {
@@ -182,19 +190,75 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Metadata { config, cie } => {
-            let identity = policies::load(&config)
-                .map_err(Error::from)
-                .and_then(|s| gateway::runtime::Identity::build(&s));
-            match identity {
-                Ok(id) => {
-                    let xml = if cie {
+        Command::Metadata {
+            config,
+            cie,
+            comune,
+            export,
+        } => {
+            let loaded = policies::load(&config).map_err(Error::from).and_then(|s| {
+                let id = gateway::runtime::Identity::build(&s)?;
+                Ok((s, id))
+            });
+            let (snapshot, id) = match loaded {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            if let Some(dir) = export {
+                return match gateway::cli::export::export(&snapshot, &id, &dir) {
+                    Ok(done) => {
+                        println!("{} files in {}", done.files.len(), dir.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ExitCode::from(1)
+                    }
+                };
+            }
+            let profile = if cie {
+                idp_bridge::Profile::Cie
+            } else {
+                idp_bridge::Profile::Spid
+            };
+            let xml = match comune {
+                None => Ok(Some(
+                    String::from_utf8_lossy(if cie {
                         &id.metadata_cie
                     } else {
                         &id.metadata_spid
-                    };
-                    print!("{}", String::from_utf8_lossy(xml));
+                    })
+                    .into_owned(),
+                )),
+                Some(ipa) => match snapshot.comuni.iter().find(|c| c.ipa_code.as_str() == ipa) {
+                    None => {
+                        eprintln!(
+                            "no comune with IPA code {ipa:?} in {}",
+                            snapshot.config.policies_dir.display()
+                        );
+                        return ExitCode::from(1);
+                    }
+                    Some(c) => idp_bridge::signed_metadata(
+                        &snapshot.config,
+                        &id.keys,
+                        profile,
+                        idp_bridge::MetadataOf::Comune(c),
+                    ),
+                },
+            };
+            match xml {
+                Ok(Some(xml)) => {
+                    print!("{xml}");
                     ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    eprintln!(
+                        "a comune has metadata of its own only with sp.mode = \"aggregator\""
+                    );
+                    ExitCode::from(1)
                 }
                 Err(e) => {
                     eprintln!("{e}");

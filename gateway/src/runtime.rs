@@ -70,6 +70,8 @@ pub struct ServiceRuntime {
     pub strip: StripSet,
     /// Its host (lower case, no port).
     pub host: Box<str>,
+    /// The SP entity whose sessions serve it: the SP, or (aggregator mode) its comune.
+    pub audience: policies::Audience,
 }
 
 /// Pre-rendered pages.
@@ -211,7 +213,10 @@ impl Identity {
                 p.config.issuer
             ))]));
         }
-        let sign = |p| idp_bridge::signed_metadata(config, &keys, p).map(Bytes::from);
+        let sign = |p| {
+            idp_bridge::signed_metadata(config, &keys, p, idp_bridge::MetadataOf::Sp)
+                .map(|m| Bytes::from(m.unwrap_or_default()))
+        };
         let (spid, cie) = match (
             sign(idp_bridge::Profile::Spid),
             sign(idp_bridge::Profile::Cie),
@@ -262,6 +267,11 @@ pub struct Runtime {
     host_comune: std::collections::HashMap<Box<str>, usize>,
     /// Each comune's error pages, rendered at first use.
     comune_pages: Vec<std::sync::OnceLock<Pages>>,
+    /// IPA code → comune, for the aggregated entities' endpoints (aggregator mode only).
+    aggregated: HashMap<Box<str>, usize>,
+    /// Each aggregated comune's signed SPID and CIE metadata, signed at first use (a region's
+    /// hundreds of comuni would cost a second of signing at every reload).
+    comune_metadata: Vec<[std::sync::OnceLock<Bytes>; 2]>,
     /// Metric attributes for requests that reach no service.
     pub metric_portal: [KeyValue; 2],
     /// For `/.sso/*`.
@@ -339,6 +349,16 @@ impl Runtime {
         let comune_pages = (0..snapshot.comuni.len())
             .map(|_| std::sync::OnceLock::new())
             .collect();
+        let aggregated = match snapshot.config.sp.mode {
+            policies::SpMode::Single => HashMap::new(),
+            policies::SpMode::Aggregator(_) => snapshot
+                .comuni
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (Box::from(c.ipa_code.as_str()), i))
+                .collect(),
+        };
+        let comune_metadata = (0..aggregated.len()).map(|_| Default::default()).collect();
         Ok(Self {
             generation,
             snapshot: Arc::new(snapshot),
@@ -360,10 +380,49 @@ impl Runtime {
             comune_sites,
             host_comune,
             comune_pages,
+            aggregated,
+            comune_metadata,
             metric_portal: route_attributes("-", "portal"),
             metric_sso: route_attributes("-", "sso"),
             metric_none: route_attributes("-", "none"),
         })
+    }
+
+    /// The aggregated comune whose IPA code is `ipa` (aggregator mode; `None` otherwise), with
+    /// its audience.
+    pub fn aggregated(&self, ipa: &str) -> Option<(usize, policies::Audience)> {
+        let i = *self.aggregated.get(ipa)?;
+        let comune = self.snapshot.comuni.get(i)?;
+        Some((i, policies::Audience::Comune(comune.ipa_code.clone())))
+    }
+
+    /// The signed metadata of the aggregated comune at `index` for `profile`, signed once.
+    pub fn comune_metadata(
+        &self,
+        index: usize,
+        profile: idp_bridge::Profile,
+    ) -> std::result::Result<Bytes, idp_bridge::Error> {
+        let not_aggregated = || idp_bridge::Error::Sign {
+            what: "aggregated SP metadata",
+            reason: "not in aggregator mode".into(),
+        };
+        let cell = self
+            .comune_metadata
+            .get(index)
+            .map(|c| &c[usize::from(profile == idp_bridge::Profile::Cie)])
+            .ok_or_else(not_aggregated)?;
+        if let Some(b) = cell.get() {
+            return Ok(b.clone());
+        }
+        let comune = self.snapshot.comuni.get(index).ok_or_else(not_aggregated)?;
+        let xml = idp_bridge::signed_metadata(
+            &self.snapshot.config,
+            &self.identity.keys,
+            profile,
+            idp_bridge::MetadataOf::Comune(comune),
+        )?
+        .ok_or_else(not_aggregated)?;
+        Ok(cell.get_or_init(|| Bytes::from(xml)).clone())
     }
 
     /// The comune whose host `req` is for, if one comune owns it.
@@ -460,5 +519,6 @@ fn compile_service(
         needs_login: service.access != Access::Public,
         strip: StripSet::default(),
         host: service.route.host.as_str().into(),
+        audience: snapshot.config.audience_for(comune),
     })
 }

@@ -262,6 +262,7 @@ pub fn pending_login_for_tests(
             replaces: None,
             handoff_binding: None,
             prefer_post: false,
+            audience: policies::Audience::Sp,
         },
     )
 }
@@ -477,6 +478,7 @@ pub fn oidc_untrusted_inputs(query: &str, jwks: &[u8], token: &str) -> bool {
             replaces: None,
             handoff_binding: None,
             prefer_post: false,
+            audience: policies::Audience::Sp,
         },
     );
     crate::oidc::flow::check_id_token(

@@ -41,7 +41,7 @@ pub use oidc::{OidcError, OidcProvider, OidcRegistry};
 pub use principal::{FiscalNumber, Principal, Protocol, VerifiedPrincipal};
 pub use registry::{Idp, IdpRegistry};
 pub use saml::acs::{AcsError, CLOCK_SKEW, MAX_RESPONSE};
-pub use saml::metadata::{signed_metadata, unsigned_metadata, Profile, SpEndpoints};
+pub use saml::metadata::{signed_metadata, unsigned_metadata, MetadataOf, Profile, SpEndpoints};
 pub use saml::slo::{
     logout_request, logout_response, verify_post, verify_redirect, LogoutMessage, SloError,
     MAX_LOGOUT_REQUEST_AGE,

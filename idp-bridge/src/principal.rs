@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use policies::{Attribute, Level};
+use policies::{Attribute, Audience, Level};
 
 /// An identity as an IdP asserted it: who, at which level, with which attributes.
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]
@@ -30,6 +30,10 @@ struct Asserted {
     /// Only attributes varco knows (`policies` vocabulary); unknown names were dropped when the
     /// assertion was read.
     attributes: Vec<(Attribute, String)>,
+    /// The SP entity the identity was asserted to (sessions written before aggregator mode are
+    /// the SP's).
+    #[serde(default, skip_serializing_if = "Audience::is_sp")]
+    audience: Audience,
 }
 
 impl Principal {
@@ -51,6 +55,7 @@ impl Principal {
             level,
             authn_instant,
             attributes,
+            audience: Audience::Sp,
         }))
     }
 
@@ -63,6 +68,10 @@ impl Principal {
         <Asserted as serde::Deserialize>::deserialize(from).map(Self)
     }
 
+    /// The SP entity the identity was asserted to: the services of which it may reach.
+    pub fn audience(&self) -> &Audience {
+        &self.0.audience
+    }
     /// The protocol the login went through.
     pub fn protocol(&self) -> Protocol {
         self.0.protocol
@@ -178,6 +187,12 @@ impl VerifiedPrincipal {
     /// The identity, to keep (verification is over once it is in a session).
     pub fn into_principal(self) -> Principal {
         self.0
+    }
+
+    /// The same identity, asserted to `audience` (the entity of the login it answers).
+    pub(crate) fn for_audience(mut self, audience: Audience) -> Self {
+        self.0 .0.audience = audience;
+        self
     }
 }
 

@@ -10,6 +10,7 @@
 //! problem at once, and on success returns an immutable [`Snapshot`] that the gateway swaps in
 //! atomically.
 
+mod audience;
 mod category;
 mod codes;
 mod config;
@@ -22,17 +23,19 @@ mod policy;
 mod reader;
 mod route;
 
+pub use audience::Audience;
 pub use category::Category;
 pub use config::{
-    is_loopback_host, AttributeSet, ClientAuth, Config, Contact, FederationConfig, IdpConfig,
-    IdpKind, LogFormat, OidcConfig, Organization, PortalConfig, PublicUrl, ServerConfig,
-    SessionConfig, SessionStore, SpConfig, TelemetryConfig, TrustAnchor, DEFAULT_CLAIMS,
+    is_loopback_host, Aggregator, AttributeSet, ClientAuth, Config, Contact, FederationConfig,
+    IdpConfig, IdpKind, LogFormat, OidcConfig, Organization, PortalConfig, PublicUrl, ServerConfig,
+    SessionConfig, SessionStore, SpConfig, SpMode, TelemetryConfig, TrustAnchor, AGGREGATED_PATH,
+    DEFAULT_CLAIMS,
 };
 pub use decision::{decide, Decision, Held, LoginFailure, Permit};
 pub use diag::{Diagnostic, Diagnostics};
 pub use error::{Error, Result};
 pub use identity::{Access, Attribute, AttributeMask, Level};
-pub use load::{check_policy, load, Snapshot};
+pub use load::{check_config, check_policy, load, Snapshot};
 pub use policy::{
     canonical_header_name, Comune, IpaCode, IstatCode, Route, Service, ServiceId, Upstream,
 };

@@ -277,5 +277,29 @@ pub fn check_policy(path: &Path, text: &str) -> Result<Comune> {
     }
 }
 
+/// Checks one main configuration file's text alone (`path` names it in diagnostics, and its
+/// directory is where relative paths point): the configuration, or every problem found. The
+/// policy files are not read.
+pub fn check_config(path: &Path, text: &str) -> Result<Config> {
+    let file = SourceFile::new(path, text.to_string());
+    let mut diags = Vec::new();
+    let config = parse(&file, &mut diags).map(|table| {
+        let mut sink = Sink {
+            file: &file,
+            diags: &mut diags,
+        };
+        read_config(
+            path,
+            TableReader::new(table.get_ref(), 0..0, "main configuration"),
+            &mut sink,
+        )
+        .0
+    });
+    match config {
+        Some(c) if diags.is_empty() => Ok(c),
+        _ => Err(Error::Invalid(Diagnostics::from_vec(diags))),
+    }
+}
+
 #[cfg(test)]
 mod tests;

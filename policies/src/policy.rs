@@ -13,9 +13,13 @@ use crate::identity::{Access, Attribute, AttributeMask, Level};
 use crate::reader::{nearest, At, Sink, TableReader};
 use crate::route::normalize_prefix;
 
-/// A comune's IPA code (`c_b648`): lower-case letters, digits and `_`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IpaCode(String);
+/// A comune's IPA code (`c_b648`): lower-case letters, digits and `_`. `Deserialize` is for
+/// what varco's own stores kept (a session's [`crate::Audience`]), never for outside input.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct IpaCode(pub(crate) String);
 
 impl IpaCode {
     /// The code.

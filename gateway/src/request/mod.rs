@@ -149,7 +149,11 @@ impl Proxy {
         } else {
             None
         };
-        match decide(service, citizen.as_ref().map(|c| c.session.held())) {
+        let held = citizen.as_ref().and_then(|c| match compiled {
+            Some(svc) => c.session.held_for(&svc.audience),
+            None => None,
+        });
+        match decide(service, held) {
             Decision::Allow(permit) => {
                 ctx.phase = Phase::Allowed(Allowed::new(permit, rt, index, citizen));
                 Ok(false)

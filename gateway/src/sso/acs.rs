@@ -1,4 +1,4 @@
-//! `POST /.sso/acs`: a SAML IdP's answer (HTTP-POST binding), finished like every login
+//! `POST /.sso/acs` (and an aggregated comune's `/.sso/acs/<ipa>`): a SAML IdP's answer (HTTP-POST binding), finished like every login
 //! ([`super::finish::complete`]).
 
 use idp_bridge::Callback;
@@ -14,6 +14,7 @@ pub(super) async fn acs(
     shared: &Shared,
     req: &RequestHeader,
     body: &[u8],
+    at: policies::Audience,
 ) -> StoreResult<Reply> {
-    super::finish::complete(rt, shared, req, Callback::saml_post(body)).await
+    super::finish::complete(rt, shared, req, Callback::saml_post(body, at)).await
 }

@@ -77,19 +77,24 @@ pub(super) async fn login(
         Some(None) => return Ok(Reply::error(rt, ErrorPage::BadRequest)),
     };
 
-    // One login for every service: a portal session that is good enough needs no IdP.
+    // The SP entity the login is for: the SP, or (aggregator mode) the service's comune.
+    let audience = service.map_or(policies::Audience::Sp, |(c, _)| {
+        snapshot.config.audience_for(c)
+    });
+
+    // One login for every service (of the comune, in aggregator mode): a session that is good
+    // enough needs no IdP.
     let current = current_session(rt, shared, req).await?;
     let service_needs = service.map_or(AttributeMask::EMPTY, |(_, s)| s.attribute_mask());
-    if let Some((id, s)) = &current {
-        if s.held().allows(Access::Login(level), service_needs) {
+    let held = current.as_ref().and_then(|(_, s)| s.held_for(&audience));
+    if let (Some((id, _)), Some(held)) = (&current, held) {
+        if held.allows(Access::Login(level), service_needs) {
             return go_to_target(rt, shared, id, &target.url, handoff_binding).await;
         }
     }
     // A step-up for attributes keeps what the session already had: ask for both when a declared
-    // set covers them.
-    let wanted_all = current
-        .as_ref()
-        .map_or(service_needs, |(_, s)| s.asked().union(service_needs));
+    // set covers them (a session of another comune's gives nothing to keep).
+    let wanted_all = held.map_or(service_needs, |h| h.attributes.union(service_needs));
     let cie_possible = service_needs.iter().all(|a| a.in_cie());
 
     let Some(idp_id) = param(&q, "idp") else {
@@ -140,6 +145,7 @@ pub(super) async fn login(
         replaces: current.as_ref().map(|(id, _)| id.key()),
         handoff_binding,
         prefer_post: param(&q, "binding") == Some("post"),
+        audience,
     };
     let started = match idp_bridge::login::start(door, start, &shared.audit).await {
         Ok(s) => s,
@@ -261,6 +267,10 @@ fn choice_page(
             service.map(|(_, s)| s.name.as_str()),
             level,
             &cie_withheld,
+            // Aggregator mode: the login is made for the service's comune only.
+            service
+                .filter(|_| rt.snapshot.config.sp.mode.aggregator().is_some())
+                .map(|(c, _)| c.name.as_str()),
         )),
     )
     .no_store();

@@ -95,7 +95,7 @@ async fn logout(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResu
             }
             let slo = rt.identity.idps.get(p.idp()).and_then(|idp| {
                 idp_bridge::logout_request(
-                    &rt.snapshot.config.sp.entity_id,
+                    &rt.snapshot.config.entity_id(p.audience()),
                     &rt.identity.keys,
                     idp,
                     p.name_id(),

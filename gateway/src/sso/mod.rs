@@ -70,21 +70,85 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         "/.sso/oidc/backchannel" => Reply::method_not_allowed(rt, "POST"),
         "/.sso/logout" => logout::logout_endpoint(rt, shared, req, false).await?,
         "/.sso/handoff" => handoff::handoff(rt, shared, req).await?,
-        "/.sso/slo" => slo::slo(rt, shared, req, None).await?,
+        "/.sso/slo" => slo::slo(rt, shared, req, None, &policies::Audience::Sp).await?,
         p if p.starts_with("/.sso/assets/") && get => files::asset(rt, p),
         p if p.starts_with("/.sso/logos/") && get => files::logo(rt, shared, p),
-        _ => Reply::error(rt, catalog::ErrorPage::NotFound),
+        p => match aggregated_endpoint(rt, p) {
+            Some((Endpoint::Metadata(_), _)) | Some((Endpoint::Slo, _)) if !get => {
+                Reply::method_not_allowed(rt, "GET, HEAD")
+            }
+            Some((Endpoint::Metadata(profile), (index, _))) => {
+                match rt.comune_metadata(index, profile) {
+                    Ok(body) => files::metadata(&body),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot sign a comune's metadata");
+                        Reply::error(rt, catalog::ErrorPage::Internal)
+                    }
+                }
+            }
+            Some((Endpoint::Acs, _)) => Reply::method_not_allowed(rt, "POST"),
+            Some((Endpoint::Slo, (_, audience))) => {
+                slo::slo(rt, shared, req, None, &audience).await?
+            }
+            None => Reply::error(rt, catalog::ErrorPage::NotFound),
+        },
     })
+}
+
+/// An endpoint of an aggregated comune's SP entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    /// `/.sso/metadata/<ipa>`, `/.sso/metadata/cie/<ipa>`.
+    Metadata(idp_bridge::Profile),
+    /// `/.sso/acs/<ipa>`.
+    Acs,
+    /// `/.sso/slo/<ipa>`.
+    Slo,
+}
+
+/// The aggregated comune's endpoint at `path` (aggregator mode only), with the comune's index
+/// and audience.
+fn aggregated_endpoint(
+    rt: &Runtime,
+    path: &str,
+) -> Option<(Endpoint, (usize, policies::Audience))> {
+    let (endpoint, ipa) = if let Some(ipa) = path.strip_prefix("/.sso/metadata/cie/") {
+        (Endpoint::Metadata(idp_bridge::Profile::Cie), ipa)
+    } else if let Some(ipa) = path.strip_prefix("/.sso/metadata/") {
+        (Endpoint::Metadata(idp_bridge::Profile::Spid), ipa)
+    } else if let Some(ipa) = path.strip_prefix("/.sso/acs/") {
+        (Endpoint::Acs, ipa)
+    } else if let Some(ipa) = path.strip_prefix("/.sso/slo/") {
+        (Endpoint::Slo, ipa)
+    } else {
+        return None;
+    };
+    Some((endpoint, rt.aggregated(ipa)?))
+}
+
+/// The SP entity whose ACS or SLO endpoint `path` is: `/.sso/acs` and `/.sso/slo` the SP's,
+/// `/.sso/acs/<ipa>` and `/.sso/slo/<ipa>` an aggregated comune's.
+fn posted_to(rt: &Runtime, path: &str) -> Option<(Endpoint, policies::Audience)> {
+    match path {
+        "/.sso/acs" => Some((Endpoint::Acs, policies::Audience::Sp)),
+        "/.sso/slo" => Some((Endpoint::Slo, policies::Audience::Sp)),
+        p => match aggregated_endpoint(rt, p)? {
+            (e @ (Endpoint::Acs | Endpoint::Slo), (_, audience)) => Some((e, audience)),
+            _ => None,
+        },
+    }
 }
 
 /// Whether this request is a POST whose form body the proxy must read first (ACS, SLO, the
 /// confirmed logout, a provider's back-channel logout).
 pub(crate) fn needs_body(req: &RequestHeader) -> bool {
+    let path = req.uri.path();
     req.method == Method::POST
-        && matches!(
-            req.uri.path(),
+        && (matches!(
+            path,
             "/.sso/acs" | "/.sso/slo" | "/.sso/logout" | "/.sso/oidc/backchannel"
-        )
+        ) || path.starts_with("/.sso/acs/")
+            || path.starts_with("/.sso/slo/"))
 }
 
 /// Answers a POST that [`needs_body`], with its body.
@@ -95,7 +159,6 @@ pub(crate) async fn with_body(
     body: &[u8],
 ) -> Reply {
     let reply = match req.uri.path() {
-        "/.sso/slo" => slo::slo(rt, shared, req, Some(body)).await,
         "/.sso/logout" => logout::logout_endpoint(rt, shared, req, true).await,
         // A provider's server calls it, not a browser: its answer is final, no page goes on.
         "/.sso/oidc/backchannel" => {
@@ -103,7 +166,14 @@ pub(crate) async fn with_body(
                 .await
                 .unwrap_or_else(|e| Reply::unavailable(rt, &e))
         }
-        _ => acs::acs(rt, shared, req, body).await,
+        path => match posted_to(rt, path) {
+            Some((Endpoint::Slo, audience)) => {
+                slo::slo(rt, shared, req, Some(body), &audience).await
+            }
+            Some((_, audience)) => acs::acs(rt, shared, req, body, audience).await,
+            // An ACS or SLO of a comune that is not (or no longer) aggregated.
+            None => Ok(Reply::error(rt, catalog::ErrorPage::NotFound)),
+        },
     };
     reply.map_or_else(|e| Reply::unavailable(rt, &e), |r| onward(rt, r))
 }

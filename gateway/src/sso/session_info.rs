@@ -41,6 +41,9 @@ pub(super) async fn session_info(
                 200,
                 serde_json::json!({
                     "idp": p.idp(),
+                    // The SP entity the identity was asserted to: the SP, or (aggregator
+                    // mode) the comune whose services the session serves.
+                    "entity_id": rt.snapshot.config.entity_id(p.audience()),
                     "level": p.level().as_str(),
                     "authn_instant": p.authn_instant().map(|t| t.to_rfc3339()),
                     "attributes": attributes,

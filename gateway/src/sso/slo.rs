@@ -1,4 +1,4 @@
-//! `/.sso/slo`: SAML single logout from the IdP's side: its LogoutResponse to our request, or
+//! `/.sso/slo` (and an aggregated comune's `/.sso/slo/<ipa>`): SAML single logout from the IdP's side: its LogoutResponse to our request, or
 //! its own LogoutRequest (the citizen logged out elsewhere), answered with a signed
 //! LogoutResponse. Only signed messages are believed.
 
@@ -20,8 +20,9 @@ pub(super) async fn slo(
     shared: &Shared,
     req: &RequestHeader,
     body: Option<&[u8]>,
+    at: &policies::Audience,
 ) -> StoreResult<Reply> {
-    let slo_url = idp_bridge::SpEndpoints::of(&rt.snapshot.config).slo;
+    let slo_url = idp_bridge::SpEndpoints::of(&rt.snapshot.config, at).slo;
     let verified = match body {
         None => {
             idp_bridge::verify_redirect(req.uri.query().unwrap_or(""), &rt.identity.idps, &slo_url)
@@ -58,7 +59,7 @@ pub(super) async fn slo(
             tracing::info!(%idp, ended, "logout requested by the IdP");
             let answer = rt.identity.idps.get(&idp).map(|i| {
                 idp_bridge::logout_response(
-                    &rt.snapshot.config.sp.entity_id,
+                    &rt.snapshot.config.entity_id(at),
                     &rt.identity.keys,
                     i,
                     &id,

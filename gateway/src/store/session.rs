@@ -100,6 +100,13 @@ impl Session {
         self.created_ms
     }
 
+    /// What the policy decision needs for a service whose sessions are `audience`'s: nothing
+    /// when this session was made for another SP entity (another comune, in aggregator mode:
+    /// the IdP asserted the identity to that comune only).
+    pub fn held_for(&self, audience: &policies::Audience) -> Option<policies::Held> {
+        (self.principal.audience() == audience).then(|| self.held())
+    }
+
     /// What the policy decision needs.
     pub fn held(&self) -> policies::Held {
         policies::Held {

@@ -97,6 +97,15 @@ impl SeenRequest {
     pub(crate) fn attr(&self, name: &str) -> Option<String> {
         xml_attr(&self.xml, name)
     }
+
+    /// The SP entity that sent it (`saml:Issuer`).
+    pub(crate) fn issuer(&self) -> Option<String> {
+        let start = self.xml.find("<saml:Issuer")?;
+        let rest = &self.xml[start..];
+        let open = rest.find('>')? + 1;
+        let close = rest.find("</saml:Issuer>")?;
+        Some(rest[open..close].to_string())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +142,9 @@ pub(crate) struct Browser {
     pub(crate) acs_port: Option<u16>,
     /// The portal's public origin (`http://portal.localhost:1234`), whatever instance serves it.
     public_origin: String,
+    /// SP entities the IdP knows besides the portal's own (entityID, ACS URL), as their metadata
+    /// registered them: the IdP answers the AuthnRequest's `Issuer` at that entity's ACS.
+    pub(crate) sp_entities: Vec<(String, String)>,
 }
 
 fn host_of(url: &url::Url) -> String {
@@ -156,6 +168,7 @@ impl Browser {
             port: gw.port,
             acs_port: None,
             public_origin: origin.to_string(),
+            sp_entities: Vec::new(),
         }
     }
 
@@ -366,9 +379,20 @@ impl Browser {
             xml: saml_param(url, "SAMLRequest"),
         };
         let id = seen.attr("ID").expect("ID");
+        let issuer = seen.issuer();
         self.seen.push(seen);
-        let acs = format!("{}/.sso/acs", self.public_origin);
-        let mut b = ResponseBuilder::new(IDP, "http://portal.localhost/.sso/metadata", &acs, &id);
+        let (audience, acs) = self
+            .sp_entities
+            .iter()
+            .find(|(entity, _)| Some(entity.as_str()) == issuer.as_deref())
+            .cloned()
+            .unwrap_or_else(|| {
+                (
+                    "http://portal.localhost/.sso/metadata".to_string(),
+                    format!("{}/.sso/acs", self.public_origin),
+                )
+            });
+        let mut b = ResponseBuilder::new(IDP, &audience, &acs, &id);
         b.level = self.idp.level;
         b.attributes = self.idp.attributes.clone();
         b.error_code = self.idp.error_code;

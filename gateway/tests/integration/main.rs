@@ -5,6 +5,7 @@ mod citizen;
 mod harness;
 
 mod admin;
+mod aggregator;
 mod attack_exhaustion;
 mod attack_headers;
 mod attack_paths;

@@ -42,6 +42,8 @@ enum Received {
 }
 
 struct SamlCallback {
+    /// The entity whose ACS it was posted to.
+    at: policies::Audience,
     /// The answer, or why it is not even a well-formed one.
     received: Result<UnverifiedResponse, AcsError>,
     /// The `RelayState` field.
@@ -51,8 +53,8 @@ struct SamlCallback {
 }
 
 impl Callback {
-    /// The form a browser posted to the ACS (SAML HTTP-POST binding).
-    pub fn saml_post(body: &[u8]) -> Self {
+    /// The form a browser posted to the ACS of `at`'s entity (SAML HTTP-POST binding).
+    pub fn saml_post(body: &[u8], at: policies::Audience) -> Self {
         let mut response = None;
         let mut relay_state = None;
         // A bounded look: a form of thousands of fields costs no more than eight.
@@ -65,6 +67,7 @@ impl Callback {
         }
         let Some(response) = response else {
             return Self(Received::Saml(SamlCallback {
+                at,
                 received: Err(AcsError::Malformed("no SAMLResponse field")),
                 relay_state,
                 message: body.to_vec(),
@@ -82,6 +85,7 @@ impl Callback {
             }
         };
         Self(Received::Saml(SamlCallback {
+            at,
             received,
             relay_state,
             message,
@@ -136,6 +140,7 @@ pub async fn finish(
         Received::Saml(c) => {
             crate::saml::finish(
                 sp,
+                &c.at,
                 c.received,
                 c.relay_state.as_deref(),
                 &c.message,
@@ -156,7 +161,7 @@ mod tests {
 
     #[test]
     fn a_callback_reads_a_bounded_form() {
-        let c = Callback::saml_post(b"RelayState=x");
+        let c = Callback::saml_post(b"RelayState=x", policies::Audience::Sp);
         assert_eq!(c.answers(), None);
         assert!(matches!(
             c.0,
@@ -169,7 +174,7 @@ mod tests {
         let mut flood = "a=1&".repeat(8);
         flood.push_str("SAMLResponse=PHg%2B");
         assert!(matches!(
-            Callback::saml_post(flood.as_bytes()).0,
+            Callback::saml_post(flood.as_bytes(), policies::Audience::Sp).0,
             Received::Saml(SamlCallback {
                 received: Err(AcsError::Malformed("no SAMLResponse field")),
                 ..
@@ -185,7 +190,7 @@ mod tests {
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("SAMLResponse", &b64)
             .finish();
-        let c = Callback::saml_post(form.as_bytes());
+        let c = Callback::saml_post(form.as_bytes(), policies::Audience::Sp);
         assert_eq!(c.answers().as_deref(), Some("_a"));
         let Received::Saml(inner) = &c.0 else {
             panic!("a SAML callback")

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use policies::{AttributeMask, Level, LoginFailure};
+use policies::{AttributeMask, Audience, Level, LoginFailure};
 
 use crate::audit::{AuditError, AuditRecord};
 use crate::keys::SpKeys;
@@ -101,6 +101,9 @@ pub struct LoginStart<'a> {
     /// Send the request with an auto-submitting form rather than a redirect (SAML HTTP-POST);
     /// an IdP that offers only one binding gets that one.
     pub prefer_post: bool,
+    /// The SP entity the login is for (in aggregator mode, the service's comune): the
+    /// AuthnRequest's `Issuer`, the answer's `Audience`, and what the session will serve.
+    pub audience: Audience,
 }
 
 /// The message for the browser that takes it to the IdP.
@@ -187,6 +190,9 @@ pub struct PendingLogin {
     /// What an OpenID Connect login keeps besides (absent for SAML).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     oidc: Option<OidcPending>,
+    /// See [`LoginStart::audience`] (logins stored before aggregator mode are the SP's).
+    #[serde(default, skip_serializing_if = "Audience::is_sp")]
+    pub(crate) audience: Audience,
 }
 
 impl PendingLogin {
@@ -212,6 +218,7 @@ impl PendingLogin {
             replaces: req.replaces,
             handoff_binding: req.handoff_binding,
             oidc: None,
+            audience: req.audience,
         }
     }
 
@@ -262,6 +269,10 @@ impl PendingLogin {
     pub fn attribute_set(&self) -> u16 {
         self.attribute_set
     }
+    /// The SP entity it was made for.
+    pub fn audience(&self) -> &Audience {
+        &self.audience
+    }
     /// When it was sent.
     pub(crate) fn issue_instant(&self) -> DateTime<Utc> {
         self.issue_instant
@@ -278,7 +289,7 @@ impl PendingLogin {
     /// The login, now verified.
     pub(crate) fn verified(self, principal: VerifiedPrincipal) -> VerifiedLogin {
         VerifiedLogin {
-            principal,
+            principal: principal.for_audience(self.audience),
             asked: self.asked,
             return_to: self.return_to,
             replaces: self.replaces,

@@ -46,10 +46,11 @@ fn invalid(msg: impl Into<String>) -> AcsError {
 /// What the ACS checks against.
 #[derive(Debug)]
 pub(crate) struct AcsContext<'a> {
-    /// SP entityID (the Audience).
-    pub(crate) entity_id: &'a str,
-    /// ACS URL (Destination and Recipient).
-    pub(crate) acs_url: &'a str,
+    /// The configuration: the entityID (the Audience) and the ACS URL (Destination and
+    /// Recipient) of the login's entity.
+    pub(crate) config: &'a policies::Config,
+    /// The entity whose ACS the answer was posted to.
+    pub(crate) at: &'a policies::Audience,
     /// Trusted IdPs.
     pub(crate) idps: &'a IdpRegistry,
 }
@@ -211,6 +212,13 @@ pub(crate) fn verify(
         .idps
         .get(pending.idp())
         .ok_or(AcsError::NoPendingLogin)?;
+    // The login was made for one entity (a comune, in aggregator mode): its answer must come to
+    // that entity's ACS and name that entity, never another comune's.
+    if pending.audience() != ctx.at {
+        return Err(invalid("the Response was posted to another SP's ACS"));
+    }
+    let entity_id = ctx.config.entity_id(pending.audience());
+    let acs_url = crate::saml::metadata::SpEndpoints::of(ctx.config, pending.audience()).acs;
 
     // 3. Status.
     let status = one(&raw_root, "Status", NS_PROTOCOL, "Status")?;
@@ -300,7 +308,7 @@ pub(crate) fn verify(
     if response.get_attribute("InResponseTo").as_deref() != Some(pending.request_id()) {
         return Err(invalid("Response InResponseTo does not match the request"));
     }
-    if attr(&response, "Destination", "Response Destination")? != ctx.acs_url {
+    if attr(&response, "Destination", "Response Destination")? != acs_url {
         return Err(invalid("Response Destination is not this ACS"));
     }
     let issuer = one(&response, "Issuer", NS_ASSERTION, "Response Issuer")?;
@@ -354,7 +362,7 @@ pub(crate) fn verify(
         NS_ASSERTION,
         "SubjectConfirmationData",
     )?;
-    if attr(&data, "Recipient", "SubjectConfirmationData Recipient")? != ctx.acs_url {
+    if attr(&data, "Recipient", "SubjectConfirmationData Recipient")? != acs_url {
         return Err(invalid("SubjectConfirmationData Recipient is not this ACS"));
     }
     if attr(
@@ -393,7 +401,7 @@ pub(crate) fn verify(
     if audiences.is_empty() {
         return Err(invalid("Audience is missing"));
     }
-    if !audiences.iter().any(|a| text(a) == ctx.entity_id) {
+    if !audiences.iter().any(|a| text(a) == *entity_id) {
         return Err(invalid("Audience is not this SP"));
     }
 

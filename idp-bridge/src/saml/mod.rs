@@ -25,7 +25,7 @@ pub(crate) async fn start(
     req: LoginStart<'_>,
     audit: &impl AuditSink,
 ) -> Result<Started, StartError> {
-    let entity_id = &sp.config.sp.entity_id;
+    let entity_id = &*sp.config.entity_id(&req.audience);
     let request = LoginRequest {
         idp,
         level: req.level,
@@ -60,9 +60,12 @@ pub(crate) async fn start(
     Ok(Started { outgoing, pending })
 }
 
-/// Verifies a posted Response and records it with the outcome.
+/// Verifies a posted Response and records it with the outcome; `at` is the entity whose ACS it
+/// was posted to.
+#[allow(clippy::too_many_arguments)] // one per thing the ACS received, each checked
 pub(crate) async fn finish(
     sp: Sp<'_>,
+    at: &policies::Audience,
     received: Result<UnverifiedResponse, AcsError>,
     relay_state: Option<&str>,
     message: &[u8],
@@ -70,10 +73,9 @@ pub(crate) async fn finish(
     binding: Option<&BrowserBinding>,
     audit: &impl AuditSink,
 ) -> Result<VerifiedLogin, FinishError> {
-    let endpoints = metadata::SpEndpoints::of(sp.config);
     let ctx = AcsContext {
-        entity_id: &sp.config.sp.entity_id,
-        acs_url: &endpoints.acs,
+        config: sp.config,
+        at,
         idps: sp.idps,
     };
     let result = received.and_then(|r| acs::verify(&ctx, &r, pending, relay_state, binding));

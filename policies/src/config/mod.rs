@@ -25,7 +25,9 @@ use self::session::read_session;
 pub use self::session::{SessionConfig, SessionStore};
 pub(crate) use self::sp::parse_attributes;
 use self::sp::read_sp;
-pub use self::sp::{AttributeSet, Contact, Organization, SpConfig};
+pub use self::sp::{
+    Aggregator, AttributeSet, Contact, Organization, SpConfig, SpMode, AGGREGATED_PATH,
+};
 use crate::reader::{At, Sink, TableReader};
 
 /// The validated main configuration.
@@ -91,6 +93,7 @@ pub(crate) fn read_config(
         base,
         oidc_federation.as_ref(),
         &server.public_url.origin(),
+        sp.mode.aggregator().is_some(),
     );
     let session = read_session(&mut root, sink, base);
     let policies_dir = match root.opt_table(sink, "policies", "[policies]") {
@@ -137,10 +140,19 @@ fn read_oidc_providers(
     base: &Path,
     federation: Option<&FederationConfig>,
     entity_id: &str,
+    aggregator: bool,
 ) -> Vec<OidcConfig> {
     let mut out: Vec<OidcConfig> = Vec::new();
     for t in root.tables(sink, "oidc", "[[oidc]]") {
         let span = t.span().clone();
+        if aggregator {
+            // An OpenID Connect login would be made for the Region's client, not for a comune:
+            // in aggregator mode it could serve no comune's service.
+            sink.error(
+                &span,
+                "[[oidc]]: OpenID Connect providers are not supported with sp.mode = \"aggregator\" (each comune is a SAML SP of its own)",
+            );
+        }
         if let Some(c) = read_oidc(t, sink, base, federation, entity_id) {
             if out.iter().any(|o| o.issuer == c.issuer) {
                 sink.error(

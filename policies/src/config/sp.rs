@@ -37,7 +37,51 @@ pub struct SpConfig {
     /// Delete rotated audit files older than this (`audit_retention`, default 730 days: SPID
     /// asks for 24 months).
     pub audit_retention: Duration,
+    /// One SP for every comune, or an aggregator whose comuni are SPs of their own.
+    pub mode: SpMode,
 }
+
+/// `sp.mode`: how varco meets the SPID federation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpMode {
+    /// `"single"` (the default): the Region or Province is one public SP for every comune, and
+    /// one login serves every service.
+    Single,
+    /// `"aggregator"`: the Region is a *soggetto aggregatore di servizi pubblici* in the
+    /// `pub-ag-full` profile; each comune is an aggregated SP with its own entityID and
+    /// metadata, and a login serves that comune's services only.
+    Aggregator(Aggregator),
+}
+
+impl SpMode {
+    /// The aggregator, in aggregator mode.
+    pub fn aggregator(&self) -> Option<&Aggregator> {
+        match self {
+            SpMode::Single => None,
+            SpMode::Aggregator(a) => Some(a),
+        }
+    }
+}
+
+/// `[sp.aggregator]`: the aggregator as its `ContactPerson` in every comune's metadata names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregator {
+    /// Its IPA code (`spid:IPACode`).
+    pub ipa_code: Option<String>,
+    /// Its VAT number with the ISO 3166 country prefix (`IT…`; `spid:VATNumber`).
+    pub vat_number: Option<String>,
+    /// Its fiscal code (`spid:FiscalCode`).
+    pub fiscal_code: Option<String>,
+    /// `Company`.
+    pub company: String,
+    /// `EmailAddress`.
+    pub email: String,
+    /// `TelephoneNumber`, international form without spaces.
+    pub phone: Option<String>,
+}
+
+/// The aggregated entities' activity code (AGGREGATOR.md §1.2): public services, full.
+pub const AGGREGATED_PATH: &str = "pub-ag-full";
 
 /// `sp.organization`.
 #[derive(Debug, Clone)]
@@ -147,10 +191,41 @@ pub(super) fn read_sp(
         audit_key: PathBuf::new(),
         audit_rotate_bytes: 64 * 1024 * 1024,
         audit_retention: Duration::from_secs(730 * 24 * 3600),
+        mode: SpMode::Single,
     };
     let Some(mut t) = root.table(sink, "sp", "[sp]") else {
         return sp;
     };
+    let mode = t.opt_str(sink, "mode");
+    let aggregator = t
+        .opt_table(sink, "aggregator", "[sp.aggregator]")
+        .map(|a| (a.span().clone(), read_aggregator(a, sink)));
+    match (mode, aggregator) {
+        (Some(m), agg) if m.value == "aggregator" => match agg {
+            Some((_, a)) => sp.mode = SpMode::Aggregator(a),
+            None => sink.error(
+                &m.span,
+                "[sp]: mode = \"aggregator\" needs an [sp.aggregator] table (ipa_code, vat_number or fiscal_code; company; email)",
+            ),
+        },
+        (Some(m), _) if m.value != "single" => {
+            let hint = nearest(&m.value, ["single", "aggregator"].into_iter())
+                .map(|s| format!(" (did you mean \"{s}\"?)"))
+                .unwrap_or_default();
+            sink.error(
+                &m.span,
+                format!(
+                    "[sp]: `mode` must be \"single\" or \"aggregator\", found \"{}\"{hint}",
+                    m.value
+                ),
+            );
+        }
+        (_, Some((span, _))) => sink.error(
+            &span,
+            "[sp.aggregator] is read only with mode = \"aggregator\" in [sp]",
+        ),
+        (_, None) => {}
+    }
     if let Some(e) = t.str(sink, "entity_id", "the SP entityID, an URL") {
         if Url::parse(&e.value).is_err() || e.value.len() > 1024 {
             sink.error(
@@ -296,6 +371,92 @@ pub(super) fn read_sp(
     sp.attribute_sets.sort_by_key(|s| s.index);
     t.finish(sink);
     sp
+}
+
+fn read_aggregator(mut t: TableReader<'_, '_>, sink: &mut Sink<'_>) -> Aggregator {
+    let ipa_code = t.opt_str(sink, "ipa_code").map(|ipa| {
+        if let Err(m) = check_ipa_code(&ipa.value) {
+            sink.error(&ipa.span, format!("[sp.aggregator]: `ipa_code` {m}"));
+        }
+        ipa.value
+    });
+    let vat_number = t.opt_str(sink, "vat_number").map(|v| {
+        // spid-sp-test and AgID want the ISO 3166 prefix: "IT01386030488".
+        let b = v.value.as_bytes();
+        let well_formed = (4..=16).contains(&b.len())
+            && b[..2].iter().all(u8::is_ascii_uppercase)
+            && b[2..].iter().all(u8::is_ascii_alphanumeric);
+        if !well_formed {
+            sink.error(
+                &v.span,
+                format!(
+                    "[sp.aggregator]: `vat_number` must start with its ISO 3166 country code, like \"IT01386030488\", found \"{}\"",
+                    v.value
+                ),
+            );
+        }
+        v.value
+    });
+    let fiscal_code = t.opt_str(sink, "fiscal_code").map(|f| {
+        if !(11..=16).contains(&f.value.len()) || !f.value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            sink.error(
+                &f.span,
+                format!("[sp.aggregator]: `fiscal_code` must be 11 digits (or 16 characters), found \"{}\"", f.value),
+            );
+        }
+        f.value
+    });
+    if ipa_code.is_none() && vat_number.is_none() && fiscal_code.is_none() {
+        sink.error(
+            t.span(),
+            "[sp.aggregator]: give the aggregator's `ipa_code`, `vat_number` or `fiscal_code`",
+        );
+    }
+    let company = t
+        .str(
+            sink,
+            "company",
+            "the aggregator's legal name, e.g. \"Regione Toscana\"",
+        )
+        .map(|c| c.value)
+        .unwrap_or_default();
+    let email = match t.str(sink, "email", "the aggregator's institutional e-mail") {
+        Some(e) => {
+            if !looks_like_email(&e.value) {
+                sink.error(
+                    &e.span,
+                    format!(
+                        "[sp.aggregator]: `email` is not an e-mail address: \"{}\"",
+                        e.value
+                    ),
+                );
+            }
+            e.value
+        }
+        None => String::new(),
+    };
+    let phone = t.opt_str(sink, "phone").map(|p| {
+        let digits = p.value.strip_prefix('+').unwrap_or("");
+        if !(6..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            sink.error(
+                &p.span,
+                format!(
+                    "[sp.aggregator]: `phone` must be in international form without spaces, like \"+390554381111\", found \"{}\"",
+                    p.value
+                ),
+            );
+        }
+        p.value
+    });
+    t.finish(sink);
+    Aggregator {
+        ipa_code,
+        vat_number,
+        fiscal_code,
+        company,
+        email,
+        phone,
+    }
 }
 
 /// Parses attribute names, reporting unknown ones with the nearest SPID name and duplicates.

@@ -633,3 +633,109 @@ fn the_federation_is_read_and_checked() {
         &["varco.toml:22:14: [[oidc]]: `federation = true` needs an `[oidc_federation]` table"],
     );
 }
+
+fn in_sp(line: &str) -> String {
+    MAIN.replace(
+        "audit_key = \"audit.key\"\n",
+        &format!("audit_key = \"audit.key\"\n{line}\n"),
+    )
+}
+
+#[test]
+fn aggregator_mode_gives_each_comune_its_own_entity() {
+    let main = format!(
+        "{}\n[sp.aggregator]\nipa_code = \"r_toscan\"\nvat_number = \"IT01386030488\"\ncompany = \"Regione Toscana\"\nemail = \"spid@regione.toscana.example\"\nphone = \"+390554381111\"\n",
+        in_sp("mode = \"aggregator\"")
+    );
+    let (_d, path) = setup(&main, &[("capannori.toml", GOOD)]);
+    let snap = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let config = &snap.config;
+    let a = config.sp.mode.aggregator().expect("aggregator mode");
+    assert_eq!(a.ipa_code.as_deref(), Some("r_toscan"));
+    assert_eq!(a.phone.as_deref(), Some("+390554381111"));
+    let comune = &snap.comuni[0];
+    let audience = config.audience_for(comune);
+    assert_eq!(audience, crate::Audience::Comune(comune.ipa_code.clone()));
+    assert_eq!(
+        config.entity_id(&audience),
+        "http://portal.localhost/pub-ag-full/c_b648"
+    );
+    assert_eq!(
+        config.entity_id(&crate::Audience::Sp),
+        "http://portal.localhost/.sso/metadata"
+    );
+    assert_eq!(audience.path_suffix(), "/c_b648");
+
+    // The default is one SP for everyone.
+    let (_d, path) = setup(MAIN, &[("capannori.toml", GOOD)]);
+    let snap = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(snap.config.sp.mode, crate::SpMode::Single);
+    assert_eq!(
+        snap.config.audience_for(&snap.comuni[0]),
+        crate::Audience::Sp
+    );
+}
+
+#[test]
+fn aggregator_mistakes_are_reported_where_they_are() {
+    let (_d, path) = setup(&in_sp("mode = \"aggregatore\""), &[("a.toml", GOOD)]);
+    assert_problems(
+        &path,
+        &["varco.toml:14:8: [sp]: `mode` must be \"single\" or \"aggregator\", found \"aggregatore\" (did you mean \"aggregator\"?)"],
+    );
+    let (_d, path) = setup(&in_sp("mode = \"aggregator\""), &[("a.toml", GOOD)]);
+    assert_problems(
+        &path,
+        &["varco.toml:14:8: [sp]: mode = \"aggregator\" needs an [sp.aggregator] table"],
+    );
+    let main = format!("{MAIN}\n[sp.aggregator]\nipa_code = \"r_toscan\"\ncompany = \"R\"\nemail = \"a@b.example\"\n");
+    let (_d, path) = setup(&main, &[("a.toml", GOOD)]);
+    assert_problems(
+        &path,
+        &["varco.toml:20:1: [sp.aggregator] is read only with mode = \"aggregator\" in [sp]"],
+    );
+    let main = format!(
+        "{}\n[sp.aggregator]\nvat_number = \"01386030488\"\nfiscal_code = \"x\"\ncompany = \"R\"\nemail = \"spid at regione\"\nphone = \"+39 055 4381111\"\ntelefono = \"1\"\n\n[[oidc]]\nissuer = \"https://login.regione.example\"\nclient_id = \"varco\"\nclient_auth = \"client_secret_basic\"\nclient_secret_file = \"audit.key\"\ndisplay_name = \"Regione\"\n",
+        in_sp("mode = \"aggregator\"")
+    );
+    let (_d, path) = setup(&main, &[("a.toml", GOOD)]);
+    assert_problems(
+        &path,
+        &[
+            "varco.toml:22:14: [sp.aggregator]: `vat_number` must start with its ISO 3166 country code",
+            "varco.toml:23:15: [sp.aggregator]: `fiscal_code` must be 11 digits",
+            "varco.toml:25:9: [sp.aggregator]: `email` is not an e-mail address",
+            "varco.toml:26:9: [sp.aggregator]: `phone` must be in international form without spaces",
+            "varco.toml:27:1: [sp.aggregator]: unknown key `telefono`",
+            "varco.toml:29:1: [[oidc]]: OpenID Connect providers are not supported with sp.mode = \"aggregator\"",
+        ],
+    );
+    let main = format!(
+        "{}\n[sp.aggregator]\ncompany = \"R\"\nemail = \"a@b.example\"\n",
+        in_sp("mode = \"aggregator\"")
+    );
+    let (_d, path) = setup(&main, &[("a.toml", GOOD)]);
+    assert_problems(
+        &path,
+        &["varco.toml:21:1: [sp.aggregator]: give the aggregator's `ipa_code`, `vat_number` or `fiscal_code`"],
+    );
+}
+
+#[test]
+fn a_hostile_main_file_gives_errors_not_panics() {
+    let (_d, main) = setup(MAIN, &[]);
+    let good = std::fs::read_to_string(&main).expect("read");
+    assert!(check_config(&main, &good).is_ok(), "the main file alone checks");
+    let cases = [
+        "[sp]\nmode = 1".to_string(),
+        "[sp]\nmode = [\"aggregator\"]\naggregator = 3".to_string(),
+        in_sp("mode = \"aggregator\"\naggregator = \"r_toscan\""),
+        format!("{}\n[sp.aggregator]\nipa_code = \"\"\nvat_number = \"IT\"\nfiscal_code = \"\\u0000\"\ncompany = 7\nemail = \"@\"\nphone = \"+\"\n", in_sp("mode = \"aggregator\"")),
+        format!("{}\n[sp.aggregator]\nvat_number = \"€€€€\"\ncompany = \"R\"\nemail = \"a@b.example\"\n", in_sp("mode = \"aggregator\"")),
+        format!("{}\n[[sp.aggregator]]\nipa_code = \"r_toscan\"\n", in_sp("mode = \"aggregator\"")),
+        format!("x = {}1{}", "[".repeat(5000), "]".repeat(5000)),
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        assert!(check_config(&main, text).is_err(), "case {i} was accepted");
+    }
+}

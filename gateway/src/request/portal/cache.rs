@@ -3,13 +3,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use policies::Held;
 
 /// What a cached answer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
     /// `/catalog` for a viewer holding this (`None`: anonymous).
-    Page(Option<Held>),
+    Page(Option<catalog::Viewer>),
     /// `/catalog.json`.
     Json,
     /// `/catalog.jsonld`.

@@ -195,12 +195,30 @@ fn data(rt: &Runtime, shared: &Shared, req: &RequestHeader, raw: &str, ld: bool)
     r
 }
 
+/// The catalog's viewer for a session: what it holds, and which comuni's services it serves
+/// (every comune's with one SP; in aggregator mode, the comune it was made for).
+fn viewer(rt: &Runtime, s: &crate::store::Session) -> catalog::Viewer {
+    let config = &rt.snapshot.config;
+    let serves = match (s.principal().audience(), config.sp.mode.aggregator()) {
+        (policies::Audience::Sp, None) => catalog::Serves::Every,
+        (policies::Audience::Comune(ipa), Some(_)) => rt
+            .catalog
+            .comune(ipa.as_str())
+            .map_or(catalog::Serves::None, catalog::Serves::Comune),
+        _ => catalog::Serves::None,
+    };
+    catalog::Viewer {
+        held: s.held(),
+        serves,
+    }
+}
+
 async fn page(rt: &Runtime, shared: &Shared, req: &RequestHeader, raw: &str, home: bool) -> Reply {
     // Only a request that carries a session cookie costs a store lookup; a store that cannot be
     // reached leaves the catalog readable, without the personal notes.
     let viewer = if req.headers.get(http::header::COOKIE).is_some() {
         match crate::cookies::current_session(rt, shared, req).await {
-            Ok(found) => found.map(|(_, s)| s.held()),
+            Ok(found) => found.map(|(_, s)| viewer(rt, &s)),
             Err(e) => {
                 tracing::warn!(error = %e, "catalog page without the session: store unavailable");
                 None

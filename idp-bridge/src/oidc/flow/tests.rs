@@ -64,6 +64,7 @@ fn pending(p: &OidcProvider, binding: &BrowserBinding, level: Level) -> PendingL
             replaces: None,
             handoff_binding: None,
             prefer_post: false,
+            audience: policies::Audience::Sp,
         },
     )
 }

@@ -13,8 +13,6 @@ use crate::login::{Callback, FinishError, LoginStart, PendingLogin, Sp};
 use crate::secret::RelayDigest;
 use policies::LoginFailure;
 
-const SP: &str = "http://127.0.0.1:8080/.sso/metadata";
-const ACS: &str = "http://127.0.0.1:8080/.sso/acs";
 const IDP: &str = "https://localhost:8443";
 
 fn vectors() -> PathBuf {
@@ -46,7 +44,38 @@ fn config() -> &'static policies::Config {
     })
 }
 
+/// The same deployment with the Region as SPID aggregator of its comuni.
+fn aggregator_config() -> &'static policies::Config {
+    static CONFIG: std::sync::OnceLock<policies::Config> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let mut c = config().clone();
+        c.sp.mode = policies::SpMode::Aggregator(policies::Aggregator {
+            ipa_code: Some("r_toscan".into()),
+            vat_number: None,
+            fiscal_code: None,
+            company: "Regione Toscana".into(),
+            email: "spid@regione.toscana.example".into(),
+            phone: None,
+        });
+        c
+    })
+}
+
+/// The audience of an example comune (the snapshot's own code, so that it is a real one).
+fn comune(ipa: &str) -> policies::Audience {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/varco.toml");
+    let snap = policies::load(&path).expect("the example loads");
+    let c = snap
+        .comuni
+        .iter()
+        .find(|c| c.ipa_code.as_str() == ipa)
+        .expect("an example comune");
+    policies::Audience::Comune(c.ipa_code.clone())
+}
+
 struct Fixture {
+    config: &'static policies::Config,
+    audience: policies::Audience,
     idps: IdpRegistry,
     oidc: crate::OidcRegistry,
     keys: crate::SpKeys,
@@ -58,6 +87,15 @@ struct Fixture {
 
 impl Fixture {
     fn new(level: Level) -> Self {
+        Self::for_entity(level, config(), policies::Audience::Sp)
+    }
+
+    /// A login made for `audience`'s entity under `config`.
+    fn for_entity(
+        level: Level,
+        config: &'static policies::Config,
+        audience: policies::Audience,
+    ) -> Self {
         let idps = IdpRegistry::load(&[policies::IdpConfig {
             metadata: vectors().join("spid-sp-test-idp.xml"),
             kind: IdpKind::Spid,
@@ -72,8 +110,12 @@ impl Fixture {
         let store = Store::default();
         let binding = BrowserBinding::new();
         let request_id = crate::saml::authn::new_request_id();
-        store.put(pending(&idps, &request_id, &binding, level));
+        let mut p = pending(&idps, &request_id, &binding, level);
+        p.audience = audience.clone();
+        store.put(p);
         Self {
+            config,
+            audience,
             idps,
             oidc: crate::OidcRegistry::default(),
             keys: crate::SpKeys::load(
@@ -89,32 +131,49 @@ impl Fixture {
     }
 
     fn response(&self) -> ResponseBuilder {
-        ResponseBuilder::new(IDP, SP, ACS, &self.request_id)
+        let entity = self.config.entity_id(&self.audience);
+        let acs = crate::SpEndpoints::of(self.config, &self.audience).acs;
+        ResponseBuilder::new(IDP, &entity, &acs, &self.request_id)
     }
 
     fn post_xml(&self, xml: &str) -> Result<VerifiedLogin, AcsError> {
-        self.post_b64(
+        self.post_xml_at(xml, self.audience.clone())
+    }
+
+    /// Posted to the ACS of `at`'s entity.
+    fn post_xml_at(&self, xml: &str, at: policies::Audience) -> Result<VerifiedLogin, AcsError> {
+        self.post_b64_at(
             &base64::engine::general_purpose::STANDARD.encode(xml),
             Some(&self.binding),
+            at,
         )
     }
 
-    /// Through the login door, as the gateway's ACS does it.
     fn post_b64(
         &self,
         b64: &str,
         binding: Option<&BrowserBinding>,
     ) -> Result<VerifiedLogin, AcsError> {
+        self.post_b64_at(b64, binding, self.audience.clone())
+    }
+
+    /// Through the login door, as the gateway's ACS does it.
+    fn post_b64_at(
+        &self,
+        b64: &str,
+        binding: Option<&BrowserBinding>,
+        at: policies::Audience,
+    ) -> Result<VerifiedLogin, AcsError> {
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("SAMLResponse", b64)
             .finish();
-        let callback = Callback::saml_post(form.as_bytes());
+        let callback = Callback::saml_post(form.as_bytes(), at);
         let pending = match (callback.answers(), binding) {
             (Some(id), Some(b)) => self.store.take(&id, &b.digest()),
             _ => None,
         };
         let sp = Sp {
-            config: config(),
+            config: self.config,
             keys: &self.keys,
             idps: &self.idps,
             oidc: &self.oidc,
@@ -159,6 +218,7 @@ fn pending(
             replaces: None,
             handoff_binding: None,
             prefer_post: false,
+            audience: policies::Audience::Sp,
         },
     )
 }
@@ -226,6 +286,44 @@ fn a_response_for_another_sp_is_refused() {
     assert!(
         matches!(f.post_xml(&f.signed(&r)), Err(AcsError::Invalid(m)) if m.contains("Destination"))
     );
+}
+
+#[test]
+fn an_aggregated_comunes_login_is_asserted_to_that_comune_only() {
+    let capannori = comune("c_b648");
+    let f = Fixture::for_entity(Level::SpidL2, aggregator_config(), capannori.clone());
+    let ok = f.post_xml(&f.signed(&f.response())).expect("accepted");
+    assert_eq!(ok.principal.audience(), &capannori);
+
+    // Asserted to the Region's own SP, or to another comune: not this login's.
+    for other in [
+        aggregator_config().sp.entity_id.clone(),
+        aggregator_config()
+            .entity_id(&comune("c_e715"))
+            .into_owned(),
+    ] {
+        let f = Fixture::for_entity(Level::SpidL2, aggregator_config(), capannori.clone());
+        let mut r = f.response();
+        r.audience = other;
+        assert!(
+            matches!(f.post_xml(&f.signed(&r)), Err(AcsError::Invalid(m)) if m.contains("Audience"))
+        );
+    }
+    // Addressed to another comune's ACS.
+    let f = Fixture::for_entity(Level::SpidL2, aggregator_config(), capannori.clone());
+    let mut r = f.response();
+    r.acs_url = crate::SpEndpoints::of(aggregator_config(), &comune("c_e715")).acs;
+    assert!(
+        matches!(f.post_xml(&f.signed(&r)), Err(AcsError::Invalid(m)) if m.contains("Destination"))
+    );
+    // A good answer posted to another entity's ACS (the SP's, or Lucca's) is refused too.
+    for at in [policies::Audience::Sp, comune("c_e715")] {
+        let f = Fixture::for_entity(Level::SpidL2, aggregator_config(), capannori.clone());
+        assert!(matches!(
+            f.post_xml_at(&f.signed(&f.response()), at),
+            Err(AcsError::Invalid(m)) if m.contains("another SP's ACS")
+        ));
+    }
 }
 
 #[test]

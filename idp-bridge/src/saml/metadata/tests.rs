@@ -5,10 +5,102 @@ use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
 use super::*;
 
 fn example() -> (Config, SpKeys) {
+    let (snap, keys) = example_snapshot();
+    (snap.config, keys)
+}
+
+fn example_snapshot() -> (policies::Snapshot, SpKeys) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/varco.toml");
     let snap = policies::load(&path).expect("example loads");
     let keys = SpKeys::load(&snap.config.sp.key, &snap.config.sp.cert).expect("keys");
-    (snap.config, keys)
+    (snap, keys)
+}
+
+/// The example, with the Region as aggregator of its comuni.
+fn aggregator() -> (policies::Snapshot, SpKeys) {
+    let (mut snap, keys) = example_snapshot();
+    snap.config.sp.mode = policies::SpMode::Aggregator(policies::Aggregator {
+        ipa_code: Some("r_toscan".into()),
+        vat_number: Some("IT01386030488".into()),
+        fiscal_code: None,
+        company: "Regione Toscana".into(),
+        email: "spid@regione.toscana.example".into(),
+        phone: Some("+390554381111".into()),
+    });
+    (snap, keys)
+}
+
+#[test]
+fn each_aggregated_comune_has_its_own_signed_metadata() {
+    let (snap, keys) = aggregator();
+    let capannori = &snap.comuni[0];
+    assert_eq!(capannori.ipa_code.as_str(), "c_b648");
+    let xml = signed_metadata(
+        &snap.config,
+        &keys,
+        Profile::Spid,
+        MetadataOf::Comune(capannori),
+    )
+    .expect("sign")
+    .expect("aggregator mode");
+    assert!(verify(&xml, &keys));
+    for needle in [
+        "entityID=\"http://127.0.0.1:8080/pub-ag-full/c_b648\"",
+        "Location=\"http://127.0.0.1:8080/.sso/acs/c_b648\"",
+        "Location=\"http://127.0.0.1:8080/.sso/slo/c_b648\"",
+        "<md:OrganizationName xml:lang=\"it\">Comune di Capannori</md:OrganizationName>",
+        "<md:OrganizationURL xml:lang=\"it\">http://capannori.localhost:8080/</md:OrganizationURL>",
+        "<md:ContactPerson contactType=\"other\" spid:entityType=\"spid:aggregator\"><md:Extensions><spid:IPACode>r_toscan</spid:IPACode><spid:VATNumber>IT01386030488</spid:VATNumber><spid:PublicServicesFullAggregator/></md:Extensions><md:Company>Regione Toscana</md:Company><md:EmailAddress>spid@regione.toscana.example</md:EmailAddress><md:TelephoneNumber>+390554381111</md:TelephoneNumber></md:ContactPerson>",
+        "<md:ContactPerson contactType=\"other\" spid:entityType=\"spid:aggregated\"><md:Extensions><spid:IPACode>c_b648</spid:IPACode><spid:Public/></md:Extensions><md:Company>Comune di Capannori</md:Company></md:ContactPerson>",
+        "<md:AttributeConsumingService index=\"1\">",
+    ] {
+        assert!(xml.contains(needle), "missing {needle}\n{xml}");
+    }
+    // The aggregator's own SP is unchanged, and one comune's document is not another's.
+    let own = signed_metadata(&snap.config, &keys, Profile::Spid, MetadataOf::Sp)
+        .expect("sign")
+        .expect("the SP's");
+    assert!(own.contains("entityID=\"http://127.0.0.1:8080/.sso/metadata\""));
+    assert!(!own.contains("spid:entityType"));
+    let lucca = unsigned_metadata(
+        &snap.config,
+        &keys,
+        Profile::Spid,
+        MetadataOf::Comune(&snap.comuni[1]),
+    )
+    .expect("aggregator mode");
+    assert!(lucca.contains("/pub-ag-full/c_e715") && !lucca.contains("c_b648"));
+
+    let cie = signed_metadata(
+        &snap.config,
+        &keys,
+        Profile::Cie,
+        MetadataOf::Comune(capannori),
+    )
+    .expect("sign")
+    .expect("aggregator mode");
+    assert!(verify(&cie, &keys));
+    for needle in [
+        "entityID=\"http://127.0.0.1:8080/pub-ag-full/c_b648\"",
+        "<cie:IPACode>c_b648</cie:IPACode><cie:Municipality>046007</cie:Municipality>",
+        "<md:Company>Comune di Capannori</md:Company><md:EmailAddress>spid@regione.toscana.example</md:EmailAddress>",
+    ] {
+        assert!(cie.contains(needle), "missing {needle}\n{cie}");
+    }
+}
+
+#[test]
+fn a_comune_has_no_metadata_of_its_own_outside_aggregator_mode() {
+    let (snap, keys) = example_snapshot();
+    for profile in [Profile::Spid, Profile::Cie] {
+        let got = signed_metadata(
+            &snap.config,
+            &keys,
+            profile,
+            MetadataOf::Comune(&snap.comuni[0]),
+        );
+        assert!(matches!(got, Ok(None)));
+    }
 }
 
 fn verify(xml: &str, keys: &SpKeys) -> bool {
@@ -20,7 +112,9 @@ fn verify(xml: &str, keys: &SpKeys) -> bool {
 #[test]
 fn spid_metadata_is_signed_and_complete() {
     let (config, keys) = example();
-    let xml = signed_metadata(&config, &keys, Profile::Spid).expect("sign");
+    let xml = signed_metadata(&config, &keys, Profile::Spid, MetadataOf::Sp)
+        .expect("sign")
+        .expect("the SP has metadata");
     assert!(verify(&xml, &keys), "signature must verify");
     assert!(
         !verify(
@@ -58,7 +152,9 @@ fn spid_metadata_is_signed_and_complete() {
 #[test]
 fn cie_metadata_keeps_only_cie_attributes() {
     let (config, keys) = example();
-    let xml = signed_metadata(&config, &keys, Profile::Cie).expect("sign");
+    let xml = signed_metadata(&config, &keys, Profile::Cie, MetadataOf::Sp)
+        .expect("sign")
+        .expect("the SP has metadata");
     assert!(verify(&xml, &keys));
     assert!(!xml.contains("Name=\"email\"") && !xml.contains("Name=\"mobilePhone\""));
     assert!(xml.contains("Name=\"fiscalNumber\""));
@@ -73,7 +169,9 @@ fn configured_text_cannot_break_the_document() {
     let (mut config, keys) = example();
     config.sp.organization.name = "Comune \"di\" <Prova> & Co'".into();
     config.sp.attribute_sets[0].name = "</md:ServiceName><md:Evil/>".into();
-    let xml = signed_metadata(&config, &keys, Profile::Spid).expect("sign");
+    let xml = signed_metadata(&config, &keys, Profile::Spid, MetadataOf::Sp)
+        .expect("sign")
+        .expect("the SP has metadata");
     assert!(verify(&xml, &keys));
     assert!(!xml.contains("<md:Evil/>"));
     assert!(
@@ -85,8 +183,11 @@ fn configured_text_cannot_break_the_document() {
 #[test]
 fn the_same_configuration_gives_the_same_metadata_id() {
     let (config, keys) = example();
-    let a = unsigned_metadata(&config, &keys, Profile::Spid);
-    let b = unsigned_metadata(&config, &keys, Profile::Spid);
+    let a = unsigned_metadata(&config, &keys, Profile::Spid, MetadataOf::Sp);
+    let b = unsigned_metadata(&config, &keys, Profile::Spid, MetadataOf::Sp);
     assert_eq!(a, b);
-    assert_ne!(a, unsigned_metadata(&config, &keys, Profile::Cie));
+    assert_ne!(
+        a,
+        unsigned_metadata(&config, &keys, Profile::Cie, MetadataOf::Sp)
+    );
 }
