@@ -21,6 +21,14 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+    /// A registry of IdPs (`[[idp_source]]`) could not be fetched or is refused.
+    #[error("IdP registry {url}: {reason}")]
+    IdpSource {
+        /// Its URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// The audit trail's key file is unusable.
     #[error("{path}: {reason}")]
     AuditKey {

@@ -532,3 +532,33 @@ pub fn verify_jws(
     let set = josekit::jwk::JwkSet::from_bytes(jwks.to_string()).ok()?;
     crate::oidc::jose::verify(token, &set).ok().map(|(c, _)| c)
 }
+
+/// A federation registry as AgID publishes one: an `md:EntitiesDescriptor` with ID `id` holding
+/// `entities` (each an `EntityDescriptor` document of its own; an XML declaration is dropped),
+/// with `validUntil` when given, signed on its root with `key` (the federation's, here a test
+/// one).
+pub fn signed_registry(
+    entities: &[&str],
+    id: &str,
+    valid_until: Option<DateTime<Utc>>,
+    key: &TestIdpKey,
+) -> Result<String, String> {
+    let until = valid_until
+        .map(|t| format!(" validUntil=\"{}\"", ts(t)))
+        .unwrap_or_default();
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><md:EntitiesDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" ID=\"{id}\" Name=\"https://registry.test\"{until}>"
+    );
+    xml.push_str(&signature_template(id, &key.cert_b64));
+    for e in entities {
+        let e = e.trim_start();
+        let body = if e.starts_with("<?xml") {
+            e.split_once("?>").map_or(e, |(_, rest)| rest)
+        } else {
+            e
+        };
+        xml.push_str(body);
+    }
+    xml.push_str("</md:EntitiesDescriptor>");
+    Crypto::sign_xml(xml.as_bytes(), &key.key_der).map_err(|e| e.to_string())
+}

@@ -39,6 +39,7 @@ pub use login::{
 };
 pub use oidc::{OidcError, OidcProvider, OidcRegistry};
 pub use principal::{FiscalNumber, Principal, Protocol, VerifiedPrincipal};
+pub use registry::set::{IdpSet, SetRules, MAX_SET};
 pub use registry::{Idp, IdpRegistry};
 pub use saml::acs::{AcsError, CLOCK_SKEW, MAX_RESPONSE};
 pub use saml::metadata::{signed_metadata, unsigned_metadata, MetadataOf, Profile, SpEndpoints};

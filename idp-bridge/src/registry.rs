@@ -109,6 +109,22 @@ impl IdpRegistry {
         }
     }
 
+    /// With the IdPs of the registries' `sets` added after the configured ones. An IdP that a
+    /// `[[idp]]` file (or an earlier set) already gives is left out, and logged: what ops
+    /// configured by hand wins.
+    pub fn with_sets(mut self, sets: &[Arc<set::IdpSet>]) -> Self {
+        for set in sets {
+            for idp in set.idps() {
+                if self.idps.iter().any(|i| i.entity_id == idp.entity_id) {
+                    tracing::warn!(idp = %idp.entity_id, "an IdP of a registry is configured already; the configured one serves");
+                } else {
+                    self.idps.push(idp.clone());
+                }
+            }
+        }
+        self
+    }
+
     /// The IdP with this entityID, while its metadata is valid.
     pub fn get(&self, entity_id: &str) -> Option<&Arc<Idp>> {
         self.idps
@@ -216,6 +232,12 @@ fn load_idp(c: &IdpConfig) -> Result<Idp> {
             signed
         }
     };
+    idp_from_xml(&xml, c.kind, path)
+}
+
+/// The IdP an `EntityDescriptor` (verified, or trusted as configured) describes; `path` names
+/// where it came from (a metadata file, or a registry's cache) in errors and in [`Idp::source`].
+pub(crate) fn idp_from_xml(xml: &str, kind: IdpKind, path: &Path) -> Result<Idp> {
     let ed: EntityDescriptor = xml.parse().map_err(|e| {
         refuse(
             path,
@@ -302,7 +324,7 @@ fn load_idp(c: &IdpConfig) -> Result<Idp> {
         .unwrap_or_else(|| entity_id.clone());
     Ok(Idp {
         entity_id,
-        kind: c.kind,
+        kind,
         display_name,
         sso_redirect,
         sso_post,
@@ -310,8 +332,8 @@ fn load_idp(c: &IdpConfig) -> Result<Idp> {
         slo_post,
         signing_certs,
         valid_until: ed.valid_until,
-        source: path.clone(),
-        logo: logo_of(&xml),
+        source: path.to_path_buf(),
+        logo: logo_of(xml),
     })
 }
 
@@ -387,5 +409,6 @@ fn acceptable_logo(l: &str) -> bool {
     !l.is_empty() && l.len() <= MAX_LOGO && safe_chars && scheme_ok
 }
 
+pub(crate) mod set;
 #[cfg(test)]
 mod tests;

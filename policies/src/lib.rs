@@ -27,7 +27,7 @@ pub use audience::Audience;
 pub use category::Category;
 pub use config::{
     is_loopback_host, Aggregator, AttributeSet, ClientAuth, Config, Contact, FederationConfig,
-    IdpConfig, IdpKind, LogFormat, OidcConfig, Organization, PortalConfig, PublicUrl, ServerConfig,
+    IdpConfig, IdpKind, IdpSourceConfig, LogFormat, OidcConfig, Organization, PortalConfig, PublicUrl, ServerConfig,
     SessionConfig, SessionStore, SpConfig, SpMode, TelemetryConfig, TrustAnchor, AGGREGATED_PATH,
     DEFAULT_CLAIMS,
 };

@@ -15,8 +15,8 @@ mod server;
 mod session;
 mod sp;
 
-use self::idp::read_idp;
-pub use self::idp::{IdpConfig, IdpKind};
+use self::idp::{read_idp, read_idp_source};
+pub use self::idp::{IdpConfig, IdpKind, IdpSourceConfig};
 use self::oidc::{read_federation, read_oidc};
 pub use self::oidc::{ClientAuth, FederationConfig, OidcConfig, TrustAnchor, DEFAULT_CLAIMS};
 pub use self::server::{is_loopback_host, LogFormat, PublicUrl, ServerConfig, TelemetryConfig};
@@ -43,6 +43,8 @@ pub struct Config {
     pub sp: SpConfig,
     /// Trusted identity providers.
     pub idps: Vec<IdpConfig>,
+    /// Registries of identity providers, fetched and refreshed.
+    pub idp_sources: Vec<IdpSourceConfig>,
     /// OpenID Connect providers.
     pub oidc: Vec<OidcConfig>,
     /// varco in the SPID/CIE OpenID Connect Federation, when `[oidc_federation]` is there.
@@ -84,6 +86,32 @@ pub(crate) fn read_config(
         .into_iter()
         .filter_map(|t| read_idp(t, sink, base))
         .collect();
+    let mut idp_sources: Vec<IdpSourceConfig> = Vec::new();
+    for (i, t) in root
+        .tables(sink, "idp_source", "[[idp_source]]")
+        .into_iter()
+        .enumerate()
+    {
+        let span = t.span().clone();
+        if let Some(s) = read_idp_source(t, sink, base, i) {
+            if idp_sources.iter().any(|o| o.cache == s.cache) {
+                sink.error(
+                    &span,
+                    format!(
+                        "[[idp_source]]: `cache` \"{}\" is the cache of another source",
+                        s.cache.display()
+                    ),
+                );
+            } else if idp_sources.iter().any(|o| o.url == s.url) {
+                sink.error(
+                    &span,
+                    format!("[[idp_source]]: `url` \"{}\" is configured twice", s.url),
+                );
+            } else {
+                idp_sources.push(s);
+            }
+        }
+    }
     let oidc_federation = root
         .opt_table(sink, "oidc_federation", "[oidc_federation]")
         .and_then(|t| read_federation(t, sink, base));
@@ -124,6 +152,7 @@ pub(crate) fn read_config(
         telemetry,
         sp,
         idps,
+        idp_sources,
         oidc,
         oidc_federation,
         session,
