@@ -161,13 +161,18 @@ impl Identity {
 
     /// Loads keys and IdP metadata and signs the SP metadata; every problem is returned.
     pub fn build(snapshot: &Snapshot) -> Result<Self> {
-        Self::rebuild(snapshot, None)
+        Self::rebuild(snapshot, None, &[])
     }
 
     /// As [`Identity::build`], at a reload: a metadata file that is now refused keeps its IdP
     /// from `previous` while that version is valid ([`idp_bridge::IdpRegistry::reload`]), and
-    /// what the OpenID providers said carries over.
-    pub fn rebuild(snapshot: &Snapshot, previous: Option<&Identity>) -> Result<Self> {
+    /// what the OpenID providers said carries over. The IdPs of the registries' `sets` come
+    /// after the configured ones.
+    pub fn rebuild(
+        snapshot: &Snapshot,
+        previous: Option<&Identity>,
+        sets: &[Arc<idp_bridge::IdpSet>],
+    ) -> Result<Self> {
         let config = &snapshot.config;
         let mut errors = Vec::new();
         let keys = idp_bridge::SpKeys::load(&config.sp.key, &config.sp.cert)
@@ -178,7 +183,7 @@ impl Identity {
             &config.idps,
             previous.map_or(&empty, |p| &p.idps),
         ) {
-            Ok((idps, kept)) => (Some(idps), kept),
+            Ok((idps, kept)) => (Some(idps.with_sets(sets)), kept),
             Err(e) => {
                 errors.extend(e);
                 (None, Vec::new())
@@ -284,7 +289,7 @@ impl Runtime {
     /// Compiles a snapshot: resolves every upstream (blocking DNS: call off the async runtime),
     /// renders pages.
     pub fn build(snapshot: Snapshot, generation: u64) -> Result<Self> {
-        Self::rebuild(snapshot, generation, None)
+        Self::rebuild(snapshot, generation, None, &[])
     }
 
     /// As [`Runtime::build`], at a reload of `previous` (whose last good IdP metadata may keep
@@ -293,8 +298,9 @@ impl Runtime {
         snapshot: Snapshot,
         generation: u64,
         previous: Option<&Runtime>,
+        sets: &[Arc<idp_bridge::IdpSet>],
     ) -> Result<Self> {
-        let identity = Identity::rebuild(&snapshot, previous.map(|p| &p.identity))?;
+        let identity = Identity::rebuild(&snapshot, previous.map(|p| &p.identity), sets)?;
         // The names a back-end may trust: mapped by a service on the same host, or by one behind
         // the same upstream (one application may serve several prefixes).
         let mut by_host: HashMap<&str, Vec<&str>> = HashMap::new();

@@ -250,10 +250,15 @@ pub fn serve_as(shared: Arc<Shared>, stop: Stop, start: Start) -> Result<()> {
     admin.threads = Some(1);
 
     let reloader = background_service("varco reload", Reloader::new(shared.clone()));
+    let sources = background_service(
+        "varco idp sources",
+        crate::ops::reload::SourceRefresher::new(shared.clone()),
+    );
 
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(reloader);
+    server.add_service(sources);
     tracing::info!(
         listen = %server_cfg.listen,
         admin = %server_cfg.admin_listen,

@@ -39,6 +39,11 @@ pub struct Shared {
     draining: std::sync::atomic::AtomicBool,
     /// The versions of the files the first load read (see [`crate::reload::inputs`]).
     pub(crate) loaded_inputs: crate::ops::reload::inputs::Inputs,
+    /// The IdP registries' sets (fixed at start: a change of `[[idp_source]]` needs a restart).
+    pub(crate) idp_sources: Arc<crate::ops::idp_sources::IdpSources>,
+    /// Held while a runtime is built and swapped in (a reload, a registry refresh), so that an
+    /// older build never replaces a newer one.
+    pub(crate) rebuilding: tokio::sync::Mutex<()>,
 }
 
 /// How a process starts.
@@ -67,7 +72,10 @@ impl Shared {
         let loaded_inputs =
             crate::ops::reload::inputs::inputs(config_path, &snapshot.config.policies_dir);
         let trace_requests = snapshot.config.telemetry.otlp_endpoint.is_some();
-        let runtime = Runtime::build(snapshot, 1)?;
+        let idp_sources = Arc::new(crate::ops::idp_sources::IdpSources::open(
+            &snapshot.config.idp_sources,
+        ));
+        let runtime = Runtime::rebuild(snapshot, 1, None, &idp_sources.sets())?;
         let store = Store::open(&runtime.snapshot.config.session)?;
         let sp = &runtime.snapshot.config.sp;
         let options = idp_bridge::AuditOptions {
@@ -93,6 +101,7 @@ impl Shared {
         })?;
         let metrics = Metrics::new()?;
         metrics.set_generation(1);
+        metrics.watch_idp_sources(idp_sources.clone());
         Ok(Self {
             config_path: config_path.to_path_buf(),
             current: ArcSwap::from_pointee(runtime),
@@ -107,6 +116,8 @@ impl Shared {
             logos: crate::ops::logos::Logos::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             loaded_inputs,
+            idp_sources,
+            rebuilding: tokio::sync::Mutex::new(()),
         })
     }
 

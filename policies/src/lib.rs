@@ -27,9 +27,9 @@ pub use audience::Audience;
 pub use category::Category;
 pub use config::{
     is_loopback_host, Aggregator, AttributeSet, ClientAuth, Config, Contact, FederationConfig,
-    IdpConfig, IdpKind, IdpSourceConfig, LogFormat, OidcConfig, Organization, PortalConfig, PublicUrl, ServerConfig,
-    SessionConfig, SessionStore, SpConfig, SpMode, TelemetryConfig, TrustAnchor, AGGREGATED_PATH,
-    DEFAULT_CLAIMS,
+    IdpConfig, IdpKind, IdpSourceConfig, LogFormat, OidcConfig, Organization, PortalConfig,
+    PublicUrl, ServerConfig, SessionConfig, SessionStore, SpConfig, SpMode, TelemetryConfig,
+    TrustAnchor, AGGREGATED_PATH, DEFAULT_CLAIMS,
 };
 pub use decision::{decide, Decision, Held, LoginFailure, Permit};
 pub use diag::{Diagnostic, Diagnostics};

@@ -70,6 +70,15 @@ impl ServeHttp for Admin {
                         body.into_bytes(),
                     );
                 }
+                // A registry whose set expired (or never came) leaves its IdPs out: the login
+                // page would lack them, so this instance is not ready.
+                if let Some(why) = self.shared.idp_sources.unready() {
+                    return reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        format!("not ready: {why}\n").into_bytes(),
+                    );
+                }
                 let rt = self.shared.current();
                 let body = format!(
                     "ready: policy generation {}, {} services\n",

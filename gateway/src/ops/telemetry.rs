@@ -22,6 +22,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// The instruments varco records, and the registry `/metrics` renders.
 pub(crate) struct Metrics {
     registry: prometheus::Registry,
+    meter: opentelemetry::metrics::Meter,
     // Kept alive: dropping the provider shuts the pipeline down.
     _provider: SdkMeterProvider,
     requests: Counter<u64>,
@@ -90,6 +91,7 @@ impl Metrics {
             .build();
         Ok(Self {
             registry,
+            meter,
             _provider: provider,
             requests,
             duration,
@@ -139,6 +141,79 @@ impl Metrics {
         }
         self.last_reload_errors
             .store(errors as u64, Ordering::Relaxed);
+    }
+
+    /// Reports the IdP registries: the age of each set, seconds to its expiry, its IdPs, failed
+    /// fetches and when the last one was (the error itself is in the log and on `/readyz`).
+    pub(crate) fn watch_idp_sources(&self, sources: Arc<crate::ops::idp_sources::IdpSources>) {
+        if sources.sources().is_empty() {
+            return;
+        }
+        let label = |s: &crate::ops::idp_sources::Status| [KeyValue::new("source", s.url.clone())];
+        let src = sources.clone();
+        let _age = self
+            .meter
+            .f64_observable_gauge("varco.idp.source.age")
+            .with_unit("s")
+            .with_description("Seconds since the IdP registry set serving was fetched")
+            .with_callback(move |o| {
+                for s in src.status() {
+                    if let Some(a) = s.age {
+                        o.observe(a, &label(&s));
+                    }
+                }
+            })
+            .build();
+        let src = sources.clone();
+        let _valid = self
+            .meter
+            .f64_observable_gauge("varco.idp.source.valid")
+            .with_unit("s")
+            .with_description("Seconds until the IdP registry set serving expires (validUntil, or max_age after its fetch); negative: expired, its IdPs are not offered")
+            .with_callback(move |o| {
+                for s in src.status() {
+                    if let Some(v) = s.valid_for {
+                        o.observe(v, &label(&s));
+                    }
+                }
+            })
+            .build();
+        let src = sources.clone();
+        let _idps = self
+            .meter
+            .u64_observable_gauge("varco.idp.source.idps")
+            .with_description("IdPs in the IdP registry set serving")
+            .with_callback(move |o| {
+                for s in src.status() {
+                    o.observe(s.idps as u64, &label(&s));
+                }
+            })
+            .build();
+        let src = sources.clone();
+        let _failures = self
+            .meter
+            .u64_observable_counter("varco.idp.source.failures")
+            .with_description("Failed fetches of the IdP registry (unreachable, refused, not verified) since start")
+            .with_callback(move |o| {
+                for s in src.status() {
+                    o.observe(s.failures, &label(&s));
+                }
+            })
+            .build();
+        let src = sources;
+        let _last = self
+            .meter
+            .i64_observable_gauge("varco.idp.source.last.failure")
+            .with_unit("s")
+            .with_description(
+                "Unix time of the last failed fetch of the IdP registry (0: none since start)",
+            )
+            .with_callback(move |o| {
+                for s in src.status() {
+                    o.observe(s.last_failure.unwrap_or(0), &label(&s));
+                }
+            })
+            .build();
     }
 
     /// Sets the generation served at start.

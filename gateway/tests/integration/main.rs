@@ -3,6 +3,7 @@
 
 mod citizen;
 mod harness;
+mod tls_kit;
 
 mod admin;
 mod aggregator;
@@ -20,6 +21,7 @@ mod deployment;
 mod failures;
 mod faults;
 mod federation;
+mod idp_registry;
 mod login;
 mod logout;
 mod oidc;

@@ -93,7 +93,10 @@ impl IdpSet {
             .get_root_element()
             .ok_or_else(|| refuse(rules, "the document is empty"))?;
         if !is(&root, "EntitiesDescriptor", NS_METADATA) {
-            return Err(refuse(rules, "the root element is not md:EntitiesDescriptor"));
+            return Err(refuse(
+                rules,
+                "the root element is not md:EntitiesDescriptor",
+            ));
         }
         check_root_signature(&root, rules)?;
         Crypto::verify_signed_xml(xml.as_bytes(), &CertificateDer::from(cert), Some("ID"))
@@ -115,8 +118,7 @@ impl IdpSet {
                 .map_err(|_| refuse(rules, format!("validUntil is not an instant: {v}")))?,
             None => {
                 fetched_at
-                    + chrono::Duration::from_std(rules.max_age)
-                        .unwrap_or(chrono::Duration::days(7))
+                    + chrono::Duration::from_std(rules.max_age).unwrap_or(chrono::Duration::days(7))
             }
         };
         if valid_until <= now {
@@ -138,16 +140,14 @@ impl IdpSet {
                 skipped.push(format!("{label}: not an md:EntityDescriptor"));
                 continue;
             }
-            let standalone = match standalone(&mut entity) {
-                Some(x) => x,
-                None => {
-                    skipped.push(format!("{label}: cannot be read on its own"));
-                    continue;
-                }
+            let Some(standalone) = standalone(&mut entity) else {
+                skipped.push(format!("{label}: cannot be read on its own"));
+                continue;
             };
             match idp_from_xml(&standalone, rules.kind, rules.cache) {
                 Ok(mut idp) if idps.iter().all(|i| i.entity_id != idp.entity_id) => {
-                    idp.valid_until = Some(idp.valid_until.map_or(valid_until, |v| v.min(valid_until)));
+                    idp.valid_until =
+                        Some(idp.valid_until.map_or(valid_until, |v| v.min(valid_until)));
                     idps.push(Arc::new(idp));
                 }
                 Ok(idp) => skipped.push(format!("{}: listed twice", idp.entity_id)),
@@ -212,7 +212,12 @@ fn check_root_signature(root: &Node, rules: &SetRules<'_>) -> Result<()> {
     let sig = root
         .get_first_element_child()
         .filter(|c| is(c, "Signature", NS_DSIG))
-        .ok_or_else(|| refuse(rules, "the root is not signed (ds:Signature must be its first child)"))?;
+        .ok_or_else(|| {
+            refuse(
+                rules,
+                "the root is not signed (ds:Signature must be its first child)",
+            )
+        })?;
     let mut same_id = 0usize;
     let mut stack = vec![root.clone()];
     while let Some(n) = stack.pop() {
@@ -230,7 +235,10 @@ fn check_root_signature(root: &Node, rules: &SetRules<'_>) -> Result<()> {
         .ok()
         .and_then(|m| m.get_attribute("Algorithm"))
         .unwrap_or_default();
-    if !ALLOWED_ALGORITHMS.iter().any(|a| a.signature_uri() == method) {
+    if !ALLOWED_ALGORITHMS
+        .iter()
+        .any(|a| a.signature_uri() == method)
+    {
         return Err(refuse(
             rules,
             format!("signature algorithm {method:?} is not allowed (RSA or ECDSA with SHA-256 or stronger)"),
@@ -238,10 +246,16 @@ fn check_root_signature(root: &Node, rules: &SetRules<'_>) -> Result<()> {
     }
     let references = untrusted::children(&signed_info, "Reference", NS_DSIG);
     let [reference] = references.as_slice() else {
-        return Err(refuse(rules, "the root's signature must have exactly one Reference"));
+        return Err(refuse(
+            rules,
+            "the root's signature must have exactly one Reference",
+        ));
     };
     if reference.get_attribute("URI").as_deref() != Some(format!("#{id}").as_str()) {
-        return Err(refuse(rules, "the root's signature does not reference the root"));
+        return Err(refuse(
+            rules,
+            "the root's signature does not reference the root",
+        ));
     }
     let digest = untrusted::one_of(reference, "DigestMethod", NS_DSIG)
         .ok()

@@ -725,7 +725,10 @@ fn aggregator_mistakes_are_reported_where_they_are() {
 fn a_hostile_main_file_gives_errors_not_panics() {
     let (_d, main) = setup(MAIN, &[]);
     let good = std::fs::read_to_string(&main).expect("read");
-    assert!(check_config(&main, &good).is_ok(), "the main file alone checks");
+    assert!(
+        check_config(&main, &good).is_ok(),
+        "the main file alone checks"
+    );
     let cases = [
         "[sp]\nmode = 1".to_string(),
         "[sp]\nmode = [\"aggregator\"]\naggregator = 3".to_string(),
@@ -738,4 +741,41 @@ fn a_hostile_main_file_gives_errors_not_panics() {
     for (i, text) in cases.iter().enumerate() {
         assert!(check_config(&main, text).is_err(), "case {i} was accepted");
     }
+}
+
+#[test]
+fn idp_sources_are_read_with_their_defaults_and_checked() {
+    let main = format!(
+        "{MAIN}\n[[idp_source]]\nurl = \"https://registry.spid.gov.it/entities-idp\"\nfederation_cert = \"sp.crt\"\n\n[[idp_source]]\nurl = \"http://127.0.0.1:9999/cie.xml\"\nfederation_cert = \"sp.crt\"\nkind = \"cie\"\nrefresh = \"30m\"\ncache = \"cache/cie.xml\"\nca = \"sp.crt\"\nmax_age = \"2d\"\n"
+    );
+    let (d, path) = setup(&main, &[("a.toml", GOOD)]);
+    let snap = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let [spid, cie] = snap.config.idp_sources.as_slice() else {
+        panic!("two sources")
+    };
+    assert_eq!(spid.kind, crate::IdpKind::Spid);
+    assert_eq!(spid.refresh, std::time::Duration::from_secs(6 * 3600));
+    assert_eq!(spid.max_age, std::time::Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(spid.cache, d.path().join("state/idps/source-0-spid.xml"));
+    assert_eq!(spid.ca, None);
+    assert_eq!(cie.kind, crate::IdpKind::Cie);
+    assert_eq!(cie.refresh, std::time::Duration::from_secs(1800));
+    assert_eq!(cie.cache, d.path().join("cache/cie.xml"));
+    assert_eq!(cie.ca, Some(d.path().join("sp.crt")));
+
+    let main = format!(
+        "{MAIN}\n[[idp_source]]\nurl = \"http://registry.example/x.xml\"\nfederation_cert = \"nope.pem\"\nkind = \"oidc\"\nrefresh = \"often\"\n\n[[idp_source]]\nurl = \"https://a.example/x\"\n\n[[idp_source]]\nurl = \"https://a.example/x\"\nfederation_cert = \"sp.crt\"\ncache = \"c.xml\"\n\n[[idp_source]]\nurl = \"https://a.example/x\"\nfederation_cert = \"sp.crt\"\n"
+    );
+    let (_d, path) = setup(&main, &[("a.toml", GOOD)]);
+    assert_problems(
+        &path,
+        &[
+            "varco.toml:21:7: [[idp_source]]: `url` must be https (plain http only on loopback)",
+            "varco.toml:22:19: `federation_cert`: file",
+            "varco.toml:23:8: [[idp_source]]: `kind` must be \"spid\" or \"cie\", found \"oidc\"",
+            "varco.toml:24:11: `refresh` must be a duration",
+            "varco.toml:26:1: [[idp_source]]: missing required field `federation_cert`",
+            "varco.toml:34:1: [[idp_source]]: `url` \"https://a.example/x\" is configured twice",
+        ],
+    );
 }

@@ -126,12 +126,14 @@ pub enum Outcome {
 
 /// Loads, validates and compiles the configuration again and swaps it in if valid.
 pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
+    let _one_at_a_time = shared.rebuilding.lock().await;
     let path = shared.config_path().to_path_buf();
     let current = shared.current();
     let previous = current.clone();
+    let sets = shared.idp_sources.sets();
     let built = tokio::task::spawn_blocking(move || -> crate::error::Result<Runtime> {
         let snapshot = policies::load(&path)?;
-        Runtime::rebuild(snapshot, 0, Some(&previous))
+        Runtime::rebuild(snapshot, 0, Some(&previous), &sets)
     })
     .await;
     match built {
@@ -144,6 +146,9 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
                 || old.threads != new.threads
             {
                 tracing::warn!("server.listen, server.admin_listen and server.threads changes take effect only after a restart");
+            }
+            if current.snapshot.config.idp_sources != rt.snapshot.config.idp_sources {
+                tracing::warn!("[[idp_source]] changes take effect only after a restart");
             }
             for refused in &rt.identity.kept_metadata {
                 shared.metrics.event("metadata_kept");
@@ -185,6 +190,84 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
             tracing::error!(trigger, error = %join, "policy reload failed");
             Outcome::Refused(1)
         }
+    }
+}
+
+/// Builds the runtime again from the snapshot being served, with the registries' sets as they
+/// are now, and swaps it in (after a registry brought a new set).
+pub(crate) async fn rebuild_for_sources(shared: &Arc<Shared>) -> Outcome {
+    let _one_at_a_time = shared.rebuilding.lock().await;
+    let current = shared.current();
+    let previous = current.clone();
+    let sets = shared.idp_sources.sets();
+    let built = tokio::task::spawn_blocking(move || {
+        Runtime::rebuild((*previous.snapshot).clone(), 0, Some(&previous), &sets)
+    })
+    .await;
+    match built {
+        Ok(Ok(mut rt)) => {
+            let generation = shared.next_generation();
+            rt.generation = generation;
+            let idps = rt.identity.idps.iter().count();
+            shared.swap(rt);
+            shared.metrics.reload(true, generation, 0);
+            tracing::info!(generation, idps, "IdPs of the registries swapped in");
+            refresh_logos(shared);
+            Outcome::Swapped(generation)
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, serving = current.generation, "cannot rebuild with the new IdP registry set; still serving the previous one");
+            Outcome::Refused(1)
+        }
+        Err(join) => {
+            tracing::error!(error = %join, "rebuild with the new IdP registry set failed");
+            Outcome::Refused(1)
+        }
+    }
+}
+
+/// The background service that fetches every `[[idp_source]]` at start and every `refresh`, and
+/// swaps a new verified set in ([`crate::ops::idp_sources`]).
+pub struct SourceRefresher {
+    shared: Arc<Shared>,
+}
+
+impl SourceRefresher {
+    /// Refreshes `shared`'s sources.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl std::fmt::Debug for SourceRefresher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceRefresher").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl BackgroundService for SourceRefresher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let count = self.shared.idp_sources.sources().len();
+        if count == 0 {
+            return;
+        }
+        // One loop per source, each on its own schedule; a slow registry delays only itself.
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in 0..count {
+            let shared = self.shared.clone();
+            tasks.spawn(async move {
+                loop {
+                    let fresh = shared.idp_sources.refresh(index).await;
+                    if fresh {
+                        rebuild_for_sources(&shared).await;
+                    }
+                    tokio::time::sleep(shared.idp_sources.next_in(index, fresh)).await;
+                }
+            });
+        }
+        let _ = shutdown.changed().await;
+        tasks.abort_all();
     }
 }
 

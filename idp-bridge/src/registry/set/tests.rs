@@ -47,7 +47,10 @@ fn verify(xml: &str) -> Result<IdpSet> {
 
 fn reason(r: Result<IdpSet>) -> String {
     match r {
-        Ok(s) => panic!("accepted: {:?}", s.idps().iter().map(|i| &i.entity_id).collect::<Vec<_>>()),
+        Ok(s) => panic!(
+            "accepted: {:?}",
+            s.idps().iter().map(|i| &i.entity_id).collect::<Vec<_>>()
+        ),
         Err(e) => e.to_string(),
     }
 }
@@ -56,15 +59,22 @@ fn reason(r: Result<IdpSet>) -> String {
 fn a_signed_registry_gives_every_idp_in_it() {
     let (one, two) = entities();
     let until = Utc::now() + chrono::Duration::days(2);
-    let xml = signed_registry(&[&one, &two], "_reg1", Some(until), &federation_key()).expect("sign");
+    let xml =
+        signed_registry(&[&one, &two], "_reg1", Some(until), &federation_key()).expect("sign");
     let set = verify(&xml).expect("verified");
     let ids: Vec<&str> = set.idps().iter().map(|i| i.entity_id.as_str()).collect();
-    assert_eq!(ids, ["https://localhost:8443", "https://idp2.localhost:8443"]);
+    assert_eq!(
+        ids,
+        ["https://localhost:8443", "https://idp2.localhost:8443"]
+    );
     assert_eq!(set.idps()[1].display_name, "Seconda IdP");
     assert!(set.idps().iter().all(|i| i.kind == IdpKind::Spid));
     assert_eq!(set.valid_until().timestamp(), until.timestamp());
     // Each IdP serves no longer than its set.
-    assert!(set.idps().iter().all(|i| i.valid_until == Some(set.valid_until())));
+    assert!(set
+        .idps()
+        .iter()
+        .all(|i| i.valid_until == Some(set.valid_until())));
     assert!(set.skipped().is_empty());
 }
 
@@ -78,7 +88,13 @@ fn without_valid_until_a_set_serves_for_max_age_after_its_fetch() {
     let stale = Utc::now() - chrono::Duration::days(8);
     let r = IdpSet::verify(xml.as_bytes(), &rules(&fed_cert()), stale);
     assert!(reason(r).contains("expired"));
-    let past = signed_registry(&[&one], "_reg1", Some(Utc::now() - chrono::Duration::hours(1)), &federation_key()).expect("sign");
+    let past = signed_registry(
+        &[&one],
+        "_reg1",
+        Some(Utc::now() - chrono::Duration::hours(1)),
+        &federation_key(),
+    )
+    .expect("sign");
     assert!(reason(verify(&past)).contains("expired"));
 }
 
@@ -88,7 +104,11 @@ fn only_the_federations_signature_on_the_root_counts() {
     let good = signed_registry(&[&one, &two], "_reg1", None, &federation_key()).expect("sign");
     // Tampered after signing.
     let tampered = good.replace("Seconda IdP", "IdP dell'attaccante");
-    assert!(reason(verify(&tampered)).contains("does not verify"), "{}", reason(verify(&tampered)));
+    assert!(
+        reason(verify(&tampered)).contains("does not verify"),
+        "{}",
+        reason(verify(&tampered))
+    );
     // Signed by another key (the SP's).
     let other = signed_registry(
         &[&one],
@@ -139,12 +159,20 @@ fn a_bad_entry_is_skipped_and_the_rest_serves() {
     let no_cert = two
         .replace("https://idp2.localhost:8443", "https://idp3.localhost:8443")
         .replace("use=\"signing\"", "use=\"encryption\"");
-    let xml = signed_registry(&[&one, &no_cert, &one], "_reg1", None, &federation_key()).expect("sign");
+    let xml =
+        signed_registry(&[&one, &no_cert, &one], "_reg1", None, &federation_key()).expect("sign");
     let set = verify(&xml).expect("verified");
     assert_eq!(set.idps().len(), 1);
     let skipped = set.skipped().join("\n");
-    assert!(skipped.contains("https://idp3.localhost:8443: the IdP metadata has no signing certificate"), "{skipped}");
-    assert!(skipped.contains("https://localhost:8443: listed twice"), "{skipped}");
+    assert!(
+        skipped
+            .contains("https://idp3.localhost:8443: the IdP metadata has no signing certificate"),
+        "{skipped}"
+    );
+    assert!(
+        skipped.contains("https://localhost:8443: listed twice"),
+        "{skipped}"
+    );
     // Nothing usable at all: refused.
     let none = signed_registry(&[&no_cert], "_reg1", None, &federation_key()).expect("sign");
     assert!(reason(verify(&none)).contains("no usable IdP"));
@@ -160,14 +188,21 @@ fn an_idps_own_signature_inside_the_set_is_content() {
         &std::fs::read(vectors().join("../../examples/keys/sp.crt")).expect("cert"),
     )
     .expect("key");
-    let inner = crate::insecure_test_idp::signed_registry(&[&two], "_inner", None, &sp_key).expect("sign");
+    let inner =
+        crate::insecure_test_idp::signed_registry(&[&two], "_inner", None, &sp_key).expect("sign");
     // Reuse the signed inner set's signature on an EntityDescriptor of its own.
-    let signature = &inner[inner.find("<ds:Signature").expect("sig")..inner.find("</ds:Signature>").expect("end") + "</ds:Signature>".len()];
+    let signature = &inner[inner.find("<ds:Signature").expect("sig")
+        ..inner.find("</ds:Signature>").expect("end") + "</ds:Signature>".len()];
     let close = two.find("entityID=").expect("entityID");
     let with_id = format!("{}ID=\"_idp2\" {}", &two[..close], &two[close..]);
     let open_end = with_id.find('>').expect("open") + 1;
-    let signed_two = format!("{}{signature}{}", &with_id[..open_end], &with_id[open_end..]);
-    let xml = signed_registry(&[&one, &signed_two], "_reg1", None, &federation_key()).expect("sign");
+    let signed_two = format!(
+        "{}{signature}{}",
+        &with_id[..open_end],
+        &with_id[open_end..]
+    );
+    let xml =
+        signed_registry(&[&one, &signed_two], "_reg1", None, &federation_key()).expect("sign");
     let set = verify(&xml).expect("verified");
     assert_eq!(set.idps().len(), 2, "{:?}", set.skipped());
 }
