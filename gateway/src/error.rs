@@ -34,6 +34,14 @@ pub enum Error {
     /// `varco run --upgrade` has nothing to take over, or cannot reach it.
     #[error("upgrade: {0}")]
     Upgrade(String),
+    /// A TLS certificate or key of `[server.tls]` is unusable.
+    #[error("{path}: {reason}")]
+    Tls {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// `varco metadata --export` could not write its folder.
     #[error("cannot export to {dir}: {reason}")]
     Export {

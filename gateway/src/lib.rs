@@ -27,5 +27,6 @@ pub mod server;
 pub mod sso;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 pub use error::{Error, Result};

@@ -136,7 +136,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => {
             match policies::load(&config).map_err(Error::from).and_then(|s| {
-                gateway::runtime::Identity::build(&s)?;
+                let identity = gateway::runtime::Identity::build(&s)?;
+                let tls = gateway::tls::check(&s.config)?;
+                let certificates = gateway::ops::expiry::certificates(&s, &identity, tls.as_ref());
+                for w in gateway::ops::expiry::warnings(&certificates, chrono::Utc::now()) {
+                    eprintln!("{w}");
+                }
                 Ok(s)
             }) {
                 Ok(s) => {

@@ -72,6 +72,8 @@ pub struct ServiceRuntime {
     pub host: Box<str>,
     /// The SP entity whose sessions serve it: the SP, or (aggregator mode) its comune.
     pub audience: policies::Audience,
+    /// The `Host` the back-end gets instead of the citizen's, if set.
+    pub upstream_host: Option<http::HeaderValue>,
 }
 
 /// Pre-rendered pages.
@@ -176,6 +178,7 @@ impl Identity {
         let config = &snapshot.config;
         let mut errors = Vec::new();
         let keys = idp_bridge::SpKeys::load(&config.sp.key, &config.sp.cert)
+            .and_then(|k| k.with_next(config.sp.next_cert.as_deref()))
             .map_err(|e| errors.push(e))
             .ok();
         let empty = idp_bridge::IdpRegistry::default();
@@ -431,6 +434,14 @@ impl Runtime {
         Ok(cell.get_or_init(|| Bytes::from(xml)).clone())
     }
 
+    /// Whether `host` (lower case, no port) is one varco answers: the portal's, a service's.
+    pub fn serves_host(&self, host: &str) -> bool {
+        let server = &self.snapshot.config.server;
+        host == server.public_url.host
+            || self.host_comune.contains_key(host)
+            || server.shared_hosts.iter().any(|h| h == host)
+    }
+
     /// The comune whose host `req` is for, if one comune owns it.
     fn comune_of(&self, req: &pingora::http::RequestHeader) -> Option<usize> {
         let host = crate::request::target::request_host(req)?;
@@ -497,11 +508,44 @@ fn compile_service(
             reason: "no address".into(),
         })?;
     let sni = if service.upstream.tls {
-        service.upstream.host.clone()
+        service
+            .upstream_tls
+            .sni
+            .clone()
+            .unwrap_or_else(|| service.upstream.host.clone())
     } else {
         String::new()
     };
     let mut peer = HttpPeer::new(addr, service.upstream.tls, sni);
+    // pingora verifies the chain (the system's CAs unless `upstream_ca`) and that the
+    // certificate names the SNI.
+    let tls = &service.upstream_tls;
+    if let Some(ca) = &tls.ca {
+        let bad = |reason: String| Error::Tls {
+            path: ca.clone(),
+            reason: format!("service {label}: upstream_ca: {reason}"),
+        };
+        let pem = std::fs::read(ca).map_err(|e| bad(e.to_string()))?;
+        let certs = openssl::x509::X509::stack_from_pem(&pem).map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no certificate in it".into()));
+        }
+        peer.options.ca = Some(Arc::new(certs.into_boxed_slice()));
+        // pingora's pool does not tell CAs apart: a connection verified against another
+        // service's CA must not be reused for this one.
+        peer.group_key = {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            pem.hash(&mut h);
+            h.finish()
+        };
+    }
+    if let Some(files) = &tls.client {
+        let keyed = crate::tls::load_pair(files)?;
+        peer.client_cert_key = Some(Arc::new(pingora::utils::tls::CertKey::new(
+            keyed.0, keyed.1,
+        )));
+    }
     let server = &snapshot.config.server;
     peer.options.connection_timeout = Some(
         service
@@ -526,5 +570,9 @@ fn compile_service(
         strip: StripSet::default(),
         host: service.route.host.as_str().into(),
         audience: snapshot.config.audience_for(comune),
+        upstream_host: service
+            .upstream_host
+            .as_deref()
+            .and_then(|h| http::HeaderValue::from_str(h).ok()),
     })
 }

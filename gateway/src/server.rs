@@ -206,7 +206,14 @@ pub fn serve_as(shared: Arc<Shared>, stop: Stop, start: Start) -> Result<()> {
     }
     match start {
         Start::Fresh => {
-            for addr in [server_cfg.listen, server_cfg.admin_listen] {
+            let tls_addrs = server_cfg
+                .tls
+                .iter()
+                .flat_map(|t| std::iter::once(t.listen).chain(t.http_redirect));
+            for addr in [server_cfg.listen, server_cfg.admin_listen]
+                .into_iter()
+                .chain(tls_addrs)
+            {
                 // pingora panics on a listener it cannot bind; find out first and say why.
                 std::net::TcpListener::bind(addr).map_err(|e| Error::Listen {
                     addr: addr.to_string(),
@@ -241,6 +248,23 @@ pub fn serve_as(shared: Arc<Shared>, stop: Stop, start: Start) -> Result<()> {
         "varco",
     );
     proxy.add_tcp(&server_cfg.listen.to_string());
+    let mut redirect = None;
+    if let (Some(tls), Some(certs)) = (&server_cfg.tls, &shared.tls) {
+        let settings = crate::tls::settings(certs.clone())?;
+        proxy.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+        if let Some(addr) = tls.http_redirect {
+            let mut s = Service::new(
+                "varco http redirect".to_string(),
+                HttpServer::new_app(crate::request::https_redirect::HttpsRedirect::new(
+                    shared.clone(),
+                    tls.acme_challenge_dir.clone(),
+                )),
+            );
+            s.add_tcp(&addr.to_string());
+            s.threads = Some(1);
+            redirect = Some(s);
+        }
+    }
 
     let mut admin = Service::new(
         "varco admin".to_string(),
@@ -259,6 +283,9 @@ pub fn serve_as(shared: Arc<Shared>, stop: Stop, start: Start) -> Result<()> {
     server.add_service(admin);
     server.add_service(reloader);
     server.add_service(sources);
+    if let Some(r) = redirect {
+        server.add_service(r);
+    }
     tracing::info!(
         listen = %server_cfg.listen,
         admin = %server_cfg.admin_listen,

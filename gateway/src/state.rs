@@ -44,6 +44,13 @@ pub struct Shared {
     /// Held while a runtime is built and swapped in (a reload, a registry refresh), so that an
     /// older build never replaces a newer one.
     pub(crate) rebuilding: tokio::sync::Mutex<()>,
+    /// The HTTPS listener's certificates, when varco terminates TLS (`[server.tls]`, fixed at
+    /// start; its files reload).
+    pub(crate) tls: Option<Arc<crate::tls::SniCerts>>,
+    /// `Strict-Transport-Security` for HTTPS answers.
+    pub(crate) hsts: Option<http::HeaderValue>,
+    /// Every certificate held or trusted, with its expiry (recomputed at each swap).
+    pub(crate) certificates: Arc<std::sync::RwLock<Vec<crate::ops::expiry::CertExpiry>>>,
 }
 
 /// How a process starts.
@@ -99,9 +106,24 @@ impl Shared {
                 reason: format!("cannot start the audit writer: {e}"),
             })
         })?;
+        let tls_config = runtime.snapshot.config.server.tls.clone();
+        let tls = match &tls_config {
+            Some(t) => Some(Arc::new(crate::tls::SniCerts::load(t)?)),
+            None => None,
+        };
+        let hsts = tls_config
+            .as_ref()
+            .and_then(|t| t.hsts.as_deref())
+            .and_then(|v| http::HeaderValue::from_str(v).ok());
+        let certificates = Arc::new(std::sync::RwLock::new(crate::ops::expiry::certificates(
+            &runtime.snapshot,
+            &runtime.identity,
+            tls.as_ref().map(|t| t.current()).as_deref(),
+        )));
         let metrics = Metrics::new()?;
         metrics.set_generation(1);
         metrics.watch_idp_sources(idp_sources.clone());
+        metrics.watch_certificates(certificates.clone());
         Ok(Self {
             config_path: config_path.to_path_buf(),
             current: ArcSwap::from_pointee(runtime),
@@ -118,6 +140,9 @@ impl Shared {
             loaded_inputs,
             idp_sources,
             rebuilding: tokio::sync::Mutex::new(()),
+            tls,
+            hsts,
+            certificates,
         })
     }
 
@@ -154,6 +179,14 @@ impl Shared {
 
     /// Makes `runtime` the one new requests use; requests in flight keep theirs.
     pub fn swap(&self, runtime: Runtime) {
+        let certificates = crate::ops::expiry::certificates(
+            &runtime.snapshot,
+            &runtime.identity,
+            self.tls.as_ref().map(|t| t.current()).as_deref(),
+        );
+        if let Ok(mut c) = self.certificates.write() {
+            *c = certificates;
+        }
         self.current.store(Arc::new(runtime));
     }
 }

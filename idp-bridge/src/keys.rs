@@ -14,6 +14,9 @@ pub struct SpKeys {
     key_der: Vec<u8>,
     cert: X509,
     cert_b64: String,
+    /// The certificate of the next signing key, published beside the current one during a
+    /// rotation (`[sp] next_cert`).
+    next: Option<(X509, String)>,
 }
 
 impl std::fmt::Debug for SpKeys {
@@ -94,7 +97,66 @@ impl SpKeys {
             key_der,
             cert,
             cert_b64,
+            next: None,
         })
+    }
+
+    /// With the next signing certificate (`[sp] next_cert`): the metadata publishes it beside
+    /// the current one, so that IdPs trust both before varco switches (a rotation).
+    pub fn with_next(mut self, next_cert: Option<&Path>) -> Result<Self> {
+        let Some(path) = next_cert else {
+            return Ok(self);
+        };
+        let pem = std::fs::read(path).map_err(|e| refuse(path, format!("cannot read: {e}")))?;
+        let cert = X509::from_pem(&pem).map_err(|_| refuse(path, "not a PEM certificate"))?;
+        let rsa_bits = cert
+            .public_key()
+            .ok()
+            .and_then(|k| k.rsa().ok())
+            .map(|r| r.size() * 8);
+        if rsa_bits.is_none_or(|b| b < 2048) {
+            return Err(refuse(
+                path,
+                "the next certificate must carry an RSA key of at least 2048 bits",
+            ));
+        }
+        let now =
+            openssl::asn1::Asn1Time::days_from_now(0).map_err(|e| refuse(path, e.to_string()))?;
+        if cert.not_after() < now {
+            return Err(refuse(
+                path,
+                format!("certificate expired on {}", cert.not_after()),
+            ));
+        }
+        if cert
+            .public_key()
+            .map(|p| p.public_eq(&self.key))
+            .unwrap_or(false)
+        {
+            return Err(refuse(
+                path,
+                "next_cert is the current key's certificate: nothing to rotate to",
+            ));
+        }
+        let der = cert.to_der().map_err(|e| refuse(path, e.to_string()))?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        self.next = Some((cert, b64));
+        Ok(self)
+    }
+
+    /// Every certificate the metadata publishes for signing: the current one, then the next.
+    pub fn published_certs_b64(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.cert_b64.as_str()).chain(self.next.as_ref().map(|(_, b)| b.as_str()))
+    }
+
+    /// The current certificate.
+    pub fn cert(&self) -> &X509 {
+        &self.cert
+    }
+
+    /// The next certificate, during a rotation.
+    pub fn next_cert(&self) -> Option<&X509> {
+        self.next.as_ref().map(|(c, _)| c)
     }
 
     /// The private key, for signing requests.

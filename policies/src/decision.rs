@@ -110,6 +110,8 @@ mod tests {
             keywords: Vec::new(),
             help_url: None,
             unlisted: false,
+            upstream_tls: Default::default(),
+            upstream_host: None,
         }
     }
 

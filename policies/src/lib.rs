@@ -26,10 +26,10 @@ mod route;
 pub use audience::Audience;
 pub use category::Category;
 pub use config::{
-    is_loopback_host, Aggregator, AttributeSet, ClientAuth, Config, Contact, FederationConfig,
-    IdpConfig, IdpKind, IdpSourceConfig, LogFormat, OidcConfig, Organization, PortalConfig,
-    PublicUrl, ServerConfig, SessionConfig, SessionStore, SpConfig, SpMode, TelemetryConfig,
-    TrustAnchor, AGGREGATED_PATH, DEFAULT_CLAIMS,
+    is_loopback_host, Aggregator, AttributeSet, CertFiles, ClientAuth, Config, Contact,
+    FederationConfig, HostCert, IdpConfig, IdpKind, IdpSourceConfig, LogFormat, OidcConfig,
+    Organization, PortalConfig, PublicUrl, ServerConfig, SessionConfig, SessionStore, SpConfig,
+    SpMode, TelemetryConfig, TlsConfig, TrustAnchor, AGGREGATED_PATH, DEFAULT_CLAIMS,
 };
 pub use decision::{decide, Decision, Held, LoginFailure, Permit};
 pub use diag::{Diagnostic, Diagnostics};
@@ -38,5 +38,6 @@ pub use identity::{Access, Attribute, AttributeMask, Level};
 pub use load::{check_config, check_policy, load, Snapshot};
 pub use policy::{
     canonical_header_name, Comune, IpaCode, IstatCode, Route, Service, ServiceId, Upstream,
+    UpstreamTls,
 };
 pub use route::{normalize_host, RejectedTarget, RouteMatch, RouteTable, ServiceRef};

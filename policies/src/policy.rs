@@ -100,6 +100,22 @@ pub struct Service {
     pub help_url: Option<String>,
     /// Catalog: kept out of the public catalog (still routed and protected as usual).
     pub unlisted: bool,
+    /// How varco talks TLS to an `https://` upstream (default: the system's CAs, the upstream's
+    /// host as SNI and verified name, no client certificate).
+    pub upstream_tls: UpstreamTls,
+    /// The `Host` header sent to the back-end instead of the citizen's (`upstream_host`).
+    pub upstream_host: Option<String>,
+}
+
+/// `upstream_ca`, `upstream_client_cert` + `upstream_client_key`, `upstream_sni`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// The only CAs the upstream's certificate may chain to (PEM, one or more).
+    pub ca: Option<std::path::PathBuf>,
+    /// The client certificate chain and key varco presents (mTLS).
+    pub client: Option<crate::config::CertFiles>,
+    /// The name sent as SNI and verified in the upstream's certificate.
+    pub sni: Option<String>,
 }
 
 impl Service {
@@ -400,7 +416,77 @@ fn read_service(
     let keywords = t.opt_str_array(sink, "keywords");
     let help_url = t.opt_str(sink, "help_url");
     let unlisted = t.opt_bool(sink, "unlisted").is_some_and(|b| b.value);
+    // Paths are the policy file's own neighbours (`../keys/ca.pem` from `policies/`).
+    let base = sink
+        .file
+        .path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let file = |t: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, key: &'static str| {
+        t.opt_str(sink, key).map(|At { value, span }| {
+            let p = base.join(&value);
+            if !p.is_file() {
+                sink.error(
+                    &span,
+                    format!(
+                        "[[service]]: `{key}`: file \"{}\" does not exist or is not readable",
+                        p.display()
+                    ),
+                );
+            }
+            (p, span)
+        })
+    };
+    let ca = file(&mut t, sink, "upstream_ca");
+    let client_cert = file(&mut t, sink, "upstream_client_cert");
+    let client_key = file(&mut t, sink, "upstream_client_key");
+    let sni = t.opt_str(sink, "upstream_sni");
+    let upstream_host = t.opt_str(sink, "upstream_host");
     t.finish(sink);
+    let name_ok = |v: &str| {
+        let v = v.strip_suffix('.').unwrap_or(v);
+        !v.is_empty() && v.len() <= 253 && v.split('.').all(is_dns_label)
+    };
+    let sni = sni.and_then(|At { value, span }| {
+        if name_ok(&value.to_ascii_lowercase()) {
+            Some(value.to_ascii_lowercase())
+        } else {
+            sink.error(
+                &span,
+                format!("[[service]]: `upstream_sni` must be a host name, found \"{value}\""),
+            );
+            None
+        }
+    });
+    let upstream_host = upstream_host.and_then(|At { value, span }| {
+        let (name, port) = match value.rsplit_once(':') {
+            Some((n, p)) if p.parse::<u16>().is_ok() => (n, Some(p)),
+            _ => (value.as_str(), None),
+        };
+        if name_ok(&name.to_ascii_lowercase()) || (name.parse::<std::net::IpAddr>().is_ok() && port.is_some()) {
+            Some(value)
+        } else {
+            sink.error(&span, format!("[[service]]: `upstream_host` must be a host name (with an optional port), found \"{value}\""));
+            None
+        }
+    });
+    let client = match (client_cert, client_key) {
+        (Some((cert, _)), Some((key, _))) => Some(crate::config::CertFiles { cert, key }),
+        (Some((_, span)), None) | (None, Some((_, span))) => {
+            sink.error(
+                &span,
+                "[[service]]: `upstream_client_cert` and `upstream_client_key` go together",
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    let upstream_tls = UpstreamTls {
+        ca: ca.map(|(p, _)| p),
+        client,
+        sni,
+    };
     let keywords = match keywords {
         None => Vec::new(),
         Some(At { value, span }) => {
@@ -492,6 +578,10 @@ fn read_service(
         ))
     });
     let upstream = upstream.and_then(|At { value, span }| match parse_upstream(&value) {
+        Ok(u) if !u.tls && upstream_tls != UpstreamTls::default() => {
+            sink.error(&span, "[[service]]: `upstream_ca`, `upstream_client_cert`, `upstream_client_key` and `upstream_sni` need an https:// `upstream`");
+            Some(u)
+        }
         Ok(u) => Some(u),
         Err(m) => {
             sink.error(&span, format!("[[service]]: `upstream` {m}"));
@@ -572,6 +662,8 @@ fn read_service(
             keywords,
             help_url,
             unlisted,
+            upstream_tls,
+            upstream_host,
         },
         ServiceSpans { route: route_span },
     ))

@@ -5,6 +5,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod audit;
+pub mod expiry;
 pub(crate) mod idp_sources;
 pub(crate) mod logos;
 pub mod logsink;

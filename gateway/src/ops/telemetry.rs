@@ -216,6 +216,32 @@ impl Metrics {
             .build();
     }
 
+    /// Reports every certificate's expiry (`notAfter`, Unix seconds), by kind and name.
+    pub(crate) fn watch_certificates(
+        &self,
+        certificates: Arc<std::sync::RwLock<Vec<crate::ops::expiry::CertExpiry>>>,
+    ) {
+        let _expiry = self
+            .meter
+            .i64_observable_gauge("varco.certificate.expiry")
+            .with_unit("s")
+            .with_description("notAfter of each certificate varco holds or trusts, Unix seconds: kind = sp, sp_next, idp, federation, registry_ca, tls, upstream_ca, upstream_client")
+            .with_callback(move |o| {
+                if let Ok(list) = certificates.read() {
+                    for c in list.iter() {
+                        o.observe(
+                            c.not_after,
+                            &[
+                                KeyValue::new("kind", c.kind),
+                                KeyValue::new("name", c.name.clone()),
+                            ],
+                        );
+                    }
+                }
+            })
+            .build();
+    }
+
     /// Sets the generation served at start.
     pub(crate) fn set_generation(&self, generation: u64) {
         self.generation.store(generation, Ordering::Relaxed);

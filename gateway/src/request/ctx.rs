@@ -103,6 +103,9 @@ pub struct Ctx {
     pub(crate) phase: Phase,
     /// `varco.request`, only when traces are exported.
     pub(crate) span: Option<tracing::Span>,
+    /// `Strict-Transport-Security` for the answer: set when the request came over varco's own
+    /// TLS listener.
+    pub(crate) hsts: Option<http::HeaderValue>,
 }
 
 impl Ctx {
@@ -114,6 +117,7 @@ impl Ctx {
             status: 0,
             phase: Phase::New,
             span,
+            hsts: None,
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub(crate) mod ctx;
 pub mod headers;
+pub(crate) mod https_redirect;
 pub(crate) mod identity;
 pub(crate) mod jwt;
 pub(crate) mod limits;
@@ -67,6 +68,9 @@ async fn respond(
     resp.insert_header("content-security-policy", PAGE_CSP)?;
     if let Some((name, value)) = extra {
         resp.insert_header(name, value)?;
+    }
+    if let Some(hsts) = &ctx.hsts {
+        resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
     }
     let head_only = session.req_header().method == Method::HEAD;
     ctx.status = status;
@@ -190,6 +194,9 @@ async fn write_reply(session: &mut Session, ctx: &mut Ctx, reply: Reply) -> ping
     for (name, value) in reply.headers {
         resp.append_header(name, value)?;
     }
+    if let Some(hsts) = &ctx.hsts {
+        resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
+    }
     let head_only = session.req_header().method == Method::HEAD || reply.body.is_empty();
     ctx.status = reply.status;
     session
@@ -234,6 +241,11 @@ impl ProxyHttp for Proxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        if let Some(hsts) = &self.shared.hsts {
+            if session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
+                ctx.hsts = Some(hsts.clone());
+            }
+        }
         let trusted = is_trusted(ctx.client_ip, &rt.snapshot.config.server.trusted_proxies);
         let removed = strip_inbound(session.req_header_mut(), trusted);
         if removed > 0 {
@@ -338,6 +350,10 @@ impl ProxyHttp for Proxy {
             "http"
         };
         set_forwarded(upstream, ctx.client_ip, proto, host.as_ref())?;
+        if let Some(h) = allowed.service().and_then(|s| s.upstream_host.clone()) {
+            // The citizen's host stays in X-Forwarded-Host.
+            upstream.insert_header(HOST, h)?;
+        }
         crate::cookies::strip_varco_cookies(upstream)?;
         if let (Some(citizen), Some(service)) = (
             allowed.citizen(),
@@ -368,6 +384,12 @@ impl ProxyHttp for Proxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        if let Some(hsts) = &ctx.hsts {
+            // varco owns the policy of its HTTPS origins: a back-end's own HSTS header is
+            // replaced by it.
+            upstream_response
+                .insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
+        }
         let set_cookie = http::header::SET_COOKIE;
         let planted = upstream_response
             .headers

@@ -132,7 +132,18 @@ pub(crate) fn write_config(
     server_extra: &str,
     policies: &[(&str, String)],
 ) -> (tempfile::TempDir, u16, u16) {
+    write_config_with(server_extra, policies, |_| {})
+}
+
+/// As [`write_config`]; `prepare` puts files in the directory before the policies are written
+/// (files they name must exist when they are read).
+pub(crate) fn write_config_with(
+    server_extra: &str,
+    policies: &[(&str, String)],
+    prepare: impl FnOnce(&Path),
+) -> (tempfile::TempDir, u16, u16) {
     let dir = tempfile::tempdir().expect("tempdir");
+    prepare(dir.path());
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/keys");
     std::fs::copy(examples.join("sp.key"), dir.path().join("sp.key")).expect("key");
     std::fs::copy(examples.join("sp.crt"), dir.path().join("sp.crt")).expect("crt");

@@ -72,8 +72,17 @@ impl TestCa {
         }
     }
 
+    /// A TLS client certificate named `name`.
+    pub(crate) fn client(&self, name: &str) -> Issued {
+        self.issue(&[name], false)
+    }
+
     /// A TLS server certificate for `hosts` (DNS names, or IP addresses).
     pub(crate) fn server(&self, hosts: &[&str]) -> Issued {
+        self.issue(hosts, true)
+    }
+
+    fn issue(&self, hosts: &[&str], server: bool) -> Issued {
         let key = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("key");
         let mut subject = X509NameBuilder::new().expect("name");
         subject.append_entry_by_text("CN", hosts[0]).expect("cn");
@@ -99,8 +108,13 @@ impl TestCa {
         let ctx = b.x509v3_context(Some(&self.cert), None);
         let san = san.build(&ctx).expect("san");
         b.append_extension(san).expect("ext");
-        b.append_extension(ExtendedKeyUsage::new().server_auth().build().expect("eku"))
-            .expect("ext");
+        let mut eku = ExtendedKeyUsage::new();
+        if server {
+            eku.server_auth();
+        } else {
+            eku.client_auth();
+        }
+        b.append_extension(eku.build().expect("eku")).expect("ext");
         b.sign(&self.key, MessageDigest::sha256()).expect("sign");
         Issued {
             cert: b.build(),
@@ -132,11 +146,20 @@ pub(crate) struct HttpsFileServer {
     running: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
     /// GET requests answered.
     pub(crate) hits: Arc<std::sync::atomic::AtomicUsize>,
+    /// The head of the last request, as received.
+    pub(crate) last_head: Arc<Mutex<String>>,
+    /// When set, a client certificate issued by this CA is required.
+    client_ca: Option<X509>,
 }
 
 impl HttpsFileServer {
     /// Starts serving `answer` with `identity` on a free port.
     pub(crate) fn start(identity: Issued, answer: Serve) -> Self {
+        Self::start_with(identity, answer, None)
+    }
+
+    /// As [`Self::start`]; with `client_ca`, only clients with a certificate it issued get in.
+    pub(crate) fn start_with(identity: Issued, answer: Serve, client_ca: Option<&X509>) -> Self {
         let port = crate::harness::free_port();
         let mut s = Self {
             port,
@@ -144,6 +167,8 @@ impl HttpsFileServer {
             answer: Arc::new(Mutex::new(answer)),
             running: None,
             hits: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            last_head: Arc::new(Mutex::new(String::new())),
+            client_ca: client_ca.cloned(),
         };
         s.up();
         s
@@ -164,9 +189,21 @@ impl HttpsFileServer {
         let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("ssl");
         acceptor.set_private_key(&self.identity.key).expect("key");
         acceptor.set_certificate(&self.identity.cert).expect("cert");
+        if let Some(ca) = &self.client_ca {
+            let mut store = openssl::x509::store::X509StoreBuilder::new().expect("store");
+            store.add_cert(ca.clone()).expect("ca");
+            acceptor
+                .set_verify_cert_store(store.build())
+                .expect("verify store");
+            acceptor.set_verify(
+                openssl::ssl::SslVerifyMode::PEER
+                    | openssl::ssl::SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+            );
+        }
         let acceptor = Arc::new(acceptor.build());
         let stop = Arc::new(AtomicBool::new(false));
         let (answer, flag, hits) = (self.answer.clone(), stop.clone(), self.hits.clone());
+        let last_head = self.last_head.clone();
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
@@ -175,6 +212,7 @@ impl HttpsFileServer {
                         let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
                         let (acceptor, answer, hits) =
                             (acceptor.clone(), answer.clone(), hits.clone());
+                        let last_head = last_head.clone();
                         std::thread::spawn(move || {
                             let Ok(mut tls) = acceptor.accept(tcp) else {
                                 return;
@@ -188,6 +226,8 @@ impl HttpsFileServer {
                                 }
                             }
                             hits.fetch_add(1, Ordering::Relaxed);
+                            *last_head.lock().expect("head") =
+                                String::from_utf8_lossy(&head).into_owned();
                             let reply = answer.lock().expect("answer").clone();
                             let (status, body) = match reply {
                                 Serve::Body(b) => (200, b),

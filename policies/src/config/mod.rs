@@ -19,7 +19,10 @@ use self::idp::{read_idp, read_idp_source};
 pub use self::idp::{IdpConfig, IdpKind, IdpSourceConfig};
 use self::oidc::{read_federation, read_oidc};
 pub use self::oidc::{ClientAuth, FederationConfig, OidcConfig, TrustAnchor, DEFAULT_CLAIMS};
-pub use self::server::{is_loopback_host, LogFormat, PublicUrl, ServerConfig, TelemetryConfig};
+pub use self::server::{
+    is_loopback_host, CertFiles, HostCert, LogFormat, PublicUrl, ServerConfig, TelemetryConfig,
+    TlsConfig,
+};
 use self::server::{read_server, read_telemetry};
 use self::session::read_session;
 pub use self::session::{SessionConfig, SessionStore};
@@ -76,7 +79,7 @@ pub(crate) fn read_config(
 ) -> (Config, bool) {
     let mut root = root;
     let base = path.parent().unwrap_or(Path::new("."));
-    let server = read_server(&mut root, sink);
+    let server = read_server(&mut root, sink, base);
     let telemetry = read_telemetry(&mut root, sink);
     let before = sink.diags.len();
     let sp = read_sp(&mut root, sink, base);

@@ -2,12 +2,13 @@
 //! logging, OpenTelemetry export.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
 use url::Url;
 
-use super::{duration, socket_addr};
+use super::{duration, existing_file, socket_addr};
 use crate::reader::{At, Sink, TableReader};
 
 /// `[server]`.
@@ -44,6 +45,53 @@ pub struct ServerConfig {
     pub access_log: bool,
     /// Log line format.
     pub log_format: LogFormat,
+    /// varco's own TLS listener (`[server.tls]`), when it terminates HTTPS itself.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: HTTPS terminated by varco, with a certificate per host name (SNI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// The HTTPS listener.
+    pub listen: SocketAddr,
+    /// The certificate for names no entry of `certs` lists (and clients that send no SNI).
+    pub default: CertFiles,
+    /// Certificates by host name (`*.example` matches one label).
+    pub certs: Vec<HostCert>,
+    /// The `Strict-Transport-Security` value of every HTTPS answer (`None`: `hsts = "off"`).
+    pub hsts: Option<String>,
+    /// A plain HTTP listener that only redirects to HTTPS (and serves ACME challenges).
+    pub http_redirect: Option<SocketAddr>,
+    /// Where an ACME client (certbot --webroot) writes HTTP-01 challenges: served at
+    /// `/.well-known/acme-challenge/` by the redirect listener.
+    pub acme_challenge_dir: Option<PathBuf>,
+}
+
+/// A PEM certificate chain (leaf first) and its PEM private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    /// The chain.
+    pub cert: PathBuf,
+    /// The key.
+    pub key: PathBuf,
+}
+
+/// One `[server.tls] certs` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCert {
+    /// Host names it serves (lower case).
+    pub hosts: Vec<String>,
+    /// Its files.
+    pub files: CertFiles,
+}
+
+impl TlsConfig {
+    /// Every certificate and key file, for watching.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        std::iter::once(&self.default)
+            .chain(self.certs.iter().map(|c| &c.files))
+            .flat_map(|f| [f.cert.as_path(), f.key.as_path()])
+    }
 }
 
 impl ServerConfig {
@@ -93,7 +141,11 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: Option<Url>,
 }
 
-pub(super) fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -> ServerConfig {
+pub(super) fn read_server(
+    root: &mut TableReader<'_, '_>,
+    sink: &mut Sink<'_>,
+    base: &Path,
+) -> ServerConfig {
     let fallback_url = PublicUrl {
         url: Url::parse("http://127.0.0.1:8080/").unwrap_or_else(|_| unreachable_url()),
         host: "127.0.0.1".into(),
@@ -115,6 +167,7 @@ pub(super) fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -
             upstream_read_timeout: Duration::from_secs(30),
             access_log: true,
             log_format: LogFormat::Text,
+            tls: None,
         };
     };
     let listen = socket_addr(&mut t, sink, "listen", "127.0.0.1:8080");
@@ -208,6 +261,28 @@ pub(super) fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -
             LogFormat::Text
         }
     };
+    let tls = t
+        .opt_table(sink, "tls", "[server.tls]")
+        .and_then(|tls| read_tls(tls, sink, base));
+    if let Some(tls) = &tls {
+        let mut addrs = vec![listen, admin_listen, tls.listen];
+        addrs.extend(tls.http_redirect);
+        let mut unique = addrs.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != addrs.len() && addrs.iter().all(|a| a.port() != 0) {
+            sink.error(
+                t.span(),
+                "[server.tls]: `listen` and `http_redirect` must differ from each other and from [server]'s `listen` and `admin_listen`",
+            );
+        }
+        if !public_url.https {
+            sink.error(
+                t.span(),
+                "[server.tls]: `public_url` must be https when varco terminates TLS (citizens' links, cookies)",
+            );
+        }
+    }
     t.finish(sink);
     ServerConfig {
         listen,
@@ -223,7 +298,131 @@ pub(super) fn read_server(root: &mut TableReader<'_, '_>, sink: &mut Sink<'_>) -
         upstream_read_timeout,
         access_log,
         log_format,
+        tls,
     }
+}
+
+fn cert_files(t: &mut TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> Option<CertFiles> {
+    let cert = t
+        .str(sink, "cert", "a PEM certificate chain, leaf first")
+        .map(|c| existing_file(sink, base, "cert", c));
+    let key = t
+        .str(sink, "key", "the PEM private key of `cert`")
+        .map(|k| existing_file(sink, base, "key", k));
+    Some(CertFiles {
+        cert: cert?,
+        key: key?,
+    })
+}
+
+fn read_tls(mut t: TableReader<'_, '_>, sink: &mut Sink<'_>, base: &Path) -> Option<TlsConfig> {
+    let listen = socket_addr(&mut t, sink, "listen", "0.0.0.0:443");
+    let default = t
+        .table(sink, "default", "[server.tls] default")
+        .and_then(|mut d| {
+            let files = cert_files(&mut d, sink, base);
+            d.finish(sink);
+            files
+        });
+    let mut certs: Vec<HostCert> = Vec::new();
+    for mut c in t.tables(sink, "certs", "[server.tls] certs") {
+        let span = c.span().clone();
+        let hosts = c
+            .opt_str_array(sink, "hosts")
+            .map(|l| l.value)
+            .unwrap_or_default();
+        let files = cert_files(&mut c, sink, base);
+        c.finish(sink);
+        if hosts.is_empty() {
+            sink.error(
+                &span,
+                "[server.tls] certs: `hosts` must list the host names the certificate serves",
+            );
+        }
+        let mut names = Vec::new();
+        for At { value, span } in hosts {
+            let name = value.trim_end_matches('.').to_ascii_lowercase();
+            let labels = name.strip_prefix("*.").unwrap_or(&name);
+            let valid = !labels.is_empty()
+                && labels.split('.').all(crate::codes::is_dns_label)
+                && labels.contains('.');
+            if !valid {
+                sink.error(
+                    &span,
+                    format!("[server.tls] certs: \"{value}\" is not a host name (or `*.` and one)"),
+                );
+            } else if certs.iter().flat_map(|c| &c.hosts).any(|h| *h == name) {
+                sink.error(
+                    &span,
+                    format!("[server.tls] certs: \"{value}\" is listed twice"),
+                );
+            } else {
+                names.push(name);
+            }
+        }
+        if let Some(files) = files {
+            certs.push(HostCert {
+                hosts: names,
+                files,
+            });
+        }
+    }
+    let hsts = match t.opt_str(sink, "hsts") {
+        None => Some("max-age=31536000".to_string()),
+        Some(At { value, .. }) if value == "off" => None,
+        Some(At { value, span }) => {
+            let max_age = value
+                .split(';')
+                .next()
+                .and_then(|d| d.trim().strip_prefix("max-age="))
+                .and_then(|n| n.parse::<u64>().ok());
+            if max_age.is_none() || value.bytes().any(|b| b.is_ascii_control()) {
+                sink.error(
+                    &span,
+                    format!("[server.tls]: `hsts` must be a Strict-Transport-Security value like \"max-age=31536000; includeSubDomains\", or \"off\"; found \"{value}\""),
+                );
+            }
+            Some(value)
+        }
+    };
+    let http_redirect = t
+        .opt_str(sink, "http_redirect")
+        .and_then(|At { value, span }| match value.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                sink.error(&span, format!("`http_redirect` must be an IP address and port like \"0.0.0.0:80\", found \"{value}\""));
+                None
+            }
+        });
+    let acme_challenge_dir =
+        t.opt_str(sink, "acme_challenge_dir")
+            .and_then(|At { value, span }| {
+                let dir = base.join(value);
+                if dir.is_dir() {
+                    Some(dir)
+                } else {
+                    sink.error(
+                        &span,
+                        format!(
+                            "[server.tls]: `acme_challenge_dir` \"{}\" is not a directory",
+                            dir.display()
+                        ),
+                    );
+                    None
+                }
+            });
+    if acme_challenge_dir.is_some() && http_redirect.is_none() {
+        sink.error(t.span(), "[server.tls]: `acme_challenge_dir` is served by the `http_redirect` listener: set it too");
+    }
+    t.finish(sink);
+    Some(TlsConfig {
+        listen,
+        default: default?,
+        certs,
+        hsts,
+        http_redirect,
+        acme_challenge_dir,
+    })
 }
 
 fn unreachable_url() -> Url {

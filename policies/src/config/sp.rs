@@ -20,6 +20,8 @@ pub struct SpConfig {
     pub key: PathBuf,
     /// PEM certificate file.
     pub cert: PathBuf,
+    /// The certificate of the next key, published beside `cert` during a rotation.
+    pub next_cert: Option<PathBuf>,
     /// Metadata `Organization`.
     pub organization: Organization,
     /// Metadata `ContactPerson`.
@@ -175,6 +177,7 @@ pub(super) fn read_sp(
         entity_id: String::new(),
         key: PathBuf::new(),
         cert: PathBuf::new(),
+        next_cert: None,
         organization: Organization {
             name: String::new(),
             display_name: String::new(),
@@ -265,6 +268,9 @@ pub(super) fn read_sp(
     }
     if let Some(c) = t.str(sink, "cert", "PEM certificate file") {
         sp.cert = existing_file(sink, base, "cert", c);
+    }
+    if let Some(c) = t.opt_str(sink, "next_cert") {
+        sp.next_cert = Some(existing_file(sink, base, "next_cert", c));
     }
     if let Some(mut o) = t.table(sink, "organization", "sp.organization") {
         sp.organization.name = o

@@ -779,3 +779,68 @@ fn idp_sources_are_read_with_their_defaults_and_checked() {
         ],
     );
 }
+
+#[test]
+fn tls_settings_are_read_and_checked() {
+    let main = MAIN.replace(
+        "public_url = \"http://portal.localhost\"",
+        "public_url = \"https://portal.localhost\"",
+    );
+    let tls = "\n[server.tls]\nlisten = \"127.0.0.1:8443\"\ndefault = { cert = \"sp.crt\", key = \"sp.key\" }\ncerts = [{ hosts = [\"Servizi.Capannori.example\", \"*.lucca.example\"], cert = \"sp.crt\", key = \"sp.key\" }]\nhttp_redirect = \"127.0.0.1:8081\"\n";
+    let (d, path) = setup(&format!("{main}{tls}"), &[("a.toml", GOOD)]);
+    let snap = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let t = snap.config.server.tls.as_ref().expect("tls");
+    assert_eq!(t.hsts.as_deref(), Some("max-age=31536000"));
+    assert_eq!(
+        t.certs[0].hosts,
+        ["servizi.capannori.example", "*.lucca.example"]
+    );
+    assert_eq!(t.default.cert, d.path().join("sp.crt"));
+    assert_eq!(t.files().count(), 4);
+
+    let bad = "\n[server.tls]\nlisten = \"127.0.0.1:8080\"\ndefault = { cert = \"nope.pem\", key = \"sp.key\" }\ncerts = [{ hosts = [\"a..b\"], cert = \"sp.crt\", key = \"sp.key\" }, { cert = \"sp.crt\", key = \"sp.key\" }]\nhsts = \"forever\"\nacme_challenge_dir = \"nowhere\"\n";
+    let (_d, path) = setup(&format!("{MAIN}{bad}"), &[("a.toml", GOOD)]);
+    let got = problems(&path).join("\n");
+    for needle in [
+        "`cert`: file",
+        "\"a..b\" is not a host name",
+        "`hosts` must list the host names",
+        "`hsts` must be a Strict-Transport-Security value",
+        "`acme_challenge_dir`",
+        "must differ from each other",
+        "`public_url` must be https when varco terminates TLS",
+    ] {
+        assert!(got.contains(needle), "missing {needle}:\n{got}");
+    }
+}
+
+#[test]
+fn upstream_tls_options_are_checked() {
+    let svc = GOOD.replace(
+        "upstream = \"http://127.0.0.1:9001\"",
+        "upstream = \"http://127.0.0.1:9001\"\nupstream_ca = \"../sp.crt\"\nupstream_sni = \"bad name\"\nupstream_client_cert = \"../sp.crt\"\nupstream_host = \"ok.internal:8443\"",
+    );
+    let (_d, path) = setup(MAIN, &[("a.toml", &svc)]);
+    let got = problems(&path).join("\n");
+    for needle in [
+        "`upstream_sni` must be a host name",
+        "`upstream_client_cert` and `upstream_client_key` go together",
+        "need an https:// `upstream`",
+    ] {
+        assert!(got.contains(needle), "missing {needle}:\n{got}");
+    }
+    let svc = GOOD.replace(
+        "upstream = \"http://127.0.0.1:9001\"",
+        "upstream = \"https://10.0.0.5\"\nupstream_ca = \"../sp.crt\"\nupstream_sni = \"Tributi.Internal\"\nupstream_client_cert = \"../sp.crt\"\nupstream_client_key = \"../sp.key\"\nupstream_host = \"tributi.internal\"",
+    );
+    let (d, path) = setup(MAIN, &[("a.toml", &svc)]);
+    let snap = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let (_, s) = snap
+        .services()
+        .next()
+        .map(|(_, c, s)| (c, s))
+        .expect("service");
+    assert_eq!(s.upstream_tls.sni.as_deref(), Some("tributi.internal"));
+    assert_eq!(s.upstream_tls.ca, Some(d.path().join("policies/../sp.crt")));
+    assert_eq!(s.upstream_host.as_deref(), Some("tributi.internal"));
+}

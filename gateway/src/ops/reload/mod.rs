@@ -131,13 +131,21 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
     let current = shared.current();
     let previous = current.clone();
     let sets = shared.idp_sources.sets();
-    let built = tokio::task::spawn_blocking(move || -> crate::error::Result<Runtime> {
+    let terminates_tls = shared.tls.is_some();
+    let built = tokio::task::spawn_blocking(move || {
         let snapshot = policies::load(&path)?;
-        Runtime::rebuild(snapshot, 0, Some(&previous), &sets)
+        let rt = Runtime::rebuild(snapshot, 0, Some(&previous), &sets)?;
+        // The certificates are part of the configuration: a key that does not match its
+        // certificate (half of a renewal written) refuses the whole reload.
+        let certs = match (&rt.snapshot.config.server.tls, terminates_tls) {
+            (Some(t), true) => Some(crate::tls::CertStore::load(t)?),
+            _ => None,
+        };
+        Ok::<_, crate::error::Error>((rt, certs))
     })
     .await;
     match built {
-        Ok(Ok(mut rt)) => {
+        Ok(Ok((mut rt, certs))) => {
             let generation = shared.next_generation();
             rt.generation = generation;
             let (old, new) = (&current.snapshot.config.server, &rt.snapshot.config.server);
@@ -149,6 +157,23 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
             }
             if current.snapshot.config.idp_sources != rt.snapshot.config.idp_sources {
                 tracing::warn!("[[idp_source]] changes take effect only after a restart");
+            }
+            let (old_tls, new_tls) = (
+                &current.snapshot.config.server.tls,
+                &rt.snapshot.config.server.tls,
+            );
+            if old_tls
+                .as_ref()
+                .map(|t| (t.listen, t.http_redirect, &t.hsts, &t.acme_challenge_dir))
+                != new_tls
+                    .as_ref()
+                    .map(|t| (t.listen, t.http_redirect, &t.hsts, &t.acme_challenge_dir))
+            {
+                tracing::warn!("[server.tls] listeners, hsts and acme_challenge_dir take effect only after a restart; its certificates reload");
+            }
+            if let (Some(serving), Some(store)) = (&shared.tls, certs) {
+                serving.swap(store);
+                tracing::info!(trigger, "TLS certificates reloaded");
             }
             for refused in &rt.identity.kept_metadata {
                 shared.metrics.event("metadata_kept");
@@ -295,6 +320,13 @@ fn watched_dirs(shared: &Shared) -> BTreeSet<PathBuf> {
         .filter_map(|f| f.parent().map(Path::to_path_buf))
         .collect();
     dirs.insert(rt.snapshot.config.policies_dir.clone());
+    // A renewed certificate (certbot's deploy, a copy) reloads like a changed policy.
+    if let Some(tls) = &rt.snapshot.config.server.tls {
+        dirs.extend(
+            tls.files()
+                .filter_map(|f| f.parent().map(Path::to_path_buf)),
+        );
+    }
     dirs
 }
 
@@ -307,13 +339,24 @@ fn watched_dirs(shared: &Shared) -> BTreeSet<PathBuf> {
 struct Relevant {
     main: PathBuf,
     policies_dir: PathBuf,
+    /// The TLS certificate and key files.
+    certificates: Vec<PathBuf>,
 }
 
 impl Relevant {
     fn of(shared: &Shared) -> Self {
+        let rt = shared.current();
         Self {
             main: shared.config_path().to_path_buf(),
-            policies_dir: shared.current().snapshot.config.policies_dir.clone(),
+            policies_dir: rt.snapshot.config.policies_dir.clone(),
+            certificates: rt
+                .snapshot
+                .config
+                .server
+                .tls
+                .iter()
+                .flat_map(|t| t.files().map(Path::to_path_buf))
+                .collect(),
         }
     }
 
@@ -328,6 +371,7 @@ impl Relevant {
                     p.file_name() == Some(d)
                 });
         path.file_name() == self.main.file_name()
+            || self.certificates.iter().any(|c| c == path)
             || (in_policies && name.ends_with(".toml") && !name.starts_with('.'))
             // ConfigMap volumes swap a `..data` symlink.
             || name.starts_with("..")

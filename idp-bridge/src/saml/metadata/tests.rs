@@ -191,3 +191,35 @@ fn the_same_configuration_gives_the_same_metadata_id() {
         unsigned_metadata(&config, &keys, Profile::Cie, MetadataOf::Sp)
     );
 }
+
+#[test]
+fn during_a_rotation_both_signing_certificates_are_published() {
+    let (config, keys) = example();
+    let next_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("test_vectors/spid-sp-test-idp/public.cert");
+    let keys = keys.with_next(Some(&next_path)).expect("next certificate");
+    let next_b64 = cert_b64_of(&next_path);
+    for profile in [Profile::Spid, Profile::Cie] {
+        let xml = signed_metadata(&config, &keys, profile, MetadataOf::Sp)
+            .expect("sign")
+            .expect("the SP's");
+        assert!(verify(&xml, &keys), "still signed with the current key");
+        assert_eq!(xml.matches("<md:KeyDescriptor use=\"signing\">").count(), 2);
+        let current = xml.find(keys.cert_b64()).expect("current");
+        let next = xml.rfind(&next_b64).expect("next");
+        assert!(current < next, "the current certificate comes first");
+    }
+    // The current key's own certificate is no rotation.
+    let (_, keys) = example();
+    let sp_cert = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/keys/sp.crt");
+    assert!(keys.with_next(Some(&sp_cert)).is_err());
+}
+
+fn cert_b64_of(path: &Path) -> String {
+    let pem = std::fs::read(path).expect("pem");
+    let der = openssl::x509::X509::from_pem(&pem)
+        .expect("cert")
+        .to_der()
+        .expect("der");
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der)
+}

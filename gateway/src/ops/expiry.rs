@@ -1,0 +1,206 @@
+//! Every certificate varco holds or trusts, with when it expires: the SP's (and the next one,
+//! during a rotation), each IdP's signing certificates, the federations' metadata-signing
+//! certificates, the TLS certificates, and the CAs and client certificates of upstreams. The
+//! metric `varco_certificate_expiry_seconds` gives each one's `notAfter`; `varco check` warns
+//! 30 days ahead.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use openssl::x509::X509;
+
+use crate::runtime::Identity;
+use crate::tls::CertStore;
+
+/// How long before an expiry `varco check` warns.
+pub const WARN_DAYS: i64 = 30;
+
+/// One certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertExpiry {
+    /// `sp`, `sp_next`, `idp`, `federation`, `registry_ca`, `tls`, `upstream_ca`,
+    /// `upstream_client`.
+    pub kind: &'static str,
+    /// Which one: a file, or an IdP's entityID.
+    pub name: String,
+    /// Its `notAfter`, Unix seconds.
+    pub not_after: i64,
+}
+
+/// A certificate's `notAfter` in Unix seconds.
+pub(crate) fn not_after(cert: &openssl::x509::X509Ref) -> Option<i64> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(cert.not_after()).ok()?;
+    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
+}
+
+fn from_files<'a>(
+    kind: &'static str,
+    paths: impl Iterator<Item = &'a Path>,
+    out: &mut Vec<CertExpiry>,
+) {
+    for p in paths {
+        let Ok(pem) = std::fs::read(p) else { continue };
+        for c in X509::stack_from_pem(&pem).unwrap_or_default() {
+            if let Some(t) = not_after(&c) {
+                out.push(CertExpiry {
+                    kind,
+                    name: p.display().to_string(),
+                    not_after: t,
+                });
+            }
+        }
+    }
+}
+
+/// Every certificate of `config`, `identity` (keys and IdPs) and the TLS store.
+pub fn certificates(
+    snapshot: &policies::Snapshot,
+    identity: &Identity,
+    tls: Option<&CertStore>,
+) -> Vec<CertExpiry> {
+    let config = &snapshot.config;
+    let mut out = Vec::new();
+    if let Some(t) = not_after(identity.keys.cert()) {
+        out.push(CertExpiry {
+            kind: "sp",
+            name: config.sp.cert.display().to_string(),
+            not_after: t,
+        });
+    }
+    if let (Some(next), Some(path)) = (identity.keys.next_cert(), &config.sp.next_cert) {
+        if let Some(t) = not_after(next) {
+            out.push(CertExpiry {
+                kind: "sp_next",
+                name: path.display().to_string(),
+                not_after: t,
+            });
+        }
+    }
+    for idp in identity.idps.iter() {
+        for der in &idp.signing_certs {
+            if let Some(t) = X509::from_der(der.der_data())
+                .ok()
+                .and_then(|c| not_after(&c))
+            {
+                out.push(CertExpiry {
+                    kind: "idp",
+                    name: idp.entity_id.clone(),
+                    not_after: t,
+                });
+            }
+        }
+    }
+    from_files(
+        "federation",
+        config
+            .idps
+            .iter()
+            .filter_map(|i| i.federation_cert.as_deref())
+            .chain(
+                config
+                    .idp_sources
+                    .iter()
+                    .map(|s| s.federation_cert.as_path()),
+            ),
+        &mut out,
+    );
+    from_files(
+        "registry_ca",
+        config.idp_sources.iter().filter_map(|s| s.ca.as_deref()),
+        &mut out,
+    );
+    let services: Vec<&policies::Service> = snapshot.services().map(|(_, _, s)| s).collect();
+    let mut upstream_cas: Vec<&Path> = services
+        .iter()
+        .filter_map(|s| s.upstream_tls.ca.as_deref())
+        .collect();
+    upstream_cas.sort();
+    upstream_cas.dedup();
+    from_files("upstream_ca", upstream_cas.into_iter(), &mut out);
+    let mut clients: Vec<&Path> = services
+        .iter()
+        .filter_map(|s| s.upstream_tls.client.as_ref().map(|c| c.cert.as_path()))
+        .collect();
+    clients.sort();
+    clients.dedup();
+    from_files("upstream_client", clients.into_iter(), &mut out);
+    if let Some(store) = tls {
+        for (name, t) in &store.expiries {
+            out.push(CertExpiry {
+                kind: "tls",
+                name: name.clone(),
+                not_after: *t,
+            });
+        }
+    }
+    out
+}
+
+/// A line for each certificate that expires within [`WARN_DAYS`] of `now` (or has expired).
+pub fn warnings(list: &[CertExpiry], now: DateTime<Utc>) -> Vec<String> {
+    let mut lines: Vec<String> = list
+        .iter()
+        .filter(|c| c.not_after - now.timestamp() < WARN_DAYS * 86_400)
+        .map(|c| {
+            let when = DateTime::<Utc>::from_timestamp(c.not_after, 0)
+                .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_else(|| c.not_after.to_string());
+            let days = (c.not_after - now.timestamp()).div_euclid(86_400);
+            if c.not_after <= now.timestamp() {
+                format!(
+                    "warning: {} certificate {} expired on {when}",
+                    c.kind, c.name
+                )
+            } else {
+                format!(
+                    "warning: {} certificate {} expires on {when} (in {days} days)",
+                    c.kind, c.name
+                )
+            }
+        })
+        .collect();
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(kind: &'static str, name: &str, not_after: i64) -> CertExpiry {
+        CertExpiry {
+            kind,
+            name: name.into(),
+            not_after,
+        }
+    }
+
+    #[test]
+    fn only_what_expires_within_thirty_days_is_warned_about() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("now");
+        let day = 86_400;
+        let list = [
+            at("sp", "keys/sp.crt", now.timestamp() + 90 * day),
+            at("tls", "tls/a.pem", now.timestamp() + 12 * day + 3600),
+            at("idp", "https://idp.example", now.timestamp() - day),
+            at(
+                "federation",
+                "keys/agid.pem",
+                now.timestamp() + 30 * day + 1,
+            ),
+        ];
+        let w = warnings(&list, now);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("warning: idp certificate https://idp.example expired on "),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with("warning: tls certificate tls/a.pem expires on ")
+                && w[1].ends_with("(in 12 days)"),
+            "{w:?}"
+        );
+    }
+}
