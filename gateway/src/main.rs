@@ -138,7 +138,12 @@ fn main() -> ExitCode {
             match policies::load(&config).map_err(Error::from).and_then(|s| {
                 let identity = gateway::runtime::Identity::build(&s)?;
                 let tls = gateway::tls::check(&s.config)?;
-                let certificates = gateway::ops::expiry::certificates(&s, &identity, tls.as_ref());
+                let certificates = gateway::ops::expiry::certificates(
+                    &s,
+                    &identity.keys,
+                    &identity.idps,
+                    tls.as_ref(),
+                );
                 for w in gateway::ops::expiry::warnings(&certificates, chrono::Utc::now()) {
                     eprintln!("{w}");
                 }

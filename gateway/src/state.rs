@@ -117,7 +117,8 @@ impl Shared {
             .and_then(|v| http::HeaderValue::from_str(v).ok());
         let certificates = Arc::new(std::sync::RwLock::new(crate::ops::expiry::certificates(
             &runtime.snapshot,
-            &runtime.identity,
+            &runtime.identity.keys,
+            &runtime.identity.idps,
             tls.as_ref().map(|t| t.current()).as_deref(),
         )));
         let metrics = Metrics::new()?;
@@ -181,7 +182,8 @@ impl Shared {
     pub fn swap(&self, runtime: Runtime) {
         let certificates = crate::ops::expiry::certificates(
             &runtime.snapshot,
-            &runtime.identity,
+            &runtime.identity.keys,
+            &runtime.identity.idps,
             self.tls.as_ref().map(|t| t.current()).as_deref(),
         );
         if let Ok(mut c) = self.certificates.write() {

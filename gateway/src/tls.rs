@@ -24,6 +24,13 @@ pub(crate) struct Keyed {
     key: PKey<Private>,
 }
 
+/// A certificate's `notAfter` in Unix seconds.
+pub(crate) fn not_after(cert: &openssl::x509::X509Ref) -> Option<i64> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(cert.not_after()).ok()?;
+    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
+}
+
 /// A certificate chain (leaf first) and its key, checked to belong together.
 pub(crate) fn load_pair(files: &CertFiles) -> Result<(Vec<X509>, PKey<Private>)> {
     Keyed::load(files).map(|k| (k.chain, k.key))
@@ -62,7 +69,7 @@ impl Keyed {
 
     /// The leaf's `notAfter`, Unix seconds.
     pub(crate) fn not_after(&self) -> Option<i64> {
-        crate::ops::expiry::not_after(self.chain.first()?)
+        not_after(self.chain.first()?)
     }
 }
 

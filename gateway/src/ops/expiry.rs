@@ -9,8 +9,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use openssl::x509::X509;
 
-use crate::runtime::Identity;
-use crate::tls::CertStore;
+use crate::tls::{not_after, CertStore};
 
 /// How long before an expiry `varco check` warns.
 pub const WARN_DAYS: i64 = 30;
@@ -25,13 +24,6 @@ pub struct CertExpiry {
     pub name: String,
     /// Its `notAfter`, Unix seconds.
     pub not_after: i64,
-}
-
-/// A certificate's `notAfter` in Unix seconds.
-pub(crate) fn not_after(cert: &openssl::x509::X509Ref) -> Option<i64> {
-    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
-    let d = epoch.diff(cert.not_after()).ok()?;
-    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
 }
 
 fn from_files<'a>(
@@ -53,22 +45,24 @@ fn from_files<'a>(
     }
 }
 
-/// Every certificate of `config`, `identity` (keys and IdPs) and the TLS store.
+/// Every certificate of `snapshot`'s configuration, of the SP `keys`, of the trusted `idps` and
+/// of the TLS store.
 pub fn certificates(
     snapshot: &policies::Snapshot,
-    identity: &Identity,
+    keys: &idp_bridge::SpKeys,
+    idps: &idp_bridge::IdpRegistry,
     tls: Option<&CertStore>,
 ) -> Vec<CertExpiry> {
     let config = &snapshot.config;
     let mut out = Vec::new();
-    if let Some(t) = not_after(identity.keys.cert()) {
+    if let Some(t) = not_after(keys.cert()) {
         out.push(CertExpiry {
             kind: "sp",
             name: config.sp.cert.display().to_string(),
             not_after: t,
         });
     }
-    if let (Some(next), Some(path)) = (identity.keys.next_cert(), &config.sp.next_cert) {
+    if let (Some(next), Some(path)) = (keys.next_cert(), &config.sp.next_cert) {
         if let Some(t) = not_after(next) {
             out.push(CertExpiry {
                 kind: "sp_next",
@@ -77,7 +71,7 @@ pub fn certificates(
             });
         }
     }
-    for idp in identity.idps.iter() {
+    for idp in idps.iter() {
         for der in &idp.signing_certs {
             if let Some(t) = X509::from_der(der.der_data())
                 .ok()
