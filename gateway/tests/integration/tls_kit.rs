@@ -74,15 +74,20 @@ impl TestCa {
 
     /// A TLS client certificate named `name`.
     pub(crate) fn client(&self, name: &str) -> Issued {
-        self.issue(&[name], false)
+        self.issue(&[name], false, 30)
+    }
+
+    /// A TLS server certificate for `hosts` that is valid for `days` days.
+    pub(crate) fn server_valid(&self, hosts: &[&str], days: u32) -> Issued {
+        self.issue(hosts, true, days)
     }
 
     /// A TLS server certificate for `hosts` (DNS names, or IP addresses).
     pub(crate) fn server(&self, hosts: &[&str]) -> Issued {
-        self.issue(hosts, true)
+        self.issue(hosts, true, 30)
     }
 
-    fn issue(&self, hosts: &[&str], server: bool) -> Issued {
+    fn issue(&self, hosts: &[&str], server: bool, days: u32) -> Issued {
         let key = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("key");
         let mut subject = X509NameBuilder::new().expect("name");
         subject.append_entry_by_text("CN", hosts[0]).expect("cn");
@@ -95,7 +100,7 @@ impl TestCa {
         b.set_pubkey(&key).expect("pubkey");
         b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
             .expect("nb");
-        b.set_not_after(&Asn1Time::days_from_now(30).expect("t"))
+        b.set_not_after(&Asn1Time::days_from_now(days).expect("t"))
             .expect("na");
         let mut san = SubjectAlternativeName::new();
         for h in hosts {
