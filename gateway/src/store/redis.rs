@@ -10,6 +10,12 @@
 //! - `r:<id>`: the replay cache (`SET NX`).
 //!
 //! Every command has a deadline: an unreachable Redis gives an error page, never a hung request.
+//!
+//! With `redis+sentinel://`, the primary is the one Sentinel names. A command that finds the
+//! primary gone (connection refused or dropped, a timeout, `READONLY` from a demoted primary)
+//! asks Sentinel again and, once it names another, goes there (and is tried once more there).
+//! Until Sentinel has promoted a replica, commands fail (a 503 page); what the old primary had
+//! not yet replicated is lost (Redis replicates asynchronously).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +23,7 @@ use std::time::Duration;
 use idp_bridge::{BindingDigest, PendingLogin, SessionKey, LOGIN_TTL};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::SentinelClient;
 
 use super::session::{Session, SessionId};
 use super::{
@@ -32,11 +39,28 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// State shared through Redis.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    /// The connection to the primary (swapped when Sentinel names another).
+    conn: Arc<std::sync::RwLock<ConnectionManager>>,
+    /// With `redis+sentinel://`: how to find the primary again after a failover.
+    sentinel: Option<Arc<Follower>>,
     lifetimes: Lifetimes,
     /// Where the connection lives (shown without credentials).
     endpoint: String,
 }
+
+/// What follows the primary through a Sentinel failover.
+struct Follower {
+    client: tokio::sync::Mutex<SentinelClient>,
+    /// `host:port` of the primary in use.
+    primary: std::sync::Mutex<String>,
+    /// The store's own runtime, where connections and their background tasks live.
+    runtime: tokio::runtime::Handle,
+    /// When Sentinel was last asked (a failing request asks at most every [`ASK_EVERY`]).
+    asked: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// The least time between two questions to Sentinel while the primary is unreachable.
+const ASK_EVERY: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,23 +74,106 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
+fn config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_number_of_retries(2)
+}
+
+/// `redis+sentinel://[:password@]h1:p1,h2:p2/master`: the Sentinels, the master's name and the
+/// password of the primary.
+fn sentinel_parts(url: &str) -> StoreResult<(Vec<String>, String, Option<String>)> {
+    let rest = url
+        .strip_prefix("redis+sentinel://")
+        .ok_or_else(|| StoreError("not a redis+sentinel:// URL".into()))?;
+    let (password, rest) = match rest.rsplit_once('@') {
+        Some((auth, r)) => (auth.strip_prefix(':').map(str::to_string), r),
+        None => (None, rest),
+    };
+    let (hosts, master) = rest
+        .split_once('/')
+        .ok_or_else(|| StoreError("redis+sentinel:// needs /master-name".into()))?;
+    let sentinels = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("redis://{h}"))
+        .collect();
+    Ok((sentinels, master.to_string(), password))
+}
+
+/// The primary's address, as a connection to it reports (for logs).
+fn address_of(client: &redis::Client) -> String {
+    match client.get_connection_info().addr() {
+        redis::ConnectionAddr::Tcp(h, p)
+        | redis::ConnectionAddr::TcpTls {
+            host: h, port: p, ..
+        } => {
+            format!("{h}:{p}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Whether `e` says the primary is gone or is no longer the primary: worth asking Sentinel.
+fn primary_lost(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || e.code() == Some("READONLY")
+}
+
 impl RedisStore {
-    /// Connects to `url` and checks the server answers. The connection's background task runs on
+    /// Connects to `url` (`redis://`, `rediss://`, or `redis+sentinel://` for the primary that
+    /// Sentinel names) and checks the server answers. The connection's background task runs on
     /// a thread of its own, so the store can be opened before (and used from) any runtime.
     pub fn connect(url: &str, lifetimes: Lifetimes) -> StoreResult<Self> {
-        let parsed = url::Url::parse(url).map_err(err)?;
-        let endpoint = format!(
-            "{}://{}:{}",
-            parsed.scheme(),
-            parsed.host_str().unwrap_or("?"),
-            parsed.port().unwrap_or(6379)
-        );
-        let client =
-            redis::Client::open(url).map_err(|e| StoreError(format!("{endpoint}: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(2);
+        let sentinel = url.starts_with("redis+sentinel://");
+        let endpoint = if sentinel {
+            let (hosts, master, _) = sentinel_parts(url)?;
+            format!(
+                "redis+sentinel://{}/{master}",
+                hosts
+                    .iter()
+                    .map(|h| h.trim_start_matches("redis://"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        } else {
+            let parsed = url::Url::parse(url).map_err(err)?;
+            format!(
+                "{}://{}:{}",
+                parsed.scheme(),
+                parsed.host_str().unwrap_or("?"),
+                parsed.port().unwrap_or(6379)
+            )
+        };
+        let mut sentinel_client = if sentinel {
+            let (hosts, master, password) = sentinel_parts(url)?;
+            let mut info = redis::sentinel::SentinelNodeConnectionInfo::default();
+            if let Some(p) = password {
+                info = info.set_redis_connection_info(
+                    redis::RedisConnectionInfo::default().set_password(p),
+                );
+            }
+            Some(
+                SentinelClient::build(
+                    hosts,
+                    master,
+                    Some(info),
+                    redis::sentinel::SentinelServerType::Master,
+                )
+                .map_err(|e| StoreError(format!("{endpoint}: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let plain = if sentinel {
+            None
+        } else {
+            Some(redis::Client::open(url).map_err(|e| StoreError(format!("{endpoint}: {e}")))?)
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("varco-redis".into())
@@ -83,7 +190,13 @@ impl RedisStore {
                 };
                 rt.block_on(async move {
                     let made = async {
-                        let mut conn = ConnectionManager::new_with_config(client, config)
+                        let client = match (plain, sentinel_client.as_mut()) {
+                            (Some(c), _) => c,
+                            (None, Some(s)) => s.async_get_client().await.map_err(err)?,
+                            (None, None) => return Err(err("no Redis client")),
+                        };
+                        let primary = address_of(&client);
+                        let mut conn = ConnectionManager::new_with_config(client, config())
                             .await
                             .map_err(err)?;
                         let info: String = redis::cmd("INFO")
@@ -92,7 +205,12 @@ impl RedisStore {
                             .await
                             .map_err(err)?;
                         check_version(&info)?;
-                        Ok(conn)
+                        Ok((
+                            conn,
+                            primary,
+                            tokio::runtime::Handle::current(),
+                            sentinel_client,
+                        ))
                     }
                     .await;
                     let failed = made.is_err();
@@ -104,22 +222,121 @@ impl RedisStore {
                 });
             })
             .map_err(err)?;
-        let conn = rx
+        let (conn, primary, runtime, sentinel_client) = rx
             .recv()
             .map_err(err)?
             .map_err(|e| StoreError(format!("{endpoint}: {}", e.0)))?;
+        let sentinel = sentinel_client.map(|client| {
+            tracing::info!(store = %endpoint, primary = %primary, "Redis primary found through Sentinel");
+            Arc::new(Follower {
+                client: tokio::sync::Mutex::new(client),
+                primary: std::sync::Mutex::new(primary),
+                runtime,
+                asked: std::sync::Mutex::new(None),
+            })
+        });
         Ok(Self {
-            conn,
+            conn: Arc::new(std::sync::RwLock::new(conn)),
+            sentinel,
             lifetimes,
             endpoint,
         })
     }
 
+    fn connection(&self) -> ConnectionManager {
+        match self.conn.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Runs `f` on the primary's connection. Behind Sentinel, an error that says the primary is
+    /// gone asks Sentinel where it is now and, when it moved, runs `f` once more there.
+    async fn exec<T, F, Fut>(&self, f: F) -> StoreResult<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let shown = |e: redis::RedisError| StoreError(format!("{}: {e}", self.endpoint));
+        match f(self.connection()).await {
+            Err(e) if primary_lost(&e) => match &self.sentinel {
+                Some(follower) if self.follow(follower).await => {
+                    f(self.connection()).await.map_err(shown)
+                }
+                _ => Err(shown(e)),
+            },
+            other => other.map_err(shown),
+        }
+    }
+
+    /// Asks Sentinel for the primary; `true` when it moved and the connection now goes there.
+    async fn follow(&self, follower: &Follower) -> bool {
+        {
+            let mut asked = follower
+                .asked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if asked.is_some_and(|t| t.elapsed() < ASK_EVERY) {
+                return false;
+            }
+            *asked = Some(std::time::Instant::now());
+        }
+        let mut client = follower.client.lock().await;
+        let found = match tokio::time::timeout(CONNECT_TIMEOUT * 2, client.async_get_client()).await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::warn!(store = %self.endpoint, error = %e, "Sentinel does not name a primary yet");
+                return false;
+            }
+            Err(_) => {
+                tracing::warn!(store = %self.endpoint, "Sentinel did not answer in time");
+                return false;
+            }
+        };
+        let address = address_of(&found);
+        let old = follower
+            .primary
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if address == old {
+            return false;
+        }
+        // The connection (and its task) must live on the store's runtime, not on the one of
+        // the request that noticed.
+        let made = follower
+            .runtime
+            .spawn(async move { ConnectionManager::new_with_config(found, config()).await })
+            .await;
+        match made {
+            Ok(Ok(conn)) => {
+                match self.conn.write() {
+                    Ok(mut c) => *c = conn,
+                    Err(poisoned) => *poisoned.into_inner() = conn,
+                }
+                *follower
+                    .primary
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = address.clone();
+                tracing::warn!(store = %self.endpoint, from = %old, to = %address, "Redis primary moved (Sentinel failover); following it");
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(store = %self.endpoint, primary = %address, error = %e, "cannot connect to the new Redis primary yet");
+                false
+            }
+            Err(e) => {
+                tracing::error!(store = %self.endpoint, error = %e, "the Redis connection task failed");
+                false
+            }
+        }
+    }
+
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> StoreResult<T> {
-        let mut conn = self.conn.clone();
-        cmd.query_async(&mut conn)
-            .await
-            .map_err(|e| StoreError(format!("{}: {e}", self.endpoint)))
+        // Boxed: the futures of every store call nest inside the request path's, and their
+        // layout would otherwise exceed the compiler's query depth.
+        Box::pin(self.exec(|mut conn| async move { cmd.query_async(&mut conn).await })).await
     }
 }
 
@@ -178,10 +395,8 @@ impl StateStore for RedisStore {
             .arg(&subject)
             .arg(secs(self.lifetimes.absolute))
             .ignore();
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| StoreError(format!("{}: {e}", self.endpoint)))
+        let pipe = &pipe;
+        Box::pin(self.exec(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -233,12 +448,10 @@ impl StateStore for RedisStore {
              redis.call('DEL', KEYS[1]) \
              return ended",
         );
-        let mut conn = self.conn.clone();
-        script
-            .key(subject_key(idp, name_id))
-            .invoke_async(&mut conn)
+        let invocation = script.key(subject_key(idp, name_id));
+        let invocation = &invocation;
+        Box::pin(self.exec(|mut conn| async move { invocation.invoke_async(&mut conn).await }))
             .await
-            .map_err(|e| StoreError(format!("{}: {e}", self.endpoint)))
     }
 
     async fn put_login(&self, login: PendingLogin) -> StoreResult<()> {

@@ -30,6 +30,7 @@ mod one_login;
 mod process;
 mod reload;
 mod routing;
+mod sentinel;
 mod sessions;
 mod streaming;
 mod tls;

@@ -70,8 +70,30 @@ pub(super) fn read_session(
                 sink.error(&span, "[session]: `store` is not a valid redis:// URL");
             }
             s.store = SessionStore::Redis(value);
+        } else if let Some(rest) = value.strip_prefix("redis+sentinel://") {
+            // redis+sentinel://[:password@]host:port[,host:port...]/master-name
+            let (auth, rest) = match rest.rsplit_once('@') {
+                Some((a, r)) => (Some(a), r),
+                None => (None, rest),
+            };
+            let (hosts, master) = rest.split_once('/').unwrap_or((rest, ""));
+            let sentinels: Vec<&str> = hosts.split(',').filter(|h| !h.is_empty()).collect();
+            let hosts_ok = !sentinels.is_empty()
+                && sentinels.iter().all(|h| {
+                    h.rsplit_once(':').is_some_and(|(host, port)| {
+                        !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                    })
+                });
+            let master_ok = !master.is_empty()
+                && master
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            if !hosts_ok || !master_ok || auth.is_some_and(|a| !a.starts_with(':')) {
+                sink.error(&span, "[session]: `store` must be redis+sentinel://[:password@]host:port[,host:port...]/master-name");
+            }
+            s.store = SessionStore::Redis(value);
         } else {
-            sink.error(&span, format!("[session]: `store` must be \"memory\" or a redis://host:port URL, found \"{value}\""));
+            sink.error(&span, format!("[session]: `store` must be \"memory\", a redis://host:port URL or redis+sentinel://host:port[,...]/master, found \"{value}\""));
         }
     }
     if let Some(At { value, span }) = t.opt_str(sink, "cookie_domain") {
