@@ -91,6 +91,7 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // the failover's figures are this test's report
 fn sessions_and_logins_survive_a_primary_failover() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut primary = Node::start(dir.path(), "primary", &[], None);
@@ -203,7 +204,6 @@ fn sessions_and_logins_survive_a_primary_failover() {
         (Some(first), Some(last)) => last.0 - first.0,
         _ => Duration::ZERO,
     };
-    #[allow(clippy::print_stderr)] // the failover's figures are this test's report
     eprintln!(
         "sentinel failover: {} requests after the kill, {} failed ({:?}), over {:.1} s; service back {:.1} s after the kill",
         after.len(),
