@@ -228,7 +228,8 @@ fn idps_come_from_the_signed_registry_and_survive_its_failures() {
 
     // 6. A set valid for a few seconds, then the registry gone: once it expires, its IdPs are
     // not offered, their answers not taken, and the instance is not ready.
-    let until = chrono::Utc::now() + chrono::Duration::seconds(4);
+    // Long enough for a slow machine to fetch and swap it in before it expires.
+    let until = chrono::Utc::now() + chrono::Duration::seconds(8);
     server.serve(Serve::Body(set(&[&a], Some(until))));
     server.up();
     wait_for("the short-lived set", Duration::from_secs(20), || {
