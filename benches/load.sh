@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Load benchmark: requests/s of a small GET through varco (a public route, and a SPID level 2
-# route with a real session: identity headers and the signed JWT), through nginx as a plain
-# reverse proxy, and to the back-end directly, with the same load tool on this machine. The
-# session comes from a real login through the test IdP (`bench-login`).
+# Load benchmark, like against like: a small keep-alive GET through varco (a public route, and a
+# SPID level 2 route with a real session: identity headers and the signed JWT), each with its
+# access log on (the default) and off; through nginx as a plain reverse proxy, with its access
+# log off and with its default access log on; through a bare pingora `ProxyHttp` (the reference
+# row: what pingora itself costs); and to the back-end directly. Same load tool, same machine,
+# rounds interleaved, and only ratios measured in the same round count.
 #
 #   benches/load.sh [seconds per run, default 10] [rounds, default 3]
 #   VARCO_BASE=/path/to/an/older/varco benches/load.sh 8 3   # and that build, side by side
 #
-# With VARCO_BASE, a second varco (that binary, on its own ports, same configuration) is measured
-# in the same rounds: the way to tell whether a change made the request path slower, as figures
-# from another run (another hour, another load on the machine) are no evidence.
+# Per target: requests/s, CPU microseconds per request of the proxy (from /proc), latency p50
+# and p99 (wrk --latency), the upstream connections the proxy opened during the run (the back-end
+# nginx's accepted connections: pool reuse), and per-round ratios to nginx (log off and log on);
+# the summary gives the median of each over the rounds. A 2 s warm-up precedes each run.
 #
 # The back-end is nginx answering "ok" (so the back-end is never what is measured). Everything
 # listens on 127.0.0.1 only and every run is bounded in time. Needs nginx and wrk (Debian
@@ -19,6 +22,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 rounds=${2:-3}
 conns=${CONNS:-64}
+threads=${VARCO_THREADS:-$(nproc)}
 
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
@@ -33,78 +37,132 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
-BACKEND=18181 NGINX=18182 VARCO=18183 ADMIN=18184
-mkdir -p "$work/nginx-b" "$work/nginx-p"
+BACKEND=18181 NGINX=18182 VARCO=18183 ADMIN=18184 BASE=18185 BASE_ADMIN=18186
+NGINX_LOG=18187 BARE=18188 NOLOG=18189 NOLOG_ADMIN=18190
+mkdir -p "$work/nginx-b" "$work/nginx-p" "$work/nginx-l"
 cat > "$work/nginx-b/nginx.conf" <<CONF
 worker_processes 1; daemon off; pid $work/nginx-b/pid; error_log $work/nginx-b/error.log;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 100000;
-  server { listen 127.0.0.1:$BACKEND; location / { return 200 "ok\n"; } } }
+  server { listen 127.0.0.1:$BACKEND;
+    location = /nginx_status { stub_status; }
+    location / { return 200 "ok\n"; } } }
 CONF
-cat > "$work/nginx-p/nginx.conf" <<CONF
-worker_processes 2; daemon off; pid $work/nginx-p/pid; error_log $work/nginx-p/error.log;
+proxy_conf() { # port access-log-line
+  cat <<CONF
+worker_processes $threads; daemon off; error_log /dev/null;
 events { worker_connections 4096; }
-http { access_log off; keepalive_requests 100000;
+http { $2 keepalive_requests 100000;
   upstream be { server 127.0.0.1:$BACKEND; keepalive 128; }
-  server { listen 127.0.0.1:$NGINX;
+  server { listen 127.0.0.1:$1;
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";
                  proxy_set_header X-Forwarded-For \$remote_addr; } } }
 CONF
+}
+{ echo "pid $work/nginx-p/pid;"; proxy_conf $NGINX "access_log off;"; } > "$work/nginx-p/nginx.conf"
+# nginx's default: the combined format, buffered by the kernel's page cache like varco's log.
+{ echo "pid $work/nginx-l/pid;"; proxy_conf $NGINX_LOG "access_log $work/nginx-l/access.log combined;"; } > "$work/nginx-l/nginx.conf"
 # shellcheck source=benches/bench-config.sh
 . benches/bench-config.sh
-write_bench_config "$work" "$VARCO" "$ADMIN" "$BACKEND" "threads = ${VARCO_THREADS:-2}
-access_log = ${ACCESS_LOG:-true}"
-
-BASE=18185 BASE_ADMIN=18186
+write_bench_config "$work" "$VARCO" "$ADMIN" "$BACKEND" "threads = $threads
+access_log = true"
+write_bench_config "$work/nolog" "$NOLOG" "$NOLOG_ADMIN" "$BACKEND" "threads = $threads
+access_log = false"
 if [ -n "${VARCO_BASE:-}" ]; then
-  write_bench_config "$work/base" "$BASE" "$BASE_ADMIN" "$BACKEND" "threads = ${VARCO_THREADS:-2}
-access_log = ${ACCESS_LOG:-true}"
+  write_bench_config "$work/base" "$BASE" "$BASE_ADMIN" "$BACKEND" "threads = $threads
+access_log = true"
 fi
 
-nginx -p "$work/nginx-b" -c "$work/nginx-b/nginx.conf" & pids+=($!)
-nginx -p "$work/nginx-p" -c "$work/nginx-p/nginx.conf" & pids+=($!)
-target/release/varco run --config "$work/varco.toml" > "$work/varco.log" 2>&1 & pids+=($!)
-for port in $BACKEND $NGINX $VARCO; do
-  for _ in $(seq 50); do curl -sf -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$port/" && break; sleep 0.1; done
-done
+nginx -p "$work/nginx-b" -c "$work/nginx-b/nginx.conf" & pids+=($!); nginx_b=$!
+nginx -p "$work/nginx-p" -c "$work/nginx-p/nginx.conf" & pids+=($!); nginx_p=$!
+nginx -p "$work/nginx-l" -c "$work/nginx-l/nginx.conf" & pids+=($!); nginx_l=$!
+target/release/bare-pingora "127.0.0.1:$BARE" "127.0.0.1:$BACKEND" "$threads" > "$work/bare.log" 2>&1 & pids+=($!); bare=$!
+target/release/varco run --config "$work/varco.toml" > "$work/varco.log" 2>&1 & pids+=($!); varco=$!
+target/release/varco run --config "$work/nolog/varco.toml" > "$work/nolog.log" 2>&1 & pids+=($!); nolog=$!
+if [ -n "${VARCO_BASE:-}" ]; then
+  "$VARCO_BASE" run --config "$work/base/varco.toml" > "$work/base.log" 2>&1 & pids+=($!); base=$!
+fi
+wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$1${2:-/}" && return 0; sleep 0.1; done
+  echo "nothing answers on $1:" >&2; cat "$work"/*.log >&2; exit 1; }
+for port in $BACKEND $NGINX $NGINX_LOG $BARE; do wait_up "$port"; done
+wait_up $VARCO /pub/; wait_up $NOLOG /pub/
+login() { target/release/bench-login "http://bench.localhost:$1" "127.0.0.1:$1" "http://bench.localhost:$1/auth/"; }
+session=$(login $VARCO)
+nolog_session=$(login $NOLOG)
+curl -sf -o /dev/null -H "Host: bench.localhost" -H "Cookie: $session" "http://127.0.0.1:$VARCO/auth/" || { echo "authenticated request failed" >&2; exit 1; }
+if [ -n "${VARCO_BASE:-}" ]; then wait_up $BASE /pub/; base_session=$(login $BASE); fi
 
 hz=$(getconf CLK_TCK)
 # CPU time (ticks) used so far by these processes and their children's threads.
 ticks() { local t=0 p; for p in "$@"; do for q in $p $(pgrep -P "$p" || true); do
   t=$((t + $(awk '{print $14 + $15}' "/proc/$q/stat"))); done; done; echo $t; }
-nginx_b=${pids[0]} nginx_p=${pids[1]} varco=${pids[2]}
-if [ -n "${VARCO_BASE:-}" ]; then
-  "$VARCO_BASE" run --config "$work/base/varco.toml" > "$work/base.log" 2>&1 & pids+=($!)
-  base=${pids[3]}
-  for _ in $(seq 50); do curl -sf -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$BASE/" && break; sleep 0.1; done
-  base_session=$(target/release/bench-login "http://bench.localhost:$BASE" "127.0.0.1:$BASE" "http://bench.localhost:$BASE/auth/")
-fi
+accepts() { curl -s "http://127.0.0.1:$BACKEND/nginx_status" | awk 'NR == 3 {print $1}'; }
 
-curl -sf -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$VARCO/" || { echo "varco did not start:" >&2; cat "$work/varco.log" >&2; exit 1; }
-session=$(target/release/bench-login "http://bench.localhost:$VARCO" "127.0.0.1:$VARCO" "http://bench.localhost:$VARCO/auth/")
-curl -sf -o /dev/null -H "Host: bench.localhost" -H "Cookie: $session" "http://127.0.0.1:$VARCO/auth/" || { echo "authenticated request failed" >&2; exit 1; }
-
-run() { # name port pid-of-the-proxy-measured [path] [cookie]
-  local before after out reqs
-  before=$(ticks "$3")
+run() { # round name port pid-of-the-proxy-measured [path] [cookie]
   local cookie=()
-  if [ -n "${5:-}" ]; then cookie=(-H "Cookie: $5"); fi
-  out=$(wrk -t2 -c"$conns" -d"${secs}s" -H "Host: bench.localhost" "${cookie[@]}" "http://127.0.0.1:$2${4:-/}")
-  after=$(ticks "$3")
-  reqs=$(awk '/requests in/ {print $1}' <<< "$out")
-  awk -v n="$1" -v r="$reqs" -v t="$((after - before))" -v hz="$hz" \
-    '/Requests\/sec/ {printf "%s %s %.1f\n", n, $2, t * 1e6 / hz / r}' <<< "$out"
+  if [ -n "${6:-}" ]; then cookie=(-H "Cookie: $6"); fi
+  local url="http://127.0.0.1:$3${5:-/}"
+  wrk -t2 -c"$conns" -d2s -H "Host: bench.localhost" "${cookie[@]}" "$url" >/dev/null
+  local before after a0 a1 out
+  a0=$(accepts); before=$(ticks "$4")
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Host: bench.localhost" "${cookie[@]}" "$url")
+  after=$(ticks "$4"); a1=$(accepts)
+  # The two status requests are the back-end's own connections, not the proxy's.
+  python3 - "$1" "$2" "$((after - before))" "$hz" "$((a1 - a0 - 1))" "$out" <<'PY'
+import re, sys
+rnd, name, ticks, hz, conns, out = sys.argv[1:7]
+reqs = int(re.search(r"(\d+) requests in", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+def ms(label):
+    m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+cpu = int(ticks) * 1e6 / int(hz) / max(reqs, 1)
+bad = errors + (int(non2xx.group(1)) if non2xx else 0)
+print(f"{rnd} {name} {rps:.0f} {cpu:.1f} {ms('50'):.3f} {ms('99'):.3f} {conns} {bad}")
+PY
 }
-echo "# wrk -t2 -c$conns -d${secs}s, $rounds rounds, keep-alive GET of a 3-byte body"
-echo "# requests/s, and CPU microseconds per request of the measured process (the proxy; the back-end for backend-direct)"
+
+echo "# wrk -t2 -c$conns -d${secs}s --latency after a 2 s warm-up, $rounds interleaved rounds,"
+echo "# keep-alive GET of a 3-byte body; proxies with $threads threads/workers; $(nproc) CPUs"
 for r in $(seq "$rounds"); do
-  run backend-direct $BACKEND "$nginx_b"
-  run nginx-proxy $NGINX "$nginx_p"
-  run varco-public $VARCO "$varco" /pub/
-  run varco-spid-l2 $VARCO "$varco" /auth/ "$session"
+  run "$r" backend-direct $BACKEND "$nginx_b"
+  run "$r" nginx-log-off $NGINX "$nginx_p"
+  run "$r" nginx-log-on $NGINX_LOG "$nginx_l"
+  run "$r" bare-pingora $BARE "$bare"
+  run "$r" varco-public $VARCO "$varco" /pub/
+  run "$r" varco-spid-l2 $VARCO "$varco" /auth/ "$session"
+  run "$r" varco-public-nolog $NOLOG "$nolog" /pub/
+  run "$r" varco-spid-l2-nolog $NOLOG "$nolog" /auth/ "$nolog_session"
   if [ -n "${VARCO_BASE:-}" ]; then
-    run base-public $BASE "$base" /pub/
-    run base-spid-l2 $BASE "$base" /auth/ "$base_session"
+    run "$r" base-public $BASE "$base" /pub/
+    run "$r" base-spid-l2 $BASE "$base" /auth/ "$base_session"
   fi
-done | awk '{sum[$1]+=$2; cpu[$1]+=$3; n[$1]++; all[$1]=all[$1] " " int($2)}
-  END {for (k in sum) printf "%-15s %8.0f req/s  %5.1f us CPU/req   runs:%s\n", k, sum[k]/n[k], cpu[k]/n[k], all[k]}' | sort
+done > "$work/runs.txt"
+python3 - "$work/runs.txt" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for rnd, name, rps, cpu, p50, p99, conns, bad in rows:
+    by.setdefault(rnd, {})[name] = (float(rps), float(cpu), float(p50), float(p99), int(conns), int(bad))
+names = []
+for rnd in by:
+    for n in by[rnd]:
+        if n not in names:
+            names.append(n)
+med = statistics.median
+head = ("target", "req/s", "x log-off", "x log-on", "CPU us/req", "p50 ms", "p99 ms", "upstream conns", "errors")
+print("%-22s %8s %9s %8s %10s %7s %7s %14s %6s" % head)
+for n in names:
+    runs = [by[r][n] for r in by if n in by[r]]
+    off = [by[r][n][0] / by[r]["nginx-log-off"][0] for r in by if n in by[r]]
+    on = [by[r][n][0] / by[r]["nginx-log-on"][0] for r in by if n in by[r]]
+    print("%-22s %8.0f %9.2f %8.2f %10.1f %7.3f %7.3f %14.0f %6d" % (
+        n, med([x[0] for x in runs]), med(off), med(on), med([x[1] for x in runs]),
+        med([x[2] for x in runs]), med([x[3] for x in runs]), med([x[4] for x in runs]),
+        sum(x[5] for x in runs)))
+print("# x log-off / x log-on: median over the rounds of the per-round ratio to nginx with its access log off / on")
+print("# req/s per round: " + "; ".join(n + " " + " ".join(str(int(by[r][n][0])) for r in by if n in by[r]) for n in names))
+PY
