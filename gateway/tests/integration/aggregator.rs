@@ -4,8 +4,9 @@
 
 use idp_bridge::insecure_test_idp::{idp_redirect, ResponseBuilder};
 
-use crate::citizen::{enc, idp_key, saml_param, xml_attr, Browser};
+use crate::citizen::{enc, idp_key, saml_param, Browser};
 use crate::harness::*;
+use crate::login::full;
 
 const IDP: &str = "https://localhost:8443";
 
@@ -228,41 +229,20 @@ fn an_answer_for_one_comune_is_refused_at_another_comunes_acs() {
     let gw = gateway();
     let c = gw.client();
     rt().block_on(async {
-        let login = gw.url(
-            "portal.localhost",
-            &format!(
-                "/.sso/login?idp={}&return_to={}",
-                enc(IDP),
-                enc(&gw.url("a.test", "/tari/"))
-            ),
-        );
-        let r = c.get(&login).send().await.expect("send");
-        assert_eq!(r.status(), 302);
-        let binding = cookie_pair(&r);
-        let request = saml_param(&location_of(&r), "SAMLRequest");
-        let id = xml_attr(&request, "ID").expect("ID");
+        let (id, binding, relay) = full::start(&gw, &c, &gw.url("a.test", "/tari/")).await;
         // A correct answer for A's entity, posted to B's ACS (and one naming B's entity, to
         // B's ACS): neither makes a session.
         for (audience, acs) in [("c_a001", "c_b002"), ("c_b002", "c_b002")] {
+            let acs_path = format!("/.sso/acs/{acs}");
             let answer = ResponseBuilder::new(
                 IDP,
                 &entity(&gw, audience),
-                &gw.url("portal.localhost", &format!("/.sso/acs/{acs}")),
+                &gw.url("portal.localhost", &acs_path),
                 &id,
             )
             .to_base64(&idp_key())
             .expect("sign");
-            let body = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("SAMLResponse", &answer)
-                .finish();
-            let r = c
-                .post(gw.url("portal.localhost", &format!("/.sso/acs/{acs}")))
-                .header("cookie", &binding)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await
-                .expect("send");
+            let r = full::post_acs_at(&gw, &c, &acs_path, &binding, &answer, &relay).await;
             assert!(
                 r.status() == 400 || r.status() == 403,
                 "{audience} at {acs}: {}",
@@ -330,18 +310,6 @@ fn logout_and_single_logout_speak_for_the_comunes_entity() {
         let logout = saml_param(&location, "SAMLRequest");
         assert!(logout.contains(&format!(">{}</saml:Issuer>", entity(&gw, "c_b002"))), "{logout}");
     });
-}
-
-fn varco(args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_varco"))
-        .args(args)
-        .output()
-        .expect("run varco");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -1,18 +1,4 @@
-use std::process::Command;
-
 use crate::harness::*;
-
-fn varco(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_varco"))
-        .args(args)
-        .output()
-        .expect("run varco");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn check_accepts_the_example_and_lists_every_problem_of_a_broken_file() {

@@ -29,6 +29,42 @@ pub(crate) fn echo(name: &'static str) -> SocketAddr {
     .expect("echo")
 }
 
+/// Waits for `cond` for at most `limit`, failing the test with `what`.
+pub(crate) fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The body of `GET http://host:port/path` on `gw`.
+pub(crate) fn get_text(gw: &Gateway, host: &str, path: &str) -> String {
+    rt().block_on(async {
+        gw.client()
+            .get(gw.url(host, path))
+            .send()
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("body")
+    })
+}
+
+/// Runs the `varco` binary: its exit code, stdout and stderr.
+pub(crate) fn varco(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_varco"))
+        .args(args)
+        .output()
+        .expect("run varco");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A port that was free a moment ago.
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

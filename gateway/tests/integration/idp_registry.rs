@@ -2,12 +2,13 @@
 //! serves its own: a good signed set, a tampered one, one with a new IdP, the server going away,
 //! a restart from the cache while it is away, and a set that expires.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use idp_bridge::insecure_test_idp::{signed_registry, ResponseBuilder, TestIdpKey};
 
-use crate::citizen::{enc, idp_key, saml_param, xml_attr};
+use crate::citizen::idp_key;
 use crate::harness::*;
+use crate::login::full;
 use crate::tls_kit::{HttpsFileServer, Serve, TestCa};
 
 fn vectors() -> std::path::PathBuf {
@@ -36,14 +37,6 @@ fn set(entities: &[&str], valid_until: Option<chrono::DateTime<chrono::Utc>>) ->
         .into_bytes()
 }
 
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn gateway_with_source(server: &HttpsFileServer, ca: &TestCa) -> Gateway {
     let be = echo("registry");
     let (dir, port, admin) = write_config("", &pub_and_tari_policies(be));
@@ -70,16 +63,7 @@ impl Gateway {
 }
 
 fn choice_page(gw: &Gateway) -> String {
-    rt().block_on(async {
-        gw.client()
-            .get(gw.url("portal.localhost", "/.sso/login"))
-            .send()
-            .await
-            .expect("send")
-            .text()
-            .await
-            .expect("body")
-    })
+    get_text(gw, "portal.localhost", "/.sso/login")
 }
 
 fn readyz(gw: &Gateway) -> (u16, String) {
@@ -110,24 +94,10 @@ fn failures(gw: &Gateway) -> u64 {
 fn logs_in_through(gw: &Gateway, entity: &str) -> bool {
     rt().block_on(async {
         let c = gw.client();
-        let r = c
-            .get(gw.url(
-                "portal.localhost",
-                &format!(
-                    "/.sso/login?idp={}&return_to={}",
-                    enc(entity),
-                    enc(&gw.url("portal.localhost", "/"))
-                ),
-            ))
-            .send()
-            .await
-            .expect("send");
-        if r.status() != 302 {
+        let portal = gw.url("portal.localhost", "/");
+        let Some((id, binding, relay)) = full::try_start(gw, &c, entity, &portal).await else {
             return false;
-        }
-        let binding = cookie_pair(&r);
-        let request = saml_param(&location_of(&r), "SAMLRequest");
-        let id = xml_attr(&request, "ID").expect("ID");
+        };
         let answer = ResponseBuilder::new(
             entity,
             "http://portal.localhost/.sso/metadata",
@@ -136,17 +106,7 @@ fn logs_in_through(gw: &Gateway, entity: &str) -> bool {
         )
         .to_base64(&idp_key())
         .expect("sign");
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("SAMLResponse", &answer)
-            .finish();
-        let r = c
-            .post(gw.url("portal.localhost", "/.sso/acs"))
-            .header("cookie", &binding)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .expect("send");
+        let r = full::post_acs(gw, &c, &binding, &answer, &relay).await;
         r.status() == 200
             && r.headers()
                 .get_all("set-cookie")

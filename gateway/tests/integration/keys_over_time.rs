@@ -2,34 +2,17 @@
 //! published beside the current one, then the switch), the expiry metric, and `varco check`
 //! warning about a certificate that expires within 30 days.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::*;
 use crate::tls_kit::TestCa;
 
 fn metadata(gw: &Gateway) -> String {
-    rt().block_on(async {
-        gw.client()
-            .get(gw.url("portal.localhost", "/.sso/metadata"))
-            .send()
-            .await
-            .expect("send")
-            .text()
-            .await
-            .expect("body")
-    })
+    get_text(gw, "portal.localhost", "/.sso/metadata")
 }
 
 fn signing_keys(xml: &str) -> usize {
     xml.matches("<md:KeyDescriptor use=\"signing\">").count()
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn b64(cert: &openssl::x509::X509) -> String {
@@ -82,9 +65,11 @@ fn an_sp_key_rotation_publishes_the_next_certificate_then_switches_without_a_res
     );
     assert_ne!(text, with_next);
     std::fs::write(&main, &with_next).expect("write");
-    wait_for("the next certificate in the metadata", || {
-        signing_keys(&metadata(&gw)) == 2
-    });
+    wait_for(
+        "the next certificate in the metadata",
+        Duration::from_secs(15),
+        || signing_keys(&metadata(&gw)) == 2,
+    );
     let xml = metadata(&gw);
     assert!(xml.find(&b64(&current)) < xml.rfind(&b64(&next.cert)));
     assert!(login_signed_by(&gw, &current));
@@ -102,7 +87,7 @@ fn an_sp_key_rotation_publishes_the_next_certificate_then_switches_without_a_res
             "cert = \"next.crt\"\n",
         );
     std::fs::write(&main, switched).expect("write");
-    wait_for("the switch", || {
+    wait_for("the switch", Duration::from_secs(15), || {
         let xml = metadata(&gw);
         signing_keys(&xml) == 1 && xml.contains(&b64(&next.cert))
     });
@@ -138,12 +123,8 @@ fn varco_check_warns_about_a_certificate_that_expires_within_thirty_days() {
         "cert = \"sp.crt\"\nnext_cert = \"next.crt\"\n",
     );
     std::fs::write(&main, text).expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_varco"))
-        .args(["check", "--config", main.to_str().expect("utf8")])
-        .output()
-        .expect("run varco");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (code, _, err) = varco(&["check", "--config", main.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{err}");
     let line = err
         .lines()
         .find(|l| l.contains("sp_next certificate"))

@@ -82,14 +82,6 @@ impl Drop for Node {
     }
 }
 
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 #[allow(clippy::print_stderr)] // the failover's figures are this test's report
 fn sessions_and_logins_survive_a_primary_failover() {

@@ -54,6 +54,26 @@ pub enum IdpKind {
     Other,
 }
 
+/// `kind` of a SAML IdP (`[[idp]]`, `[[idp_source]]`): "spid" (the default) or "cie".
+fn read_saml_kind(
+    t: &mut TableReader<'_, '_>,
+    sink: &mut Sink<'_>,
+    table: &str,
+) -> Option<IdpKind> {
+    match t.opt_str(sink, "kind") {
+        None => Some(IdpKind::Spid),
+        Some(At { value, .. }) if value == "spid" => Some(IdpKind::Spid),
+        Some(At { value, .. }) if value == "cie" => Some(IdpKind::Cie),
+        Some(At { value, span }) => {
+            sink.error(
+                &span,
+                format!("{table}: `kind` must be \"spid\" or \"cie\", found \"{value}\""),
+            );
+            None
+        }
+    }
+}
+
 pub(super) fn read_idp_source(
     mut t: TableReader<'_, '_>,
     sink: &mut Sink<'_>,
@@ -84,18 +104,7 @@ pub(super) fn read_idp_source(
             "the certificate the registry is signed with (AgID's metadata-signing certificate)",
         )
         .map(|c| existing_file(sink, base, "federation_cert", c));
-    let kind = match t.opt_str(sink, "kind") {
-        None => Some(IdpKind::Spid),
-        Some(At { value, .. }) if value == "spid" => Some(IdpKind::Spid),
-        Some(At { value, .. }) if value == "cie" => Some(IdpKind::Cie),
-        Some(At { value, span }) => {
-            sink.error(
-                &span,
-                format!("[[idp_source]]: `kind` must be \"spid\" or \"cie\", found \"{value}\""),
-            );
-            None
-        }
-    };
+    let kind = read_saml_kind(&mut t, sink, "[[idp_source]]");
     let refresh = duration(&mut t, sink, "refresh").unwrap_or(Duration::from_secs(6 * 3600));
     let max_age = duration(&mut t, sink, "max_age").unwrap_or(Duration::from_secs(7 * 24 * 3600));
     let cache = match t.opt_str(sink, "cache") {
@@ -135,18 +144,7 @@ pub(super) fn read_idp(
     let metadata = t
         .str(sink, "metadata", "IdP metadata file")
         .map(|m| existing_file(sink, base, "metadata", m));
-    let kind = match t.opt_str(sink, "kind") {
-        None => Some(IdpKind::Spid),
-        Some(At { value, .. }) if value == "spid" => Some(IdpKind::Spid),
-        Some(At { value, .. }) if value == "cie" => Some(IdpKind::Cie),
-        Some(At { value, span }) => {
-            sink.error(
-                &span,
-                format!("[[idp]]: `kind` must be \"spid\" or \"cie\", found \"{value}\""),
-            );
-            None
-        }
-    };
+    let kind = read_saml_kind(&mut t, sink, "[[idp]]");
     let federation_cert = t
         .opt_str(sink, "federation_cert")
         .map(|c| existing_file(sink, base, "federation_cert", c));
