@@ -110,6 +110,9 @@ pub fn login_failed_page(site: &Site, failure: LoginFailure) -> String {
         LoginFailure::Denied => ("Accesso negato", "L'accesso è stato annullato, oppure non hai dato il consenso a trasmettere i tuoi dati al servizio. Se vuoi usare il servizio, riprova e acconsenti all'invio dei dati."),
         LoginFailure::InteractionRequired => ("Accesso da ripetere", "Il gestore dell'identità chiede che tu acceda di nuovo, scelga un account oppure dia il consenso prima di continuare. Riprova: ti sarà chiesto di farlo."),
         LoginFailure::ProviderFailed => ("Servizio di accesso non disponibile", "Il gestore dell'identità non è riuscito a completare l'accesso. Riprova tra qualche minuto; se il problema continua, contatta l'assistenza."),
+        LoginFailure::NoCertificate => ("Carta non trovata", "Il browser non ha inviato il certificato della carta. Inserisci la Carta Nazionale dei Servizi (la tessera sanitaria con il chip) nel lettore, controlla che il software del lettore sia installato, poi chiudi il browser, riaprilo e riprova; quando il browser lo chiede, scegli il certificato della carta e inserisci il PIN."),
+        LoginFailure::CertificateRevoked => ("Carta revocata o sospesa", "Il certificato della tua carta risulta revocato o sospeso, per questo non possiamo farti accedere. Rivolgiti all'ente che ha emesso la carta (per la tessera sanitaria, la tua ASL o la Regione), oppure accedi con SPID o CIE."),
+        LoginFailure::CertificateRefused => ("Carta non valida", "Il certificato che il browser ha inviato non è quello di una Carta Nazionale dei Servizi valida: può essere scaduto, di un altro tipo o di un emittente non riconosciuto. Riprova scegliendo il certificato della carta, oppure accedi con SPID o CIE."),
     };
     render(&LoginFailedTemplate {
         site,

@@ -137,11 +137,12 @@ fn main() -> ExitCode {
         Command::Check { config } => {
             match policies::load(&config).map_err(Error::from).and_then(|s| {
                 let identity = gateway::runtime::Identity::build(&s)?;
-                let tls = gateway::tls::check(&s.config)?;
+                let tls = gateway::tls::check(&s.config, identity.cns.as_ref())?;
                 let certificates = gateway::ops::expiry::certificates(
                     &s,
                     &identity.keys,
                     &identity.idps,
+                    identity.cns.as_ref(),
                     tls.as_ref(),
                 );
                 for w in gateway::ops::expiry::warnings(&certificates, chrono::Utc::now()) {

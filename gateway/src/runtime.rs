@@ -136,6 +136,8 @@ pub struct Identity {
     pub idps: idp_bridge::IdpRegistry,
     /// OpenID providers (what discovery and their keys said carries over reloads).
     pub oidc: idp_bridge::OidcRegistry,
+    /// The CNS cards' CAs and revocation lists (`[cns]`), read at every load.
+    pub cns: Option<idp_bridge::CnsTrust>,
     /// Signed SP metadata, SPID profile.
     pub metadata_spid: Bytes,
     /// Signed SP metadata, CIE profile.
@@ -158,6 +160,7 @@ impl Identity {
             keys: &self.keys,
             idps: &self.idps,
             oidc: &self.oidc,
+            cns: self.cns.as_ref(),
         }
     }
 
@@ -195,6 +198,13 @@ impl Identity {
         let oidc = idp_bridge::OidcRegistry::load(config, previous.map(|p| &p.oidc))
             .map_err(|e| errors.extend(e))
             .ok();
+        let cns = match &config.cns {
+            Some(c) => idp_bridge::CnsTrust::load(c)
+                .map(Some)
+                .map_err(|e| errors.push(e))
+                .ok(),
+            None => Some(None),
+        };
         let jwt = crate::request::jwt::JwtKeys::load(&config.session.jwt_keys)
             .map_err(|e| errors.push(e))
             .ok();
@@ -209,8 +219,8 @@ impl Identity {
                 })
             })
             .ok();
-        let (Some(keys), Some(idps), Some(oidc), Some(jwt), Some(audit_key)) =
-            (keys, idps, oidc, jwt, audit_key)
+        let (Some(keys), Some(idps), Some(oidc), Some(cns), Some(jwt), Some(audit_key)) =
+            (keys, idps, oidc, cns, jwt, audit_key)
         else {
             return Err(Error::Identity(errors));
         };
@@ -236,6 +246,7 @@ impl Identity {
             keys,
             idps,
             oidc,
+            cns,
             metadata_spid: spid,
             metadata_cie: cie,
             jwt,

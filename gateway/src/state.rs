@@ -108,7 +108,10 @@ impl Shared {
         })?;
         let tls_config = runtime.snapshot.config.server.tls.clone();
         let tls = match &tls_config {
-            Some(t) => Some(Arc::new(crate::tls::SniCerts::load(t)?)),
+            Some(t) => Some(Arc::new(crate::tls::SniCerts::load(
+                t,
+                runtime.identity.cns.as_ref(),
+            )?)),
             None => None,
         };
         let hsts = tls_config
@@ -119,6 +122,7 @@ impl Shared {
             &runtime.snapshot,
             &runtime.identity.keys,
             &runtime.identity.idps,
+            runtime.identity.cns.as_ref(),
             tls.as_ref().map(|t| t.current()).as_deref(),
         )));
         let metrics = Metrics::new()?;
@@ -184,6 +188,7 @@ impl Shared {
             &runtime.snapshot,
             &runtime.identity.keys,
             &runtime.identity.idps,
+            runtime.identity.cns.as_ref(),
             self.tls.as_ref().map(|t| t.current()).as_deref(),
         );
         if let Ok(mut c) = self.certificates.write() {

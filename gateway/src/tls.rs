@@ -1,7 +1,8 @@
 //! HTTPS terminated by varco (`[server.tls]`): the certificates by host name, chosen during the
 //! handshake from the client's SNI, swapped atomically when the files change (a reload, SIGHUP)
 //! without touching open connections; TLS 1.2 at least with Mozilla's "intermediate" ciphers;
-//! HSTS on every HTTPS answer.
+//! HSTS on every HTTPS answer. The handshake for `[cns] host`, and no other, asks the browser for
+//! a CNS card's certificate ([`CardPresented`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use async_trait::async_trait;
 use pingora::listeners::TlsAccept;
 use pingora::tls::ext;
 use pingora::tls::pkey::{PKey, Private};
-use pingora::tls::ssl::{NameType, SslRef, SslVersion};
-use pingora::tls::x509::X509;
+use pingora::tls::ssl::{NameType, SslRef, SslVerifyMode, SslVersion};
+use pingora::tls::x509::{X509Name, X509};
 use policies::{CertFiles, TlsConfig};
 
 use crate::error::{Error, Result};
@@ -82,11 +83,39 @@ pub struct CertStore {
     default: Arc<Keyed>,
     /// (file, notAfter) of each certificate, for the expiry metric.
     pub(crate) expiries: Vec<(String, i64)>,
+    /// The CNS login's host, whose handshake asks for a client certificate.
+    client_auth: Option<ClientAuth>,
+}
+
+/// `[cns] host`, with the card CAs' names the certificate request lists (browsers offer only
+/// certificates of those issuers).
+struct ClientAuth {
+    host: String,
+    cas: Vec<X509Name>,
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("host", &self.host)
+            .field("cas", &self.cas.len())
+            .finish()
+    }
+}
+
+/// What the handshake for `[cns] host` received: the browser's certificate chain, DER, its own
+/// first (empty when it sent none). Not verified here: only that the browser holds the first
+/// one's key, which the handshake proved. At most [`idp_bridge::cns::MAX_CHAIN`] + 1 are kept,
+/// so that a longer chain is still refused as one.
+#[derive(Debug)]
+pub(crate) struct CardPresented {
+    pub(crate) chain: Vec<Vec<u8>>,
 }
 
 impl CertStore {
-    /// Loads and checks every file (each key must belong to its certificate).
-    pub(crate) fn load(config: &TlsConfig) -> Result<Self> {
+    /// Loads and checks every file (each key must belong to its certificate); `cns`, when
+    /// configured, makes its host's handshakes ask for a card.
+    pub(crate) fn load(config: &TlsConfig, cns: Option<&idp_bridge::CnsTrust>) -> Result<Self> {
         let default = Arc::new(Keyed::load(&config.default)?);
         let mut expiries = Vec::new();
         if let Some(t) = default.not_after() {
@@ -106,12 +135,27 @@ impl CertStore {
                 };
             }
         }
+        let client_auth = cns.map(|t| ClientAuth {
+            host: t.config.host.clone(),
+            cas: t
+                .ca_subjects()
+                .filter_map(|n| pingora::tls::x509::X509NameRef::to_owned(n).ok())
+                .collect(),
+        });
         Ok(Self {
             exact,
             wildcard,
             default,
             expiries,
+            client_auth,
         })
+    }
+
+    /// The CNS login's client authentication, if `server_name` is its host.
+    fn client_auth_for(&self, server_name: Option<&str>) -> Option<&ClientAuth> {
+        let ca = self.client_auth.as_ref()?;
+        let name = server_name?.trim_end_matches('.');
+        name.eq_ignore_ascii_case(&ca.host).then_some(ca)
     }
 
     /// The certificate for `server_name` (the client's SNI), or the default.
@@ -129,8 +173,16 @@ impl CertStore {
 }
 
 /// Checks `[server.tls]`'s certificates and keys, as `varco check` does.
-pub fn check(config: &policies::Config) -> Result<Option<CertStore>> {
-    config.server.tls.as_ref().map(CertStore::load).transpose()
+pub fn check(
+    config: &policies::Config,
+    cns: Option<&idp_bridge::CnsTrust>,
+) -> Result<Option<CertStore>> {
+    config
+        .server
+        .tls
+        .as_ref()
+        .map(|t| CertStore::load(t, cns))
+        .transpose()
 }
 
 /// The handshake's certificate callback, over the store that reloads swap.
@@ -140,10 +192,10 @@ pub struct SniCerts {
 }
 
 impl SniCerts {
-    /// The certificates of `config`.
-    pub(crate) fn load(config: &TlsConfig) -> Result<Self> {
+    /// The certificates of `config` (and the CNS host's client authentication).
+    pub(crate) fn load(config: &TlsConfig, cns: Option<&idp_bridge::CnsTrust>) -> Result<Self> {
         Ok(Self {
-            store: ArcSwap::from_pointee(CertStore::load(config)?),
+            store: ArcSwap::from_pointee(CertStore::load(config, cns)?),
         })
     }
 
@@ -183,6 +235,42 @@ impl TlsAccept for Callback {
         if let Err(e) = ext::ssl_use_private_key(ssl, &keyed.key) {
             tracing::error!(error = %e, "TLS: cannot use the private key");
         }
+        if let Some(ca) = store.client_auth_for(ssl.servername(NameType::HOST_NAME)) {
+            // Ask, and accept whatever comes (or nothing): the handshake proves the browser
+            // holds the key, and the login verifies the chain, so that a citizen whose card is
+            // refused reads why on a page instead of a browser's TLS error.
+            ssl.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+            if let Ok(mut names) = openssl::stack::Stack::new() {
+                for n in &ca.cas {
+                    if let Ok(n) = pingora::tls::x509::X509NameRef::to_owned(n) {
+                        let _ = names.push(n);
+                    }
+                }
+                ssl.set_client_ca_list(names);
+            }
+        }
+    }
+
+    async fn handshake_complete_callback(
+        &self,
+        ssl: &SslRef,
+    ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        let store = self.0.store.load();
+        store.client_auth_for(ssl.servername(NameType::HOST_NAME))?;
+        let mut chain = Vec::new();
+        if let Some(leaf) = ssl.peer_certificate() {
+            chain.extend(leaf.to_der().ok());
+            // On a server, the chain the peer sent leaves out its own certificate.
+            for c in ssl.peer_cert_chain().into_iter().flatten() {
+                if chain.len() > idp_bridge::cns::MAX_CHAIN {
+                    break;
+                }
+                if c.to_der().ok().as_deref() != chain.first().map(Vec::as_slice) {
+                    chain.extend(c.to_der().ok());
+                }
+            }
+        }
+        Some(Arc::new(CardPresented { chain }))
     }
 }
 

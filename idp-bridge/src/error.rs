@@ -45,6 +45,14 @@ pub enum Error {
         /// Binding name.
         binding: &'static str,
     },
+    /// `[cns]`'s CAs or revocation lists are unusable.
+    #[error("{path}: {reason}")]
+    Cns {
+        /// The file.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The OpenID Connect side cannot be set up.
     #[error("OpenID Connect: {0}")]
     Oidc(String),

@@ -3,6 +3,8 @@
 //! is told to. Behind the `insecure-test-idp` feature, which a production build of the gateway
 //! leaves out (`cargo build --no-default-features`): no code here ships in it.
 
+pub mod cns;
+
 use base64::Engine as _;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use policies::Level;

@@ -8,11 +8,13 @@
 //!   the audit trail ([`AuditLog`]) before they return.
 //! - [`saml`]: the SAML implementation behind it (AuthnRequest, ACS, single logout, metadata).
 //! - [`oidc`]: the OpenID Connect implementation behind it (authorization code flow, ID token).
+//! - [`cns`]: the CNS card's TLS client certificate behind it.
 //! - [`Principal`]: who logged in; only a protocol's verification makes one.
 //! - [`IdpRegistry`]: the trusted IdPs, from their metadata; [`SpKeys`]: the SP's keys.
 //! - [`untrusted`]: the one way to parse XML from outside.
 
 mod audit;
+pub mod cns;
 mod error;
 mod keys;
 pub mod login;
@@ -31,6 +33,8 @@ pub use audit::{
     verify as verify_audit, AuditError, AuditKey, AuditKind, AuditLog, AuditOptions, AuditRecord,
     Verified as VerifiedAudit, BOUNDED_PREFIX, CHECKPOINT_EVERY,
 };
+pub use cns::flow::{cns_url, CNS_CALLBACK_PATH, CNS_PATH};
+pub use cns::{CnsDate, CnsError, CnsTrust};
 pub use error::{Error, Result};
 pub use keys::SpKeys;
 pub use login::{

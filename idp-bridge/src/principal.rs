@@ -160,14 +160,17 @@ pub enum Protocol {
     Saml,
     /// OpenID Connect.
     Oidc,
+    /// A CNS card's TLS client certificate.
+    Cns,
 }
 
 impl Protocol {
-    /// `saml` or `oidc`, as the identity JWT's `protocol` claim carries it.
+    /// `saml`, `oidc` or `cns`, as the identity JWT's `protocol` claim carries it.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Saml => "saml",
             Protocol::Oidc => "oidc",
+            Protocol::Cns => "cns",
         }
     }
 }

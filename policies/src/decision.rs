@@ -78,6 +78,12 @@ pub enum LoginFailure {
     /// The provider could not complete the login for reasons of its own (`server_error`,
     /// `temporarily_unavailable`, a refused request).
     ProviderFailed,
+    /// A CNS login found no card: the browser sent no certificate.
+    NoCertificate,
+    /// The card's certificate is revoked or suspended.
+    CertificateRevoked,
+    /// The certificate sent is not a valid CNS card's (another issuer, expired, no fiscal code).
+    CertificateRefused,
 }
 
 #[cfg(test)]

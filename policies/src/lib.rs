@@ -26,10 +26,10 @@ mod route;
 pub use audience::Audience;
 pub use category::Category;
 pub use config::{
-    is_loopback_host, Aggregator, AttributeSet, CertFiles, ClientAuth, Config, Contact,
+    is_loopback_host, Aggregator, AttributeSet, CertFiles, ClientAuth, CnsConfig, Config, Contact,
     FederationConfig, HostCert, IdpConfig, IdpKind, IdpSourceConfig, LogFormat, OidcConfig,
     Organization, PortalConfig, PublicUrl, ServerConfig, SessionConfig, SessionStore, SpConfig,
-    SpMode, TelemetryConfig, TlsConfig, TrustAnchor, AGGREGATED_PATH, DEFAULT_CLAIMS,
+    SpMode, TelemetryConfig, TlsConfig, TrustAnchor, AGGREGATED_PATH, CNS_PROVIDER, DEFAULT_CLAIMS,
 };
 pub use decision::{decide, Decision, Held, LoginFailure, Permit};
 pub use diag::{Diagnostic, Diagnostics};

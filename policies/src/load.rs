@@ -189,6 +189,13 @@ pub fn load(config_path: &Path) -> Result<Snapshot> {
                 )));
                 continue;
             }
+            if config.cns.as_ref().is_some_and(|c| c.host == r.host) {
+                diags.push(file.diag(&spans.route, format!(
+                    "service.route: host \"{}\" is [cns]'s `host`, which asks every browser for a certificate and serves only the CNS login; give the service another host",
+                    r.host
+                )));
+                continue;
+            }
             let shared = config.server.shared_hosts.contains(&r.host);
             let here = ServiceRef {
                 comune: ci as u32,

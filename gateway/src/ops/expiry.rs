@@ -1,8 +1,10 @@
 //! Every certificate varco holds or trusts, with when it expires: the SP's (and the next one,
 //! during a rotation), each IdP's signing certificates, the federations' metadata-signing
-//! certificates, the TLS certificates, and the CAs and client certificates of upstreams. The
-//! metric `varco_certificate_expiry_seconds` gives each one's `notAfter`; `varco check` warns
-//! 30 days ahead.
+//! certificates, the TLS certificates, the CAs and client certificates of upstreams, and the
+//! CAs of CNS cards. The metric `varco_certificate_expiry_seconds` gives each one's `notAfter`
+//! (for a CNS revocation list, `kind="cns_crl"`, its `nextUpdate`); `varco check` warns 30 days
+//! ahead of a certificate's end, and when a revocation list is past its `nextUpdate` (lists are
+//! issued for a day or a week: their end is routine, only a list not replaced in time is news).
 
 use std::path::Path;
 
@@ -18,7 +20,7 @@ pub const WARN_DAYS: i64 = 30;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertExpiry {
     /// `sp`, `sp_next`, `idp`, `federation`, `registry_ca`, `tls`, `upstream_ca`,
-    /// `upstream_client`.
+    /// `upstream_client`, `cns_ca`, `cns_crl`.
     pub kind: &'static str,
     /// Which one: a file, or an IdP's entityID.
     pub name: String,
@@ -51,6 +53,7 @@ pub fn certificates(
     snapshot: &policies::Snapshot,
     keys: &idp_bridge::SpKeys,
     idps: &idp_bridge::IdpRegistry,
+    cns: Option<&idp_bridge::CnsTrust>,
     tls: Option<&CertStore>,
 ) -> Vec<CertExpiry> {
     let config = &snapshot.config;
@@ -119,6 +122,13 @@ pub fn certificates(
     clients.sort();
     clients.dedup();
     from_files("upstream_client", clients.into_iter(), &mut out);
+    for d in cns.map(idp_bridge::CnsTrust::dates).unwrap_or_default() {
+        out.push(CertExpiry {
+            kind: d.kind,
+            name: d.name,
+            not_after: d.at,
+        });
+    }
     if let Some(store) = tls {
         for (name, t) in &store.expiries {
             out.push(CertExpiry {
@@ -135,13 +145,21 @@ pub fn certificates(
 pub fn warnings(list: &[CertExpiry], now: DateTime<Utc>) -> Vec<String> {
     let mut lines: Vec<String> = list
         .iter()
-        .filter(|c| c.not_after - now.timestamp() < WARN_DAYS * 86_400)
+        .filter(|c| match c.kind {
+            "cns_crl" => c.not_after <= now.timestamp(),
+            _ => c.not_after - now.timestamp() < WARN_DAYS * 86_400,
+        })
         .map(|c| {
             let when = DateTime::<Utc>::from_timestamp(c.not_after, 0)
                 .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
                 .unwrap_or_else(|| c.not_after.to_string());
             let days = (c.not_after - now.timestamp()).div_euclid(86_400);
-            if c.not_after <= now.timestamp() {
+            if c.kind == "cns_crl" {
+                format!(
+                    "warning: CNS revocation list {} was to be replaced by {when}: cards of its CA are refused until a current one is in place",
+                    c.name
+                )
+            } else if c.not_after <= now.timestamp() {
                 format!(
                     "warning: {} certificate {} expired on {when}",
                     c.kind, c.name
@@ -184,9 +202,17 @@ mod tests {
                 "keys/agid.pem",
                 now.timestamp() + 30 * day + 1,
             ),
+            // A revocation list is news only once it is past its next update.
+            at("cns_crl", "cns/current.crl", now.timestamp() + day),
+            at("cns_crl", "cns/stale.crl", now.timestamp() - 60),
         ];
         let w = warnings(&list, now);
-        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(
+            w[0].starts_with("warning: CNS revocation list cns/stale.crl was to be replaced by "),
+            "{w:?}"
+        );
+        let w = &w[1..];
         assert!(
             w[0].starts_with("warning: idp certificate https://idp.example expired on "),
             "{w:?}"

@@ -123,6 +123,8 @@ pub(crate) fn limited_path(path: &str) -> bool {
             | "/.sso/slo"
             | "/.sso/logout"
             | "/.sso/handoff"
+            | "/.sso/cns"
+            | "/.sso/cns/callback"
     )
 }
 

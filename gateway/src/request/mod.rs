@@ -115,6 +115,41 @@ impl Proxy {
         write_reply(session, ctx, reply).await
     }
 
+    /// Whether `req` is for `[cns] host`.
+    fn is_cns_host(&self, rt: &Runtime, req: &pingora::http::RequestHeader) -> bool {
+        rt.snapshot.config.cns.as_ref().is_some_and(|cns| {
+            target::request_host(req).is_some_and(|h| h == cns.host)
+        })
+    }
+
+    /// A request for `[cns] host`, with what this connection's handshake received.
+    async fn cns_host(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        rt: &Runtime,
+    ) -> pingora::Result<bool> {
+        let server = &rt.snapshot.config.server;
+        let client = limits::client_of(ctx.client_ip, session.req_header(), &server.trusted_proxies);
+        if let Some(ip) = client {
+            if let Err(wait) = self.shared.limiter.take(ip, server.sso_rate, server.sso_burst) {
+                self.shared.metrics.event("rate_limited");
+                let mut reply = Reply::error_page(rt, ErrorPage::TooManyRequests);
+                if let Ok(v) = http::HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
+                    reply.headers.push((http::header::RETRY_AFTER, v));
+                }
+                return write_reply(session, ctx, reply).await;
+            }
+        }
+        let presented = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|s| s.extension.get::<crate::tls::CardPresented>());
+        let reply =
+            crate::sso::cns::card_host(rt, &self.shared, session.req_header(), presented).await;
+        write_reply(session, ctx, reply).await
+    }
+
     /// A request for a service: strips its mapped headers, finds the session when it needs a
     /// login, and decides. `Ok(false)`: allowed, on to the back-end.
     async fn service(
@@ -268,6 +303,11 @@ impl ProxyHttp for Proxy {
                 ctx.answered(Answer::Nothing);
                 let page = rt.error_for(ErrorPage::BadRequest, req);
                 respond(session, ctx, 400, &page, None).await
+            }
+            // `[cns] host` routes no service (the loader refuses one there): it is the CNS login's.
+            Ok(RouteMatch::NotFound) if self.is_cns_host(&rt, req) => {
+                ctx.answered(Answer::Sso);
+                self.cns_host(session, ctx, &rt).await
             }
             Ok(RouteMatch::NotFound) => {
                 ctx.answered(Answer::Nothing);

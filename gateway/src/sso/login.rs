@@ -114,6 +114,7 @@ pub(super) async fn login(
     let offered = match provider {
         Provider::Saml(idp) => idp.kind == IdpKind::Spid || cie_possible,
         Provider::Oidc(p) => releases(p, service_needs),
+        Provider::Cns(t) => cns_offered(t, level, service_needs),
     };
     if !offered {
         return Ok(Reply::error(rt, ErrorPage::BadRequest));
@@ -124,7 +125,7 @@ pub(super) async fn login(
             .set_for(wanted_all, idp.kind)
             .or_else(|| sp.set_for(service_needs, idp.kind))
             .map_or(0, |s| s.index),
-        Provider::Oidc(_) => 0,
+        Provider::Oidc(_) | Provider::Cns(_) => 0,
     };
     // Before anything is signed: one browser keeps a bounded number of logins in flight.
     let https = snapshot.config.server.public_url.https;
@@ -199,6 +200,12 @@ fn releases(p: &idp_bridge::OidcProvider, needs: AttributeMask) -> bool {
         .all(|a| p.config.claim_for(a).is_some() && (p.config.kind != IdpKind::Cie || a.in_cie()))
 }
 
+/// Whether a CNS login serves a login at `level` for a service that needs `needs`: the card
+/// counts as the configured level and gives the fiscal code and the names only.
+fn cns_offered(trust: &idp_bridge::CnsTrust, level: Level, needs: AttributeMask) -> bool {
+    level <= trust.config.level && idp_bridge::cns::releases(needs)
+}
+
 /// The page to pick an identity provider: SPID's in random order, CIE when the service's
 /// attributes allow it (and a note saying why not, when they do not).
 fn choice_page(
@@ -254,6 +261,17 @@ fn choice_page(
                 logo: None,
             }),
     );
+    // The CNS card last, on a button of its own.
+    if let Some(trust) = rt.identity.cns.as_ref() {
+        if cns_offered(trust, level, service_needs) {
+            choices.push(IdpChoice {
+                name: trust.config.display_name.clone(),
+                href: href(policies::CNS_PROVIDER),
+                kind: IdpKind::Other,
+                logo: None,
+            });
+        }
+    }
     let service = target.service.and_then(|r| rt.snapshot.service(r));
     let mut r = Reply::page(
         200,

@@ -1,6 +1,6 @@
 //! varco's own endpoints under `/.sso/`, one file per endpoint: the start of a login
 //! ([`login`]), the IdP's answer ([`acs`] for SAML, [`oidc`] for OpenID Connect, both ending in
-//! [`finish`]), logout ([`logout`], [`slo`]), the session handed to
+//! [`finish`]; the CNS card comes through [`cns`]), logout ([`logout`], [`slo`]), the session handed to
 //! a service host ([`handoff`]), the current identity ([`session_info`]) and the files varco
 //! publishes ([`files`]: metadata, keys, the kit's assets, IdP logos). Where a login may send a
 //! browser back to, and the URL that sends it to log in, are in [`return_to`].
@@ -8,6 +8,7 @@
 //! Pure request → [`Reply`] functions; the request path reads bodies and writes replies.
 
 mod acs;
+pub(crate) mod cns;
 mod files;
 mod finish;
 mod handoff;
@@ -54,6 +55,7 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         | "/.sso/slo"
         | "/.sso/oidc/callback"
         | "/.sso/oidc/jwks.json"
+        | "/.sso/cns/callback"
             if !get =>
         {
             Reply::method_not_allowed(rt, "GET, HEAD")
@@ -65,6 +67,7 @@ async fn route(rt: &Runtime, shared: &Shared, req: &RequestHeader) -> StoreResul
         "/.sso/session" => session_info::session_info(rt, shared, req).await?,
         "/.sso/acs" => Reply::method_not_allowed(rt, "POST"),
         "/.sso/oidc/callback" => oidc::callback(rt, shared, req).await?,
+        "/.sso/cns/callback" => cns::callback(rt, shared, req).await?,
         "/.sso/oidc/jwks.json" => files::oidc_jwks(rt),
         "/.sso/oidc/logged-out" => oidc::logged_out(rt, req),
         "/.sso/oidc/backchannel" => Reply::method_not_allowed(rt, "POST"),

@@ -8,7 +8,7 @@ use idp_bridge::{BindingDigest, PendingLogin, SessionKey};
 
 use super::session::{Session, SessionId};
 use super::{
-    digest, handoff_key, Handoff, Lifetimes, StateStore, StoreResult, HANDOFF_TTL, LOGOUT_TTL,
+    digest, handoff_key, CnsHandover, Handoff, Lifetimes, StateStore, StoreResult, HANDOFF_TTL, LOGOUT_TTL,
 };
 
 /// Per-entry lifetimes for the replay cache.
@@ -36,6 +36,8 @@ pub struct MemoryStore {
     /// Login starts per browser binding, for [`idp_bridge::LOGIN_TTL`].
     starts: moka::sync::Cache<BindingDigest, Arc<AtomicU64>>,
     handoffs: moka::sync::Cache<[u8; 32], Arc<Handoff>>,
+    /// Weighed in bytes: a handover holds a certificate chain.
+    cns: moka::sync::Cache<[u8; 32], Arc<CnsHandover>>,
     logouts: moka::sync::Cache<String, ()>,
     seen: moka::sync::Cache<String, Duration>,
 }
@@ -64,6 +66,11 @@ impl MemoryStore {
                 .build(),
             handoffs: moka::sync::Cache::builder()
                 .max_capacity(100_000)
+                .time_to_live(HANDOFF_TTL)
+                .build(),
+            cns: moka::sync::Cache::builder()
+                .max_capacity(64 * 1024 * 1024)
+                .weigher(|_, h: &Arc<CnsHandover>| u32::try_from(h.size()).unwrap_or(u32::MAX))
                 .time_to_live(HANDOFF_TTL)
                 .build(),
             logouts: moka::sync::Cache::builder()
@@ -172,6 +179,18 @@ impl StateStore for MemoryStore {
         Ok(self
             .handoffs
             .remove(&handoff_key(code, binding))
+            .map(|h| (*h).clone()))
+    }
+
+    async fn put_cns(&self, code: &str, handover: CnsHandover) -> StoreResult<()> {
+        self.cns.insert(digest(&["cns", code]), Arc::new(handover));
+        Ok(())
+    }
+
+    async fn take_cns(&self, code: &str) -> StoreResult<Option<CnsHandover>> {
+        Ok(self
+            .cns
+            .remove(&digest(&["cns", code]))
             .map(|h| (*h).clone()))
     }
 

@@ -56,6 +56,31 @@ impl std::fmt::Debug for Handoff {
     }
 }
 
+/// What the CNS host received for a login, carried to the portal by a one-time code: the login
+/// it names (unverified) and the certificate chain of its TLS handshake (DER, the card's first).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CnsHandover {
+    /// The `login` field (a pending login's ID, as the browser claimed it).
+    pub login: String,
+    /// The chain, DER.
+    pub chain: Vec<Vec<u8>>,
+}
+
+impl CnsHandover {
+    /// Bytes it holds (the memory store's weight).
+    pub(crate) fn size(&self) -> usize {
+        self.login.len() + self.chain.iter().map(Vec::len).sum::<usize>()
+    }
+}
+
+impl std::fmt::Debug for CnsHandover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CnsHandover")
+            .field("certificates", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Idle and absolute lifetimes of sessions.
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
@@ -118,6 +143,14 @@ pub trait StateStore: Send + Sync {
         code: &str,
         binding: &BindingDigest,
     ) -> impl Future<Output = StoreResult<Option<Handoff>>> + Send;
+    /// Keeps what the CNS host received, under a one-time code, for [`HANDOFF_TTL`].
+    fn put_cns(
+        &self,
+        code: &str,
+        handover: CnsHandover,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Removes and returns what the CNS host kept under `code`: it works once.
+    fn take_cns(&self, code: &str) -> impl Future<Output = StoreResult<Option<CnsHandover>>> + Send;
     /// Remembers a LogoutRequest we sent, for [`LOGOUT_TTL`].
     fn put_logout(&self, request_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// Whether we sent this LogoutRequest and it was not answered yet (forgets it).
@@ -202,6 +235,12 @@ impl StateStore for Store {
         binding: &BindingDigest,
     ) -> StoreResult<Option<Handoff>> {
         dispatch!(self, s => s.take_handoff(code, binding))
+    }
+    async fn put_cns(&self, code: &str, handover: CnsHandover) -> StoreResult<()> {
+        dispatch!(self, s => s.put_cns(code, handover))
+    }
+    async fn take_cns(&self, code: &str) -> StoreResult<Option<CnsHandover>> {
+        dispatch!(self, s => s.take_cns(code))
     }
     async fn put_logout(&self, request_id: &str) -> StoreResult<()> {
         dispatch!(self, s => s.put_logout(request_id))

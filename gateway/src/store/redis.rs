@@ -6,7 +6,7 @@
 //! - `u:<sha256(idp, NameID)>`: the set of that subject's session keys, for IdP-initiated logout;
 //! - `l:<request ID>.<binding>`: a pending login (`GETDEL`: one-shot across instances, and only
 //!   for the browser that started it);
-//! - `h:<sha256(code)>`: a handoff code (`GETDEL`); `o:<request ID>`: a LogoutRequest sent;
+//! - `h:<sha256(code)>`: a handoff code (`GETDEL`); `c:<sha256(code)>`: a CNS handover (`GETDEL`); `o:<request ID>`: a LogoutRequest sent;
 //! - `r:<id>`: the replay cache (`SET NX`).
 //!
 //! Every command has a deadline: an unreachable Redis gives an error page, never a hung request.
@@ -27,7 +27,7 @@ use redis::sentinel::SentinelClient;
 
 use super::session::{Session, SessionId};
 use super::{
-    digest, handoff_key, hex, Handoff, Lifetimes, StateStore, StoreError, StoreResult, HANDOFF_TTL,
+    digest, handoff_key, hex, CnsHandover, Handoff, Lifetimes, StateStore, StoreError, StoreResult, HANDOFF_TTL,
     LOGOUT_TTL,
 };
 
@@ -514,6 +514,24 @@ impl StateStore for RedisStore {
         binding: &BindingDigest,
     ) -> StoreResult<Option<Handoff>> {
         let key = format!("varco:h:{}", hex(&handoff_key(code, binding)));
+        let value: Option<String> = self.run(redis::cmd("GETDEL").arg(key)).await?;
+        Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
+    }
+
+    async fn put_cns(&self, code: &str, handover: CnsHandover) -> StoreResult<()> {
+        let value = serde_json::to_string(&handover).map_err(err)?;
+        self.run(
+            redis::cmd("SET")
+                .arg(format!("varco:c:{}", hex(&digest(&["cns", code]))))
+                .arg(value)
+                .arg("EX")
+                .arg(secs(HANDOFF_TTL)),
+        )
+        .await
+    }
+
+    async fn take_cns(&self, code: &str) -> StoreResult<Option<CnsHandover>> {
+        let key = format!("varco:c:{}", hex(&digest(&["cns", code])));
         let value: Option<String> = self.run(redis::cmd("GETDEL").arg(key)).await?;
         Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
     }

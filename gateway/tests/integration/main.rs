@@ -2,6 +2,7 @@
 //! One binary, so the shared back-ends start once.
 
 mod citizen;
+mod cns;
 mod harness;
 mod tls_kit;
 

@@ -12,11 +12,11 @@ use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use crate::harness::*;
 use crate::tls_kit::{HttpsFileServer, Issued, Serve, TestCa};
 
-struct TlsGateway {
-    gw: Gateway,
-    tls_port: u16,
+pub(crate) struct TlsGateway {
+    pub(crate) gw: Gateway,
+    pub(crate) tls_port: u16,
     redirect_port: u16,
-    ca: TestCa,
+    pub(crate) ca: TestCa,
 }
 
 pub(crate) fn write_pair(dir: &std::path::Path, name: &str, issued: &Issued) {
@@ -41,6 +41,15 @@ fn tls_gateway(extra: Vec<Svc>) -> TlsGateway {
 
 /// As [`tls_gateway`], with every file of `files` copied next to the configuration first.
 fn tls_gateway_with_files(extra: Vec<Svc>, files: &std::path::Path) -> TlsGateway {
+    tls_gateway_configured(extra, files, "")
+}
+
+/// As [`tls_gateway_with_files`], with `more` appended to the main configuration.
+pub(crate) fn tls_gateway_configured(
+    extra: Vec<Svc>,
+    files: &std::path::Path,
+    more: &str,
+) -> TlsGateway {
     let be = echo("tls");
     let mut services = vec![Svc::public("pub", "a.test", "/pub/", be)];
     services.extend(extra);
@@ -56,7 +65,7 @@ fn tls_gateway_with_files(extra: Vec<Svc>, files: &std::path::Path) -> TlsGatewa
     write_pair(
         &dir.path().join("tls"),
         "default",
-        &ca.server(&["portal.localhost"]),
+        &ca.server(&["portal.localhost", "cns.portal.localhost"]),
     );
     write_pair(&dir.path().join("tls"), "a", &ca.server(&["a.test"]));
     let main = dir.path().join("varco.toml");
@@ -65,7 +74,7 @@ fn tls_gateway_with_files(extra: Vec<Svc>, files: &std::path::Path) -> TlsGatewa
         &format!("public_url = \"https://portal.localhost:{tls_port}\""),
     );
     let text = format!(
-        "{text}\n[server.tls]\nlisten = \"127.0.0.1:{tls_port}\"\ndefault = {{ cert = \"tls/default.pem\", key = \"tls/default.key\" }}\ncerts = [{{ hosts = [\"a.test\"], cert = \"tls/a.pem\", key = \"tls/a.key\" }}]\nhttp_redirect = \"127.0.0.1:{redirect_port}\"\nacme_challenge_dir = \"acme\"\n"
+        "{text}\n[server.tls]\nlisten = \"127.0.0.1:{tls_port}\"\ndefault = {{ cert = \"tls/default.pem\", key = \"tls/default.key\" }}\ncerts = [{{ hosts = [\"a.test\"], cert = \"tls/a.pem\", key = \"tls/a.key\" }}]\nhttp_redirect = \"127.0.0.1:{redirect_port}\"\nacme_challenge_dir = \"acme\"\n{more}"
     );
     std::fs::write(&main, text).expect("write");
     let gw = Gateway::serve(dir, port, admin);
@@ -84,7 +93,12 @@ fn tls_gateway_with_files(extra: Vec<Svc>, files: &std::path::Path) -> TlsGatewa
 
 impl TlsGateway {
     /// An HTTPS client that trusts the test CA only and resolves the test hosts to varco.
-    fn client(&self) -> reqwest::Client {
+    pub(crate) fn client(&self) -> reqwest::Client {
+        self.client_with(None)
+    }
+
+    /// As [`TlsGateway::client`], presenting `identity` when a server asks for a certificate.
+    pub(crate) fn client_with(&self, identity: Option<reqwest::Identity>) -> reqwest::Client {
         let addr: SocketAddr = ([127, 0, 0, 1], self.tls_port).into();
         let mut b = reqwest::Client::builder()
             .no_proxy()
@@ -94,13 +108,16 @@ impl TlsGateway {
             .add_root_certificate(
                 reqwest::Certificate::from_pem(&self.ca.cert.to_pem().expect("pem")).expect("ca"),
             );
-        for h in ["portal.localhost", "a.test", "b.test"] {
+        for h in ["portal.localhost", "cns.portal.localhost", "a.test", "b.test"] {
             b = b.resolve(h, addr);
+        }
+        if let Some(identity) = identity {
+            b = b.identity(identity);
         }
         b.build().expect("client")
     }
 
-    fn url(&self, host: &str, path: &str) -> String {
+    pub(crate) fn url(&self, host: &str, path: &str) -> String {
         format!("https://{host}:{}{path}", self.tls_port)
     }
 

@@ -58,6 +58,10 @@ pub enum AuditKind {
     /// An OpenID Connect callback redeemed: the callback, the token endpoint's answer (access and
     /// refresh tokens redacted, the ID token kept) and the UserInfo answer.
     TokenResponse,
+    /// A CNS login sent to the card's host.
+    CnsRequest,
+    /// A CNS card's certificate chain received, with the outcome of its verification.
+    ClientCertificate,
 }
 
 /// Why the audit trail cannot be used or does not verify.

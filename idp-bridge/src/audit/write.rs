@@ -40,6 +40,8 @@ fn record_json(seq: u64, prev: &str, r: &AuditRecord) -> String {
         AuditKind::AuthorizationResponse => "authorization_response",
         AuditKind::TokenResponse => "token_response",
         AuditKind::Response => "response",
+        AuditKind::CnsRequest => "cns_request",
+        AuditKind::ClientCertificate => "client_certificate",
     };
     format!(
         "{{\"seq\":{seq},\"prev\":{},\"time\":{},\"kind\":{},\"idp\":{},\"request_id\":{},\"outcome\":{},\"message\":{}{}}}",

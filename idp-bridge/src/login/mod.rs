@@ -15,6 +15,7 @@ pub use self::model::{
     AuditSink, FinishError, LoginStart, Outgoing, PendingLogin, Provider, Sp, StartError, Started,
     VerifiedLogin, LOGIN_TTL,
 };
+use crate::cns::flow::CnsCallback;
 use crate::oidc::flow::OidcCallback;
 use crate::saml::acs::UnverifiedResponse;
 use crate::saml::error::AcsError;
@@ -30,6 +31,7 @@ pub async fn start(
     match req.provider {
         Provider::Saml(idp) => crate::saml::start(sp, idp, req, audit).await,
         Provider::Oidc(p) => crate::oidc::flow::start(sp, p, req, audit).await,
+        Provider::Cns(t) => crate::cns::flow::start(sp, t, req, audit).await,
     }
 }
 
@@ -39,6 +41,7 @@ pub struct Callback(Received);
 enum Received {
     Saml(SamlCallback),
     Oidc(OidcCallback),
+    Cns(CnsCallback),
 }
 
 struct SamlCallback {
@@ -98,6 +101,12 @@ impl Callback {
         Self(Received::Oidc(OidcCallback::parse(query)))
     }
 
+    /// What the CNS host received for the login `login` (its `login` query field, unverified):
+    /// the certificate chain of its TLS handshake, DER, the card's first (empty: none was sent).
+    pub fn cns(login: String, chain: Vec<Vec<u8>>) -> Self {
+        Self(Received::Cns(CnsCallback { login, chain }))
+    }
+
     /// The ID of the pending login this answer claims to answer (unverified: use it only to take
     /// that login from the store). `None` for an answer that is not even well formed.
     pub fn answers(&self) -> Option<std::borrow::Cow<'_, str>> {
@@ -108,6 +117,7 @@ impl Callback {
                 .ok()
                 .map(|r| std::borrow::Cow::Borrowed(r.in_response_to())),
             Received::Oidc(c) => c.answers().map(std::borrow::Cow::Owned),
+            Received::Cns(c) => Some(std::borrow::Cow::Borrowed(&c.login)),
         }
     }
 }
@@ -122,6 +132,10 @@ impl std::fmt::Debug for Callback {
                 .field("message_bytes", &c.message.len())
                 .finish_non_exhaustive(),
             Received::Oidc(c) => f.debug_tuple("Callback").field(c).finish(),
+            Received::Cns(c) => f
+                .debug_struct("Callback")
+                .field("certificates", &c.chain.len())
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -151,6 +165,7 @@ pub async fn finish(
             .await
         }
         Received::Oidc(c) => crate::oidc::flow::finish(sp, c, pending, binding, audit).await,
+        Received::Cns(c) => crate::cns::flow::finish(sp, c, pending, binding, audit).await,
     }
 }
 

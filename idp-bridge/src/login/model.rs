@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use policies::{AttributeMask, Audience, Level, LoginFailure};
 
 use crate::audit::{AuditError, AuditRecord};
+use crate::cns::{CnsError, CnsTrust};
 use crate::keys::SpKeys;
 use crate::oidc::error::OidcError;
 use crate::oidc::pending::OidcPending;
@@ -37,11 +38,17 @@ pub struct Sp<'a> {
     pub idps: &'a IdpRegistry,
     /// The OpenID providers it logs in through.
     pub oidc: &'a OidcRegistry,
+    /// The CNS cards' CAs, when `[cns]` is configured.
+    pub cns: Option<&'a CnsTrust>,
 }
 
 impl<'a> Sp<'a> {
-    /// The provider named `id`: a SAML IdP by its entityID, an OpenID provider by its issuer.
+    /// The provider named `id`: a SAML IdP by its entityID, an OpenID provider by its issuer,
+    /// the CNS by [`policies::CNS_PROVIDER`].
     pub fn provider(&self, id: &str) -> Option<Provider<'a>> {
+        if id == policies::CNS_PROVIDER {
+            return self.cns.map(Provider::Cns);
+        }
         self.idps
             .get(id)
             .map(|i| Provider::Saml(i))
@@ -56,6 +63,8 @@ pub enum Provider<'a> {
     Saml(&'a Idp),
     /// An OpenID provider.
     Oidc(&'a OidcProvider),
+    /// The CNS card, through a TLS client certificate.
+    Cns(&'a CnsTrust),
 }
 
 impl Provider<'_> {
@@ -64,6 +73,7 @@ impl Provider<'_> {
         match self {
             Provider::Saml(i) => &i.entity_id,
             Provider::Oidc(p) => &p.config.issuer,
+            Provider::Cns(_) => policies::CNS_PROVIDER,
         }
     }
 
@@ -72,6 +82,8 @@ impl Provider<'_> {
         match self {
             Provider::Saml(i) => i.kind,
             Provider::Oidc(p) => p.config.kind,
+            // A button of its own.
+            Provider::Cns(_) => policies::IdpKind::Other,
         }
     }
 }
@@ -323,6 +335,10 @@ pub enum FinishError {
     /// not be reached).
     #[error(transparent)]
     Oidc(#[from] OidcError),
+    /// The CNS card's certificate was refused (or none came, or the login is not this
+    /// browser's).
+    #[error(transparent)]
+    Cns(#[from] CnsError),
     /// The answer was good but could not be recorded, so it does not count.
     #[error("cannot write the audit trail: {0}")]
     Audit(AuditError),
@@ -335,6 +351,7 @@ impl FinishError {
         match self {
             FinishError::Refused(e) => Some(e.failure()),
             FinishError::Oidc(e) => Some(e.failure()),
+            FinishError::Cns(e) => Some(e.failure()),
             FinishError::Audit(_) => None,
         }
     }
@@ -344,6 +361,7 @@ impl FinishError {
         match self {
             FinishError::Refused(e) => e.status(),
             FinishError::Oidc(e) => e.status(),
+            FinishError::Cns(e) => e.status(),
             FinishError::Audit(_) => 503,
         }
     }

@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use url::Url;
 
+mod cns;
 mod idp;
 mod oidc;
 mod server;
 mod session;
 mod sp;
 
+use self::cns::read_cns;
+pub use self::cns::{CnsConfig, CNS_PROVIDER};
 use self::idp::{read_idp, read_idp_source};
 pub use self::idp::{IdpConfig, IdpKind, IdpSourceConfig};
 use self::oidc::{read_federation, read_oidc};
@@ -58,6 +61,8 @@ pub struct Config {
     pub policies_dir: PathBuf,
     /// What every page links to (`[portal]`).
     pub portal: PortalConfig,
+    /// Login with the CNS card, when `[cns]` is there.
+    pub cns: Option<CnsConfig>,
 }
 
 /// `[portal]`: the links every citizen page carries in its footer, as AgID asks of PA sites.
@@ -148,6 +153,21 @@ pub(crate) fn read_config(
         }
         None => PortalConfig::default(),
     };
+    let cns = root
+        .opt_table(sink, "cns", "[cns]")
+        .and_then(|t| {
+            let span = t.span().clone();
+            let cns = read_cns(t, sink, base)?;
+            if server.tls.is_none() {
+                // The card's certificate travels in varco's own TLS handshake: a load balancer
+                // in front would end that handshake, and the certificate with it.
+                sink.error(&span, "[cns]: a CNS login needs [server.tls] (varco asks for the card in its own TLS handshake)");
+            }
+            if cns.host == server.public_url.host {
+                sink.error(&span, format!("[cns]: `host` \"{}\" must be a host of its own, not public_url's (only that host asks for a certificate)", cns.host));
+            }
+            Some(cns)
+        });
     root.finish(sink);
     let config = Config {
         path: path.to_path_buf(),
@@ -161,6 +181,7 @@ pub(crate) fn read_config(
         session,
         policies_dir,
         portal,
+        cns,
     };
     (config, sp_ok)
 }

@@ -138,7 +138,7 @@ pub async fn reload(shared: &Arc<Shared>, trigger: &str) -> Outcome {
         // The certificates are part of the configuration: a key that does not match its
         // certificate (half of a renewal written) refuses the whole reload.
         let certs = match (&rt.snapshot.config.server.tls, terminates_tls) {
-            (Some(t), true) => Some(crate::tls::CertStore::load(t)?),
+            (Some(t), true) => Some(crate::tls::CertStore::load(t, rt.identity.cns.as_ref())?),
             _ => None,
         };
         Ok::<_, crate::error::Error>((rt, certs))
@@ -327,6 +327,13 @@ fn watched_dirs(shared: &Shared) -> BTreeSet<PathBuf> {
                 .filter_map(|f| f.parent().map(Path::to_path_buf)),
         );
     }
+    // So does a new CNS revocation list (a daily download).
+    if let Some(cns) = &rt.snapshot.config.cns {
+        dirs.extend(
+            cns.files()
+                .filter_map(|f| f.parent().map(Path::to_path_buf)),
+        );
+    }
     dirs
 }
 
@@ -339,7 +346,7 @@ fn watched_dirs(shared: &Shared) -> BTreeSet<PathBuf> {
 struct Relevant {
     main: PathBuf,
     policies_dir: PathBuf,
-    /// The TLS certificate and key files.
+    /// The TLS certificate and key files, and `[cns]`'s CAs and revocation lists.
     certificates: Vec<PathBuf>,
 }
 
@@ -356,6 +363,13 @@ impl Relevant {
                 .tls
                 .iter()
                 .flat_map(|t| t.files().map(Path::to_path_buf))
+                .chain(
+                    rt.snapshot
+                        .config
+                        .cns
+                        .iter()
+                        .flat_map(|c| c.files().map(Path::to_path_buf)),
+                )
                 .collect(),
         }
     }

@@ -177,6 +177,7 @@ impl Fixture {
             keys: &self.keys,
             idps: &self.idps,
             oidc: &self.oidc,
+            cns: None,
         };
         ready(crate::login::finish(
             sp,
