@@ -8,7 +8,12 @@ cd "$(dirname "$0")/.."
 cargo build --locked -q -p gateway --bin varco -p benches --bin tuscany-config
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+pki=$(mktemp -d)
+trap 'rm -rf "$log" "$pki"' EXIT
+# The HTTPS and CNS certificates (tests/browser/cns.test.mjs), before Node starts: Node reads
+# NODE_EXTRA_CA_CERTS only then.
+tests/browser/pki.sh "$pki"
+export VARCO_TEST_PKI="$pki" NODE_EXTRA_CA_CERTS="$pki/server-ca.pem"
 status=0
 (cd tests/browser && node --test --test-reporter=spec) 2>&1 | tee "$log" || status=$?
 pass=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$log" | tail -1)

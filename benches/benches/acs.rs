@@ -40,6 +40,7 @@ fn acs(c: &mut Criterion) {
         keys: &keys,
         idps: &idps,
         oidc: &oidc,
+        cns: None,
     };
     let binding = BrowserBinding::new();
     // A real login start: the pending login the ACS takes from the store.

@@ -172,6 +172,7 @@ fn oidc(c: &mut Criterion) {
             keys: &keys,
             idps: &idps,
             oidc: &oidc,
+            cns: None,
         };
         let provider = oidc.get(&issuer).unwrap();
         let binding = BrowserBinding::new();

@@ -54,7 +54,7 @@ fn fixture() -> &'static Fixture {
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
-    let sp = Sp { config: &f.config, keys: &f.keys, idps: &f.idps, oidc: &f.oidc };
+    let sp = Sp { config: &f.config, keys: &f.keys, idps: &f.idps, oidc: &f.oidc, cns: None };
     let Some(idp) = f.idps.get(IDP) else { return };
     let pending = pending_login_for_tests("_fuzz", idp, &f.binding);
     let b64 = base64::engine::general_purpose::STANDARD.encode(data);

@@ -1,20 +1,15 @@
 // The catalog and the login choice page in headless Chromium: search, follow a service, keyboard
 // use, a phone-sized screen, reflow at 320 CSS px and at 200 % zoom, and axe-core with no
 // violation of any impact; then the whole of Tuscany (273 comuni × 40 services).
-import { test, before, after, afterEach } from "node:test";
+import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { citizenContext, launch, violations, startExamples, startTuscany, stopAll, root } from "./varco.mjs";
+import { citizenContext, launch, violations, startExamples, startTuscany, stopAll, root, checkedContexts } from "./varco.mjs";
 
 // Every page runs with its own Content Security Policy on, as in a citizen's browser: a test
 // fails if the browser reported any error (a violation of that policy included).
-const contexts = [];
-afterEach(async () => {
-  const errors = contexts.flatMap((c) => c.consoleErrors);
-  for (const c of contexts.splice(0)) await c.close();
-  assert.deepEqual(errors, [], "the browser reported errors (a CSP violation, a failed load, a script error)");
-});
+const contexts = checkedContexts();
 
 let browser;
 let examples;

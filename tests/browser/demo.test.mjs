@@ -2,21 +2,16 @@
 // through the DEMO IdP (SAML) and through the DEMO OpenID provider, the comune's back-end showing
 // the identity and the verified JWT; logout, after which the service asks for login again; and
 // the simulated errors of both.
-import { test, before, after, afterEach } from "node:test";
+import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, citizenContext, launch, violations, startDemo, stopAll, tabTo, root } from "./varco.mjs";
+import { freePort, citizenContext, launch, violations, startDemo, stopAll, tabTo, root, checkedContexts } from "./varco.mjs";
 
 // Every page runs with its own Content Security Policy on, as in a citizen's browser: a test
 // fails if the browser reported any error (a violation of that policy included).
-const contexts = [];
-afterEach(async () => {
-  const errors = contexts.flatMap((c) => c.consoleErrors);
-  for (const c of contexts.splice(0)) await c.close();
-  assert.deepEqual(errors, [], "the browser reported errors (a CSP violation, a failed load, a script error)");
-});
+const contexts = checkedContexts();
 
 let browser;
 let demo;

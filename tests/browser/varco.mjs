@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
+import { afterEach } from "node:test";
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -72,17 +74,24 @@ async function waitFor(url, child, seconds = 20) {
 
 /**
  * The example configuration (three comuni of the Provincia di Lucca) on free ports, trusting the
- * spid-sp-test IdP, with its echo back-ends. Returns { portal, port, dir }.
+ * spid-sp-test IdP, with its echo back-ends. With `pki` (a directory that pki.sh wrote), varco
+ * also terminates HTTPS, its portal is https://portal.localhost:<tlsPort>, and the CNS login is on
+ * cns.portal.localhost. Returns { portal, port, tlsPort, dir }.
  */
-export async function startExamples() {
+export async function startExamples({ pki } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "varco-browser-"));
   cpSync(join(root, "examples"), dir, { recursive: true });
-  const [port, admin, ...backs] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [port, admin, tlsPort, ...backs] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
   const idp = join(root, "idp-bridge/test_vectors/spid-sp-test-idp.xml");
   let main = readFileSync(join(dir, "varco.toml"), "utf8")
     .replaceAll("127.0.0.1:8080", `127.0.0.1:${port}`)
     .replaceAll("127.0.0.1:9090", `127.0.0.1:${admin}`);
   main += `\n[[idp]]\nmetadata = "${idp}"\nkind = "spid"\n`;
+  if (pki) {
+    main = main.replace(`public_url = "http://127.0.0.1:${port}"`, `public_url = "https://portal.localhost:${tlsPort}"`);
+    main += `\n[server.tls]\nlisten = "127.0.0.1:${tlsPort}"\ndefault = { cert = "${pki}/server.pem", key = "${pki}/server.key" }\n`;
+    main += `\n[cns]\nhost = "cns.portal.localhost"\nca = ["${pki}/cns-ca.pem"]\ncrl = ["${pki}/cns-ca.crl"]\nlevel = "SpidL2"\n`;
+  }
   writeFileSync(join(dir, "varco.toml"), main);
   const names = ["capannori", "lucca", "porcari"];
   for (const f of readdirSync(join(dir, "policies"))) {
@@ -99,7 +108,8 @@ export async function startExamples() {
   }
   const varco = start(varcoBin, ["run", "--config", join(dir, "varco.toml")], dir);
   await waitFor(`http://127.0.0.1:${admin}/readyz`, varco);
-  return { portal: `http://127.0.0.1:${port}`, port, dir };
+  const portal = pki ? `https://portal.localhost:${tlsPort}` : `http://127.0.0.1:${port}`;
+  return { portal, port, tlsPort, dir };
 }
 
 /** The 273 comuni of Tuscany with `services` services each, on free ports. */
@@ -214,6 +224,21 @@ export async function citizenContext(browser, options = {}) {
   context.consoleErrors = [];
   context.on("page", (page) => watchConsole(context, page));
   return context;
+}
+
+/**
+ * The list a test file puts the contexts of its tests in: after each test they are closed, and
+ * the test fails if the browser reported an error in one of them (a violation of the page's CSP
+ * included). Call it at the top of the file.
+ */
+export function checkedContexts() {
+  const contexts = [];
+  afterEach(async () => {
+    const errors = contexts.flatMap((c) => c.consoleErrors);
+    for (const c of contexts.splice(0)) await c.close();
+    assert.deepEqual(errors, [], "the browser reported errors (a CSP violation, a failed load, a script error)");
+  });
+  return contexts;
 }
 
 function watchConsole(context, page) {

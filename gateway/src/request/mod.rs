@@ -117,9 +117,11 @@ impl Proxy {
 
     /// Whether `req` is for `[cns] host`.
     fn is_cns_host(&self, rt: &Runtime, req: &pingora::http::RequestHeader) -> bool {
-        rt.snapshot.config.cns.as_ref().is_some_and(|cns| {
-            target::request_host(req).is_some_and(|h| h == cns.host)
-        })
+        rt.snapshot
+            .config
+            .cns
+            .as_ref()
+            .is_some_and(|cns| target::request_host(req).is_some_and(|h| h == cns.host))
     }
 
     /// A request for `[cns] host`, with what this connection's handshake received.
@@ -130,9 +132,14 @@ impl Proxy {
         rt: &Runtime,
     ) -> pingora::Result<bool> {
         let server = &rt.snapshot.config.server;
-        let client = limits::client_of(ctx.client_ip, session.req_header(), &server.trusted_proxies);
+        let client =
+            limits::client_of(ctx.client_ip, session.req_header(), &server.trusted_proxies);
         if let Some(ip) = client {
-            if let Err(wait) = self.shared.limiter.take(ip, server.sso_rate, server.sso_burst) {
+            if let Err(wait) = self
+                .shared
+                .limiter
+                .take(ip, server.sso_rate, server.sso_burst)
+            {
                 self.shared.metrics.event("rate_limited");
                 let mut reply = Reply::error_page(rt, ErrorPage::TooManyRequests);
                 if let Ok(v) = http::HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {

@@ -62,7 +62,9 @@ async fn card(
     let Some(presented) = presented else {
         // A connection opened for another name and reused for this one never asked for the
         // card: 421 makes the browser ask again on a connection of its own (RFC 9110 §15.5.20).
-        return Ok(Reply::page(421, rt.pages.error(catalog::ErrorPage::BadRequest).clone()).no_store());
+        return Ok(
+            Reply::page(421, rt.pages.error(catalog::ErrorPage::BadRequest).clone()).no_store(),
+        );
     };
     let q = query(req);
     let Some(login) = param(&q, "login").filter(|l| is_login_id(l)) else {
@@ -103,7 +105,13 @@ pub(super) async fn callback(
     let Some(handover) = handover else {
         return Ok(Reply::login_failed(&rt.site, LoginFailure::Expired, 400));
     };
-    super::finish::complete(rt, shared, req, Callback::cns(handover.login, handover.chain)).await
+    super::finish::complete(
+        rt,
+        shared,
+        req,
+        Callback::cns(handover.login, handover.chain),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use idp_bridge::{BindingDigest, PendingLogin, SessionKey};
 
 use super::session::{Session, SessionId};
 use super::{
-    digest, handoff_key, CnsHandover, Handoff, Lifetimes, StateStore, StoreResult, HANDOFF_TTL, LOGOUT_TTL,
+    digest, handoff_key, CnsHandover, Handoff, Lifetimes, StateStore, StoreResult, HANDOFF_TTL,
+    LOGOUT_TTL,
 };
 
 /// Per-entry lifetimes for the replay cache.

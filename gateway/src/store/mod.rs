@@ -150,7 +150,8 @@ pub trait StateStore: Send + Sync {
         handover: CnsHandover,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Removes and returns what the CNS host kept under `code`: it works once.
-    fn take_cns(&self, code: &str) -> impl Future<Output = StoreResult<Option<CnsHandover>>> + Send;
+    fn take_cns(&self, code: &str)
+        -> impl Future<Output = StoreResult<Option<CnsHandover>>> + Send;
     /// Remembers a LogoutRequest we sent, for [`LOGOUT_TTL`].
     fn put_logout(&self, request_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// Whether we sent this LogoutRequest and it was not answered yet (forgets it).

@@ -27,8 +27,8 @@ use redis::sentinel::SentinelClient;
 
 use super::session::{Session, SessionId};
 use super::{
-    digest, handoff_key, hex, CnsHandover, Handoff, Lifetimes, StateStore, StoreError, StoreResult, HANDOFF_TTL,
-    LOGOUT_TTL,
+    digest, handoff_key, hex, CnsHandover, Handoff, Lifetimes, StateStore, StoreError, StoreResult,
+    HANDOFF_TTL, LOGOUT_TTL,
 };
 
 /// Longest wait for one Redis answer.

@@ -14,6 +14,7 @@ const CNS_HOST: &str = "cns.portal.localhost";
 
 struct Cns {
     t: TlsGateway,
+    ca: TestCnsCa,
     good: TestCard,
     revoked: TestCard,
     stranger: TestCard,
@@ -55,6 +56,7 @@ fn gateway() -> Cns {
     );
     Cns {
         t,
+        ca,
         good,
         revoked,
         stranger,
@@ -83,7 +85,10 @@ async fn login_with(g: &Cns, card: Option<&TestCard>) -> (reqwest::Response, Str
     let r = portal
         .get(g.t.url(
             "portal.localhost",
-            &format!("/.sso/login?idp=cns&level=SpidL2&return_to={}", enc(&return_to)),
+            &format!(
+                "/.sso/login?idp=cns&level=SpidL2&return_to={}",
+                enc(&return_to)
+            ),
         ))
         .send()
         .await
@@ -91,7 +96,10 @@ async fn login_with(g: &Cns, card: Option<&TestCard>) -> (reqwest::Response, Str
     assert_eq!(r.status(), 302);
     let to_card = location_of(&r);
     assert!(
-        to_card.starts_with(&format!("https://{CNS_HOST}:{}/.sso/cns?login=_cns", g.t.tls_port)),
+        to_card.starts_with(&format!(
+            "https://{CNS_HOST}:{}/.sso/cns?login=_cns",
+            g.t.tls_port
+        )),
         "{to_card}"
     );
     let binding = cookies(&r).join("; ");
@@ -136,7 +144,10 @@ fn a_good_card_logs_in_and_the_service_gets_its_holder() {
             .expect("json");
         assert_eq!(j["idp"], "cns", "{j}");
         assert_eq!(j["level"], "SpidL2", "{j}");
-        assert_eq!(j["attributes"]["fiscalNumber"], "TINIT-RSSMRA80A01H501U", "{j}");
+        assert_eq!(
+            j["attributes"]["fiscalNumber"], "TINIT-RSSMRA80A01H501U",
+            "{j}"
+        );
         assert_eq!(j["attributes"]["name"], "MARIO", "{j}");
         let r = c
             .get(g.t.url("portal.localhost", "/tari/avviso"))
@@ -161,7 +172,10 @@ fn a_revoked_card_another_cas_card_and_no_card_get_their_own_page() {
         ] {
             let (r, _) = login_with(&g, card).await;
             assert_eq!(r.status(), status, "{title}");
-            assert!(cookies(&r).iter().all(|c| !c.contains("session=")), "{title}");
+            assert!(
+                cookies(&r).iter().all(|c| !c.contains("session=")),
+                "{title}"
+            );
             let page = r.text().await.expect("text");
             assert!(page.contains(title), "{title}: {page}");
         }
@@ -187,7 +201,11 @@ fn a_code_works_once_in_the_browser_that_started_the_login() {
         let back = location_of(&r);
         let r = citizen.get(&back).send().await.expect("send");
         assert_eq!(r.status(), 400);
-        assert!(r.text().await.expect("text").contains("Accesso non completato"));
+        assert!(r
+            .text()
+            .await
+            .expect("text")
+            .contains("Accesso non completato"));
         // The code is spent: not even the attacker's browser can use it now.
         let r = attacker
             .get(&back)
@@ -213,7 +231,11 @@ fn a_code_works_once_in_the_browser_that_started_the_login() {
         assert_eq!(r.status(), 400);
         // The card's host serves nothing else.
         for path in ["/", "/tari/avviso", "/.sso/login", "/catalog"] {
-            let r = citizen.get(g.t.url(CNS_HOST, path)).send().await.expect("send");
+            let r = citizen
+                .get(g.t.url(CNS_HOST, path))
+                .send()
+                .await
+                .expect("send");
             assert_eq!(r.status(), 404, "{path}");
         }
     });
@@ -241,11 +263,17 @@ fn only_the_cns_host_asks_for_a_certificate_naming_the_card_cas() {
     let g = gateway();
     for version in ["-tls1_2", "-tls1_3"] {
         let asked = certificate_request(g.t.tls_port, CNS_HOST, version);
-        assert!(asked.contains("Acceptable client certificate CA names"), "{asked}");
+        assert!(
+            asked.contains("Acceptable client certificate CA names"),
+            "{asked}"
+        );
         assert!(asked.contains("CA Cittadini di Prova"), "{asked}");
         for sni in ["portal.localhost", "a.test"] {
             let not_asked = certificate_request(g.t.tls_port, sni, version);
-            assert!(not_asked.contains("Server certificate"), "{sni}: {not_asked}");
+            assert!(
+                not_asked.contains("Server certificate"),
+                "{sni}: {not_asked}"
+            );
             assert!(
                 !not_asked.contains("Acceptable client certificate CA names")
                     && !not_asked.contains("CA Cittadini di Prova"),
@@ -262,11 +290,13 @@ fn only_the_cns_host_asks_for_a_certificate_naming_the_card_cas() {
 /// A request for `host` on a TLS connection opened with `sni`.
 fn raw_tls(port: u16, sni: &str, host: &str) -> String {
     use std::io::{Read, Write};
-    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).expect("builder");
+    let mut b =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).expect("builder");
     b.set_verify(openssl::ssl::SslVerifyMode::NONE);
     let connector = b.build();
     let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let mut tls = connector.connect(sni, tcp).expect("handshake");
     write!(
         tls,
@@ -276,4 +306,53 @@ fn raw_tls(port: u16, sni: &str, host: &str) -> String {
     let mut out = Vec::new();
     let _ = tls.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn a_new_revocation_list_takes_effect_when_its_file_changes() {
+    let g = gateway();
+    let metrics = g.t.gw.metrics();
+    assert!(
+        metrics.contains("varco_certificate_expiry_seconds{kind=\"cns_crl\"")
+            && metrics.contains("varco_certificate_expiry_seconds{kind=\"cns_ca\""),
+        "{metrics}"
+    );
+    // The CA revokes the good card too; the daily download writes the new list.
+    let next_update = chrono::Utc::now() + chrono::Duration::days(1);
+    let crl = g.ca.crl(&[&g.revoked, &g.good], next_update).expect("crl");
+    let path = g.t.gw.dir.path().join("cns-ca.crl");
+    let staged = g.t.gw.dir.path().join(".cns-ca.crl.new");
+    std::fs::write(&staged, crl).expect("write");
+    std::fs::rename(&staged, &path).expect("rename");
+    wait_for("the new list", Duration::from_secs(10), || {
+        g.t.gw.shared.current().generation >= 2
+    });
+    rt().block_on(async {
+        let (r, _) = login_with(&g, Some(&g.good)).await;
+        assert_eq!(r.status(), 403);
+        assert!(r
+            .text()
+            .await
+            .expect("text")
+            .contains("Carta revocata o sospesa"));
+    });
+    // A list that no CA of [cns] signed is refused with the whole reload: the last good one
+    // keeps serving.
+    let stranger = TestCnsCa::new("Other").expect("ca");
+    std::fs::write(&staged, stranger.crl(&[], next_update).expect("crl")).expect("write");
+    std::fs::rename(&staged, &path).expect("rename");
+    wait_for("the refused reload", Duration::from_secs(10), || {
+        g.t.gw
+            .metrics()
+            .contains("varco_policy_reloads_total{result=\"failure\"")
+    });
+    assert_eq!(g.t.gw.shared.current().generation, 2);
+    rt().block_on(async {
+        let (r, _) = login_with(&g, Some(&g.revoked)).await;
+        assert!(r
+            .text()
+            .await
+            .expect("text")
+            .contains("Carta revocata o sospesa"));
+    });
 }

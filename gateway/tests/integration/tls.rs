@@ -108,7 +108,12 @@ impl TlsGateway {
             .add_root_certificate(
                 reqwest::Certificate::from_pem(&self.ca.cert.to_pem().expect("pem")).expect("ca"),
             );
-        for h in ["portal.localhost", "cns.portal.localhost", "a.test", "b.test"] {
+        for h in [
+            "portal.localhost",
+            "cns.portal.localhost",
+            "a.test",
+            "b.test",
+        ] {
             b = b.resolve(h, addr);
         }
         if let Some(identity) = identity {

@@ -120,7 +120,10 @@ fn verify(
         return Err(CnsError::NoPendingLogin);
     }
     let holder = trust.verify(&callback.chain, now)?;
-    let mut attributes = vec![(Attribute::FiscalNumber, format!("TINIT-{}", holder.fiscal_code))];
+    let mut attributes = vec![(
+        Attribute::FiscalNumber,
+        format!("TINIT-{}", holder.fiscal_code),
+    )];
     if let Some(n) = holder.given_name {
         attributes.push((Attribute::Name, n));
     }

@@ -17,7 +17,9 @@ use openssl::nid::Nid;
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
-use openssl::x509::{CrlStatus, X509Crl, X509NameRef, X509PurposeId, X509Ref, X509StoreContext, X509};
+use openssl::x509::{
+    CrlStatus, X509Crl, X509NameRef, X509PurposeId, X509Ref, X509StoreContext, X509,
+};
 use policies::{Attribute, CnsConfig, LoginFailure};
 
 use crate::error::{Error, Result};
@@ -96,7 +98,9 @@ pub enum CnsError {
     },
     /// The CA's revocation list is past its `nextUpdate`: nothing it issued is accepted until a
     /// current one is in place.
-    #[error("the revocation list of {issuer} expired at {next_update}: put a current one in place")]
+    #[error(
+        "the revocation list of {issuer} expired at {next_update}: put a current one in place"
+    )]
     StaleRevocationList {
         /// The CA.
         issuer: String,
@@ -164,8 +168,11 @@ impl std::fmt::Debug for Holder {
 }
 
 /// What a CNS login can release.
-pub(crate) const RELEASED: [Attribute; 3] =
-    [Attribute::FiscalNumber, Attribute::Name, Attribute::FamilyName];
+pub(crate) const RELEASED: [Attribute; 3] = [
+    Attribute::FiscalNumber,
+    Attribute::Name,
+    Attribute::FamilyName,
+];
 
 /// Whether a CNS login can give every attribute of `needs`.
 pub fn releases(needs: policies::AttributeMask) -> bool {
@@ -201,7 +208,12 @@ impl CnsTrust {
             } else {
                 X509Crl::from_der(&bytes)
             }
-            .map_err(|e| bad(file, format!("not a certificate revocation list (PEM or DER): {e}")))?;
+            .map_err(|e| {
+                bad(
+                    file,
+                    format!("not a certificate revocation list (PEM or DER): {e}"),
+                )
+            })?;
             let issuer = anchors
                 .iter()
                 .position(|a| {
@@ -285,7 +297,9 @@ impl CnsTrust {
             return Err(CnsError::NoCertificate);
         };
         if chain.len() > MAX_CHAIN || chain.iter().any(|c| c.len() > MAX_CERTIFICATE) {
-            return Err(CnsError::Malformed("too many or too large certificates".into()));
+            return Err(CnsError::Malformed(
+                "too many or too large certificates".into(),
+            ));
         }
         let malformed = |e: openssl::error::ErrorStack| CnsError::Malformed(e.to_string());
         let leaf = X509::from_der(leaf_der).map_err(malformed)?;
@@ -349,7 +363,12 @@ impl CnsTrust {
         }
     }
 
-    fn check_revocation(&self, cert: &X509, issuer: &X509, now: DateTime<Utc>) -> Result<(), CnsError> {
+    fn check_revocation(
+        &self,
+        cert: &X509,
+        issuer: &X509,
+        now: DateTime<Utc>,
+    ) -> Result<(), CnsError> {
         let issuer_name = one_line(issuer.subject_name());
         let key = issuer
             .public_key()
@@ -409,10 +428,7 @@ fn one_line(name: &X509NameRef) -> String {
     name.entries()
         .map(|e| {
             let key = e.object().nid().short_name().unwrap_or("?");
-            let value = e
-                .data()
-                .to_string()
-                .unwrap_or_else(|_| "?".into());
+            let value = e.data().to_string().unwrap_or_else(|_| "?".into());
             format!("{key}={value}")
         })
         .collect::<Vec<_>>()
@@ -432,7 +448,9 @@ fn single(name: &X509NameRef, nid: Nid) -> Result<Option<String>, CnsError> {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(CnsError::Subject("an attribute of the subject appears twice"));
+        return Err(CnsError::Subject(
+            "an attribute of the subject appears twice",
+        ));
     }
     let value = first
         .data()
@@ -447,20 +465,14 @@ fn single(name: &X509NameRef, nid: Nid) -> Result<Option<String>, CnsError> {
 /// they must agree.
 pub(crate) fn holder_of(cert: &X509Ref) -> Result<Holder, CnsError> {
     let subject = cert.subject_name();
-    let from_serial = match single(subject, Nid::SERIALNUMBER)? {
-        Some(s) => {
-            let upper = s.to_ascii_uppercase();
-            match upper
-                .strip_prefix("TINIT-")
-                .or_else(|| upper.strip_prefix("IT:"))
-            {
-                Some(code) => Some(code.to_string()),
-                // Another kind of serial number (a card's): not a fiscal code.
-                None => None,
-            }
-        }
-        None => None,
-    };
+    // Another kind of serial number (a card's) is not a fiscal code.
+    let from_serial = single(subject, Nid::SERIALNUMBER)?.and_then(|s| {
+        let upper = s.to_ascii_uppercase();
+        upper
+            .strip_prefix("TINIT-")
+            .or_else(|| upper.strip_prefix("IT:"))
+            .map(str::to_string)
+    });
     // `<fiscal code>/…`, or a common name that is a fiscal code and nothing else; a name
     // ("Mario Rossi") is not one.
     let from_cn = single(subject, Nid::COMMONNAME)?.and_then(|cn| match cn.split_once('/') {
@@ -480,7 +492,8 @@ pub(crate) fn holder_of(cert: &X509Ref) -> Result<Holder, CnsError> {
         return Err(CnsError::Subject("the subject's fiscal code is not valid"));
     }
     let name = |nid| {
-        single(subject, nid).map(|v| v.filter(|s| !s.is_empty() && !s.chars().any(char::is_control)))
+        single(subject, nid)
+            .map(|v| v.filter(|s| !s.is_empty() && !s.chars().any(char::is_control)))
     };
     Ok(Holder {
         fiscal_code,
@@ -494,7 +507,8 @@ pub(crate) fn holder_of(cert: &X509Ref) -> Result<Holder, CnsError> {
 /// month, digits or their omocodia letters elsewhere) and its check character.
 pub fn is_fiscal_code(s: &str) -> bool {
     const ODD: [u32; 26] = [
-        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23,
+        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24,
+        23,
     ];
     const OMOCODIA: &[u8] = b"LMNPQRSTUV";
     const MONTHS: &[u8] = b"ABCDEHLMPRST";
@@ -516,7 +530,11 @@ pub fn is_fiscal_code(s: &str) -> bool {
         .iter()
         .enumerate()
         .map(|(i, &c)| {
-            let v = if c.is_ascii_digit() { c - b'0' } else { c - b'A' } as usize;
+            let v = if c.is_ascii_digit() {
+                c - b'0'
+            } else {
+                c - b'A'
+            } as usize;
             if i % 2 == 0 {
                 ODD[v]
             } else {

@@ -54,15 +54,15 @@ fn fiscal_codes_are_checked_by_layout_and_check_character() {
     assert!(is_fiscal_code("RSSMRA80A01H50MM"));
     for bad in [
         "",
-        "RSSMRA80A01H501A",   // wrong check character
-        "rssmra80a01h501u",   // lower case is not how cards write it
-        "RSSMRA80Z01H501U",   // Z is no month
-        "RSSMRA80A01H501",    // short
-        "RSSMRA80A01H501UU",  // long
-        "1SSMRA80A01H501U",   // a digit in the name part
+        "RSSMRA80A01H501A",     // wrong check character
+        "rssmra80a01h501u",     // lower case is not how cards write it
+        "RSSMRA80Z01H501U",     // Z is no month
+        "RSSMRA80A01H501",      // short
+        "RSSMRA80A01H501UU",    // long
+        "1SSMRA80A01H501U",     // a digit in the name part
         "RSSMRA80A01H501\u{0}", // NUL
         "RSSMRA80A01H5ü1U",
-        "12345678901",        // a company's fiscal number is no person's
+        "12345678901", // a company's fiscal number is no person's
     ] {
         assert!(!is_fiscal_code(bad), "{bad:?}");
     }
@@ -76,7 +76,10 @@ fn the_holder_is_read_from_the_cns_subject() {
     assert_eq!(h.fiscal_code, "RSSMRA80A01H501U");
     assert_eq!(h.given_name.as_deref(), Some("MARIO"));
     assert_eq!(h.family_name.as_deref(), Some("ROSSI"));
-    assert!(!format!("{h:?}").contains("RSSMRA"), "a holder never prints");
+    assert!(
+        !format!("{h:?}").contains("RSSMRA"),
+        "a holder never prints"
+    );
 
     let with = |s: CardSubject| ca.card_with(&s, -1, 30, true).map(|c| holder_of(&c.cert));
     // An older card: the fiscal code only in the common name.
@@ -141,7 +144,9 @@ fn a_hostile_subject_is_refused() {
 fn a_card_is_verified_against_the_cas_and_their_revocation_lists() {
     let ca = TestCnsCa::new("CA Cittadini").expect("ca");
     let good = ca.card("RSSMRA80A01H501U", "MARIO", "ROSSI").expect("card");
-    let revoked = ca.card("BNCGVN75L15G702L", "GIOVANNI", "BIANCHI").expect("card");
+    let revoked = ca
+        .card("BNCGVN75L15G702L", "GIOVANNI", "BIANCHI")
+        .expect("card");
     let s = setup(&[&ca], &[ca.crl(&[&revoked], tomorrow()).expect("crl")]);
     let trust = CnsTrust::load(&s.config).expect("loads");
     let now = Utc::now();
@@ -156,16 +161,37 @@ fn a_card_is_verified_against_the_cas_and_their_revocation_lists() {
     ));
     // Another CA's card, an expired card, a card not for client authentication.
     let stranger = TestCnsCa::new("CA Cittadini").expect("ca");
-    let forged = stranger.card("RSSMRA80A01H501U", "MARIO", "ROSSI").expect("card");
-    assert!(matches!(trust.verify(&[forged.der()], now), Err(CnsError::Untrusted(_))));
+    let forged = stranger
+        .card("RSSMRA80A01H501U", "MARIO", "ROSSI")
+        .expect("card");
+    assert!(matches!(
+        trust.verify(&[forged.der()], now),
+        Err(CnsError::Untrusted(_))
+    ));
     let expired = ca
-        .card_with(&CardSubject::cns("RSSMRA80A01H501U", "M", "R"), -30, -1, true)
+        .card_with(
+            &CardSubject::cns("RSSMRA80A01H501U", "M", "R"),
+            -30,
+            -1,
+            true,
+        )
         .expect("card");
-    assert!(matches!(trust.verify(&[expired.der()], now), Err(CnsError::Untrusted(_))));
+    assert!(matches!(
+        trust.verify(&[expired.der()], now),
+        Err(CnsError::Untrusted(_))
+    ));
     let server = ca
-        .card_with(&CardSubject::cns("RSSMRA80A01H501U", "M", "R"), -1, 30, false)
+        .card_with(
+            &CardSubject::cns("RSSMRA80A01H501U", "M", "R"),
+            -1,
+            30,
+            false,
+        )
         .expect("card");
-    assert!(matches!(trust.verify(&[server.der()], now), Err(CnsError::Untrusted(_))));
+    assert!(matches!(
+        trust.verify(&[server.der()], now),
+        Err(CnsError::Untrusted(_))
+    ));
     // The stranger's card with the real CA's certificate beside it proves nothing.
     assert!(matches!(
         trust.verify(&[forged.der(), ca.cert.to_der().expect("der")], now),
@@ -174,8 +200,14 @@ fn a_card_is_verified_against_the_cas_and_their_revocation_lists() {
 
     // Nothing, garbage, too much.
     assert_eq!(trust.verify(&[], now), Err(CnsError::NoCertificate));
-    assert!(matches!(trust.verify(&[b"\x30\x03\x02\x01".to_vec()], now), Err(CnsError::Malformed(_))));
-    assert!(matches!(trust.verify(&vec![good.der(); 5], now), Err(CnsError::Malformed(_))));
+    assert!(matches!(
+        trust.verify(&[b"\x30\x03\x02\x01".to_vec()], now),
+        Err(CnsError::Malformed(_))
+    ));
+    assert!(matches!(
+        trust.verify(&vec![good.der(); 5], now),
+        Err(CnsError::Malformed(_))
+    ));
     assert!(matches!(
         trust.verify(&[vec![0x30; MAX_CERTIFICATE + 1]], now),
         Err(CnsError::Malformed(_))
@@ -186,14 +218,21 @@ fn a_card_is_verified_against_the_cas_and_their_revocation_lists() {
 fn a_revocation_list_past_its_next_update_stops_its_cards() {
     let ca = TestCnsCa::new("CA").expect("ca");
     let card = ca.card("RSSMRA80A01H501U", "MARIO", "ROSSI").expect("card");
-    let s = setup(&[&ca], &[ca.crl(&[], Utc::now() - Duration::hours(1)).expect("crl")]);
+    let s = setup(
+        &[&ca],
+        &[ca.crl(&[], Utc::now() - Duration::hours(1)).expect("crl")],
+    );
     let trust = CnsTrust::load(&s.config).expect("a stale list still loads");
-    let e = trust.verify(&[card.der()], Utc::now()).expect_err("refused");
+    let e = trust
+        .verify(&[card.der()], Utc::now())
+        .expect_err("refused");
     assert!(matches!(e, CnsError::StaleRevocationList { .. }), "{e}");
     assert_eq!(e.status(), 503);
     assert_eq!(e.failure(), LoginFailure::ProviderFailed);
     let dates = trust.dates();
-    assert!(dates.iter().any(|d| d.kind == "cns_crl" && d.at < Utc::now().timestamp()));
+    assert!(dates
+        .iter()
+        .any(|d| d.kind == "cns_crl" && d.at < Utc::now().timestamp()));
     assert!(dates.iter().any(|d| d.kind == "cns_ca"));
 }
 
@@ -206,17 +245,26 @@ fn loading_names_the_file_at_fault() {
     // A list signed by a CA that is not configured.
     let s = setup(&[&ca], &[other.crl(&[], tomorrow()).expect("crl")]);
     let m = message(&s);
-    assert!(m.contains("ca-0.crl") && m.contains("not signed by any CA"), "{m}");
+    assert!(
+        m.contains("ca-0.crl") && m.contains("not signed by any CA"),
+        "{m}"
+    );
     // A CA without a list.
     let s = setup(&[&ca, &other], &[ca.crl(&[], tomorrow()).expect("crl")]);
     let m = message(&s);
-    assert!(m.contains("ca-1.pem") && m.contains("no revocation list"), "{m}");
+    assert!(
+        m.contains("ca-1.pem") && m.contains("no revocation list"),
+        "{m}"
+    );
     // Garbage in either.
     let s = setup(&[&ca], &[b"not a list".to_vec()]);
     assert!(message(&s).contains("not a certificate revocation list"));
     let mut s = setup(&[&ca], &[ca.crl(&[], tomorrow()).expect("crl")]);
-    std::fs::write(&s.config.ca[0], b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-        .expect("write");
+    std::fs::write(
+        &s.config.ca[0],
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write");
     assert!(message(&s).contains("ca-0.pem"));
     s.config.ca = vec![PathBuf::from("/nonexistent/ca.pem")];
     assert!(message(&s).contains("cannot read"));
@@ -263,7 +311,9 @@ fn the_door_starts_and_finishes_a_cns_login_once_for_its_browser() {
         prefer_post: false,
         audience: policies::Audience::Sp,
     };
-    let wanted: AttributeMask = [Attribute::FiscalNumber, Attribute::Name].into_iter().collect();
+    let wanted: AttributeMask = [Attribute::FiscalNumber, Attribute::Name]
+        .into_iter()
+        .collect();
     let started = ready(crate::login::start(sp, start(wanted), &DiscardAudit)).expect("started");
     let Outgoing::Redirect(url) = &started.outgoing else {
         panic!("a redirect");
@@ -283,21 +333,40 @@ fn the_door_starts_and_finishes_a_cns_login_once_for_its_browser() {
     };
     // Without the pending login (used, expired, another browser's), nothing.
     let e = finish(None, Some(&binding), vec![card.der()]).expect_err("refused");
-    assert!(matches!(e, FinishError::Cns(CnsError::NoPendingLogin)), "{e}");
+    assert!(
+        matches!(e, FinishError::Cns(CnsError::NoPendingLogin)),
+        "{e}"
+    );
     // Another browser's binding.
     let other = BrowserBinding::new();
-    let e = finish(Some(started.pending.clone()), Some(&other), vec![card.der()]).expect_err("refused");
-    assert!(matches!(e, FinishError::Cns(CnsError::NoPendingLogin)), "{e}");
+    let e = finish(
+        Some(started.pending.clone()),
+        Some(&other),
+        vec![card.der()],
+    )
+    .expect_err("refused");
+    assert!(
+        matches!(e, FinishError::Cns(CnsError::NoPendingLogin)),
+        "{e}"
+    );
     // No card.
     let e = finish(Some(started.pending.clone()), Some(&binding), vec![]).expect_err("refused");
     assert_eq!(e.failure(), Some(LoginFailure::NoCertificate));
 
-    let login = finish(Some(started.pending.clone()), Some(&binding), vec![card.der()]).expect("verified");
+    let login = finish(
+        Some(started.pending.clone()),
+        Some(&binding),
+        vec![card.der()],
+    )
+    .expect("verified");
     let p = &login.principal;
     assert_eq!(p.protocol(), crate::Protocol::Cns);
     assert_eq!(p.idp(), "cns");
     assert_eq!(p.level(), Level::SpidL2);
-    assert_eq!(p.fiscal_number().map(|f| f.as_str().to_string()).as_deref(), Some("RSSMRA80A01H501U"));
+    assert_eq!(
+        p.fiscal_number().map(|f| f.as_str().to_string()).as_deref(),
+        Some("RSSMRA80A01H501U")
+    );
     assert_eq!(p.attribute(Attribute::Name), Some("MARIO"));
     assert_eq!(login.asked, wanted);
 
@@ -313,7 +382,12 @@ fn the_door_starts_and_finishes_a_cns_login_once_for_its_browser() {
             true,
         )
         .expect("card");
-    let e = finish(Some(started.pending.clone()), Some(&binding), vec![nameless.der()]).expect_err("refused");
+    let e = finish(
+        Some(started.pending.clone()),
+        Some(&binding),
+        vec![nameless.der()],
+    )
+    .expect_err("refused");
     assert!(matches!(e, FinishError::Cns(CnsError::Subject(_))), "{e}");
 }
 
@@ -326,7 +400,8 @@ fn a_saml_login_cannot_be_finished_with_a_card() {
     let config = config();
     let keys = SpKeys::load(&config.sp.key, &config.sp.cert).expect("keys");
     let idps = IdpRegistry::load(&[policies::IdpConfig {
-        metadata: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test_vectors/spid-sp-test-idp.xml"),
+        metadata: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("test_vectors/spid-sp-test-idp.xml"),
         kind: policies::IdpKind::Spid,
         federation_cert: None,
     }])
@@ -368,5 +443,8 @@ fn a_saml_login_cannot_be_finished_with_a_card() {
         &DiscardAudit,
     ))
     .expect_err("refused");
-    assert!(matches!(e, FinishError::Cns(CnsError::NoPendingLogin)), "{e}");
+    assert!(
+        matches!(e, FinishError::Cns(CnsError::NoPendingLogin)),
+        "{e}"
+    );
 }

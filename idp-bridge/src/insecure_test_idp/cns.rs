@@ -66,7 +66,9 @@ impl CardSubject {
     /// A TS-CNS subject for this person.
     pub fn cns(fiscal_code: &str, given_name: &str, surname: &str) -> Self {
         Self {
-            common_name: Some(format!("{fiscal_code}/8038000000012345.Yx3mQ0b1L2Xg9Rr7Kq1n6Hc2Zk8=")),
+            common_name: Some(format!(
+                "{fiscal_code}/8038000000012345.Yx3mQ0b1L2Xg9Rr7Kq1n6Hc2Zk8="
+            )),
             serial_number: Some(format!("TINIT-{fiscal_code}")),
             given_name: Some(given_name.into()),
             surname: Some(surname.into()),
@@ -108,7 +110,13 @@ impl TestCnsCa {
         b.set_not_before(&from)?;
         b.set_not_after(&to)?;
         b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-        b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()?,
+        )?;
         b.sign(&key, MessageDigest::sha256())?;
         Ok(Self {
             cert: b.build(),
@@ -123,7 +131,12 @@ impl TestCnsCa {
 
     /// A card for this person, valid for a year.
     pub fn card(&self, fiscal_code: &str, given_name: &str, surname: &str) -> KitResult<TestCard> {
-        self.card_with(&CardSubject::cns(fiscal_code, given_name, surname), -1, 365, true)
+        self.card_with(
+            &CardSubject::cns(fiscal_code, given_name, surname),
+            -1,
+            365,
+            true,
+        )
     }
 
     /// A card with this subject, valid from `from_days` to `to_days` from now, with the client
@@ -136,7 +149,10 @@ impl TestCnsCa {
         client_auth: bool,
     ) -> KitResult<TestCard> {
         let key = PKey::from_rsa(Rsa::generate(2048)?)?;
-        let mut entries = vec![(Nid::COUNTRYNAME, "IT"), (Nid::ORGANIZATIONNAME, "Regione di Prova")];
+        let mut entries = vec![
+            (Nid::COUNTRYNAME, "IT"),
+            (Nid::ORGANIZATIONNAME, "Regione di Prova"),
+        ];
         let fields = [
             (Nid::SURNAME, &subject.surname),
             (Nid::GIVENNAME, &subject.given_name),
@@ -180,7 +196,10 @@ impl TestCnsCa {
         let algorithm = der(
             0x30,
             &[
-                der(0x06, &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b]),
+                der(
+                    0x06,
+                    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b],
+                ),
                 vec![0x05, 0x00],
             ]
             .concat(),

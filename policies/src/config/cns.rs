@@ -44,14 +44,21 @@ pub(super) fn read_cns(
 ) -> Option<CnsConfig> {
     let span = t.span().clone();
     let host = t
-        .str(sink, "host", "the host name that asks for the card (e.g. \"cns.servizi.example\")")
+        .str(
+            sink,
+            "host",
+            "the host name that asks for the card (e.g. \"cns.servizi.example\")",
+        )
         .and_then(|At { value, span }| {
             let name = value.trim_end_matches('.').to_ascii_lowercase();
             let valid = name.contains('.') && name.split('.').all(crate::codes::is_dns_label);
             if valid {
                 Some(name)
             } else {
-                sink.error(&span, format!("[cns]: `host` must be a host name, found \"{value}\""));
+                sink.error(
+                    &span,
+                    format!("[cns]: `host` must be a host name, found \"{value}\""),
+                );
                 None
             }
         });
@@ -74,8 +81,15 @@ pub(super) fn read_cns(
         }
     };
     let ca = files("ca", "the files of the CAs that issue CNS cards");
-    let crl = files("crl", "the revocation lists of those CAs (one at least for each)");
-    let level = match t.str(sink, "level", "the level a CNS login counts as (\"SpidL2\" or \"SpidL3\")") {
+    let crl = files(
+        "crl",
+        "the revocation lists of those CAs (one at least for each)",
+    );
+    let level = match t.str(
+        sink,
+        "level",
+        "the level a CNS login counts as (\"SpidL2\" or \"SpidL3\")",
+    ) {
         Some(At { value, span }) => match value.parse::<Level>() {
             Ok(l) => Some(l),
             Err(()) => {

@@ -844,3 +844,60 @@ fn upstream_tls_options_are_checked() {
     assert_eq!(s.upstream_tls.ca, Some(d.path().join("policies/../sp.crt")));
     assert_eq!(s.upstream_host.as_deref(), Some("tributi.internal"));
 }
+
+#[test]
+fn the_cns_login_is_read_and_checked() {
+    let main = MAIN.replace(
+        "public_url = \"http://portal.localhost\"",
+        "public_url = \"https://portal.localhost\"",
+    );
+    let tls = "\n[server.tls]\nlisten = \"127.0.0.1:8443\"\ndefault = { cert = \"sp.crt\", key = \"sp.key\" }\n";
+    let cns = "\n[cns]\nhost = \"CNS.Portal.localhost\"\nca = [\"sp.crt\"]\ncrl = [\"sp.crt\"]\nlevel = \"SpidL3\"\n";
+    let (d, path) = setup(&format!("{main}{tls}{cns}"), &[("a.toml", GOOD)]);
+    let snap = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let c = snap.config.cns.as_ref().expect("cns");
+    assert_eq!(c.host, "cns.portal.localhost");
+    assert_eq!(c.level, crate::Level::SpidL3);
+    assert_eq!(c.ca, [d.path().join("sp.crt")]);
+    assert_eq!(c.display_name, "Carta Nazionale dei Servizi (CNS)");
+    assert_eq!(c.files().count(), 2);
+
+    // Without varco's own TLS, on the portal's host, with nothing to trust, at no known level.
+    let bad = "\n[cns]\nhost = \"portal.localhost\"\nca = []\ncrl = [\"nope.crl\"]\nlevel = \"high\"\ndisplay_name = \" \"\n";
+    let (_d, path) = setup(&format!("{MAIN}{bad}"), &[("a.toml", GOOD)]);
+    let got = problems(&path).join("\n");
+    for needle in [
+        "[cns]: `ca` must list the files of the CAs",
+        "`crl`: file",
+        "[cns]: `level` must be \"SpidL1\", \"SpidL2\" or \"SpidL3\", found \"high\"",
+        "[cns]: `display_name` must not be empty",
+    ] {
+        assert!(got.contains(needle), "missing {needle}:\n{got}");
+    }
+    let missing = "\n[cns]\nhost = \"portal.localhost\"\nca = [\"sp.crt\"]\ncrl = [\"sp.crt\"]\nlevel = \"SpidL2\"\n";
+    let (_d, path) = setup(&format!("{MAIN}{missing}"), &[("a.toml", GOOD)]);
+    let got = problems(&path).join("\n");
+    for needle in [
+        "[cns]: a CNS login needs [server.tls]",
+        "[cns]: `host` \"portal.localhost\" must be a host of its own",
+    ] {
+        assert!(got.contains(needle), "missing {needle}:\n{got}");
+    }
+    let (_d, path) = setup(
+        &format!("{MAIN}\n[cns]\nlevel = \"SpidL2\"\n"),
+        &[("a.toml", GOOD)],
+    );
+    let got = problems(&path).join("\n");
+    for needle in ["`host`", "`ca` is required", "`crl` is required"] {
+        assert!(got.contains(needle), "missing {needle}:\n{got}");
+    }
+
+    // A service on the card's host would have every browser asked for a certificate.
+    let on_cns = GOOD.replace(
+        "host = \"servizi.capannori.example\"",
+        "host = \"cns.portal.localhost\"",
+    );
+    let (_d, path) = setup(&format!("{main}{tls}{cns}"), &[("a.toml", &on_cns)]);
+    let got = problems(&path).join("\n");
+    assert!(got.contains("is [cns]'s `host`"), "{got}");
+}
