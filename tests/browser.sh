@@ -13,7 +13,9 @@ trap 'rm -rf "$log" "$pki"' EXIT
 # The HTTPS and CNS certificates (tests/browser/cns.test.mjs), before Node starts: Node reads
 # NODE_EXTRA_CA_CERTS only then.
 tests/browser/pki.sh "$pki"
-export VARCO_TEST_PKI="$pki" NODE_EXTRA_CA_CERTS="$pki/server-ca.pem"
+# Beside the CAs Node is already told of, if any (a proxy's, say).
+cat ${NODE_EXTRA_CA_CERTS:+"$NODE_EXTRA_CA_CERTS"} "$pki/server-ca.pem" > "$pki/node-cas.pem"
+export VARCO_TEST_PKI="$pki" NODE_EXTRA_CA_CERTS="$pki/node-cas.pem"
 status=0
 (cd tests/browser && node --test --test-reporter=spec) 2>&1 | tee "$log" || status=$?
 pass=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$log" | tail -1)

@@ -4,7 +4,8 @@
 # OpenID provider and the reference OpenID Connect Federation on loopback ports), the SPID/CIE conformance suite (tests/spid-sp-test.sh) and the browser tests
 # (tests/browser.sh: headless Chromium, axe-core), the fuzz smoke runs (tests/fuzz.sh: every
 # target for FUZZ_SECONDS), the short soak (benches/soak.sh: SOAK_SECONDS with 200 clients) and
-# the Debian package (tests/package.sh: built, inspected, unpacked into a clean folder and run).
+# the Debian package (tests/package.sh: built, inspected, unpacked into a clean folder and run)
+# and the container image (tests/container.sh: built with podman, run read-only as its user).
 # Ends with one summary line: "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,9 +24,10 @@ tests/spid-sp-test.sh 2>&1 | tee -a "$log" || status=1
 tests/browser.sh 2>&1 | tee -a "$log" || status=1
 tests/fuzz.sh 2>&1 | tee -a "$log" || status=1
 SOAK_PROFILE=debug benches/soak.sh "${SOAK_SECONDS:-20}" 200 2>&1 | tee -a "$log" || status=1
-# Last: it builds the production variant of the binary (no demo) over target/debug/varco.
+# Last: they build the production variant of the binary (no demo) over target/debug/varco.
 tests/package.sh 2>&1 | tee -a "$log" || status=1
+tests/container.sh 2>&1 | tee -a "$log" || status=1
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     /^(spid-sp-test |browser: |fuzz: |soak: |package: )/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^(spid-sp-test |browser: |fuzz: |soak: |package: |container: )/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -148,6 +148,14 @@ fn main() -> ExitCode {
                 for w in gateway::ops::expiry::warnings(&certificates, chrono::Utc::now()) {
                     eprintln!("{w}");
                 }
+                if let (Some(cns), Some(store)) = (&s.config.cns, &tls) {
+                    if !store.covers(&cns.host) {
+                        eprintln!(
+                            "warning: no [server.tls] certificate names the CNS host \"{}\": browsers will refuse its certificate",
+                            cns.host
+                        );
+                    }
+                }
                 Ok(s)
             }) {
                 Ok(s) => {

@@ -151,6 +151,26 @@ impl CertStore {
         })
     }
 
+    /// Whether the certificate served for `host` names it (a subject alternative name, exact or
+    /// a one-label wildcard): a browser refuses one that does not.
+    pub fn covers(&self, host: &str) -> bool {
+        let Some(leaf) = self.pick(Some(host)).chain.first() else {
+            return false;
+        };
+        let host = host.to_ascii_lowercase();
+        leaf.subject_alt_names().is_some_and(|names| {
+            names.iter().filter_map(|n| n.dnsname()).any(|n| {
+                let n = n.trim_end_matches('.').to_ascii_lowercase();
+                match n.strip_prefix("*.") {
+                    Some(domain) => host
+                        .split_once('.')
+                        .is_some_and(|(label, parent)| !label.is_empty() && parent == domain),
+                    None => n == host,
+                }
+            })
+        })
+    }
+
     /// The CNS login's client authentication, if `server_name` is its host.
     fn client_auth_for(&self, server_name: Option<&str>) -> Option<&ClientAuth> {
         let ca = self.client_auth.as_ref()?;

@@ -3,6 +3,8 @@
 //! authenticated requests. Benchmarks and tests only: it signs as the test IdP.
 //!
 //! `bench-login http://bench.localhost:18183 127.0.0.1:18183 http://bench.localhost:18183/auth/`
+//!
+//! An https portal URL is reached with the CA in `BENCH_CA` (a PEM file) trusted.
 
 use std::io::Read as _;
 
@@ -33,11 +35,14 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let c = reqwest::Client::builder()
+        let mut b = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .resolve(&host, addr)
-            .build()?;
+            .resolve(&host, addr);
+        if let Ok(ca) = std::env::var("BENCH_CA") {
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca)?)?);
+        }
+        let c = b.build()?;
         let base = portal.trim_end_matches('/');
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let r = c

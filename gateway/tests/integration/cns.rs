@@ -356,3 +356,29 @@ fn a_new_revocation_list_takes_effect_when_its_file_changes() {
             .contains("Carta revocata o sospesa"));
     });
 }
+
+#[test]
+fn varco_check_warns_when_no_certificate_names_the_cns_host() {
+    let g = gateway();
+    let config = g.t.gw.config_path();
+    let path = config.to_str().expect("utf8");
+    let (code, _, err) = varco(&["check", "--config", path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("CNS host"), "{err}");
+    let text = std::fs::read_to_string(&config).expect("read");
+    let other = config.with_file_name("other-host.toml");
+    std::fs::write(
+        &other,
+        text.replace(
+            &format!("host = \"{CNS_HOST}\""),
+            "host = \"carta.example\"",
+        ),
+    )
+    .expect("write");
+    let (code, _, err) = varco(&["check", "--config", other.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "a warning, not an error: {err}");
+    assert!(
+        err.contains("no [server.tls] certificate names the CNS host \"carta.example\""),
+        "{err}"
+    );
+}
