@@ -63,7 +63,7 @@ measure() { # name port pid path [cookie]
   perf stat -x, -e task-clock,context-switches,cpu-migrations -t "$t" -o "$work/$1.perf" -- \
     wrk -t2 -c"$conns" -d"${secs}s" -H "Host: bench.localhost" "${cookie[@]}" "http://127.0.0.1:$2$4" > "$work/$1.wrk"
   # strace -c over a short run: the system calls by name.
-  strace -c -f -q -o "$work/$1.strace" -p "$t" &
+  strace -c -f -q -o "$work/$1.strace" -p "$t" 2>>"$work/strace.err" &
   local st=$!
   sleep 1
   wrk -t2 -c"$conns" -d2s -H "Host: bench.localhost" "${cookie[@]}" "http://127.0.0.1:$2$4" > "$work/$1.swrk"

@@ -31,8 +31,11 @@ fn main() -> anyhow::Result<()> {
     let listen = args.next().ok_or_else(|| anyhow::anyhow!(usage))?;
     let backend = args.next().ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
     let threads: usize = args.next().ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
+    // SIGTERM stops it within a second, as varco's own settings do (pingora waits a minute).
     let conf = pingora::server::configuration::ServerConf {
         threads,
+        grace_period_seconds: Some(1),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..Default::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
