@@ -46,13 +46,17 @@ fn a_back_end_that_resets_every_connection_gets_a_502_at_once_and_nothing_sticks
         &one_comune(&[reset, half, Svc::public("ok", "a.test", "/ok/", be)]),
     );
     rt().block_on(async {
+        // Forty clients, made before the clock starts: building one (its TLS roots) takes longer
+        // than the gateway's answer, and the time limit is the gateway's.
+        let clients: Vec<_> = (0..40)
+            .map(|i| {
+                let path = if i % 2 == 0 { "/reset/x" } else { "/half/x" };
+                (gw.client(), gw.url("a.test", path))
+            })
+            .collect();
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for i in 0..40 {
-            let (c, url) = (
-                gw.client(),
-                gw.url("a.test", if i % 2 == 0 { "/reset/x" } else { "/half/x" }),
-            );
+        for (c, url) in clients {
             tasks.push(tokio::spawn(async move {
                 c.get(url).send().await.map(|r| r.status().as_u16())
             }));
