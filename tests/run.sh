@@ -22,7 +22,8 @@ tests/federation/setup.sh
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 tests/spid-sp-test.sh 2>&1 | tee -a "$log" || status=1
 tests/browser.sh 2>&1 | tee -a "$log" || status=1
-tests/fuzz.sh 2>&1 | tee -a "$log" || status=1
+# 10 s per target keeps the whole run within CI's half hour (FUZZ_SECONDS=60 for a longer smoke).
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} tests/fuzz.sh 2>&1 | tee -a "$log" || status=1
 SOAK_PROFILE=debug benches/soak.sh "${SOAK_SECONDS:-20}" 200 2>&1 | tee -a "$log" || status=1
 # Last: they build the production variant of the binary (no demo) over target/debug/varco.
 tests/package.sh 2>&1 | tee -a "$log" || status=1
