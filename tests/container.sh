@@ -64,9 +64,8 @@ check "it has no package lists" test -z "$(pod run --rm "${limits[@]}" --entrypo
 
 # A configuration like an operator's: the examples, their back-ends at one echo server on the
 # host's loopback, everything varco writes under /var/lib/varco.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-back=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port) admin=$(free_port) back=$(free_port)
 mkdir -p "$work/etc/policies" "$work/etc/keys" "$work/state"
 cp examples/keys/sp.key examples/keys/sp.crt examples/keys/audit.key examples/keys/jwt.pem "$work/etc/keys/"
 for f in examples/policies/*.toml; do

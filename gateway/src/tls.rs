@@ -27,9 +27,7 @@ pub(crate) struct Keyed {
 
 /// A certificate's `notAfter` in Unix seconds.
 pub(crate) fn not_after(cert: &openssl::x509::X509Ref) -> Option<i64> {
-    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
-    let d = epoch.diff(cert.not_after()).ok()?;
-    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
+    idp_bridge::cns::unix_seconds(cert.not_after())
 }
 
 /// A certificate chain (leaf first) and its key, checked to belong together.
@@ -277,16 +275,20 @@ impl TlsAccept for Callback {
     ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
         let store = self.0.store.load();
         store.client_auth_for(ssl.servername(NameType::HOST_NAME))?;
-        let mut chain = Vec::new();
+        let mut chain: Vec<Vec<u8>> = Vec::new();
         if let Some(leaf) = ssl.peer_certificate() {
-            chain.extend(leaf.to_der().ok());
-            // On a server, the chain the peer sent leaves out its own certificate.
-            for c in ssl.peer_cert_chain().into_iter().flatten() {
+            // On a server, the chain the peer sent leaves out its own certificate (skipped here
+            // should a library put it in).
+            let rest = ssl.peer_cert_chain().into_iter().flatten();
+            for der in std::iter::once(&*leaf)
+                .chain(rest)
+                .filter_map(|c| c.to_der().ok())
+            {
                 if chain.len() > idp_bridge::cns::MAX_CHAIN {
                     break;
                 }
-                if c.to_der().ok().as_deref() != chain.first().map(Vec::as_slice) {
-                    chain.extend(c.to_der().ok());
+                if chain.first() != Some(&der) {
+                    chain.push(der);
                 }
             }
         }

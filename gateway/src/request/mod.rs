@@ -124,6 +124,28 @@ impl Proxy {
             .is_some_and(|cns| target::request_host(req).is_some_and(|h| h == cns.host))
     }
 
+    /// The 429 for a client past the login endpoints' rate (`sso_rate`, `sso_burst`), if it is.
+    fn over_login_rate(
+        &self,
+        rt: &Runtime,
+        ctx: &Ctx,
+        req: &pingora::http::RequestHeader,
+    ) -> Option<Reply> {
+        let server = &rt.snapshot.config.server;
+        let ip = limits::client_of(ctx.client_ip, req, &server.trusted_proxies)?;
+        let wait = self
+            .shared
+            .limiter
+            .take(ip, server.sso_rate, server.sso_burst)
+            .err()?;
+        self.shared.metrics.event("rate_limited");
+        let mut reply = Reply::error_page(rt, ErrorPage::TooManyRequests);
+        if let Ok(v) = http::HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
+            reply.headers.push((http::header::RETRY_AFTER, v));
+        }
+        Some(reply)
+    }
+
     /// A request for `[cns] host`, with what this connection's handshake received.
     async fn cns_host(
         &self,
@@ -131,22 +153,8 @@ impl Proxy {
         ctx: &mut Ctx,
         rt: &Runtime,
     ) -> pingora::Result<bool> {
-        let server = &rt.snapshot.config.server;
-        let client =
-            limits::client_of(ctx.client_ip, session.req_header(), &server.trusted_proxies);
-        if let Some(ip) = client {
-            if let Err(wait) = self
-                .shared
-                .limiter
-                .take(ip, server.sso_rate, server.sso_burst)
-            {
-                self.shared.metrics.event("rate_limited");
-                let mut reply = Reply::error_page(rt, ErrorPage::TooManyRequests);
-                if let Ok(v) = http::HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
-                    reply.headers.push((http::header::RETRY_AFTER, v));
-                }
-                return write_reply(session, ctx, reply).await;
-            }
+        if let Some(reply) = self.over_login_rate(rt, ctx, session.req_header()) {
+            return write_reply(session, ctx, reply).await;
         }
         let presented = session
             .digest()
@@ -333,22 +341,8 @@ impl ProxyHttp for Proxy {
             Ok(RouteMatch::Sso) => {
                 ctx.answered(Answer::Sso);
                 if limits::limited_path(req.uri.path()) {
-                    let server = &rt.snapshot.config.server;
-                    let client = limits::client_of(ctx.client_ip, req, &server.trusted_proxies);
-                    if let Some(ip) = client {
-                        if let Err(wait) =
-                            self.shared
-                                .limiter
-                                .take(ip, server.sso_rate, server.sso_burst)
-                        {
-                            self.shared.metrics.event("rate_limited");
-                            let mut reply = Reply::error_page(&rt, ErrorPage::TooManyRequests);
-                            let secs = wait.as_secs() + 1;
-                            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
-                                reply.headers.push((http::header::RETRY_AFTER, v));
-                            }
-                            return write_reply(session, ctx, reply).await;
-                        }
+                    if let Some(reply) = self.over_login_rate(&rt, ctx, req) {
+                        return write_reply(session, ctx, reply).await;
                     }
                 }
                 self.sso(session, ctx, &rt).await

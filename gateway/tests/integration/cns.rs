@@ -67,16 +67,6 @@ fn identity(card: &TestCard) -> reqwest::Identity {
     reqwest::Identity::from_pkcs8_pem(&card.cert_pem(), &card.key_pem()).expect("identity")
 }
 
-/// Every `Set-Cookie` of `r` as `name=value`.
-fn cookies(r: &reqwest::Response) -> Vec<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next().map(String::from))
-        .collect()
-}
-
 /// What a login with `card` (none: the browser sends no certificate) ends with: the portal's
 /// answer to the callback, and the login binding cookie it was sent with.
 async fn login_with(g: &Cns, card: Option<&TestCard>) -> (reqwest::Response, String) {
@@ -102,7 +92,7 @@ async fn login_with(g: &Cns, card: Option<&TestCard>) -> (reqwest::Response, Str
         )),
         "{to_card}"
     );
-    let binding = cookies(&r).join("; ");
+    let binding = cookie_pairs(&r).join("; ");
     // The card's host sees no cookie of the portal's: it asks for the card and sends back a code.
     let browser = g.t.client_with(card.map(identity));
     let r = browser.get(&to_card).send().await.expect("send");
@@ -128,7 +118,7 @@ fn a_good_card_logs_in_and_the_service_gets_its_holder() {
         let (r, _) = login_with(&g, Some(&g.good)).await;
         assert_eq!(r.status(), 302);
         assert_eq!(location_of(&r), g.t.url("portal.localhost", "/tari/avviso"));
-        let session = cookies(&r)
+        let session = cookie_pairs(&r)
             .into_iter()
             .find(|c| c.contains("session="))
             .expect("a session cookie");
@@ -173,7 +163,7 @@ fn a_revoked_card_another_cas_card_and_no_card_get_their_own_page() {
             let (r, _) = login_with(&g, card).await;
             assert_eq!(r.status(), status, "{title}");
             assert!(
-                cookies(&r).iter().all(|c| !c.contains("session=")),
+                cookie_pairs(&r).iter().all(|c| !c.contains("session=")),
                 "{title}"
             );
             let page = r.text().await.expect("text");
@@ -195,7 +185,7 @@ fn a_code_works_once_in_the_browser_that_started_the_login() {
             .await
             .expect("send");
         let to_card = location_of(&r);
-        let attacker_binding = cookies(&r).join("; ");
+        let attacker_binding = cookie_pairs(&r).join("; ");
         let citizen = g.t.client_with(Some(identity(&g.good)));
         let r = citizen.get(&to_card).send().await.expect("send");
         let back = location_of(&r);
@@ -214,7 +204,7 @@ fn a_code_works_once_in_the_browser_that_started_the_login() {
             .await
             .expect("send");
         assert_eq!(r.status(), 400);
-        assert!(cookies(&r).iter().all(|c| !c.contains("session=")));
+        assert!(cookie_pairs(&r).iter().all(|c| !c.contains("session=")));
         // A made-up code, a login ID of another shape.
         let r = attacker
             .get(g.t.url("portal.localhost", "/.sso/cns/callback?code=AAAA"))

@@ -447,6 +447,16 @@ pub(crate) fn cookie_pair(r: &reqwest::Response) -> String {
     v.split(';').next().expect("pair").to_string()
 }
 
+/// Every `Set-Cookie` of `r` as `name=value`.
+pub(crate) fn cookie_pairs(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next().map(String::from))
+        .collect()
+}
+
 /// A throw-away `redis-server` on a free loopback port, killed on drop.
 pub(crate) struct RedisServer {
     pub(crate) port: u16,

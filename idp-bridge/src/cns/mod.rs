@@ -269,7 +269,7 @@ impl CnsTrust {
     pub fn dates(&self) -> Vec<CnsDate> {
         let mut out = Vec::new();
         for a in &self.anchors {
-            if let Some(at) = unix(a.cert.not_after()) {
+            if let Some(at) = unix_seconds(a.cert.not_after()) {
                 out.push(CnsDate {
                     kind: "cns_ca",
                     name: format!("{} ({})", a.file.display(), one_line(a.cert.subject_name())),
@@ -278,7 +278,7 @@ impl CnsTrust {
             }
         }
         for c in &self.crls {
-            if let Some(at) = c.crl.next_update().and_then(unix) {
+            if let Some(at) = c.crl.next_update().and_then(unix_seconds) {
                 out.push(CnsDate {
                     kind: "cns_crl",
                     name: c.file.display().to_string(),
@@ -390,7 +390,7 @@ impl CnsTrust {
             .ok_or_else(|| CnsError::NoRevocationList {
                 issuer: issuer_name.clone(),
             })?;
-        let stale = match crl.crl.next_update().and_then(unix) {
+        let stale = match crl.crl.next_update().and_then(unix_seconds) {
             Some(next) => next <= now.timestamp(),
             // A list without `nextUpdate` says nothing of when it stops being current.
             None => true,
@@ -435,7 +435,8 @@ fn one_line(name: &X509NameRef) -> String {
         .join(", ")
 }
 
-fn unix(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
+/// An ASN.1 time (a certificate's `notAfter`, a list's `nextUpdate`) in Unix seconds.
+pub fn unix_seconds(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
     let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
     let d = epoch.diff(t).ok()?;
     Some(i64::from(d.days) * 86_400 + i64::from(d.secs))

@@ -270,6 +270,26 @@ fn loading_names_the_file_at_fault() {
     assert!(message(&s).contains("cannot read"));
 }
 
+/// A level 2 login through `provider` for the browser with `binding`.
+fn login_start<'a>(
+    provider: Provider<'a>,
+    binding: &'a BrowserBinding,
+    wanted: AttributeMask,
+) -> LoginStart<'a> {
+    LoginStart {
+        provider,
+        level: Level::SpidL2,
+        attribute_set: 0,
+        wanted,
+        binding,
+        return_to: "https://portal.example/".into(),
+        replaces: None,
+        handoff_binding: None,
+        prefer_post: false,
+        audience: policies::Audience::Sp,
+    }
+}
+
 /// The example deployment's configuration, for the door's SP.
 fn config() -> &'static policies::Config {
     static CONFIG: std::sync::OnceLock<policies::Config> = std::sync::OnceLock::new();
@@ -299,18 +319,7 @@ fn the_door_starts_and_finishes_a_cns_login_once_for_its_browser() {
         panic!("the CNS is a provider");
     };
     let binding = BrowserBinding::new();
-    let start = |wanted: AttributeMask| LoginStart {
-        provider,
-        level: Level::SpidL2,
-        attribute_set: 0,
-        wanted,
-        binding: &binding,
-        return_to: "https://portal.example/".into(),
-        replaces: None,
-        handoff_binding: None,
-        prefer_post: false,
-        audience: policies::Audience::Sp,
-    };
+    let start = |wanted| login_start(provider, &binding, wanted);
     let wanted: AttributeMask = [Attribute::FiscalNumber, Attribute::Name]
         .into_iter()
         .collect();
@@ -419,18 +428,7 @@ fn a_saml_login_cannot_be_finished_with_a_card() {
     let binding = BrowserBinding::new();
     let started = ready(crate::login::start(
         sp,
-        LoginStart {
-            provider: saml,
-            level: Level::SpidL2,
-            attribute_set: 0,
-            wanted: AttributeMask::EMPTY,
-            binding: &binding,
-            return_to: "https://portal.example/".into(),
-            replaces: None,
-            handoff_binding: None,
-            prefer_post: false,
-            audience: policies::Audience::Sp,
-        },
+        login_start(saml, &binding, AttributeMask::EMPTY),
         &DiscardAudit,
     ))
     .expect("started");
