@@ -19,6 +19,7 @@ pub mod cookies;
 pub mod demo;
 pub mod echo;
 pub mod error;
+pub mod fast;
 pub mod ops;
 pub(crate) mod reply;
 pub mod request;

@@ -242,10 +242,13 @@ pub fn serve_as(shared: Arc<Shared>, stop: Stop, start: Start) -> Result<()> {
         tracing::warn!(path = %files.pid.display(), error = %e, "cannot write the PID file; `varco run --upgrade` will not find this process");
     }
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Proxy::new(shared.clone()),
-        "varco",
+    // The fast path in front of pingora's proxy, which serves whatever the fast path does not.
+    let mut proxy = Service::new(
+        "varco".to_string(),
+        crate::fast::FastApp::new(
+            pingora::proxy::http_proxy(&server.configuration, Proxy::new(shared.clone())),
+            shared.clone(),
+        ),
     );
     proxy.add_tcp(&server_cfg.listen.to_string());
     let mut redirect = None;

@@ -32,6 +32,7 @@ pub(crate) struct Metrics {
     events: Counter<u64>,
     generation: Arc<AtomicU64>,
     last_reload_errors: Arc<AtomicU64>,
+    fast_path: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -89,6 +90,15 @@ impl Metrics {
             .with_description("Problems found by the last reload attempt (0 when it succeeded)")
             .with_callback(move |o| o.observe(e.load(Ordering::Relaxed), &[]))
             .build();
+        let fast_path = Arc::new(AtomicU64::new(0));
+        let f = fast_path.clone();
+        let _fast = meter
+            .u64_observable_counter("varco.fast_path.requests")
+            .with_description(
+                "Requests that varco's fast path proxied (the others went through pingora's proxy)",
+            )
+            .with_callback(move |o| o.observe(f.load(Ordering::Relaxed), &[]))
+            .build();
         Ok(Self {
             registry,
             meter,
@@ -100,6 +110,7 @@ impl Metrics {
             events,
             generation,
             last_reload_errors,
+            fast_path,
         })
     }
 
@@ -115,6 +126,11 @@ impl Metrics {
             ],
         );
         self.duration.record(seconds, route);
+    }
+
+    /// Counts one request proxied by the fast path (an atomic add: the request path's).
+    pub(crate) fn fast_path(&self) {
+        self.fast_path.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts removed inbound headers.

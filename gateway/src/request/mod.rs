@@ -50,6 +50,29 @@ impl Proxy {
     }
 }
 
+/// The head of an error page that varco writes itself (both request paths use it).
+pub(crate) fn page_header(
+    status: u16,
+    length: usize,
+    extra: Option<(http::HeaderName, &'static str)>,
+    hsts: Option<&http::HeaderValue>,
+) -> pingora::Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(status, Some(8))?;
+    resp.insert_header(CONTENT_TYPE, HTML)?;
+    resp.insert_header(CONTENT_LENGTH, length)?;
+    resp.insert_header(CACHE_CONTROL, "no-store")?;
+    resp.insert_header("x-content-type-options", "nosniff")?;
+    resp.insert_header("referrer-policy", "no-referrer")?;
+    resp.insert_header("content-security-policy", PAGE_CSP)?;
+    if let Some((name, value)) = extra {
+        resp.insert_header(name, value)?;
+    }
+    if let Some(hsts) = hsts {
+        resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
+    }
+    Ok(resp)
+}
+
 /// Writes a complete error page that varco produces itself. Returns `Ok(true)`: the request is
 /// done.
 async fn respond(
@@ -59,19 +82,7 @@ async fn respond(
     body: &Bytes,
     extra: Option<(http::HeaderName, &'static str)>,
 ) -> pingora::Result<bool> {
-    let mut resp = ResponseHeader::build(status, Some(8))?;
-    resp.insert_header(CONTENT_TYPE, HTML)?;
-    resp.insert_header(CONTENT_LENGTH, body.len())?;
-    resp.insert_header(CACHE_CONTROL, "no-store")?;
-    resp.insert_header("x-content-type-options", "nosniff")?;
-    resp.insert_header("referrer-policy", "no-referrer")?;
-    resp.insert_header("content-security-policy", PAGE_CSP)?;
-    if let Some((name, value)) = extra {
-        resp.insert_header(name, value)?;
-    }
-    if let Some(hsts) = &ctx.hsts {
-        resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
-    }
+    let resp = page_header(status, body.len(), extra, ctx.hsts.as_ref())?;
     let head_only = session.req_header().method == Method::HEAD;
     ctx.status = status;
     session
@@ -175,44 +186,23 @@ impl Proxy {
         route: policies::ServiceRef,
         trusted: bool,
     ) -> pingora::Result<bool> {
-        let (Some(index), Some((_, service))) = (rt.index(route), rt.snapshot.service(route))
-        else {
-            ctx.answered(Answer::Nothing);
-            let page = rt.error_for(ErrorPage::Internal, session.req_header());
-            return respond(session, ctx, 500, &page, None).await;
-        };
-        ctx.answered(Answer::Service(index));
-        let compiled = rt.service(index);
-        if let Some(svc) = compiled {
-            let removed = strip_mapped(session.req_header_mut(), &svc.strip);
-            if removed > 0 {
-                self.shared.metrics.stripped(removed);
-            }
+        let (admission, removed) =
+            admit(&self.shared, rt.clone(), route, session.req_header_mut()).await;
+        if removed > 0 {
+            self.shared.metrics.stripped(removed);
         }
-        let citizen = if compiled.is_some_and(|s| s.needs_login) {
-            match crate::cookies::current_session(&rt, &self.shared, session.req_header()).await {
-                Ok(found) => found.map(|(id, session)| Citizen {
-                    key: id.key(),
-                    session,
-                }),
-                Err(e) => {
-                    let reply = Reply::unavailable(&rt, &e);
-                    return write_reply(session, ctx, reply).await;
-                }
+        match admission {
+            Admission::Broken => {
+                ctx.answered(Answer::Nothing);
+                let page = rt.error_for(ErrorPage::Internal, session.req_header());
+                respond(session, ctx, 500, &page, None).await
             }
-        } else {
-            None
-        };
-        let held = citizen.as_ref().and_then(|c| match compiled {
-            Some(svc) => c.session.held_for(&svc.audience),
-            None => None,
-        });
-        match decide(service, held) {
-            Decision::Allow(permit) => {
-                ctx.phase = Phase::Allowed(Allowed::new(permit, rt, index, citizen));
+            Admission::Allowed(allowed) => {
+                ctx.phase = Phase::Allowed(allowed);
                 Ok(false)
             }
-            Decision::Login { level } => {
+            Admission::Login { index, level } => {
+                ctx.answered(Answer::Service(index));
                 let reply = crate::sso::return_to::login_redirect(
                     &rt,
                     session.req_header(),
@@ -221,7 +211,220 @@ impl Proxy {
                 );
                 write_reply(session, ctx, reply).await
             }
+            Admission::Unavailable { index, error } => {
+                ctx.answered(Answer::Service(index));
+                write_reply(session, ctx, Reply::unavailable(&rt, &error)).await
+            }
         }
+    }
+}
+
+/// What a request for a service may do, decided from its policy and its session.
+pub(crate) enum Admission {
+    /// On to the back-end.
+    Allowed(Allowed),
+    /// To the login (or a step up) first.
+    Login {
+        /// The service's index in the runtime.
+        index: usize,
+        /// The level it needs.
+        level: policies::Level,
+    },
+    /// The session store did not answer.
+    Unavailable {
+        /// The service's index in the runtime.
+        index: usize,
+        /// Why.
+        error: crate::store::StoreError,
+    },
+    /// The route names no compiled service (a bug: answered 500).
+    Broken,
+}
+
+/// Strips the service's mapped headers from `req`, finds the session when the service needs a
+/// login, and decides; both request paths admit with it. Also returns how many headers were
+/// stripped, for the metric, which the caller records once the request is its own.
+pub(crate) async fn admit(
+    shared: &Shared,
+    rt: Arc<Runtime>,
+    route: policies::ServiceRef,
+    req: &mut RequestHeader,
+) -> (Admission, usize) {
+    let (Some(index), Some((_, service))) = (rt.index(route), rt.snapshot.service(route)) else {
+        return (Admission::Broken, 0);
+    };
+    let compiled = rt.service(index);
+    let removed = compiled.map_or(0, |svc| strip_mapped(req, &svc.strip));
+    let citizen = if compiled.is_some_and(|s| s.needs_login) {
+        match crate::cookies::current_session(&rt, shared, req).await {
+            Ok(found) => found.map(|(id, session)| Citizen {
+                key: id.key(),
+                session,
+            }),
+            Err(error) => return (Admission::Unavailable { index, error }, removed),
+        }
+    } else {
+        None
+    };
+    let held = citizen.as_ref().and_then(|c| match compiled {
+        Some(svc) => c.session.held_for(&svc.audience),
+        None => None,
+    });
+    let admission = match decide(service, held) {
+        Decision::Allow(permit) => {
+            Admission::Allowed(Allowed::new(permit, rt.clone(), index, citizen))
+        }
+        Decision::Login { level } => Admission::Login { index, level },
+    };
+    (admission, removed)
+}
+
+/// Which route `req` is for: its authority and path, with exactly one `Host`.
+pub(crate) fn resolve(
+    rt: &Runtime,
+    req: &RequestHeader,
+) -> Result<RouteMatch, policies::RejectedTarget> {
+    // Two Host headers have no single reading (RFC 9112 §3.2): refuse rather than pick one.
+    match authority(req) {
+        Some(_) if req.headers.get_all(HOST).iter().nth(1).is_some() => {
+            Err(policies::RejectedTarget::BadHost)
+        }
+        Some(host) => rt.snapshot.routes.resolve(host, req.uri.path()),
+        None => Err(policies::RejectedTarget::BadHost),
+    }
+}
+
+/// A new request's context, with its `varco.request` span when traces are exported.
+pub(crate) fn new_ctx(shared: &Shared) -> Ctx {
+    Ctx::new(shared.trace_requests().then(|| {
+        tracing::info_span!(
+            "varco.request",
+            route = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty
+        )
+    }))
+}
+
+/// Sets what an allowed request carries to its back-end: the forwarding headers, the service's
+/// `Host`, the request's cookies without varco's, and the citizen's identity headers and JWT.
+/// Runs after every inbound copy of those headers was removed.
+pub(crate) fn prepare_upstream(
+    shared: &Shared,
+    allowed: &Allowed,
+    client_ip: Option<std::net::IpAddr>,
+    host: Option<&http::HeaderValue>,
+    upstream: &mut RequestHeader,
+) -> pingora::Result<()> {
+    let rt = allowed.runtime();
+    // The scheme citizens use is the portal's (TLS ends in front of varco, or in it).
+    let proto = if rt.snapshot.config.server.public_url.https {
+        "https"
+    } else {
+        "http"
+    };
+    set_forwarded(upstream, client_ip, proto, host)?;
+    if let Some(h) = allowed.service().and_then(|s| s.upstream_host.clone()) {
+        // The citizen's host stays in X-Forwarded-Host.
+        upstream.insert_header(HOST, h)?;
+    }
+    crate::cookies::strip_varco_cookies(upstream)?;
+    if let (Some(citizen), Some(service)) = (
+        allowed.citizen(),
+        allowed.service().filter(|s| s.needs_login),
+    ) {
+        let principal = citizen.session.principal();
+        service.identity.inject(upstream, principal)?;
+        match jwt::cache::assertion(&shared.assertions, allowed, &citizen.key, principal) {
+            Some(t) => upstream.insert_header(identity::X_VARCO_ASSERTION, t)?,
+            // No unsigned identity: without its JWT the request does not go on.
+            None => {
+                return Error::e_explain(ErrorType::InternalError, "cannot sign the identity JWT")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A back-end's answer, before it reaches the browser: varco's HSTS replaces the back-end's, and
+/// a back-end (or an injection bug in one) must not plant varco's own cookies (a session fixed
+/// on its host, a login binding for the portal), so every `Set-Cookie` for one of their names
+/// goes.
+pub(crate) fn filter_response(
+    shared: &Shared,
+    ctx: &Ctx,
+    upstream_response: &mut ResponseHeader,
+) -> pingora::Result<()> {
+    if let Some(hsts) = &ctx.hsts {
+        // varco owns the policy of its HTTPS origins.
+        upstream_response.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
+    }
+    let set_cookie = http::header::SET_COOKIE;
+    let planted = upstream_response
+        .headers
+        .get_all(&set_cookie)
+        .iter()
+        .any(crate::cookies::sets_varco_cookie);
+    if planted {
+        let kept: Vec<http::HeaderValue> = upstream_response
+            .headers
+            .get_all(&set_cookie)
+            .iter()
+            .filter(|v| !crate::cookies::sets_varco_cookie(v))
+            .cloned()
+            .collect();
+        upstream_response.remove_header(&set_cookie);
+        for v in kept {
+            upstream_response.append_header(set_cookie.clone(), v)?;
+        }
+        shared.metrics.event("upstream_set_cookie");
+        tracing::warn!(route = %ctx.route_label(), "a back-end tried to set one of varco's cookies; dropped");
+    }
+    Ok(())
+}
+
+/// The page for a failure before or during proxying; `None`: the client went away, no page.
+pub(crate) fn page_for(e: &Error) -> Option<ErrorPage> {
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            Some(ErrorPage::GatewayTimeout)
+        }
+        ErrorType::HTTPStatus(504) => Some(ErrorPage::GatewayTimeout),
+        ErrorType::HTTPStatus(400) => Some(ErrorPage::BadRequest),
+        ErrorType::HTTPStatus(_) => Some(ErrorPage::BadGateway),
+        _ => match e.esource() {
+            ErrorSource::Upstream => Some(ErrorPage::BadGateway),
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => None,
+                _ => Some(ErrorPage::BadRequest),
+            },
+            ErrorSource::Internal | ErrorSource::Unset => Some(ErrorPage::Internal),
+        },
+    }
+}
+
+/// Once per request, at its very end, on both paths: the metrics, the span's fields and the
+/// access log.
+pub(crate) fn log_request(shared: &Shared, method: &http::Method, ctx: &Ctx, status: u16) {
+    let elapsed = ctx.started.elapsed();
+    let (Some(rt), Some(attrs)) = (ctx.runtime(), ctx.metric()) else {
+        return;
+    };
+    shared.metrics.request(attrs, status, elapsed.as_secs_f64());
+    if let Some(span) = &ctx.span {
+        span.record("route", ctx.route_label());
+        span.record("http.response.status_code", status);
+    }
+    if rt.snapshot.config.server.access_log {
+        // No path, query or client address: they can carry personal data.
+        tracing::info!(
+            target: "varco::access",
+            method = %method,
+            route = %ctx.route_label(),
+            status,
+            micros = elapsed.as_micros() as u64,
+        );
     }
 }
 
@@ -263,13 +466,7 @@ impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::new(self.shared.trace_requests().then(|| {
-            tracing::info_span!(
-                "varco.request",
-                route = tracing::field::Empty,
-                http.response.status_code = tracing::field::Empty
-            )
-        }))
+        new_ctx(&self.shared)
     }
 
     fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
@@ -304,15 +501,7 @@ impl ProxyHttp for Proxy {
         }
 
         let req = session.req_header();
-        // Two Host headers have no single reading (RFC 9112 §3.2): refuse rather than pick one.
-        let resolved = match authority(req) {
-            Some(_) if req.headers.get_all(HOST).iter().nth(1).is_some() => {
-                Err(policies::RejectedTarget::BadHost)
-            }
-            Some(host) => rt.snapshot.routes.resolve(host, req.uri.path()),
-            None => Err(policies::RejectedTarget::BadHost),
-        };
-        match resolved {
+        match resolve(&rt, req) {
             Err(reason) => {
                 tracing::debug!(%reason, "request target rejected");
                 ctx.answered(Answer::Nothing);
@@ -382,38 +571,8 @@ impl ProxyHttp for Proxy {
         let Phase::Allowed(allowed) = &ctx.phase else {
             return Error::e_explain(ErrorType::InternalError, "no permit for this request");
         };
-        let rt = allowed.runtime();
-        let host = session.req_header().headers.get(HOST).cloned();
-        // The scheme citizens use is the portal's (TLS ends in front of varco, or in it).
-        let proto = if rt.snapshot.config.server.public_url.https {
-            "https"
-        } else {
-            "http"
-        };
-        set_forwarded(upstream, ctx.client_ip, proto, host.as_ref())?;
-        if let Some(h) = allowed.service().and_then(|s| s.upstream_host.clone()) {
-            // The citizen's host stays in X-Forwarded-Host.
-            upstream.insert_header(HOST, h)?;
-        }
-        crate::cookies::strip_varco_cookies(upstream)?;
-        if let (Some(citizen), Some(service)) = (
-            allowed.citizen(),
-            allowed.service().filter(|s| s.needs_login),
-        ) {
-            let principal = citizen.session.principal();
-            service.identity.inject(upstream, principal)?;
-            match jwt::cache::assertion(&self.shared.assertions, allowed, &citizen.key, principal) {
-                Some(t) => upstream.insert_header(identity::X_VARCO_ASSERTION, t)?,
-                // No unsigned identity: without its JWT the request does not go on.
-                None => {
-                    return Error::e_explain(
-                        ErrorType::InternalError,
-                        "cannot sign the identity JWT",
-                    )
-                }
-            }
-        }
-        Ok(())
+        let host = session.req_header().headers.get(HOST);
+        prepare_upstream(&self.shared, allowed, ctx.client_ip, host, upstream)
     }
 
     /// A back-end's answer, before it reaches the browser: a back-end (or an injection bug in
@@ -425,58 +584,12 @@ impl ProxyHttp for Proxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        if let Some(hsts) = &ctx.hsts {
-            // varco owns the policy of its HTTPS origins: a back-end's own HSTS header is
-            // replaced by it.
-            upstream_response
-                .insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
-        }
-        let set_cookie = http::header::SET_COOKIE;
-        let planted = upstream_response
-            .headers
-            .get_all(&set_cookie)
-            .iter()
-            .any(crate::cookies::sets_varco_cookie);
-        if planted {
-            let kept: Vec<http::HeaderValue> = upstream_response
-                .headers
-                .get_all(&set_cookie)
-                .iter()
-                .filter(|v| !crate::cookies::sets_varco_cookie(v))
-                .cloned()
-                .collect();
-            upstream_response.remove_header(&set_cookie);
-            for v in kept {
-                upstream_response.append_header(set_cookie.clone(), v)?;
-            }
-            self.shared.metrics.event("upstream_set_cookie");
-            tracing::warn!(route = %ctx.route_label(), "a back-end tried to set one of varco's cookies; dropped");
-        }
-        Ok(())
+        filter_response(&self.shared, ctx, upstream_response)
     }
 
     /// A fatal error before or during proxying: answer with the page for it if nothing was sent.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let page = match e.etype() {
-            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
-                if e.esource() == &ErrorSource::Upstream =>
-            {
-                Some(ErrorPage::GatewayTimeout)
-            }
-            ErrorType::HTTPStatus(504) => Some(ErrorPage::GatewayTimeout),
-            ErrorType::HTTPStatus(400) => Some(ErrorPage::BadRequest),
-            ErrorType::HTTPStatus(_) => Some(ErrorPage::BadGateway),
-            _ => match e.esource() {
-                ErrorSource::Upstream => Some(ErrorPage::BadGateway),
-                ErrorSource::Downstream => match e.etype() {
-                    ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
-                        None
-                    }
-                    _ => Some(ErrorPage::BadRequest),
-                },
-                ErrorSource::Internal | ErrorSource::Unset => Some(ErrorPage::Internal),
-            },
-        };
+        let page = page_for(e);
         let Some(page) = page else {
             return FailToProxy {
                 error_code: 0,
@@ -513,27 +626,7 @@ impl ProxyHttp for Proxy {
         let status = session
             .response_written()
             .map_or(ctx.status, |r| r.status.as_u16());
-        let elapsed = ctx.started.elapsed();
-        let (Some(rt), Some(attrs)) = (ctx.runtime(), ctx.metric()) else {
-            return;
-        };
-        self.shared
-            .metrics
-            .request(attrs, status, elapsed.as_secs_f64());
-        if let Some(span) = &ctx.span {
-            span.record("route", ctx.route_label());
-            span.record("http.response.status_code", status);
-        }
-        if rt.snapshot.config.server.access_log {
-            // No path, query or client address: they can carry personal data.
-            tracing::info!(
-                target: "varco::access",
-                method = %session.req_header().method,
-                route = %ctx.route_label(),
-                status,
-                micros = elapsed.as_micros() as u64,
-            );
-        }
+        log_request(&self.shared, &session.req_header().method, ctx, status);
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {

@@ -20,6 +20,7 @@ mod catalog;
 mod cli;
 mod deployment;
 mod failures;
+mod fast_path;
 mod faults;
 mod federation;
 mod idp_registry;

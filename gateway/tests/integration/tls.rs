@@ -78,10 +78,13 @@ pub(crate) fn tls_gateway_configured(
     );
     std::fs::write(&main, text).expect("write");
     let gw = Gateway::serve(dir, port, admin);
+    // Each listener is its own pingora service, started one after the other: wait for both.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
-        assert!(Instant::now() < deadline, "no TLS listener");
-        std::thread::sleep(Duration::from_millis(20));
+    for (listener, name) in [(tls_port, "TLS"), (redirect_port, "HTTP redirect")] {
+        while TcpStream::connect(("127.0.0.1", listener)).is_err() {
+            assert!(Instant::now() < deadline, "no {name} listener");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     TlsGateway {
         gw,

@@ -43,6 +43,10 @@ pub struct ServerConfig {
     pub upstream_read_timeout: Duration,
     /// Whether each request writes an access-log line.
     pub access_log: bool,
+    /// Whether the common request shape (a GET or HEAD without a body, allowed to a service on a
+    /// plain-HTTP back-end) takes varco's own HTTP/1.1 fast path (default `true`); `false` sends
+    /// every request through pingora's proxy, as a kill switch.
+    pub fast_path: bool,
     /// Log line format.
     pub log_format: LogFormat,
     /// varco's own TLS listener (`[server.tls]`), when it terminates HTTPS itself.
@@ -166,6 +170,7 @@ pub(super) fn read_server(
             upstream_connect_timeout: Duration::from_secs(3),
             upstream_read_timeout: Duration::from_secs(30),
             access_log: true,
+            fast_path: true,
             log_format: LogFormat::Text,
             tls: None,
         };
@@ -249,6 +254,7 @@ pub(super) fn read_server(
     let upstream_read_timeout =
         duration(&mut t, sink, "upstream_read_timeout").unwrap_or(Duration::from_secs(30));
     let access_log = t.opt_bool(sink, "access_log").is_none_or(|b| b.value);
+    let fast_path = t.opt_bool(sink, "fast_path").is_none_or(|b| b.value);
     let log_format = match t.opt_str(sink, "log_format") {
         None => LogFormat::Text,
         Some(At { value, .. }) if value == "text" => LogFormat::Text,
@@ -297,6 +303,7 @@ pub(super) fn read_server(
         upstream_connect_timeout,
         upstream_read_timeout,
         access_log,
+        fast_path,
         log_format,
         tls,
     }
