@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark, like against like: a small keep-alive GET through varco (a public route, and a
 # SPID level 2 route with a real session: identity headers and the signed JWT), each with its
-# access log on (the default) and off; through nginx as a plain reverse proxy, with its access
+# access log on (the default) and off, and the level 2 route with `fast_path = false` (every
+# request through pingora's proxy, as before the fast path); through nginx as a plain reverse proxy, with its access
 # log off and with its default access log on; through a bare pingora `ProxyHttp` (the reference
 # row: what pingora itself costs); and to the back-end directly. Then the same over HTTPS (TLS
 # terminated by nginx and by varco, both with their access log on), and through each proxy to a
@@ -10,6 +11,7 @@
 #
 #   benches/load.sh [seconds per run, default 10] [rounds, default 3]
 #   VARCO_BASE=/path/to/an/older/varco benches/load.sh 8 3   # and that build, side by side
+#   BENCH_ONLY='varco-spid-l2|bare-pingora' benches/load.sh 10 3   # only these rows (and nginx's)
 #
 # Per target: requests/s, CPU microseconds per request of the proxy (from /proc), latency p50
 # and p99 (wrk --latency), the upstream connections the proxy opened during the run (the back-end
@@ -43,7 +45,7 @@ trap cleanup EXIT INT TERM
 BACKEND=18181 NGINX=18182 VARCO=18183 ADMIN=18184 BASE=18185 BASE_ADMIN=18186
 NGINX_LOG=18187 BARE=18188 NOLOG=18189 NOLOG_ADMIN=18190
 SLOW=18191 NGINX_SLOW=18192 BARE_SLOW=18193 NGINX_TLS=18194 VARCO_TLS=18195 TLS_PLAIN=18196
-TLS_ADMIN=18197
+TLS_ADMIN=18197 PINGORA_PATH=18198 PINGORA_PATH_ADMIN=18199
 slow_ms=${SLOW_MS:-2}
 mkdir -p "$work/nginx-b" "$work/nginx-p" "$work/nginx-l"
 cat > "$work/nginx-b/nginx.conf" <<CONF
@@ -85,6 +87,10 @@ access_log = true
 [server.tls]
 listen = \"127.0.0.1:$VARCO_TLS\"
 default = { cert = \"$work/tls/cert.pem\", key = \"$work/tls/key.pem\" }"
+# The same varco with its fast path switched off: every request through pingora's proxy.
+write_bench_config "$work/pingora-path" "$PINGORA_PATH" "$PINGORA_PATH_ADMIN" "$BACKEND" "threads = $threads
+access_log = true
+fast_path = false"
 write_bench_config "$work/nolog" "$NOLOG" "$NOLOG_ADMIN" "$BACKEND" "threads = $threads
 access_log = false"
 if [ -n "${VARCO_BASE:-}" ]; then
@@ -103,6 +109,7 @@ target/release/bare-pingora "127.0.0.1:$BARE_SLOW" "127.0.0.1:$SLOW" "$threads" 
 target/release/varco run --config "$work/tls-varco/varco.toml" > "$work/tls-varco.log" 2>&1 & pids+=($!); varco_tls=$!
 target/release/varco run --config "$work/varco.toml" > "$work/varco.log" 2>&1 & pids+=($!); varco=$!
 target/release/varco run --config "$work/nolog/varco.toml" > "$work/nolog.log" 2>&1 & pids+=($!); nolog=$!
+target/release/varco run --config "$work/pingora-path/varco.toml" > "$work/pingora-path.log" 2>&1 & pids+=($!); pingora_path=$!
 if [ -n "${VARCO_BASE:-}" ]; then
   "$VARCO_BASE" run --config "$work/base/varco.toml" > "$work/base.log" 2>&1 & pids+=($!); base=$!
 fi
@@ -110,10 +117,11 @@ wait_up() { for _ in $(seq 100); do curl -sfk -o /dev/null -H "Host: bench.local
   echo "nothing answers on $1:" >&2; cat "$work"/*.log >&2; exit 1; }
 for port in $BACKEND $NGINX $NGINX_LOG $BARE $SLOW $NGINX_SLOW $BARE_SLOW; do wait_up "$port"; done
 wait_up $NGINX_TLS / https; wait_up $VARCO_TLS /pub/ https
-wait_up $VARCO /pub/; wait_up $NOLOG /pub/
+wait_up $VARCO /pub/; wait_up $NOLOG /pub/; wait_up $PINGORA_PATH /pub/
 login() { target/release/bench-login "${2:-http}://bench.localhost:$1" "127.0.0.1:$1" "${2:-http}://bench.localhost:$1/auth/"; }
 session=$(login $VARCO)
 nolog_session=$(login $NOLOG)
+pingora_session=$(login $PINGORA_PATH)
 tls_session=$(BENCH_CA="$work/tls/cert.pem" login $VARCO_TLS https)
 curl -sf -o /dev/null -H "Host: bench.localhost" -H "Cookie: $session" "http://127.0.0.1:$VARCO/auth/" || { echo "authenticated request failed" >&2; exit 1; }
 if [ -n "${VARCO_BASE:-}" ]; then wait_up $BASE /pub/; base_session=$(login $BASE); fi
@@ -127,6 +135,8 @@ accepts() { # the back-end's accepted connections so far
   else curl -s "http://127.0.0.1:$BACKEND/nginx_status" | awk 'NR == 3 {print $1}'; fi; }
 
 run() { # round name port pid-of-the-proxy-measured [path] [cookie] [scheme] [back-end: fast|slow]
+  # BENCH_ONLY (a regular expression of row names) runs only those rows, and nginx's two.
+  if [ -n "${BENCH_ONLY:-}" ] && ! [[ $2 =~ ^(nginx-log-off|nginx-log-on|$BENCH_ONLY)$ ]]; then return 0; fi
   local cookie=()
   if [ -n "${6:-}" ]; then cookie=(-H "Cookie: $6"); fi
   local url="${7:-http}://127.0.0.1:$3${5:-/}" be=${8:-fast}
@@ -164,6 +174,7 @@ for r in $(seq "$rounds"); do
   run "$r" varco-spid-l2 $VARCO "$varco" /auth/ "$session"
   run "$r" varco-public-nolog $NOLOG "$nolog" /pub/
   run "$r" varco-spid-l2-nolog $NOLOG "$nolog" /auth/ "$nolog_session"
+  run "$r" varco-l2-pingora-path $PINGORA_PATH "$pingora_path" /auth/ "$pingora_session"
   run "$r" nginx-tls-log-on $NGINX_TLS "$nginx_t" / "" https
   run "$r" varco-tls-spid-l2 $VARCO_TLS "$varco_tls" /auth/ "$tls_session" https
   run "$r" nginx-log-on-${slow_ms}ms $NGINX_SLOW "$nginx_s" / "" http slow

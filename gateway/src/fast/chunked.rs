@@ -9,7 +9,7 @@ const MAX_LINE: usize = 4096;
 
 /// The body is not valid chunked framing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Malformed;
+pub struct Malformed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -28,7 +28,7 @@ enum State {
 
 /// The decoder of one body.
 #[derive(Debug)]
-pub(crate) struct Dechunk {
+pub struct Dechunk {
     state: State,
     /// The framing line being read (size line or trailer section).
     line: Vec<u8>,
@@ -48,13 +48,13 @@ impl Default for Dechunk {
 
 impl Dechunk {
     /// Whether the whole body was read.
-    pub(crate) fn done(&self) -> bool {
+    pub fn done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Decodes what `input` holds and appends it, chunked again, to `out`. Returns how many
     /// bytes of `input` belong to the body: after the end, the rest is not this body's.
-    pub(crate) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, Malformed> {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, Malformed> {
         let mut at = 0;
         while at < input.len() {
             match self.state {
@@ -144,7 +144,7 @@ impl Dechunk {
 
 /// Appends `data` to `out` as one chunk (nothing for no data: an empty chunk would end the
 /// body).
-pub(crate) fn encode(data: &[u8], out: &mut Vec<u8>) {
+pub fn encode(data: &[u8], out: &mut Vec<u8>) {
     if data.is_empty() {
         return;
     }
@@ -154,7 +154,7 @@ pub(crate) fn encode(data: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The chunk that ends a body.
-pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use pingora::http::RequestHeader;
 
 /// The longest head the fast path waits for; a longer one goes to pingora, which has its own
 /// limit and error.
-pub(crate) const MAX_HEAD: usize = 16 * 1024;
+pub const MAX_HEAD: usize = 16 * 1024;
 
 /// The most headers the fast path parses; a head with more goes to pingora.
 const MAX_HEADERS: usize = 96;
@@ -19,7 +19,7 @@ const MAX_HEADERS: usize = 96;
     clippy::large_enum_variant,
     reason = "made and moved once per request; a box would be one more allocation per request"
 )]
-pub(crate) enum Head {
+pub enum Head {
     /// Not the whole head yet.
     Partial,
     /// A head pingora's proxy serves.
@@ -30,13 +30,13 @@ pub(crate) enum Head {
 
 /// A complete head the fast path may serve.
 #[derive(Debug)]
-pub(crate) struct FastHead {
+pub struct FastHead {
     /// The request, built as pingora builds it.
-    pub(crate) header: RequestHeader,
+    pub header: RequestHeader,
     /// The head's length in bytes: the next request starts there (no body).
-    pub(crate) len: usize,
+    pub len: usize,
     /// The client asked to close the connection after this request.
-    pub(crate) close: bool,
+    pub close: bool,
 }
 
 /// Headers whose presence sends the request to pingora: a body (`Content-Length`,
@@ -57,7 +57,7 @@ const SLOW_HEADERS: &[&str] = &[
 ];
 
 /// Reads `buf` (the bytes received, starting at a request).
-pub(crate) fn parse(buf: &[u8]) -> Head {
+pub fn parse(buf: &[u8]) -> Head {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {

@@ -14,8 +14,8 @@
 //! reuse it. HTTP/2 and other ALPN connections go to pingora whole. `[server] fast_path =
 //! false` sends every request to pingora.
 
-mod chunked;
-pub(crate) mod head;
+pub mod chunked;
+pub mod head;
 pub(crate) mod upstream;
 
 use std::net::IpAddr;

@@ -212,7 +212,8 @@ pub fn set_forwarded(
         if !value.is_empty() {
             value.push_str(", ");
         }
-        value.push_str(&ip.to_string());
+        // Written in place: no string of its own per request.
+        let _ = std::fmt::Write::write_fmt(&mut value, format_args!("{ip}"));
         up.insert_header(X_FORWARDED_FOR, value)?;
     }
     if !up.headers.contains_key(&X_FORWARDED_PROTO) {

@@ -4,7 +4,6 @@
 //! so that no attribute can add a header or break framing.
 
 use http::header::{HeaderName, HeaderValue};
-use pingora::http::RequestHeader;
 use policies::{Attribute, Comune, Service};
 
 /// `X-Varco-Level`.
@@ -67,21 +66,22 @@ impl IdentityHeaders {
         &self.released
     }
 
-    /// Sets the headers on the upstream request. Runs after every inbound copy was removed.
-    pub fn inject(
-        &self,
-        up: &mut RequestHeader,
-        principal: &idp_bridge::Principal,
-    ) -> pingora::Result<()> {
-        up.insert_header(X_VARCO_LEVEL, principal.level().as_str())?;
-        up.insert_header(X_VARCO_IDP, encode(principal.idp()))?;
-        up.insert_header(X_VARCO_COMUNE, self.comune.clone())?;
+    /// The headers for `principal`, in the order they are set on the upstream request (a later
+    /// one of the same name replaces an earlier one), after every inbound copy was removed.
+    pub fn values(&self, principal: &idp_bridge::Principal) -> Vec<(HeaderName, HeaderValue)> {
+        let mut out = Vec::with_capacity(4 + self.attributes.len());
+        out.push((
+            X_VARCO_LEVEL,
+            HeaderValue::from_static(principal.level().as_str()),
+        ));
+        out.push((X_VARCO_IDP, encode(principal.idp())));
+        out.push((X_VARCO_COMUNE, self.comune.clone()));
         for (name, attribute) in &self.attributes {
             if let Some(value) = principal.value_for_back_ends(*attribute) {
-                up.insert_header(name.clone(), encode(&value))?;
+                out.push((name.clone(), encode(&value)));
             }
         }
-        Ok(())
+        out
     }
 }
 

@@ -328,18 +328,19 @@ pub(crate) fn prepare_upstream(
         upstream.insert_header(HOST, h)?;
     }
     crate::cookies::strip_varco_cookies(upstream)?;
-    if let (Some(citizen), Some(service)) = (
+    if let (Some(citizen), Some(_)) = (
         allowed.citizen(),
         allowed.service().filter(|s| s.needs_login),
     ) {
         let principal = citizen.session.principal();
-        service.identity.inject(upstream, principal)?;
-        match jwt::cache::assertion(&shared.assertions, allowed, &citizen.key, principal) {
-            Some(t) => upstream.insert_header(identity::X_VARCO_ASSERTION, t)?,
+        let Some(identity) =
+            jwt::cache::identity(&shared.assertions, allowed, &citizen.key, principal)
+        else {
             // No unsigned identity: without its JWT the request does not go on.
-            None => {
-                return Error::e_explain(ErrorType::InternalError, "cannot sign the identity JWT")
-            }
+            return Error::e_explain(ErrorType::InternalError, "cannot sign the identity JWT");
+        };
+        for (name, value) in identity.iter() {
+            upstream.insert_header(name.clone(), value.clone())?;
         }
     }
     Ok(())

@@ -1,14 +1,22 @@
-//! The identity JWT of an allowed request: signed once per session, service and policy
-//! generation, and reused for half its lifetime.
+//! What an allowed, logged-in request carries to its back-end (the identity headers and the
+//! signed JWT): made once per session, service and policy generation, and reused for half the
+//! JWT's lifetime, so that a request copies values instead of encoding and signing them.
 
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
 use idp_bridge::SessionKey;
 
 use super::LIFETIME_SECS;
 use crate::request::ctx::Allowed;
+use crate::request::identity::X_VARCO_ASSERTION;
 
-/// Signed tokens reused for half their lifetime: (policy generation, service, session key) →
-/// token.
-pub(crate) type AssertionCache = moka::sync::Cache<(u64, usize, SessionKey), http::HeaderValue>;
+/// A request's identity headers, in the order they are set, `X-Varco-Assertion` last.
+pub(crate) type Identity = Arc<[(HeaderName, HeaderValue)]>;
+
+/// Identities reused for half their JWT's lifetime: (policy generation, service, session key) →
+/// headers.
+pub(crate) type AssertionCache = moka::sync::Cache<(u64, usize, SessionKey), Identity>;
 
 /// A cache of tokens that live half as long as a token does.
 pub(crate) fn assertion_cache() -> AssertionCache {
@@ -18,18 +26,19 @@ pub(crate) fn assertion_cache() -> AssertionCache {
         .build()
 }
 
-/// The `X-Varco-Assertion` of an allowed request: the cached token of this session for this
-/// service under this policy, or a new one. `None` when it cannot be signed.
-pub(crate) fn assertion(
+/// The identity headers of an allowed request: the cached ones of this session for this service
+/// under this policy, or new ones with a newly signed JWT. `None` when it cannot be signed (then
+/// the request does not go on: no identity without its JWT).
+pub(crate) fn identity(
     cache: &AssertionCache,
     allowed: &Allowed,
     key: &SessionKey,
     principal: &idp_bridge::Principal,
-) -> Option<http::HeaderValue> {
+) -> Option<Identity> {
     let rt = allowed.runtime();
     let cache_key = (rt.generation, allowed.index(), *key);
-    if let Some(token) = cache.get(&cache_key) {
-        return Some(token);
+    if let Some(identity) = cache.get(&cache_key) {
+        return Some(identity);
     }
     let service = allowed.service()?;
     let now = std::time::SystemTime::now()
@@ -43,7 +52,9 @@ pub(crate) fn assertion(
         service.identity.released(),
         now,
     )?;
-    let value = http::HeaderValue::from_str(&jwt).ok()?;
-    cache.insert(cache_key, value.clone());
-    Some(value)
+    let mut headers = service.identity.values(principal);
+    headers.push((X_VARCO_ASSERTION, HeaderValue::from_str(&jwt).ok()?));
+    let identity: Identity = headers.into();
+    cache.insert(cache_key, identity.clone());
+    Some(identity)
 }
