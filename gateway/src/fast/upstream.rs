@@ -43,7 +43,8 @@ static IDLE: Mutex<Vec<Idle>> = Mutex::new(Vec::new());
 
 fn idle() -> std::sync::MutexGuard<'static, Vec<Idle>> {
     // A panic while holding it cannot leave the list inconsistent (push and remove only).
-    IDLE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    IDLE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A live idle connection to `addr`, the most recently used first.
@@ -73,7 +74,10 @@ fn put(addr: SocketAddr, stream: TcpStream, max_idle: Duration) {
     let mut gone = Vec::new();
     {
         let mut idle = idle();
-        if idle.first().is_some_and(|c| now.duration_since(c.since) >= max_idle) {
+        if idle
+            .first()
+            .is_some_and(|c| now.duration_since(c.since) >= max_idle)
+        {
             let (stale, kept): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut *idle)
                 .into_iter()
                 .partition(|c| now.duration_since(c.since) >= max_idle);
