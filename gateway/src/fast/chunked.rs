@@ -60,14 +60,10 @@ impl Dechunk {
             match self.state {
                 State::Done => break,
                 State::Size => {
-                    let rest = &input[at..];
-                    let Some(lf) = rest.iter().position(|b| *b == b'\n') else {
-                        self.take_line(rest)?;
-                        at = input.len();
+                    at += self.take_line(&input[at..])?;
+                    if !self.line.ends_with(b"\n") {
                         continue;
-                    };
-                    self.take_line(&rest[..=lf])?;
-                    at += lf + 1;
+                    }
                     let Ok(httparse::Status::Complete((_, size))) =
                         httparse::parse_chunk_size(&self.line)
                     else {
@@ -106,14 +102,10 @@ impl Dechunk {
                     self.state = State::Size;
                 }
                 State::Trailers => {
-                    let rest = &input[at..];
-                    let Some(lf) = rest.iter().position(|b| *b == b'\n') else {
-                        self.take_line(rest)?;
-                        at = input.len();
+                    at += self.take_line(&input[at..])?;
+                    if !self.line.ends_with(b"\n") {
                         continue;
-                    };
-                    self.take_line(&rest[..=lf])?;
-                    at += lf + 1;
+                    }
                     if !self.line.ends_with(b"\r\n") {
                         return Err(Malformed);
                     }
@@ -133,12 +125,18 @@ impl Dechunk {
         Ok(at)
     }
 
-    fn take_line(&mut self, part: &[u8]) -> Result<(), Malformed> {
+    /// Adds `input` to the framing line, up to and with its LF when it has one; returns how
+    /// many bytes it took. The line is complete when it ends with LF.
+    fn take_line(&mut self, input: &[u8]) -> Result<usize, Malformed> {
+        let part = match input.iter().position(|b| *b == b'\n') {
+            Some(lf) => &input[..=lf],
+            None => input,
+        };
         if self.line.len() + part.len() > MAX_LINE {
             return Err(Malformed);
         }
         self.line.extend_from_slice(part);
-        Ok(())
+        Ok(part.len())
     }
 }
 

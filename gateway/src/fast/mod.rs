@@ -70,10 +70,11 @@ impl std::fmt::Debug for FastApp {
     }
 }
 
-/// What a connection is, for every request on it.
+/// What a connection is, for every request on it, and the buffers its exchanges reuse.
 struct Connection {
     client_ip: Option<IpAddr>,
     hsts: Option<http::HeaderValue>,
+    scratch: upstream::Scratch,
 }
 
 /// How one request ended on the fast path.
@@ -109,7 +110,7 @@ impl ServerApp for FastApp {
 impl FastApp {
     /// One HTTP/1 connection, request after request, on whichever path each takes.
     async fn connection(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) {
-        let conn = Connection {
+        let mut conn = Connection {
             client_ip: stream
                 .get_socket_digest()
                 .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip())),
@@ -118,6 +119,7 @@ impl FastApp {
                 .hsts
                 .clone()
                 .filter(|_| stream.get_ssl_digest().is_some()),
+            scratch: upstream::Scratch::default(),
         };
         let mut buf = BytesMut::with_capacity(READ_BUFFER);
         let mut served = 0u64;
@@ -152,7 +154,7 @@ impl FastApp {
             };
             if let Some(h) = fast {
                 let len = h.len;
-                match self.serve(&mut stream, h, &conn, &watch).await {
+                match self.serve(&mut stream, h, &mut conn, &watch).await {
                     Served::KeepAlive => {
                         buf.advance(len);
                         served += 1;
@@ -197,10 +199,10 @@ impl FastApp {
         &self,
         stream: &mut Stream,
         head: FastHead,
-        conn: &Connection,
+        conn: &mut Connection,
         shutdown: &ShutdownWatch,
     ) -> Served {
-        let mut ctx = request::new_ctx(&self.shared);
+        let started = std::time::Instant::now();
         let rt = self.shared.current();
         let server = &rt.snapshot.config.server;
         if !server.fast_path {
@@ -229,7 +231,9 @@ impl FastApp {
         let Admission::Allowed(allowed) = admission else {
             return Served::Slow;
         };
-        // From here on the request is the fast path's.
+        // From here on the request is the fast path's (its context and span are made only now).
+        let mut ctx = request::new_ctx(&self.shared);
+        ctx.started = started;
         self.shared.metrics.fast_path();
         if removed + mapped > 0 {
             self.shared.metrics.stripped(removed + mapped);
@@ -240,7 +244,15 @@ impl FastApp {
         let keepalive = !close && !self.shared.is_draining() && !*shutdown.borrow();
         let method = header.method.clone();
         let outcome = self
-            .proxy(stream, &mut header, host.as_ref(), to, &mut ctx, keepalive)
+            .proxy(
+                stream,
+                &mut conn.scratch,
+                &mut header,
+                host.as_ref(),
+                to,
+                &mut ctx,
+                keepalive,
+            )
             .await;
         let sent = match outcome {
             Ok(sent) => sent,
@@ -273,9 +285,14 @@ impl FastApp {
     }
 
     /// Sends an allowed request to its back-end and streams the answer back; the status sent.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one request, each borrowed on its own terms"
+    )]
     async fn proxy(
         &self,
         stream: &mut Stream,
+        scratch: &mut upstream::Scratch,
         header: &mut pingora::http::RequestHeader,
         host: Option<&http::HeaderValue>,
         to: Upstream,
@@ -303,9 +320,15 @@ impl FastApp {
         };
         let head_request = header.method == http::Method::HEAD;
         let shared = &self.shared;
-        let sent = upstream::exchange(stream, &wire, to, head_request, keepalive, |resp| {
-            request::filter_response(shared, ctx, resp)
-        })
+        let sent = upstream::exchange(
+            stream,
+            scratch,
+            &wire,
+            to,
+            head_request,
+            keepalive,
+            |resp| request::filter_response(shared, ctx, resp),
+        )
         .await?;
         ctx.status = sent.status;
         Ok(sent)

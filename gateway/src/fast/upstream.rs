@@ -103,6 +103,15 @@ fn alive(stream: &TcpStream) -> bool {
     matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
+/// The buffers of one client connection's exchanges, kept from request to request.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// What the back-end sent.
+    up: BytesMut,
+    /// What goes to the client next.
+    out: Vec<u8>,
+}
+
 /// Where a back-end is and how long to wait for it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Upstream {
@@ -180,17 +189,20 @@ pub(crate) struct Sent {
 /// `keepalive` says what the client connection does next, for the `Connection` header.
 pub(crate) async fn exchange(
     down: &mut Stream,
+    scratch: &mut Scratch,
     wire: &[u8],
     to: Upstream,
     head_request: bool,
     keepalive: bool,
     mut filter: impl FnMut(&mut ResponseHeader) -> pingora::Result<()>,
 ) -> Result<Sent, Failure> {
-    let (mut up, mut buf) = send(wire, to).await?;
-    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let Scratch { up: buf, out } = scratch;
+    buf.clear();
+    out.clear();
+    let mut up = send(wire, to, buf).await?;
     // The head, after any interim (1xx) responses, which go to the client as they come.
     let (status, body, reusable, close) = loop {
-        let (len, resp) = read_head(&mut up, &mut buf, to).await?;
+        let (len, resp) = read_head(&mut up, buf, to).await?;
         buf.advance(len);
         let status = resp.status.as_u16();
         if status == 101 {
@@ -203,8 +215,8 @@ pub(crate) async fn exchange(
         if resp.status.is_informational() {
             filter(&mut resp).map_err(Failure::BeforeResponse)?;
             out.clear();
-            serialize(&resp, &mut out);
-            write_out(down, &out)
+            serialize(&resp, out);
+            write_out(down, out)
                 .await
                 .map_err(|_| Failure::Client(0))?;
             continue;
@@ -229,14 +241,14 @@ pub(crate) async fn exchange(
         resp.insert_header(CONNECTION, if keepalive { "keep-alive" } else { "close" })
             .map_err(Failure::BeforeResponse)?;
         out.clear();
-        serialize(&resp, &mut out);
+        serialize(&resp, out);
         break (status, body, reusable, !keepalive);
     };
     let during = |error| Failure::DuringResponse { status, error };
     let client_gone = |_| Failure::Client(status);
     match body {
         Body::None => {
-            write_out(down, &out).await.map_err(client_gone)?;
+            write_out(down, out).await.map_err(client_gone)?;
             if buf.is_empty() && reusable {
                 put(to.addr, up, to.idle_timeout);
             }
@@ -248,13 +260,11 @@ pub(crate) async fn exchange(
             left -= n as u64;
             // Bytes past the body: the back-end spoke out of turn, the connection is not reused.
             let overread = !buf.is_empty();
-            write_out(down, &out).await.map_err(client_gone)?;
+            write_out(down, out).await.map_err(client_gone)?;
             while left > 0 {
                 buf.clear();
                 let want = usize::try_from(left).unwrap_or(usize::MAX).min(READ_SIZE);
-                let n = read_some(&mut up, &mut buf, want, to)
-                    .await
-                    .map_err(during)?;
+                let n = read_some(&mut up, buf, want, to).await.map_err(during)?;
                 if n == 0 {
                     return Err(during(upstream(
                         ErrorType::ConnectionClosed,
@@ -262,7 +272,7 @@ pub(crate) async fn exchange(
                     )));
                 }
                 left -= n as u64;
-                write_out(down, &buf).await.map_err(client_gone)?;
+                write_out(down, buf).await.map_err(client_gone)?;
             }
             // Reads never ask for more than is left of the body.
             if reusable && !overread {
@@ -272,19 +282,19 @@ pub(crate) async fn exchange(
         Body::Chunked => {
             let mut dechunk = Dechunk::default();
             loop {
-                let Ok(used) = dechunk.feed(&buf, &mut out) else {
+                let Ok(used) = dechunk.feed(buf, out) else {
                     // What was good goes out (the head, as pingora sends it), then the end.
-                    let _ = write_out(down, &out).await;
+                    let _ = write_out(down, out).await;
                     return Err(during(upstream(ErrorType::InvalidHTTPHeader, "bad chunk")));
                 };
                 buf.advance(used);
-                write_out(down, &out).await.map_err(client_gone)?;
+                write_out(down, out).await.map_err(client_gone)?;
                 out.clear();
                 if dechunk.done() {
                     break;
                 }
                 buf.clear();
-                if read_some(&mut up, &mut buf, READ_SIZE, to)
+                if read_some(&mut up, buf, READ_SIZE, to)
                     .await
                     .map_err(during)?
                     == 0
@@ -300,36 +310,36 @@ pub(crate) async fn exchange(
             }
         }
         Body::CodedUntilClose => {
-            out.extend_from_slice(&buf);
-            write_out(down, &out).await.map_err(client_gone)?;
+            out.extend_from_slice(buf);
+            write_out(down, out).await.map_err(client_gone)?;
             loop {
                 buf.clear();
-                if read_some(&mut up, &mut buf, READ_SIZE, to)
+                if read_some(&mut up, buf, READ_SIZE, to)
                     .await
                     .map_err(during)?
                     == 0
                 {
                     break;
                 }
-                write_out(down, &buf).await.map_err(client_gone)?;
+                write_out(down, buf).await.map_err(client_gone)?;
             }
         }
         Body::UntilClose => {
-            chunked::encode(&buf, &mut out);
-            write_out(down, &out).await.map_err(client_gone)?;
+            chunked::encode(buf, out);
+            write_out(down, out).await.map_err(client_gone)?;
             loop {
                 buf.clear();
-                let n = read_some(&mut up, &mut buf, READ_SIZE, to)
+                let n = read_some(&mut up, buf, READ_SIZE, to)
                     .await
                     .map_err(during)?;
                 out.clear();
                 if n == 0 {
                     out.extend_from_slice(chunked::LAST_CHUNK);
-                    write_out(down, &out).await.map_err(client_gone)?;
+                    write_out(down, out).await.map_err(client_gone)?;
                     break;
                 }
-                chunked::encode(&buf, &mut out);
-                write_out(down, &out).await.map_err(client_gone)?;
+                chunked::encode(buf, out);
+                write_out(down, out).await.map_err(client_gone)?;
             }
         }
     }
@@ -338,7 +348,7 @@ pub(crate) async fn exchange(
 
 /// Writes the request on a pooled connection, or a new one; a pooled connection that turns out
 /// closed (before any byte of a response) is replaced, as pingora retries a reused one.
-async fn send(wire: &[u8], to: Upstream) -> Result<(TcpStream, BytesMut), Failure> {
+async fn send(wire: &[u8], to: Upstream, buf: &mut BytesMut) -> Result<TcpStream, Failure> {
     loop {
         let (mut up, reused) = match take(to.addr, to.idle_timeout) {
             Some(s) => (s, true),
@@ -360,8 +370,7 @@ async fn send(wire: &[u8], to: Upstream) -> Result<(TcpStream, BytesMut), Failur
                 )))
             }
         }
-        let mut buf = BytesMut::with_capacity(READ_SIZE);
-        match read_some(&mut up, &mut buf, READ_SIZE, to).await {
+        match read_some(&mut up, buf, READ_SIZE, to).await {
             Ok(0) | Err(_) if reused && buf.is_empty() => continue,
             Ok(0) => {
                 return Err(Failure::BeforeResponse(upstream(
@@ -369,7 +378,7 @@ async fn send(wire: &[u8], to: Upstream) -> Result<(TcpStream, BytesMut), Failur
                     "the back-end closed without an answer",
                 )))
             }
-            Ok(_) => return Ok((up, buf)),
+            Ok(_) => return Ok(up),
             Err(e) => return Err(Failure::BeforeResponse(e)),
         }
     }

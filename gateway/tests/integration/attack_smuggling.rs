@@ -4,8 +4,6 @@
 //! would parse them (one public and one SPID level 2 service share it, as a comune's portal and
 //! its TARI application often share one server).
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,46 +12,14 @@ use crate::harness::*;
 /// A back-end that answers every request with a small 200 and records each request line and
 /// head it saw, reading bodies by `Content-Length` only (as a naive server does).
 fn recording_back_end() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let log = log.clone();
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    // Every complete head in the buffer is a request.
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                        let len = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if buf.len() < end + 4 + len {
-                            break;
-                        }
-                        buf.drain(..end + 4 + len);
-                        log.lock().expect("log").push(head);
-                        let _ = s.write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok",
-                        );
-                    }
-                    match s.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            });
-        }
+    let addr = raw_back_end(move |head| {
+        log.lock().expect("log").push(head.to_string());
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok".to_vec(),
+            false,
+        )
     });
     (addr, seen)
 }
@@ -65,19 +31,8 @@ fn gateway() -> (Gateway, Arc<Mutex<Vec<String>>>) {
 
 /// Sends `request` on one connection and reads everything until the server closes or 2 s pass.
 fn exchange(port: u16, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
-    let _ = s.write_all(request);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let (bytes, _) = read_until_closed(port, request, Duration::from_secs(2));
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// No request for the protected path reached the back-end, and nothing varco owns either.

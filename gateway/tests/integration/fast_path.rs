@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 use policies::Level;
 
@@ -17,36 +17,9 @@ use crate::citizen::*;
 use crate::harness::*;
 
 /// A back-end that answers each request with the raw bytes its path names (then closes when
-/// the script says so), reading heads only.
+/// the script says so).
 fn scripted_back_end() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                        buf.drain(..end + 4);
-                        let path = head.split(' ').nth(1).unwrap_or("").to_string();
-                        let (answer, close) = script(&path, &head);
-                        if s.write_all(&answer).is_err() || close {
-                            return;
-                        }
-                    }
-                    match s.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            });
-        }
-    });
-    addr
+    raw_back_end(|head| script(head.split(' ').nth(1).unwrap_or(""), head))
 }
 
 /// The scripted answers: (bytes, close after).
@@ -121,28 +94,7 @@ struct Conversation {
 
 /// Sends `request` on a new connection and reads until the server closes or 1.5 s of silence.
 fn converse(port: u16, request: &[u8], head_request: bool) -> Conversation {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(1500)))
-        .expect("timeout");
-    let _ = s.write_all(request);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut closed = false;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => {
-                closed = true;
-                break;
-            }
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                closed = true;
-                break;
-            }
-            Err(_) => break,
-        }
-    }
+    let (out, closed) = read_until_closed(port, request, Duration::from_millis(1500));
     // The pages link to the portal, whose port differs between two gateways.
     let out = String::from_utf8_lossy(&out).replace(&format!(":{port}/"), ":PORT/");
     let (responses, rest) = parse_responses(out.as_bytes(), head_request, closed);

@@ -526,3 +526,74 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// A raw HTTP/1 back-end on threads of its own: each request head it reads (its body skipped by
+/// `Content-Length` only, as a naive server reads it) goes to `answer`, which gives the bytes to
+/// send back and whether to close the connection after them.
+pub(crate) fn raw_back_end(
+    answer: impl Fn(&str) -> (Vec<u8>, bool) + Send + Sync + 'static,
+) -> SocketAddr {
+    use std::io::{Read, Write};
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // Every complete request in the buffer gets its answer.
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + len {
+                            break;
+                        }
+                        buf.drain(..end + 4 + len);
+                        let (bytes, close) = answer(&head);
+                        if s.write_all(&bytes).is_err() || close {
+                            return;
+                        }
+                    }
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `request` on a new connection and reads until the server closes (or resets), `silence`
+/// passes without a byte, or 10 s pass; returns the bytes and whether the server closed.
+pub(crate) fn read_until_closed(port: u16, request: &[u8], silence: Duration) -> (Vec<u8>, bool) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(silence)).expect("timeout");
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (out, true),
+            Err(_) => break,
+        }
+    }
+    (out, false)
+}
