@@ -216,9 +216,7 @@ pub(crate) async fn exchange(
             filter(&mut resp).map_err(Failure::BeforeResponse)?;
             out.clear();
             serialize(&resp, out);
-            write_out(down, out)
-                .await
-                .map_err(|_| Failure::Client(0))?;
+            write_out(down, out).await.map_err(|_| Failure::Client(0))?;
             continue;
         }
         let body = framing(&resp, head_request).map_err(Failure::BeforeResponse)?;
